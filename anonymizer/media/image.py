@@ -1,0 +1,87 @@
+"""Photos: decode with a pixel limit, apply EXIF orientation to the pixels, write with no metadata.
+
+Pillow is told the profile's pixel limit before it decodes anything, so a decompression bomb (a
+tiny file declaring a huge canvas) is refused from its header.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from anonymizer.config import LimitsSpec, OutputSpec
+from anonymizer.errors import LimitExceededError, MediaError, UnsupportedMediaError
+
+FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+ACCEPTED_PIL_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"}
+
+
+@dataclass
+class Photo:
+    rgb: np.ndarray  # uint8 (H, W, 3), orientation already applied
+    alpha: np.ndarray | None  # uint8 (H, W) or None
+    format: str
+    icc_profile: bytes | None
+
+
+def read_photo(path: Path, limits: LimitsSpec) -> Photo:
+    """Decode a photo. Raise LimitExceededError before decoding an oversized canvas."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = limits.max_pixels
+            with Image.open(path) as im:
+                if im.format not in ACCEPTED_PIL_FORMATS:
+                    raise UnsupportedMediaError(f"unsupported image format {im.format}")
+                if im.width * im.height > limits.max_pixels:
+                    raise LimitExceededError(
+                        f"{im.width}x{im.height} image exceeds limits.max_pixels={limits.max_pixels}"
+                    )
+                if getattr(im, "n_frames", 1) > 1 and im.format not in ("MPO",):
+                    raise UnsupportedMediaError("multi-page images are not supported")
+                fmt = "JPEG" if im.format == "MPO" else im.format
+                im.load()
+                icc = im.info.get("icc_profile")
+                im = ImageOps.exif_transpose(im)
+                alpha = None
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    alpha = np.asarray(im)[:, :, 3].copy()
+                rgb = np.array(im.convert("RGB"))  # a writable copy: masks are applied in place
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LimitExceededError(f"image exceeds limits.max_pixels={limits.max_pixels}") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaError("not a readable image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, MediaError):
+            raise
+        raise MediaError(f"corrupt or truncated image: {type(exc).__name__}") from exc
+    return Photo(rgb, alpha, fmt, icc)
+
+
+def write_photo(photo: Photo, rgb: np.ndarray, dst: Path, output: OutputSpec) -> None:
+    """Write ``rgb`` in the photo's own format with no EXIF/GPS/XMP/IPTC/comments.
+
+    Only the colour profile survives (it describes the pixels, not the person); orientation was
+    applied to the pixels, so no orientation tag is needed (``keep_orientation_tag`` writes 1).
+    """
+    im = Image.fromarray(rgb, "RGB")
+    if photo.alpha is not None and photo.format in ("PNG", "WEBP", "TIFF"):
+        im.putalpha(Image.fromarray(photo.alpha, "L"))
+    kwargs: dict = {}
+    if photo.icc_profile and photo.format in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kwargs["icc_profile"] = photo.icc_profile
+    if photo.format == "JPEG":
+        kwargs.update(quality=output.image_quality, subsampling=0 if output.image_quality >= 90 else 2)
+    elif photo.format == "WEBP":
+        kwargs.update(quality=output.image_quality)
+    if output.keep_orientation_tag and photo.format in ("JPEG", "WEBP", "TIFF"):
+        exif = Image.Exif()
+        exif[0x0112] = 1
+        kwargs["exif"] = exif.tobytes()
+    with open(dst, "wb") as fh:
+        im.save(fh, format=photo.format, **kwargs)

@@ -1,0 +1,163 @@
+"""`anonymizer process` end to end on real media: fidelity, metadata hygiene, failures, coverage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from anonymizer.cli import main
+from media_factory import FACES_PHOTO, PLATE_PHOTO, make_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def video_facts(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(v)]
+    with av.open(str(path)) as c:
+        first = next(c.decode(video=0))
+    with av.open(str(path)) as c:
+        audio = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
+        meta = dict(c.metadata)
+        a_codec = c.streams.audio[0].codec_context.name if c.streams.audio else None
+    return {"pts": pts, "rate": v.average_rate, "size": (v.width, v.height), "audio": audio,
+            "audio_codec": a_codec, "meta": meta, "rotation": first.rotation}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anonymizer", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_video_keeps_frames_timing_size_and_audio_bytes(tmp_path, fast_profile_path):
+    tags = {"location": "+48.8566+002.3522/", "make": "Acme", "creation_time": "2024-05-01T10:00:00Z"}
+    src = make_video(tmp_path / "clip.mp4", frames=30, metadata=tags)
+    out = tmp_path / "out"
+    assert main(["process", str(src), "--out", str(out), "--profile", str(fast_profile_path)]) == 0
+    before, after = video_facts(src), video_facts(out / "clip.mp4")
+    assert after["pts"] == before["pts"]
+    assert after["rate"] == before["rate"] and after["size"] == before["size"]
+    assert after["audio_codec"] == before["audio_codec"] == "aac"
+    assert after["audio"] == before["audio"]  # copied untouched, packet for packet
+    assert "location" not in after["meta"] and "make" not in after["meta"]
+    assert after["meta"].get("creation_time", "").startswith("2024-05-01")
+
+
+def test_variable_frame_rate_and_rotation_survive(tmp_path, fast_profile_path):
+    pts = [0, 80, 170, 250, 400, 430, 520, 700, 760, 900, 1000, 1090]
+    src = make_video(tmp_path / "vfr.mkv", frames=len(pts), vfr_pts=pts, audio=False)
+    rot = make_video(tmp_path / "rot.mp4", frames=6, rotation=90, audio=False)
+    out = tmp_path / "out"
+    assert main(["process", str(src), str(rot), "--out", str(out), "--profile", str(fast_profile_path)]) == 0
+    assert video_facts(out / "vfr.mkv")["pts"] == video_facts(src)["pts"]
+    assert video_facts(out / "rot.mp4")["rotation"] == video_facts(rot)["rotation"] == 90
+
+
+def test_audio_can_be_dropped_by_profile(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("detect: {device: cpu, faces: {scales: [1.0]}, plates: {enabled: false}}\noutput: {audio: drop}\n")
+    src = make_video(tmp_path / "a.mp4", frames=6)
+    assert main(["process", str(src), "--out", str(tmp_path / "o"), "--profile", str(profile)]) == 0
+    assert video_facts(tmp_path / "o" / "a.mp4")["audio"] == []
+
+
+def test_faces_in_video_are_masked_in_every_frame(tmp_path, fast_engine):
+    src = make_video(tmp_path / "faces.mp4", frames=12, size=(400, 300), audio=False)
+    result = fast_engine.process(src, tmp_path / "faces-out.mp4")
+    assert result.counts["face"].masked_frames == 12
+    assert result.counts["face"].tracks >= 5
+    with av.open(str(src)) as a, av.open(str(tmp_path / "faces-out.mp4")) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
+            diff = np.abs(fa.to_ndarray(format="rgb24").astype(int) - fb.to_ndarray(format="rgb24").astype(int))
+            assert (diff.max(axis=2) > 30).mean() > 0.05  # a real share of each frame was masked
+
+
+def test_photo_loses_gps_and_exif_and_orientation_goes_to_pixels(tmp_path, fast_profile_path):
+    im = Image.open(FACES_PHOTO)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    exif[0x010F] = "CameraMaker"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS IFD
+    src = tmp_path / "gps.jpg"
+    im.save(src, exif=exif.tobytes(), comment=b"private note")
+    assert Image.open(src).getexif().get_ifd(0x8825)  # the fixture really carries GPS
+    assert main(["process", str(src), "--out", str(tmp_path / "o"), "--profile", str(fast_profile_path)]) == 0
+    out = Image.open(tmp_path / "o" / "gps.jpg")
+    assert out.format == "JPEG"
+    assert len(out.getexif()) == 0 and "exif" not in out.info and "comment" not in out.info
+    assert out.size == (im.height, im.width)  # orientation applied to the pixels
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_photos_keep_their_format(tmp_path, fast_profile_path, suffix):
+    src = tmp_path / f"p{suffix}"
+    Image.open(FACES_PHOTO).save(src)
+    assert main(["process", str(src), "--out", str(tmp_path / "o"), "--profile", str(fast_profile_path)]) == 0
+    assert Image.open(tmp_path / "o" / src.name).format == {".png": "PNG", ".webp": "WEBP"}[suffix]
+
+
+def test_folders_are_mirrored_and_non_media_refused_with_reason(tmp_path, fast_profile_path):
+    tree = tmp_path / "in"
+    (tree / "cam1" / "day2").mkdir(parents=True)
+    Image.open(FACES_PHOTO).save(tree / "cam1" / "day2" / "a.jpg")
+    (tree / "notes.txt").write_text("not media")
+    out = tmp_path / "out"
+    proc = run_cli("process", str(tree), "--out", str(out), "--profile", str(fast_profile_path))
+    assert proc.returncode == 1
+    assert (out / "cam1" / "day2" / "a.jpg").is_file()
+    assert not (out / "notes.txt").exists()
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "notes.txt" in failed[0] and "not a photo or video" in failed[0]
+
+
+def test_corrupt_and_truncated_videos_fail_without_output(tmp_path, fast_profile_path):
+    good = make_video(tmp_path / "good.mkv", frames=40)
+    data = good.read_bytes()
+    (tmp_path / "half.mkv").write_bytes(data[: len(data) // 2])  # decodes about half, no error
+    mp4 = make_video(tmp_path / "good.mp4", frames=20).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(mp4[: len(mp4) * 2 // 3])
+    out = tmp_path / "out"
+    for name in ("half.mkv", "cut.mp4"):
+        proc = run_cli("process", str(tmp_path / name), "--out", str(out), "--json", "--profile", str(fast_profile_path))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        line = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert line["ok"] is False and line["reason"]
+    assert list(out.iterdir()) == []  # no partial output, no temporary file
+
+
+def test_exit_zero_only_when_every_input_succeeds_and_existing_outputs_are_kept(tmp_path, fast_profile_path):
+    src = tmp_path / "a.jpg"
+    Image.open(FACES_PHOTO).save(src)
+    out = tmp_path / "out"
+    assert main(["process", str(src), "--out", str(out), "--profile", str(fast_profile_path)]) == 0
+    first = (out / "a.jpg").read_bytes()
+    assert main(["process", str(src), "--out", str(out), "--profile", str(fast_profile_path)]) == 1
+    assert (out / "a.jpg").read_bytes() == first
+
+
+def test_invalid_profile_is_reported_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mask: {method: smudge}\n")
+    proc = run_cli("process", str(FACES_PHOTO), "--out", str(tmp_path / "o"), "--profile", str(bad))
+    assert proc.returncode == 2 and "mask.method" in proc.stderr and "blur, pixelate, fill" in proc.stderr
+
+
+def test_plate_photo_is_masked_where_the_plate_is(tmp_path, fast_engine):
+    from anonymizer.media.image import read_photo
+
+    photo = read_photo(PLATE_PHOTO, fast_engine.profile.limits)
+    masked, regions = fast_engine.anonymize_image(photo.rgb)
+    plates = regions[regions.class_id == 1]
+    assert len(plates) >= 1
+    # The masked plate region keeps almost none of its gradient energy.
+    x1, y1, x2, y2 = plates.xyxy[np.argmax(plates.area)].astype(int)
+    g0 = np.abs(np.diff(photo.rgb[y1:y2, x1:x2].astype(float).mean(2), axis=1)).mean()
+    g1 = np.abs(np.diff(masked[y1:y2, x1:x2].astype(float).mean(2), axis=1)).mean()
+    assert g1 < 0.2 * g0

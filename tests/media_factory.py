@@ -1,0 +1,81 @@
+"""Real media made on the fly with PyAV for tests: videos panning over a real photo, with audio."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+FACES_PHOTO = SAMPLES / "faces-maksssksksss110.jpg"
+PLATE_PHOTO = SAMPLES / "plate-316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.array(Image.open(path).convert("RGB"))
+
+
+def make_video(
+    path: Path,
+    *,
+    source: Path | np.ndarray = FACES_PHOTO,
+    frames: int = 24,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 12,
+    audio: bool = True,
+    codec: str = "libx264",
+    vfr_pts: list[int] | None = None,
+    rotation: int = 0,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a clip that pans slowly across ``source`` (so faces move), with a sine-wave track.
+
+    ``vfr_pts`` gives explicit pts (time base 1/1000) for a variable-frame-rate clip.
+    """
+    image = load_rgb(source) if isinstance(source, Path) else source
+    w, h = size
+    scale = max(w / image.shape[1], h / image.shape[0]) * 1.2
+    big = np.array(Image.fromarray(image).resize((int(image.shape[1] * scale) + 1, int(image.shape[0] * scale) + 1)))
+    max_dx, max_dy = big.shape[1] - w, big.shape[0] - h
+    with av.open(str(path), "w") as container:
+        if metadata:
+            container.metadata.update(metadata)
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if vfr_pts is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        a_stream = None
+        if audio:
+            a_stream = container.add_stream("aac", rate=44100)
+            a_stream.layout = "mono"
+        for i in range(frames):
+            t = i / max(1, frames - 1)
+            x, y = int(max_dx * t), int(max_dy * t / 2)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[y : y + h, x : x + w]), format="rgb24")
+            if vfr_pts is not None:
+                frame.pts, frame.time_base = vfr_pts[i], Fraction(1, 1000)
+            else:
+                frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+        if a_stream is not None:
+            duration = frames / fps if vfr_pts is None else (vfr_pts[-1] + 100) / 1000
+            samples = int(44100 * duration)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = tone[start : start + 1024][None, :]
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate = 44100
+                frame.pts = start
+                for packet in a_stream.encode(frame):
+                    container.mux(packet)
+            for packet in a_stream.encode(None):
+                container.mux(packet)
+    return path

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from anonymizer.config import Profile, load_profile, parse_duration, profile_from_dict
+from anonymizer.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "profiles").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_profile_is_valid(path):
+    profile = load_profile(path)
+    assert profile.classes()
+
+
+def test_default_profile_file_matches_documented_keys():
+    # The shipped default must state every key, so that it documents the whole schema.
+    import yaml
+
+    data = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    for section in ("detect", "track", "mask", "output", "limits", "retention", "privacy"):
+        assert section in data
+
+
+def test_error_names_file_key_and_allowed_values(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mask:\n  method: blurr\n")
+    with pytest.raises(ConfigError) as info:
+        load_profile(bad)
+    message = str(info.value)
+    assert str(bad) in message and "mask.method" in message and "blur, pixelate, fill" in message
+
+
+def test_all_errors_are_reported_together():
+    with pytest.raises(ConfigError) as info:
+        profile_from_dict({"mask": {"shape": "star"}, "output": {"crf": 99}, "detect": {"faces": {"colour": 1}}}, "p.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert any("detect.faces.colour" in line and "unknown key" in line for line in lines)
+
+
+def test_booleans_are_not_accepted_as_numbers():
+    with pytest.raises(ConfigError, match="output.crf"):
+        profile_from_dict({"output": {"crf": True}})
+
+
+def test_profile_is_frozen_and_hash_depends_on_settings_only():
+    a = profile_from_dict({"mask": {"method": "pixelate"}}, "a.yaml")
+    b = profile_from_dict({"mask": {"method": "pixelate"}}, "b.yaml")
+    c = profile_from_dict({"mask": {"method": "fill"}}, "c.yaml")
+    assert a.sha256 == b.sha256 != c.sha256
+    with pytest.raises(AttributeError):
+        a.name = "x"  # type: ignore[misc]
+
+
+def test_retention_move_requires_destination_and_durations_parse():
+    with pytest.raises(ConfigError, match="retention.move_to"):
+        profile_from_dict({"retention": {"source": "move"}})
+    profile = profile_from_dict({"retention": {"source": "delete", "after": "24h"}})
+    assert profile.retention.after_s == 86400
+    assert parse_duration("30d") == 30 * 86400 and parse_duration("0s") == 0
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_custom_model_path_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        profile_from_dict({"detect": {"faces": {"model": "missing.pt"}}}, "p.yaml", tmp_path)
+    weights = tmp_path / "face.pt"
+    weights.write_bytes(b"x")
+    profile = profile_from_dict({"detect": {"faces": {"model": "face.pt"}}}, "p.yaml", tmp_path)
+    assert profile.detect.faces.model == str(weights)
+
+
+def test_at_least_one_class_enabled():
+    with pytest.raises(ConfigError, match="at least one"):
+        profile_from_dict({"detect": {"faces": {"enabled": False}, "plates": {"enabled": False}}})
+
+
+def test_defaults_favour_recall():
+    p = Profile()
+    assert p.detect.faces.enabled and p.detect.plates.enabled
+    assert p.track.lead_frames > 0 and p.track.trail_frames > 0

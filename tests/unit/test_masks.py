@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from anonymizer.config import ClassSpec, MaskSpec
+from anonymizer.detections import FACE, PLATE, Detections
+from anonymizer.mask.maskers import Masker
+from anonymizer.mask.regions import pad_and_clip
+
+
+def textured(h=200, w=200, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def high_freq_energy(img):
+    g = img.astype(np.float32).mean(axis=2)
+    return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+
+
+@pytest.mark.parametrize("method", ["blur", "fill"])
+@pytest.mark.parametrize("size", [16, 64, 180])
+def test_blur_and_fill_destroy_detail_at_every_size(method, size):
+    img = textured()
+    region = Detections([[10, 10, 10 + size, 10 + size]], [1], [PLATE])
+    out = Masker(MaskSpec(method=method, shape="box")).apply(img.copy(), region)
+    before = high_freq_energy(img[10 : 10 + size, 10 : 10 + size])
+    after = high_freq_energy(out[10 : 10 + size, 10 : 10 + size])
+    # fine detail gone (a noise texture keeps under 15% of its gradient energy)
+    assert after < 0.15 * before
+
+
+@pytest.mark.parametrize("size", [16, 64, 180])
+def test_pixelate_leaves_only_a_few_cells_at_every_size(size):
+    img = textured()
+    region = Detections([[10, 10, 10 + size, 10 + size]], [1], [PLATE])
+    out = Masker(MaskSpec(method="pixelate", shape="box")).apply(img.copy(), region)
+    roi = out[10 : 10 + size, 10 : 10 + size].reshape(-1, 3)
+    cells = len(np.unique(roi, axis=0))
+    assert cells <= 9 * 9  # at most ~8 cells across, however large the object
+    assert cells <= max(1, (size // 4 + 1) ** 2)  # and cells of at least 4 px on tiny objects
+
+
+def test_pixels_outside_regions_are_untouched():
+    img = textured()
+    out = Masker(MaskSpec()).apply(img.copy(), Detections([[50, 50, 100, 100]], [1], [FACE]))
+    outside = np.ones(img.shape[:2], bool)
+    outside[50:100, 50:100] = False
+    assert np.array_equal(out[outside], img[outside])
+
+
+def test_ellipse_face_mask_covers_the_whole_detected_box_after_padding():
+    img = textured(300, 300)
+    box = Detections([[100, 100, 160, 180]], [1], [FACE])
+    specs = {FACE: ClassSpec(margin=0.0, min_margin_px=0)}  # even with no margin asked for
+    regions = pad_and_clip(box, specs, (300, 300), ellipse=True)
+    out = Masker(MaskSpec(method="fill", shape="ellipse", color=(0, 0, 0))).apply(img.copy(), regions)
+    assert (out[100:180, 100:160] == 0).all()
+
+
+def test_plates_are_masked_as_boxes_even_with_ellipse_shape():
+    img = textured()
+    out = Masker(MaskSpec(method="fill", shape="ellipse")).apply(img.copy(), Detections([[20, 20, 120, 50]], [1], [PLATE]))
+    assert (out[20:50, 20:120] == 0).all()
+
+
+def test_padding_grows_boxes_by_margin_and_clips_to_frame():
+    specs = {FACE: ClassSpec(margin=0.5, min_margin_px=0), PLATE: ClassSpec(margin=0.0, min_margin_px=3)}
+    dets = Detections([[0, 0, 20, 20], [50, 50, 70, 60]], [1, 1], [FACE, PLATE])
+    out = pad_and_clip(dets, specs, (100, 100))
+    assert out.xyxy[0].tolist() == [0, 0, 30, 30]
+    assert out.xyxy[1].tolist() == [47, 47, 73, 63]
