@@ -33,13 +33,14 @@ class ClassSpec:
 
     enabled: bool = True
     model: str = "centerface"
-    threshold: float = 0.3
-    scales: tuple[float, ...] = (1.0,)
-    tile_size: int = 1280
+    threshold: float = 0.2
+    scales: tuple[float, ...] = (1.0, 2.0)
+    video_scales: tuple[float, ...] | None = (1.0,)  # video frames; None = same as ``scales``
+    tile_size: int = 2048
     tile_overlap: float = 0.2
     flip: bool = False
     every_n_frames: int = 1
-    margin: float = 0.25
+    margin: float = 0.3
     min_margin_px: int = 4
     min_size_px: float = 0.0
 
@@ -50,7 +51,9 @@ class DetectSpec:
     threads: int = 0
     faces: ClassSpec = field(default_factory=ClassSpec)
     plates: ClassSpec = field(
-        default_factory=lambda: ClassSpec(model="platedet", threshold=0.1, tile_size=640, margin=0.15)
+        default_factory=lambda: ClassSpec(
+            model="platedet", threshold=0.1, tile_size=1280, every_n_frames=2, margin=0.15
+        )
     )
 
 
@@ -264,6 +267,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         model=model,
         threshold=float(c.get(d, path, "threshold", default.threshold, (int, float), minimum=0.01, maximum=0.99)),
         scales=c.get(d, path, "scales", default.scales, tuple, convert=_float_list),
+        video_scales=c.get(d, path, "video_scales", default.video_scales, tuple, convert=_float_list),
         tile_size=c.get(d, path, "tile_size", default.tile_size, int, minimum=160, maximum=8192),
         tile_overlap=float(c.get(d, path, "tile_overlap", default.tile_overlap, (int, float), minimum=0, maximum=0.5)),
         flip=c.get(d, path, "flip", default.flip, bool),

@@ -246,7 +246,7 @@ class Engine:
             for name, detector in self.detectors.items():
                 every = self.class_specs[CLASS_IDS[name]].every_n_frames
                 wanted = [(i, rgb) for i, rgb in pending if i % every == 0]
-                found = detector.detect_many([rgb for _, rgb in wanted]) if wanted else []
+                found = detector.detect_many([rgb for _, rgb in wanted], video=True) if wanted else []
                 found = [boxes_to_stored(d, rotation, (info.width, info.height)) for d in found]
                 by_index = dict(zip((i for i, _ in wanted), found))
                 for i, _ in pending:

@@ -28,10 +28,15 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [int(round(i * step)) for i in range(count)]
 
 
-def plan_passes(height: int, width: int, spec: ClassSpec) -> list[tuple[float, int, int, int, int]]:
-    """Return (scale, x0, y0, x1, y1) crops, in scaled-image pixels, that one image is run through."""
+def plan_passes(height: int, width: int, spec: ClassSpec, *, video: bool = False) -> list[tuple[float, int, int, int, int]]:
+    """Return (scale, x0, y0, x1, y1) crops, in scaled-image pixels, that one image is run through.
+
+    Video frames may use cheaper ``video_scales``: an object missed in one frame is still caught
+    in its neighbours and carried over by the tracker, which a single photo cannot count on.
+    """
     passes = []
-    for scale in spec.scales:
+    scales = spec.video_scales if video and spec.video_scales else spec.scales
+    for scale in scales:
         sh, sw = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
         for y in tile_starts(sh, spec.tile_size, spec.tile_overlap):
             for x in tile_starts(sw, spec.tile_size, spec.tile_overlap):
@@ -51,13 +56,13 @@ class ClassDetector:
     def __call__(self, rgb: np.ndarray) -> Detections:
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, images: list[np.ndarray]) -> list[Detections]:
+    def detect_many(self, images: list[np.ndarray], *, video: bool = False) -> list[Detections]:
         """Detect in several images; a raw detector with ``batch`` gets same-shaped crops together."""
         jobs = []  # (image index, scale, x0, y0, crop, flipped)
         for index, rgb in enumerate(images):
             height, width = rgb.shape[:2]
             scaled: dict[float, np.ndarray] = {}
-            for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec):
+            for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video):
                 if scale not in scaled:
                     size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
                     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

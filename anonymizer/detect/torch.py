@@ -75,6 +75,10 @@ class TorchYolo:
         return self.batch([rgb], threshold)[0]
 
     def batch(self, images: list[np.ndarray], threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        # Ultralytics exports bake batch size 1 into their Reshape nodes: one image per call.
+        return [out for rgb in images for out in self._run([rgb], threshold)]
+
+    def _run(self, images: list[np.ndarray], threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
         torch = self.torch
         boxes = [letterbox(rgb, self.fixed_input) for rgb in images]
         with torch.inference_mode():

@@ -23,6 +23,11 @@ def test_default_profile_file_matches_documented_keys():
         assert section in data
 
 
+def test_default_yaml_states_exactly_the_built_in_defaults():
+    # Keys omitted from any profile take the built-in values; default.yaml documents them.
+    assert load_profile(ROOT / "profiles" / "default.yaml").to_dict() == Profile().to_dict()
+
+
 def test_error_names_file_key_and_allowed_values(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("mask:\n  method: blurr\n")

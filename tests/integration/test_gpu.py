@@ -1,0 +1,46 @@
+"""The CUDA path (onnx2torch, fp16, batched) finds what the CPU path finds. Skipped without a GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anonymizer.config import profile_from_dict
+from anonymizer.detect.torch import cuda_available
+from anonymizer.detections import box_iou
+from media_factory import FACES_PHOTO, PLATE_PHOTO, load_rgb, make_video
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_available(), reason="no CUDA device")]
+
+
+def engine(device: str):
+    from anonymizer.pipeline import Engine
+
+    return Engine(profile_from_dict({"detect": {"device": device, "faces": {"scales": [1.0, 2.0]}}}))
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return engine("cpu"), engine("cuda")
+
+
+@pytest.mark.parametrize("photo", [FACES_PHOTO, PLATE_PHOTO], ids=["faces", "plate"])
+def test_cuda_detections_match_cpu_detections(engines, photo):
+    cpu, gpu = engines
+    assert gpu.device == "cuda"
+    rgb = load_rgb(photo)
+    a, b = cpu.detect_image(rgb), gpu.detect_image(rgb)
+    confident = a[a.confidence > 0.5]
+    assert len(confident) > 0
+    iou = box_iou(confident.xyxy, b.xyxy)
+    # every confident CPU detection has a CUDA twin (fp16 moves scores and boxes only slightly)
+    assert (iou.max(axis=1) > 0.7).all()
+    assert abs(len(a) - len(b)) <= max(2, 0.1 * len(a))
+
+
+def test_cuda_engine_processes_a_video(tmp_path, engines):
+    _, gpu = engines
+    src = make_video(tmp_path / "clip.mp4", frames=20, size=(640, 360))
+    result = gpu.process(src, tmp_path / "out.mp4")
+    assert result.device == "cuda" and result.frames == 20
+    assert result.counts["face"].masked_frames == 20
