@@ -105,13 +105,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression; return the kept indices, best score first."""
-    order = np.argsort(-np.asarray(scores))
-    keep: list[int] = []
-    while len(order):
-        i = int(order[0])
-        keep.append(i)
-        if len(order) == 1:
-            break
-        ious = box_iou(xyxy[i : i + 1], xyxy[order[1:]])[0]
-        order = order[1:][ious < iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    if not len(xyxy):
+        return np.zeros(0, np.int64)
+    import cv2  # OpenCV's NMS is C++; a crowd or a noisy frame yields thousands of candidates
+
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), np.asarray(scores, np.float32).tolist(), 0.0, float(iou_threshold))
+    keep = np.asarray(keep, np.int64).reshape(-1)
+    return keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]

@@ -254,15 +254,19 @@ class Engine:
             detect_s += time.perf_counter() - t
             pending.clear()
 
+        everies = [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
         for decoded in prefetch(iter_frames(src, profile.limits)):
             if decoded.index == 0:
                 rotation = frame_rotation(decoded.frame)
             if decoded.frame.width != info.width or decoded.frame.height != info.height:
                 raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
-            # Detect on the picture as it is displayed: a phone clip stored sideways shows
-            # sideways faces, which face detectors miss.
-            pending.append((decoded.index, display_upright(decoded.rgb(), rotation)))
             n_frames, last_time = decoded.index + 1, decoded.frame.time
+            if not any(decoded.index % every == 0 for every in everies):
+                pending.append((decoded.index, None))  # no detector runs here: skip the conversion
+            else:
+                # Detect on the picture as it is displayed: a phone clip stored sideways shows
+                # sideways faces, which face detectors miss.
+                pending.append((decoded.index, display_upright(decoded.rgb(), rotation)))
             if len(pending) >= self.batch:
                 flush()
             if progress:
@@ -292,10 +296,14 @@ class Engine:
                     raise MediaError("source changed while being processed (more frames on second read)")
                 frame_regions = regions[decoded.index]
                 self._count(result, frame_regions, None)
-                if len(frame_regions):
-                    writer.write(self.masker.apply(decoded.rgb(), frame_regions), decoded.pts)
+                frame = decoded.frame
+                if not len(frame_regions):
+                    writer.write(frame, decoded.pts)
+                elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+                    yuv = self.masker.apply_yuv420(frame.to_ndarray(), frame_regions)
+                    writer.write(av.VideoFrame.from_ndarray(yuv, format="yuv420p"), decoded.pts)
                 else:
-                    writer.write(decoded.frame, decoded.pts)
+                    writer.write(self.masker.apply(decoded.rgb(), frame_regions), decoded.pts)
                 written += 1
                 if progress:
                     progress("encode", written, n_frames)

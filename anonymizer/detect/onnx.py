@@ -18,7 +18,8 @@ def _session(model_bytes: bytes, threads: int, providers: list[str]):
 
     ort.set_default_logger_severity(3)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    # Cores this process may use (a taskset or cgroup cpuset can allow fewer than the machine has).
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
     # Spinning worker threads steal the CPU the decoder and encoder need (RUNTIME-NOTES: measured).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

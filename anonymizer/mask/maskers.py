@@ -25,6 +25,7 @@ def _ellipse_mask(h: int, w: int) -> np.ndarray:
 
 def _blurred(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
+    cells = max(cells, 1.0)
     # Shrink to a few pixels across, blur there, enlarge smoothly: cheap at any size, and
     # what survives is a colour gradient, not a face.
     f = max(1.0, min(h, w) / cells)
@@ -35,45 +36,81 @@ def _blurred(roi: np.ndarray, cells: float) -> np.ndarray:
 
 def _pixelated(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
+    cells = max(cells, 1.0)
     f = max(float(MIN_CELL_PX), min(h, w) / cells)
     small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _rgb_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """BT.601 limited range, what H.264 encoders assume for yuv420p without other tags."""
+    r, g, b = color
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    return int(round(y)), int(round(u)), int(round(v))
 
 
 class Masker:
     """Applies the profile's mask to every region; faces take the profile's shape, plates boxes.
 
     Plates are always masked as boxes: their characters sit in the corners an ellipse leaves out.
+    Works on RGB images, or directly on the planes of a yuv420p video frame, which spares two
+    colour conversions per frame.
     """
 
     def __init__(self, spec: MaskSpec) -> None:
         self.spec = spec
         self.cells = CELLS / spec.strength
+        self.yuv_fill = _rgb_to_yuv(spec.color)
+
+    def _mask(self, roi: np.ndarray, fill: object, ellipse: bool, cells: float) -> None:
+        if self.spec.method == "fill":
+            masked = np.empty_like(roi)
+            masked[:] = fill
+        elif self.spec.method == "pixelate":
+            masked = _pixelated(roi, cells)
+        else:
+            masked = _blurred(roi, cells)
+        if ellipse:
+            inside = _ellipse_mask(roi.shape[0], roi.shape[1])
+            roi[inside] = masked[inside]
+        else:
+            roi[:] = masked
+
+    def _boxes(self, regions: Detections, width: int, height: int):
+        # Larger regions first, so a small region inside a large one is masked on top of it.
+        order = np.argsort(-regions.area) if len(regions) else []
+        for i in order:
+            x1, y1, x2, y2 = regions.xyxy[i]
+            x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+            x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
+            if x2 - x1 >= 1 and y2 - y1 >= 1:
+                yield x1, y1, x2, y2, self.spec.shape == "ellipse" and regions.class_id[i] == FACE
 
     def apply(self, image: np.ndarray, regions: Detections) -> np.ndarray:
         """Mask ``regions`` (already padded and clipped) in ``image`` (H, W, 3 uint8); return it.
 
         The image is modified in place and returned, to avoid copying every 1080p frame.
         """
-        # Larger regions first, so a small region inside a large one is masked on top of it.
-        order = np.argsort(-regions.area) if len(regions) else []
-        for i in order:
-            x1, y1, x2, y2 = np.round(regions.xyxy[i]).astype(int)
-            x1, y1 = max(0, x1), max(0, y1)
-            x2, y2 = min(image.shape[1], x2), min(image.shape[0], y2)
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                continue
-            roi = image[y1:y2, x1:x2]
-            if self.spec.method == "fill":
-                masked = np.empty_like(roi)
-                masked[:] = self.spec.color
-            elif self.spec.method == "pixelate":
-                masked = _pixelated(roi, self.cells)
-            else:
-                masked = _blurred(roi, self.cells)
-            if self.spec.shape == "ellipse" and regions.class_id[i] == FACE:
-                inside = _ellipse_mask(y2 - y1, x2 - x1)
-                roi[inside] = masked[inside]
-            else:
-                roi[:] = masked
+        for x1, y1, x2, y2, ellipse in self._boxes(regions, image.shape[1], image.shape[0]):
+            self._mask(image[y1:y2, x1:x2], self.spec.color, ellipse, self.cells)
         return image
+
+    def apply_yuv420(self, yuv: np.ndarray, regions: Detections) -> np.ndarray:
+        """Mask a yuv420p frame given as PyAV's (H * 3 / 2, W) array (even W and H), in place.
+
+        Chroma planes are half size: each region is masked there over the half-size box that
+        contains it, so no colour detail survives either.
+        """
+        height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+        luma = yuv[:height]
+        u = yuv[height : height + height // 4].reshape(height // 2, width // 2)
+        v = yuv[height + height // 4 :].reshape(height // 2, width // 2)
+        fy, fu, fv = self.yuv_fill
+        for x1, y1, x2, y2, ellipse in self._boxes(regions, width, height):
+            self._mask(luma[y1:y2, x1:x2], fy, ellipse, self.cells)
+            cx1, cy1, cx2, cy2 = x1 // 2, y1 // 2, -(-x2 // 2), -(-y2 // 2)
+            self._mask(u[cy1:cy2, cx1:cx2], fu, ellipse, self.cells)
+            self._mask(v[cy1:cy2, cx1:cx2], fv, ellipse, self.cells)
+        return yuv

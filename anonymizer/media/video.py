@@ -224,6 +224,7 @@ class VideoWriter:
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         else:
             frame = image
+            # A decoded frame remembers it was an I/P/B frame; the encoder must choose anew.
             frame.pict_type = av.video.frame.PictureType.NONE
         # Encoders require strictly increasing pts; a source with duplicates or gaps in pts keeps
         # its timing as closely as the encoder allows.

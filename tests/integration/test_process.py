@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def video_facts(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
+        rate, size = v.average_rate, (v.width, v.height)  # read while the container is open
         pts = [f.pts for f in c.decode(v)]
     with av.open(str(path)) as c:
         first = next(c.decode(video=0))
@@ -28,7 +29,7 @@ def video_facts(path: Path) -> dict:
         audio = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
         meta = dict(c.metadata)
         a_codec = c.streams.audio[0].codec_context.name if c.streams.audio else None
-    return {"pts": pts, "rate": v.average_rate, "size": (v.width, v.height), "audio": audio,
+    return {"pts": pts, "rate": rate, "size": size, "audio": audio,
             "audio_codec": a_codec, "meta": meta, "rotation": first.rotation}
 
 

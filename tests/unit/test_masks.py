@@ -68,3 +68,21 @@ def test_padding_grows_boxes_by_margin_and_clips_to_frame():
     out = pad_and_clip(dets, specs, (100, 100))
     assert out.xyxy[0].tolist() == [0, 0, 30, 30]
     assert out.xyxy[1].tolist() == [47, 47, 73, 63]
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate", "fill"])
+def test_yuv420_masking_destroys_luma_and_chroma_detail_only_inside(method):
+    h, w = 120, 160
+    yuv = np.random.default_rng(1).integers(0, 256, (h * 3 // 2, w), dtype=np.uint8)
+    out = Masker(MaskSpec(method=method, shape="box")).apply_yuv420(yuv.copy(), Detections([[40, 20, 104, 84]], [1], [FACE]))
+    luma_in, luma_out = yuv[:h].astype(float), out[:h].astype(float)
+    before = np.abs(np.diff(luma_in[20:84, 40:104], axis=1)).mean()
+    after = np.abs(np.diff(luma_out[20:84, 40:104], axis=1)).mean()
+    assert after < 0.3 * before
+    u_in = yuv[h : h + h // 4].reshape(h // 2, w // 2)
+    u_out = out[h : h + h // 4].reshape(h // 2, w // 2)
+    assert not np.array_equal(u_in[10:42, 20:52], u_out[10:42, 20:52])
+    outside = np.ones((h, w), bool)
+    outside[20:84, 40:104] = False
+    assert np.array_equal(luma_in[outside], luma_out[outside])
+    assert np.array_equal(u_in[:10], u_out[:10]) and np.array_equal(u_in[:, 52:], u_out[:, 52:])
