@@ -162,3 +162,26 @@ def test_plate_photo_is_masked_where_the_plate_is(tmp_path, fast_engine):
     g0 = np.abs(np.diff(photo.rgb[y1:y2, x1:x2].astype(float).mean(2), axis=1)).mean()
     g1 = np.abs(np.diff(masked[y1:y2, x1:x2].astype(float).mean(2), axis=1)).mean()
     assert g1 < 0.2 * g0
+
+
+def test_stream_tags_and_subtitle_streams_are_dropped(tmp_path, fast_profile_path):
+    src = tmp_path / "tagged.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.metadata["title"] = "Camera of J. Doe, serial 1234"
+        sub = c.add_stream("ass")  # a subtitle track, where dashcams put GPS and speed
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        assert sub is not None
+    with av.open(str(src)) as c:
+        assert len(c.streams) == 2
+    assert main(["process", str(src), "--out", str(tmp_path / "o"), "--profile", str(fast_profile_path)]) == 0
+    with av.open(str(tmp_path / "o" / "tagged.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video"]
+        assert "title" not in c.streams.video[0].metadata
