@@ -86,10 +86,16 @@ def cmd_process(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
 
+    failed = 0
     for path in args.profiles:
-        profile = load_profile(path)
+        try:
+            profile = load_profile(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
         print(f"{path}: valid (profile {profile.name!r}, sha256 {profile.sha256[:16]})")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -126,13 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=Path)
     p.set_defaults(func=cmd_models)
 
-    import importlib  # TEMP until helpers land
+    from anonymizer.daemon.commands import register as register_daemon
+    from anonymizer.evaluate.commands import register as register_evaluate
 
-    for mod in ("anonymizer.daemon.commands", "anonymizer.evaluate.commands"):
-        try:
-            importlib.import_module(mod).register(sub)
-        except ModuleNotFoundError:
-            pass
+    register_daemon(sub)
+    register_evaluate(sub)
     return parser
 
 

@@ -28,7 +28,15 @@ from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import pad_and_clip
 from anonymizer.media.image import read_photo, write_photo
 from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
-from anonymizer.media.video import OPEN_OPTIONS, VideoWriter, check_complete, frame_rotation, iter_frames, probe_video
+from anonymizer.media.video import (
+    OPEN_OPTIONS,
+    DecodedFrame,
+    VideoWriter,
+    check_complete,
+    frame_rotation,
+    iter_frames,
+    probe_video,
+)
 from anonymizer.track.linker import track_and_fill
 
 TEMP_PREFIX = ".anonymizer-"
@@ -255,18 +263,27 @@ class Engine:
             pending.clear()
 
         everies = [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
-        for decoded in prefetch(iter_frames(src, profile.limits)):
+
+        def decode_for_detection() -> Iterator[tuple[DecodedFrame, np.ndarray | None]]:
+            # Runs on the decoder thread, so colour conversion overlaps with inference.
+            rotation = 0
+            for decoded in iter_frames(src, profile.limits):
+                if decoded.index == 0:
+                    rotation = frame_rotation(decoded.frame)
+                if not any(decoded.index % every == 0 for every in everies):
+                    yield decoded, None  # no detector runs on this frame: skip the conversion
+                else:
+                    # Detect on the picture as it is displayed: a phone clip stored sideways
+                    # shows sideways faces, which face detectors miss.
+                    yield decoded, display_upright(decoded.rgb(), rotation)
+
+        for decoded, rgb in prefetch(decode_for_detection()):
             if decoded.index == 0:
                 rotation = frame_rotation(decoded.frame)
             if decoded.frame.width != info.width or decoded.frame.height != info.height:
                 raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
             n_frames, last_time = decoded.index + 1, decoded.frame.time
-            if not any(decoded.index % every == 0 for every in everies):
-                pending.append((decoded.index, None))  # no detector runs here: skip the conversion
-            else:
-                # Detect on the picture as it is displayed: a phone clip stored sideways shows
-                # sideways faces, which face detectors miss.
-                pending.append((decoded.index, display_upright(decoded.rgb(), rotation)))
+            pending.append((decoded.index, rgb))
             if len(pending) >= self.batch:
                 flush()
             if progress:

@@ -185,3 +185,12 @@ def test_stream_tags_and_subtitle_streams_are_dropped(tmp_path, fast_profile_pat
     with av.open(str(tmp_path / "o" / "tagged.mkv")) as c:
         assert [s.type for s in c.streams] == ["video"]
         assert "title" not in c.streams.video[0].metadata
+
+
+def test_validate_config_lists_every_error_and_exits_1(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mask: {method: smudge}\noutput: {audio: mute}\n")
+    proc = run_cli("validate-config", str(ROOT / "profiles" / "default.yaml"), str(bad))
+    assert proc.returncode == 1
+    assert "default.yaml: valid" in proc.stdout
+    assert "mask.method" in proc.stderr and "output.audio" in proc.stderr and "copy, drop" in proc.stderr
