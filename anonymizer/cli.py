@@ -28,6 +28,25 @@ def _inputs(paths: list[Path], out: Path) -> Iterator[tuple[Path, Path, bool]]:
             yield path, out / path.name, True
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return the ones created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return  # not empty (another input's output is there): keep it and its parents
+
+
 def _progress_bar(enabled: bool):
     if not enabled:
         return None, lambda: None
@@ -62,8 +81,12 @@ def cmd_process(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(2, "no such file")
             if dst.exists() and not args.overwrite:
                 raise FileExistsError(17, "output exists (use --overwrite)")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            result = engine.process(src, dst, progress, follow_symlinks=direct)
+            created = _make_parents(dst.parent)
+            try:
+                result = engine.process(src, dst, progress, follow_symlinks=direct)
+            except BaseException:
+                _remove_empty(created)  # a refused input leaves nothing behind, not even folders
+                raise
         except (AnonymizerError, OSError) as exc:
             failures += 1
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

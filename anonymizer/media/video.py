@@ -47,6 +47,7 @@ class VideoInfo:
     fps: float | None
     has_audio: bool
     streams: int
+    duration_exact: bool = True  # duration is the video stream's own, not the container's
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -72,11 +73,10 @@ def probe_video(path: Path, limits: LimitsSpec) -> VideoInfo:
             raise MediaError("video stream declares no frame size")
         if width * height > limits.max_pixels:
             raise LimitExceededError(f"{width}x{height} frames exceed limits.max_pixels={limits.max_pixels}")
-        duration = None
-        if stream.duration is not None and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
+        duration, exact = _stream_duration(stream), True
+        if duration is None and container.duration is not None:
+            # The container's duration may include a longer audio track: judged more loosely.
+            duration, exact = container.duration / av.time_base, False
         if duration is not None and duration > limits.max_duration_s:
             raise LimitExceededError(f"duration {duration:.0f}s exceeds limits.max_duration_s={limits.max_duration_s:.0f}")
         frames = int(stream.frames or 0)
@@ -84,6 +84,7 @@ def probe_video(path: Path, limits: LimitsSpec) -> VideoInfo:
             raise LimitExceededError(f"{frames} frames exceed limits.max_frames={limits.max_frames}")
         rate = stream.average_rate or stream.guessed_rate
         return VideoInfo(
+            duration_exact=exact,
             format_name=container.format.name,
             width=width,
             height=height,
@@ -140,8 +141,10 @@ def check_complete(info: VideoInfo, decoded: int, last_time_s: float | None) -> 
         if missing > max(2, 0.01 * info.frames_declared):
             raise MediaError(f"truncated: {decoded} of {info.frames_declared} declared frames decoded")
     if info.duration_s and last_time_s is not None and info.fps:
-        # The last decoded frame must reach (almost) the declared end of the stream.
-        tolerance = max(1.0, 0.02 * info.duration_s) + 2.0 / info.fps
+        # The last decoded frame must reach (almost) the declared end of the stream: within a
+        # few frames when the video stream declares its own duration, within a second when
+        # only the container's (which may include a longer audio track) is known.
+        tolerance = max(3.0 / info.fps, 0.02 * info.duration_s, 0.0 if info.duration_exact else 1.0)
         if last_time_s + tolerance < info.duration_s:
             raise MediaError(f"truncated: frames end at {last_time_s:.1f}s of {info.duration_s:.1f}s declared")
 
@@ -254,6 +257,20 @@ class VideoWriter:
                 c.close()
             except Exception:  # closing a half-written muxer may itself fail; the file is removed
                 pass
+
+
+def _stream_duration(stream) -> float | None:
+    """The video stream's own duration in seconds, from its header or (Matroska) its tags."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
 
 
 def frame_rotation(frame: av.VideoFrame) -> int:
