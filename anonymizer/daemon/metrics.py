@@ -1,0 +1,49 @@
+"""Prometheus metrics for the daemon (prometheus-client, own registry, no default collectors)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+JOB_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+
+
+@dataclass
+class Metrics:
+    """All daemon metrics; names are documented in docs/daemon.md."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.queue_depth = Gauge("anonymizer_queue_depth", "Jobs queued or running", ["folder"], registry=r)
+        self.jobs = Counter("anonymizer_jobs_total", "Finished jobs by outcome", ["folder", "outcome"], registry=r)
+        self.failures = Counter(
+            "anonymizer_failures_total", "Failed attempts by kind (media, io, job)", ["folder", "kind"], registry=r
+        )
+        self.footage_seconds = Counter(
+            "anonymizer_footage_seconds_total", "Seconds of video anonymized", ["folder"], registry=r
+        )
+        self.frames = Counter("anonymizer_frames_total", "Frames (and photos) anonymized", ["folder"], registry=r)
+        self.job_seconds = Histogram(
+            "anonymizer_job_duration_seconds", "Wall time per job", ["folder"], buckets=JOB_SECONDS_BUCKETS, registry=r
+        )
+        self.last_success = Gauge(
+            "anonymizer_last_success_timestamp_seconds", "UNIX time of the last successful job", registry=r
+        )
+        self.retired = Counter("anonymizer_sources_retired_total", "Sources retired by action", ["action"], registry=r)
+        self.ready = Gauge("anonymizer_ready", "1 once the engine is warm and the daemon serves", registry=r)
+
+    def serve(self, host: str, port: int) -> None:
+        """Expose ``/metrics`` on host:port from a daemon thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def record_success(self, folder: str, outcome: str, seconds: float, summary: dict) -> None:
+        self.jobs.labels(folder, outcome).inc()
+        self.job_seconds.labels(folder).observe(seconds)
+        self.frames.labels(folder).inc(int(summary.get("frames") or (1 if summary.get("kind") == "image" else 0)))
+        if summary.get("kind") == "video" and summary.get("duration_s"):
+            self.footage_seconds.labels(folder).inc(float(summary["duration_s"]))
+        self.last_success.set(time.time())

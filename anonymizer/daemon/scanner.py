@@ -1,0 +1,167 @@
+"""Polling scanner for input folders on SMB/NFS mounts, with settle tracking.
+
+inotify never sees writes made by other clients of a network share, so the folder is listed with
+``os.scandir`` every ``poll_interval_s``. A file counts as complete only once its size, mtime and
+inode stayed unchanged for ``settle_s`` *and* across at least two scans (a writer that pauses
+longer than one poll interval resets the clock). With ``done_marker`` the writer signals
+completion itself by creating ``<name>.done`` beside the file.
+
+Temporary names are never offered: ``*.part``, ``*.tmp``, ``*~``, dotfiles (which covers
+``.nfsXXXX`` silly-renames and our own ``.anonymizer-tmp-*``), Windows' ``Thumbs.db`` /
+``desktop.ini``, and the ``.done`` markers. Symlinks are never followed, neither to files nor to
+folders, so nothing outside the input folder can be pulled in through a link.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anonymizer.daemon.journal import FileStat
+
+DONE_SUFFIX = ".done"
+IGNORED_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", DONE_SUFFIX)
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def is_ignored_name(name: str) -> bool:
+    """Return True for names that writers use while a file is incomplete, or that are not media."""
+    lower = name.lower()
+    return name.startswith(".") or lower.endswith(IGNORED_SUFFIXES) or lower in IGNORED_NAMES
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A complete file: its path relative to the input folder (POSIX separators) and its stat."""
+
+    rel_path: str
+    stat: FileStat
+
+
+@dataclass
+class _Seen:
+    stat: FileStat
+    since: float
+    scans: int = 1
+    reported: bool = False
+
+
+@dataclass
+class ScanStats:
+    """Counts from the last scan, for logs and metrics (no names)."""
+
+    files: int = 0
+    settling: int = 0
+    skipped_links: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Scanner:
+    """Scans one input folder; ``scan()`` returns files that became complete since last reported.
+
+    Args:
+        root: the input folder.
+        settle_s: how long size/mtime/inode must stay unchanged.
+        done_marker: require ``<name>.done`` beside a file instead of waiting ``settle_s``.
+        clock: monotonic clock, injectable for tests.
+        scandir: ``os.scandir`` or a stand-in, injectable for tests (as in watchdog's emitter).
+    """
+
+    root: Path
+    settle_s: float
+    done_marker: bool = False
+    clock: Callable[[], float] = time.monotonic
+    scandir: Callable[[str], os._ScandirIterator[str]] = os.scandir
+    last: ScanStats = field(default_factory=ScanStats)
+    _seen: dict[str, _Seen] = field(default_factory=dict)
+
+    def forget_reported(self) -> None:
+        """Make the next scan offer every complete file again (the periodic full reconciliation)."""
+        for entry in self._seen.values():
+            entry.reported = False
+
+    def scan(self) -> list[Candidate]:
+        """List the folder once; return complete files not reported before in this state."""
+        now = self.clock()
+        stats = ScanStats()
+        current: dict[str, FileStat] = {}
+        markers: set[str] = set()
+        for rel, st, is_marker in self._walk(stats):
+            if is_marker:
+                markers.add(rel[: -len(DONE_SUFFIX)])
+            else:
+                current[rel] = st
+        ready: list[Candidate] = []
+        for rel, st in current.items():
+            seen = self._seen.get(rel)
+            if seen is None or seen.stat != st:
+                self._seen[rel] = _Seen(st, now)
+                seen = self._seen[rel]
+            else:
+                seen.scans += 1
+            if self.done_marker:
+                complete = rel in markers and seen.scans >= 2
+            else:
+                complete = seen.scans >= 2 and now - seen.since >= self.settle_s
+            if not complete:
+                stats.settling += 1
+            elif not seen.reported:
+                seen.reported = True
+                ready.append(Candidate(rel, st))
+        for gone in set(self._seen) - set(current):
+            del self._seen[gone]
+        stats.files = len(current)
+        self.last = stats
+        return sorted(ready, key=lambda c: c.rel_path)
+
+    def _walk(self, stats: ScanStats) -> Iterator[tuple[str, FileStat, bool]]:
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                it = self.scandir(str(self.root / rel_dir) if rel_dir else str(self.root))
+            except OSError:
+                # A folder vanished mid-scan or the share hiccupped: try again next poll.
+                stats.errors += 1
+                continue
+            with it:
+                for entry in it:
+                    name = entry.name
+                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    marker = self.done_marker and name.endswith(DONE_SUFFIX) and not name.startswith(".")
+                    if is_ignored_name(name) and not marker:
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        stats.errors += 1
+                        continue
+                    if stat_mod.S_ISLNK(st.st_mode):
+                        stats.skipped_links += 1
+                    elif stat_mod.S_ISDIR(st.st_mode):
+                        stack.append(rel)
+                    elif stat_mod.S_ISREG(st.st_mode):
+                        yield rel, FileStat(st.st_size, st.st_mtime_ns, st.st_ino), marker
+
+
+def resolve_inside(root: Path, rel_path: str) -> Path:
+    """Return ``root/rel_path``, refusing '..', absolute paths and any symlinked component.
+
+    Raise OSError (ELOOP) if a component is a symlink: between scan and claim someone may have
+    swapped a folder for a link pointing outside the input.
+    """
+    parts = Path(rel_path).parts
+    if not parts or Path(rel_path).is_absolute() or any(p in ("..", ".", "") for p in parts):
+        raise OSError("refusing path outside the input folder")
+    path = root
+    for part in parts:
+        path = path / part
+        st = os.lstat(path)
+        if stat_mod.S_ISLNK(st.st_mode):
+            raise OSError(40, "refusing to follow a symlink inside the input folder")
+    return path

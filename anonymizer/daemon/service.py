@@ -1,0 +1,461 @@
+"""The long-running service: warm-up, scanner thread, main loop, signals and sd_notify.
+
+Threads: the scanner runs on its own thread and only inserts rows into the journal (its own
+SQLite connection), so a job that takes minutes never starves discovery or settle tracking.
+Jobs run one at a time on the main thread, which also owns signals and the systemd protocol.
+
+Signals:
+    SIGHUP   reload: the new config (and every profile it names) is validated and its engines
+             loaded *before* it replaces the old one; an invalid config is logged and the old one
+             kept. Applied between jobs.
+    SIGTERM / SIGINT   drain: a running job is abandoned at its next progress callback and
+             requeued (its temporary output removed), photos simply finish; then exit 0.
+
+sd_notify is spoken by hand over ``$NOTIFY_SOCKET`` (a unix datagram socket): READY=1 after
+warm-up, WATCHDOG=1 from the main loop and from the engine's progress callback, STATUS= with the
+queue depth, RELOADING=1 / READY=1 around a reload, STOPPING=1 on shutdown.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from anonymizer.audit.log import AUDIT_FILE, AuditLog, load_or_create_key
+from anonymizer.config import Profile
+from anonymizer.daemon.config import DaemonConfig, FolderConfig, load_daemon_config
+from anonymizer.daemon.fsutil import TMP_PREFIX
+from anonymizer.daemon.journal import Journal
+from anonymizer.daemon.logging import configure_logging, get_logger
+from anonymizer.daemon.metrics import Metrics
+from anonymizer.daemon.scanner import Scanner
+from anonymizer.daemon.worker import StopRequested, Worker
+from anonymizer.errors import ConfigError, ModelError
+
+JOURNAL_FILE = "journal.sqlite3"
+LOCK_FILE = "daemon.lock"
+
+
+# --------------------------------------------------------------------------- sd_notify
+
+
+class Notifier:
+    """Minimal sd_notify(3): datagrams to ``$NOTIFY_SOCKET``; a no-op outside systemd."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        addr = env.get("NOTIFY_SOCKET", "")
+        self._addr = ("\0" + addr[1:]) if addr.startswith("@") else addr
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        enabled = usec.isdigit() and (not pid or pid == str(os.getpid()))
+        # Ping at half the interval, as sd_watchdog_enabled(3) recommends.
+        self.watchdog_interval_s = int(usec) / 2e6 if enabled else None
+        self._last_ping = 0.0
+        self._lock = threading.Lock()
+
+    def send(self, *lines: str) -> bool:
+        if not self._addr:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never block the main loop on a slow or stuck reader (a full datagram queue
+                # blocks a plain send): a dropped STATUS is harmless, a hung daemon is not.
+                sock.setblocking(False)
+                sock.connect(self._addr)
+                sock.sendall("\n".join(lines).encode())
+            return True
+        except OSError:
+            return False
+
+    def watchdog(self) -> None:
+        """Send WATCHDOG=1 if half the interval has passed since the last ping."""
+        if self.watchdog_interval_s is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_ping < self.watchdog_interval_s:
+                return
+            self._last_ping = now
+        self.send("WATCHDOG=1")
+
+
+# --------------------------------------------------------------------------- scanner thread
+
+
+class ScanLoop(threading.Thread):
+    """Polls each folder every ``poll_interval_s`` and offers complete files to the journal."""
+
+    def __init__(self, journal_path: Path, log: Any, wake: threading.Event) -> None:
+        super().__init__(name="anonymizer-scanner", daemon=True)
+        self._journal_path = journal_path
+        self._log = log
+        self._wake = wake
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._folders: dict[str, FolderConfig] = {}
+        self._scanners: dict[str, Scanner] = {}
+        self._next_scan: dict[str, float] = {}
+        self._next_full: dict[str, float] = {}
+        self.error: BaseException | None = None
+
+    def set_folders(self, folders: tuple[FolderConfig, ...]) -> None:
+        """Swap in a new folder list; a folder whose scan settings are unchanged keeps its state."""
+        with self._lock:
+            scanners: dict[str, Scanner] = {}
+            for f in folders:
+                old = self._scanners.get(f.name)
+                same = old is not None and (old.root, old.settle_s, old.done_marker) == (
+                    f.input,
+                    f.settle_s,
+                    f.done_marker,
+                )
+                scanners[f.name] = old if same else Scanner(f.input, settle_s=f.settle_s, done_marker=f.done_marker)  # type: ignore[assignment]
+                self._next_scan.setdefault(f.name, 0.0)
+                self._next_full.setdefault(f.name, time.monotonic() + f.rescan_interval_s)
+            self._folders = {f.name: f for f in folders}
+            self._scanners = scanners
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        journal = Journal(self._journal_path)
+        try:
+            while not self._stopped.is_set():
+                self._stopped.wait(self._scan_due(journal))
+        except BaseException as exc:  # noqa: BLE001 - reported to the main loop, which exits
+            self.error = exc
+            self._log.error("scanner.crashed", error=type(exc).__name__)
+            self._wake.set()
+        finally:
+            journal.close()
+
+    def _scan_due(self, journal: Journal) -> float:
+        """Scan every folder that is due; return seconds until the next one is."""
+        with self._lock:
+            folders = dict(self._folders)
+            scanners = dict(self._scanners)
+        now = time.monotonic()
+        waits = [1.0]
+        for name, folder in folders.items():
+            if self._stopped.is_set():
+                break
+            if now >= self._next_scan.get(name, 0.0):
+                scanner = scanners[name]
+                if now >= self._next_full.get(name, 0.0):
+                    # Periodic reconciliation: re-offer every complete file; the journal
+                    # recognises the ones it knows, anything it lost is queued again.
+                    scanner.forget_reported()
+                    self._next_full[name] = now + folder.rescan_interval_s
+                found = scanner.scan()
+                try:
+                    offered = journal.offer_many(name, [(c.rel_path, c.stat) for c in found])
+                except (sqlite3.OperationalError, OSError) as exc:
+                    # A busy or briefly unwritable journal: forget what this scan reported so
+                    # that the next scan offers those files again.
+                    self._log.error("scan.journal_failed", folder=name, error=type(exc).__name__)
+                    scanner.forget_reported()
+                    offered = []
+                new = sum(1 for job_id in offered if job_id)
+                if new:
+                    self._log.info("scan.queued", folder=name, new_jobs=new, settling=scanner.last.settling)
+                    self._wake.set()
+                if scanner.last.errors:
+                    self._log.warning("scan.errors", folder=name, errors=scanner.last.errors)
+                self._next_scan[name] = time.monotonic() + folder.poll_interval_s
+            waits.append(self._next_scan[name] - time.monotonic())
+        return max(0.05, min(waits))
+
+
+# --------------------------------------------------------------------------- engines
+
+
+class EngineCache:
+    """One warm Engine per distinct profile (by settings hash); engines are slow to build."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Any] = {}
+
+    def prepare(self, profiles: list[Profile]) -> dict[str, Any]:
+        """Return engines for ``profiles``, reusing warm ones; raise ModelError if one fails."""
+        from anonymizer.pipeline import Engine
+
+        ready: dict[str, Any] = {}
+        for profile in profiles:
+            key = profile.sha256
+            if key not in ready:
+                ready[key] = self._engines.get(key) or Engine(profile)
+        return ready
+
+    def replace(self, engines: dict[str, Any]) -> None:
+        self._engines = engines
+
+    def __call__(self, profile: Profile) -> Any:
+        engine = self._engines.get(profile.sha256)
+        if engine is None:
+            raise ModelError("no warm engine for this profile (config changed without a reload)")
+        return engine
+
+
+# --------------------------------------------------------------------------- service
+
+
+class Service:
+    """The daemon. ``run()`` returns the process exit code."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = Path(config_path)
+        self.log = get_logger()
+        self.notifier = Notifier()
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._status = ""
+
+    # -- signals -------------------------------------------------------------
+
+    def _on_stop(self, signum: int, _frame: Any) -> None:
+        self._stop.set()
+        self.wake.set()
+
+    def _on_reload(self, signum: int, _frame: Any) -> None:
+        self._reload.set()
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def run(self) -> int:
+        # Ultralytics phones home and may pip-install at import unless told not to.
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+        os.environ.setdefault("YOLO_VERBOSE", "False")
+        self.install_signal_handlers()
+        try:
+            cfg = load_daemon_config(self.config_path)
+        except ConfigError as exc:
+            self.log.error("config.invalid", error=str(exc))
+            return 2
+        try:
+            self._prepare_dirs(cfg)
+        except BlockingIOError:
+            self.log.error("daemon.already_running", error="another daemon holds the lock on this state_dir")
+            return 5
+        except (OSError, sqlite3.Error) as exc:
+            self.log.error("startup.failed", error=self._describe_startup_error(exc))
+            return 6
+        self.notifier.send("STATUS=warming up (loading detectors)")
+        started = time.monotonic()
+        engines = EngineCache()
+        try:
+            engines.replace(engines.prepare([f.profile for f in cfg.folders]))
+        except ModelError as exc:
+            self.log.error("engine.failed", error=str(exc))
+            return 3
+        journal = self._journal
+        metrics = Metrics()
+        if cfg.metrics is not None:
+            try:
+                metrics.serve(*cfg.metrics)
+            except OSError as exc:
+                self.log.error(
+                    "metrics.failed",
+                    error=exc.strerror or type(exc).__name__,
+                    address=f"{cfg.metrics[0]}:{cfg.metrics[1]}",
+                )
+                return 4
+        worker = Worker(
+            journal=journal,
+            audit=AuditLog(cfg.audit_dir),
+            hmac_key=self._hmac_key,
+            engine_for=engines,
+            retry=cfg.retry,
+            log=self.log,
+            metrics=metrics,
+            should_stop=self._stop.is_set,
+            heartbeat=self.notifier.watchdog,
+        )
+        worker.note_mounts(cfg.folders)
+        self._recover(cfg, journal, worker)
+        scan = ScanLoop(cfg.state_dir / JOURNAL_FILE, self.log, self.wake)
+        scan.set_folders(cfg.folders)
+        scan.start()
+        metrics.ready.set(1)
+        self.log.info(
+            "daemon.ready", folders=len(cfg.folders), warmup_s=round(time.monotonic() - started, 2), pid=os.getpid()
+        )
+        self.notifier.send("READY=1", f"STATUS={self._status_line(journal, None)}", f"MAINPID={os.getpid()}")
+        try:
+            cfg = self._loop(cfg, journal, worker, engines, scan, metrics)
+        finally:
+            self.notifier.send("STOPPING=1", "STATUS=stopping")
+            scan.stop()
+            scan.join(timeout=30)
+            journal.close()
+        if scan.error is not None:
+            self.log.error("daemon.stopped", reason="scanner thread failed")
+            return 1
+        self.log.info("daemon.stopped", reason="signal")
+        return 0
+
+    def _prepare_dirs(self, cfg: DaemonConfig) -> None:
+        """Create and check every folder the daemon writes to, before the slow warm-up.
+
+        Raise BlockingIOError when another daemon holds this state_dir, OSError or sqlite3.Error
+        when a folder is not a writable directory: a read-only audit_dir found only at the first
+        job would make every job fail.
+        """
+        self._startup_key = "state_dir"
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # Two daemons on one journal would process every file twice and fork the audit chain.
+        self._lock_fd = os.open(cfg.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._hmac_key = load_or_create_key(cfg.state_dir)
+        self._journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        self._startup_key = "audit_dir"
+        cfg.audit_dir.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(cfg.audit_dir / AUDIT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        for i, f in enumerate(cfg.folders):
+            self._startup_key = f"folders[{i}].output"
+            f.output.mkdir(parents=True, exist_ok=True)
+            self._startup_key = f"folders[{i}].quarantine"
+            f.quarantine.mkdir(parents=True, exist_ok=True)
+
+    def _describe_startup_error(self, exc: BaseException) -> str:
+        # These paths come from the operator's config (state, audit, output folders), not from
+        # input files, so naming them is safe and is what the operator needs to fix it.
+        key = getattr(self, "_startup_key", "state_dir")
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            return f"{self.config_path}: {key}{where} is not usable: {exc.strerror or type(exc).__name__}"
+        return f"{self.config_path}: {key}: the journal cannot be opened: {exc}"
+
+    def _recover(self, cfg: DaemonConfig, journal: Journal, worker: Worker) -> None:
+        """Undo what a crash may have left: running jobs, unaudited outcomes, temporary outputs."""
+        interrupted = journal.recover_interrupted()
+        if interrupted:
+            self.log.warning("journal.recovered", requeued=len(interrupted), job_ids=[j.id for j in interrupted])
+        audited = worker.write_missing_audit({f.name: f for f in cfg.folders})
+        if audited:
+            self.log.warning("audit.recovered", lines=audited)
+        removed = 0
+        for f in cfg.folders:
+            for dirpath, dirnames, filenames in os.walk(f.output):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in filenames:
+                    # Only temporaries of ours ("<prefix>j-<job id>...") and of the engine
+                    # (".anonymizer-<hex>.partial.<ext>"): a crash mid-job leaves them.
+                    if name.startswith(TMP_PREFIX + "j-") or (name.startswith(".anonymizer-") and ".partial" in name):
+                        try:
+                            os.unlink(os.path.join(dirpath, name))
+                            removed += 1
+                        except OSError:
+                            pass
+        if removed:
+            self.log.warning("output.temporaries_removed", count=removed)
+
+    def _loop(
+        self,
+        cfg: DaemonConfig,
+        journal: Journal,
+        worker: Worker,
+        engines: EngineCache,
+        scan: ScanLoop,
+        metrics: Metrics,
+    ) -> DaemonConfig:
+        next_gauges = 0.0
+        next_audit_retry = time.monotonic() + 30.0
+        while not self._stop.is_set():
+            self.notifier.watchdog()
+            if scan.error is not None or not scan.is_alive():
+                break
+            if self._reload.is_set():
+                self._reload.clear()
+                cfg = self._apply_reload(cfg, engines, scan, worker)
+            folders = {f.name: f for f in cfg.folders}
+            if time.monotonic() >= next_audit_retry:
+                # Audit lines that could not be written (audit_dir full or read-only) are retried
+                # here; until then their sources are not retired.
+                next_audit_retry = time.monotonic() + 30.0
+                try:
+                    worker.write_missing_audit(folders)
+                except OSError as exc:
+                    self.log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__)
+            worker.retire_due(folders)
+            if time.monotonic() >= next_gauges:
+                self._update_status(journal, metrics, cfg, None)
+                next_gauges = time.monotonic() + 2.0
+            job = journal.claim(folders)
+            if job is None:
+                self.wake.wait(1.0)
+                self.wake.clear()
+                continue
+            self._update_status(journal, metrics, cfg, job.id)
+            try:
+                worker.run(job, folders[job.folder])
+            except StopRequested:
+                break
+            worker.retire_due(folders)
+            self._update_status(journal, metrics, cfg, None)
+        return cfg
+
+    def _apply_reload(self, cfg: DaemonConfig, engines: EngineCache, scan: ScanLoop, worker: Worker) -> DaemonConfig:
+        self.notifier.send(
+            "RELOADING=1",
+            f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+            "STATUS=reloading configuration",
+        )
+        self.log.info("config.reloading")
+        try:
+            new = load_daemon_config(self.config_path)
+            if (new.state_dir, new.audit_dir) != (cfg.state_dir, cfg.audit_dir):
+                raise ConfigError(f"{self.config_path}: state_dir and audit_dir can only change with a restart")
+            ready = engines.prepare([f.profile for f in new.folders])
+            for f in new.folders:
+                f.output.mkdir(parents=True, exist_ok=True)
+                f.quarantine.mkdir(parents=True, exist_ok=True)
+        except (ConfigError, ModelError, OSError) as exc:
+            reason = str(exc) if not isinstance(exc, OSError) else (exc.strerror or type(exc).__name__)
+            self.log.error("config.reload_rejected", error=reason, kept="previous configuration")
+            self.notifier.send("READY=1", "STATUS=reload rejected; previous configuration kept")
+            return cfg
+        if new.metrics != cfg.metrics:
+            self.log.warning("config.metrics_unchanged", reason="the metrics address only changes with a restart")
+        engines.replace(ready)
+        worker.note_mounts(new.folders)
+        scan.set_folders(new.folders)
+        self.log.info("config.reloaded", folders=len(new.folders))
+        self.notifier.send("READY=1", "STATUS=configuration reloaded")
+        return new
+
+    def _status_line(self, journal: Journal, running: str | None) -> str:
+        depth = journal.queue_depth()
+        return f"queue {depth}" + (f", running {running}" if running else ", idle")
+
+    def _update_status(self, journal: Journal, metrics: Metrics, cfg: DaemonConfig, running: str | None) -> None:
+        for f in cfg.folders:
+            metrics.queue_depth.labels(f.name).set(0)
+        for folder, depth in journal.queue_depth_by_folder().items():
+            metrics.queue_depth.labels(folder).set(depth)
+        line = self._status_line(journal, running)
+        if line != self._status:
+            self._status = line
+            self.notifier.send(f"STATUS={line}")
+
+
+def run_daemon(config_path: Path, *, log_level: str = "info") -> int:
+    """Entry point of ``anonymizer daemon``: configure logging, run the service, return exit code."""
+    configure_logging(log_level)
+    return Service(config_path).run()

@@ -1,0 +1,621 @@
+"""One job at a time: hash, anonymize into a temporary name, verify, publish, audit, retire.
+
+The order is what keeps evidence safe::
+
+    source stat == journaled stat ─▶ allow-list (magic bytes) ─▶ SHA-256 ─▶ duplicate?
+      ─▶ engine.process(src, <output>/.anonymizer-tmp-<job><suffix>)
+      ─▶ re-open the temporary output: same kind, decodes fully, frame count, fsync, SHA-256
+      ─▶ link to its final name (never overwriting) + fsync folder
+      ─▶ journal 'done' ─▶ audit line ─▶ journal 'audited' ─▶ retention when due
+
+Errors are caught narrowly, once per job (borgmatic's pattern): a ``MediaError`` is the input's
+fault and quarantines at once; ``OSError``/``JobError``/``ModelError`` may be transient and are
+retried with backoff, then quarantined. Anything else is a bug and stops the process: systemd
+restarts it and the journal counts the interrupted attempt.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from anonymizer.audit.log import AuditLog, path_hmac
+from anonymizer.audit.records import job_record, retention_record, utc_iso
+from anonymizer.config import Profile
+from anonymizer.daemon.config import FolderConfig, RetryPolicy, mount_of
+from anonymizer.daemon.fsutil import TMP_PREFIX, candidate_names, fsync_file, place_no_overwrite, sha256_file
+from anonymizer.daemon.journal import FileStat, Job, Journal, backoff_s, display_rel, job_key
+from anonymizer.daemon.logging import describe_error
+from anonymizer.daemon.metrics import Metrics
+from anonymizer.daemon.quarantine import quarantine_file
+from anonymizer.daemon.retention import apply_retention
+from anonymizer.daemon.scanner import resolve_inside
+from anonymizer.errors import JobError, MediaError, ModelError
+
+
+class StopRequested(BaseException):
+    """Raised from the progress callback to abandon a job on SIGTERM; the job is requeued.
+
+    A BaseException so that an engine's ``except Exception`` cannot turn it into a MediaError
+    (which would quarantine a perfectly good input).
+    """
+
+
+class ShareUnavailable(OSError):
+    """A folder's share is not mounted where it was at start-up (its path now lies on the disk
+    under the mount point). Nothing may be read, published or retired there until it returns;
+    waiting for it does not count as a failed attempt."""
+
+
+class EngineLike(Protocol):
+    models: list[dict[str, Any]]
+
+    def process(self, src: Path, dst: Path, progress: Any = None) -> Any: ...
+
+
+@dataclass
+class Worker:
+    """Runs claimed jobs. ``engine_for(profile)`` returns the warm engine for a folder's profile."""
+
+    journal: Journal
+    audit: AuditLog
+    hmac_key: bytes
+    engine_for: Callable[[Profile], EngineLike]
+    retry: RetryPolicy
+    log: Any
+    metrics: Metrics | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    heartbeat: Callable[[], None] = lambda: None
+    clock: Callable[[], float] = time.time
+    _audit_head: tuple[str, int] | None = field(default=None, init=False)
+    _mounts: dict[Path, tuple[str, int, int]] = field(default_factory=dict, init=False)
+
+    # ------------------------------------------------------------------ shares
+
+    def note_mounts(self, folders: Iterable[FolderConfig]) -> None:
+        """Remember which mount holds each folder (at start-up, and for folders added by a reload)."""
+        for folder in folders:
+            for path in self._folder_paths(folder):
+                if path not in self._mounts:
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue  # created later (move_to); nothing to compare against
+                    self._mounts[path] = (mount_of(path)[0], st.st_dev, st.st_ino)
+
+    @staticmethod
+    def _folder_paths(folder: FolderConfig) -> list[Path]:
+        paths = [folder.input, folder.output, folder.quarantine]
+        if folder.retention_move_to is not None:
+            paths.append(folder.retention_move_to)
+        return paths
+
+    def _require_mounted(self, *paths: Path) -> None:
+        """Raise ShareUnavailable if a folder's mount point has changed since start-up.
+
+        When a share drops, its path resolves to the bare mount-point folder on the local disk:
+        an output "published" there is hidden once the share returns, and a source retired on
+        the strength of it would be lost. The same folder (device and inode), or a remount at the
+        same mount point, is fine.
+        """
+        for path in paths:
+            expected = self._mounts.get(path)
+            if expected is None:
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                # Removed by someone (it is re-created) or gone with its share (it is not).
+                if mount_of(path)[0] != expected[0]:
+                    raise ShareUnavailable(errno.ENOTCONN, "the folder's share is not mounted") from None
+                continue
+            if (st.st_dev, st.st_ino) == expected[1:]:
+                continue
+            if mount_of(path)[0] != expected[0]:
+                raise ShareUnavailable(errno.ENOTCONN, "the folder's share is not mounted")
+            self._mounts[path] = (expected[0], st.st_dev, st.st_ino)  # remounted in place
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ctx(self, job: Job, folder: FolderConfig) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"job_id": job.id, "folder": folder.name}
+        if job.input_sha256:
+            ctx["sha256"] = job.input_sha256
+        if folder.profile.privacy.log_file_names:
+            ctx["path"] = display_rel(job.rel_path)
+        return ctx
+
+    def _path_ref(self, job: Job, folder: FolderConfig) -> dict[str, str]:
+        if folder.profile.privacy.log_file_names:
+            return {"path": display_rel(job.rel_path)}
+        return {"path_hmac": path_hmac(self.hmac_key, folder.name, job.rel_path)}
+
+    def _progress(self, *args: Any, **kwargs: Any) -> None:
+        # Called by the engine during long videos: keeps the systemd watchdog fed by a loop that
+        # is actually making progress, and is where a SIGTERM turns into a requeue.
+        self.heartbeat()
+        if self.should_stop():
+            raise StopRequested()
+
+    def _append_audit(self, record: dict[str, Any]) -> None:
+        head, lines = self.audit.append(record)
+        self.journal.set_meta("audit_head", f"{lines}:{head}")
+
+    def _audit_job(self, job_id: str, record: dict[str, Any], log: Any) -> None:
+        """Write a finished job's audit line, then mark it audited (which allows retention).
+
+        An audit_dir that refuses the write must not send the job back to the retry path: its
+        output is already published and recorded. The job stays unaudited, its source is not
+        retired, and the main loop writes the line later (``write_missing_audit``).
+        """
+        try:
+            self._append_audit(record)
+        except OSError as exc:
+            log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__)
+            if self.metrics is not None:
+                self.metrics.failures.labels(record.get("folder", ""), "audit").inc()
+            return
+        self.journal.mark_audited(job_id)
+
+    # ------------------------------------------------------------------ the job
+
+    def run(self, job: Job, folder: FolderConfig) -> str:
+        """Run one claimed job to an outcome; return it (anonymized, duplicate, quarantined,
+        vanished, retry, requeued). Raise StopRequested only after requeueing the job."""
+        started = time.monotonic()
+        scrub_paths = [folder.input / job.rel_path, job.rel_path]
+        log = self.log.bind(**self._ctx(job, folder))
+        if job.attempts >= self.retry.max_attempts:
+            reason = f"gave up after {job.attempts} attempts; last error: {job.error or 'process interrupted'}"
+            return self._quarantine(job, folder, reason, "RetriesExhausted", log)
+        tmp: Path | None = None
+        try:
+            try:
+                src = resolve_inside(folder.input, job.rel_path)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                # A folder on the path was swapped for a symlink since the scan: not ours to read.
+                return self._vanish(job, "path no longer lies inside the input folder (symlink)", log)
+            if self._stat(src) != job.stat:
+                return self._vanish(job, "source changed after it settled; it will be offered again", log)
+            from anonymizer.media.sniff import sniff
+
+            limits = folder.profile.limits
+            if job.size <= limits.max_file_bytes:
+                # Hash before the allow-list check so that a quarantined file is identified too.
+                sha, size = sha256_file(src, follow_symlinks=False, every_64_mib=self._progress)
+                if self._stat(src) != job.stat:
+                    return self._vanish(job, "source changed while it was hashed; it will be offered again", log)
+                self.journal.set_hash(job.id, sha, None)
+            sniffed = sniff(src, max_file_bytes=limits.max_file_bytes)
+            engine = self.engine_for(folder.profile)
+            key = job_key(sha, folder.profile.sha256, [str(m.get("sha256")) for m in engine.models])
+            self.journal.set_hash(job.id, sha, key)
+            job = self.journal.get(job.id)  # type: ignore[assignment]
+            log = log.bind(sha256=sha)
+            log.info("job.started", kind=sniffed.kind, size=size, attempt=job.attempts + 1)
+
+            adopted = self._find_published(job, folder)
+            if adopted is not None:
+                log.warning("job.adopted_output", reason="published before an interruption, not yet recorded")
+                return self._finish(
+                    job,
+                    folder,
+                    engine,
+                    started,
+                    log,
+                    outcome="anonymized",
+                    output_rel=adopted,
+                    output_sha256=job.output_sha256,
+                    output_size=job.output_size,
+                    summary=job.summary,
+                    input_size=size,
+                )
+
+            original = self.journal.find_done_by_key(key, exclude=job.id)
+            if original is not None:
+                return self._duplicate(job, folder, original, engine, started, log)
+
+            self._require_mounted(folder.input, folder.output)
+            final = folder.output / job.rel_path
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f"{TMP_PREFIX}{job.id}{src.suffix}"
+            engine_started = time.monotonic()
+            result = engine.process(src, tmp, progress=self._progress)
+            written = Path(getattr(result, "output_path", None) or tmp)
+            if written != tmp:
+                # The engine appends the right suffix when the name does not fit the content
+                # (an MP4 called .avi); the published name gets the same suffix.
+                extra = written.name[len(tmp.name) :] if written.name.startswith(tmp.name) else written.suffix
+                tmp, final = written, final.with_name(final.name + extra)
+            summary = dict(result.summary())
+            summary.setdefault("timings", {})
+            engine_s = time.monotonic() - engine_started
+            if not self._source_unchanged(folder, job):
+                # The writer touched the file after it settled: what was anonymized may not be
+                # what was hashed. Drop the output (finally) and let the scanner offer it again.
+                return self._vanish(job, "source changed while it was processed; it will be offered again", log)
+
+            verify_started = time.monotonic()
+            out_sha, out_size = self._verify_output(tmp, sniffed.kind, folder.profile, summary)
+            summary["timings"] = {
+                **summary["timings"],
+                "engine_s": round(engine_s, 3),
+                "verify_s": round(time.monotonic() - verify_started, 3),
+            }
+            self.journal.set_pending_output(
+                job.id, final.relative_to(folder.output).as_posix(), out_sha, out_size, summary
+            )
+            self._require_mounted(folder.output)
+            published = place_no_overwrite(tmp, final)
+            tmp = None
+            return self._finish(
+                job,
+                folder,
+                engine,
+                started,
+                log,
+                outcome="anonymized",
+                output_rel=published.relative_to(folder.output).as_posix(),
+                output_sha256=out_sha,
+                output_size=out_size,
+                summary=summary,
+                input_size=size,
+            )
+        except StopRequested:
+            self.journal.requeue(job.id)
+            log.info("job.requeued", reason="stop requested")
+            raise
+        except ShareUnavailable as exc:
+            delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
+            self.journal.defer(job.id, describe_error(exc, scrub_paths), delay)
+            if self.metrics is not None:
+                self.metrics.failures.labels(folder.name, "io").inc()
+            log.warning("job.deferred", reason=exc.strerror, retry_in_s=round(delay, 1))
+            return "deferred"
+        except MediaError as exc:
+            if not self._source_unchanged(folder, job):
+                return self._vanish(job, "source changed or disappeared while it was processed", log)
+            return self._quarantine(job, folder, describe_error(exc, scrub_paths), type(exc).__name__, log)
+        except FileNotFoundError as exc:
+            if not self._source_unchanged(folder, job):
+                return self._vanish(job, "source disappeared before it was processed", log)
+            return self._retry(job, folder, describe_error(exc, scrub_paths), "io", log)
+        except (OSError, JobError, ModelError) as exc:
+            kind = "io" if isinstance(exc, OSError) else "job"
+            return self._retry(job, folder, describe_error(exc, scrub_paths), kind, log)
+        finally:
+            if tmp is not None:
+                try:
+                    tmp.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    # A read-only or vanished share: nothing was published; startup cleans up.
+                    log.warning("output.cleanup_failed", reason=exc.strerror or type(exc).__name__)
+
+    @staticmethod
+    def _output_in_place(folder: FolderConfig, job: Job | None) -> bool:
+        """Return True if ``job``'s recorded output is still there with its recorded size.
+
+        Checked right before a source is deleted or moved: an output that vanished (a share
+        that was swapped, a consumer that moved it early) must not license losing the source.
+        """
+        if job is None or not job.output_rel:
+            return False
+        try:
+            st = os.lstat(folder.output / job.output_rel)
+        except OSError:
+            return False
+        return stat_mod.S_ISREG(st.st_mode) and st.st_size == job.output_size
+
+    @staticmethod
+    def _find_published(job: Job, folder: FolderConfig) -> str | None:
+        """Return the output a previous attempt published but did not record, if there is one.
+
+        Looks at the planned name and its collision variants (``-1``, ``-2``...) for a file with
+        the recorded size and SHA-256 of the verified output.
+        """
+        if job.outcome is not None or not job.output_rel or not job.output_sha256:
+            return None
+        for candidate in candidate_names(folder.output / job.output_rel):
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                return None
+            same_size = stat_mod.S_ISREG(st.st_mode) and st.st_size == job.output_size
+            if same_size and sha256_file(candidate, follow_symlinks=False)[0] == job.output_sha256:
+                return candidate.relative_to(folder.output).as_posix()
+        return None
+
+    @staticmethod
+    def _stat(path: Path) -> FileStat:
+        st = os.lstat(path)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise MediaError("input is not a regular file")
+        return FileStat(st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def _source_unchanged(self, folder: FolderConfig, job: Job) -> bool:
+        try:
+            return self._stat(resolve_inside(folder.input, job.rel_path)) == job.stat
+        except (OSError, MediaError):
+            return False
+
+    def _verify_output(self, tmp: Path, kind: str, profile: Profile, summary: dict[str, Any]) -> tuple[str, int]:
+        """Re-open the written output: same kind, decodes completely, durable. Return (sha, size).
+
+        Raise JobError when it does not: the input may be fine, so the job is retried.
+        """
+        from anonymizer.media.sniff import sniff
+
+        try:
+            fsync_file(tmp)
+            if sniff(tmp).kind != kind:
+                raise JobError(f"output is not a {kind}")
+            if kind == "image":
+                from anonymizer.media.image import read_photo
+
+                read_photo(tmp, profile.limits)
+            else:
+                from anonymizer.media.video import check_complete, iter_frames, probe_video
+
+                info = probe_video(tmp, profile.limits)
+                decoded, last_time = 0, None
+                for frame in iter_frames(tmp, profile.limits):
+                    decoded += 1
+                    last_time = frame.frame.time
+                    if decoded % 100 == 0:
+                        self._progress()
+                check_complete(info, decoded, last_time)
+                expected = summary.get("frames")
+                if isinstance(expected, int) and expected and decoded != expected:
+                    raise JobError(f"output has {decoded} frames, the engine wrote {expected}")
+        except MediaError as exc:
+            raise JobError(f"output failed verification: {exc}") from exc
+        return sha256_file(tmp, every_64_mib=self._progress)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _finish(
+        self,
+        job: Job,
+        folder: FolderConfig,
+        engine: EngineLike,
+        started: float,
+        log: Any,
+        *,
+        outcome: str,
+        output_rel: str | None,
+        output_sha256: str | None,
+        output_size: int | None,
+        summary: dict[str, Any],
+        input_size: int,
+        duplicate_of: str | None = None,
+    ) -> str:
+        now = self.clock()
+        policy = folder.profile.retention
+        retain_after = now + policy.after_s
+        self.journal.mark_done(
+            job.id,
+            outcome=outcome,
+            output_rel=output_rel,
+            output_sha256=output_sha256,
+            output_size=output_size,
+            summary=summary,
+            retain_after=retain_after,
+            duplicate_of=duplicate_of,
+        )
+        record = job_record(
+            job_id=job.id,
+            folder=folder.name,
+            path_ref=self._path_ref(job, folder),
+            outcome=outcome,
+            time_s=now,
+            input_sha256=job.input_sha256,
+            input_size=input_size,
+            output_sha256=output_sha256,
+            output_size=output_size,
+            duplicate_of=duplicate_of,
+            summary=summary,
+            profile_sha256=folder.profile.sha256,
+            models=list(engine.models),
+            retention={"policy": policy.source, "after_s": policy.after_s, "due": utc_iso(retain_after)},
+            attempts=job.attempts + 1,
+        )
+        self._audit_job(job.id, record, log)
+        seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.record_success(folder.name, outcome, seconds, summary)
+        log.info(
+            "job.done",
+            outcome=outcome,
+            output_sha256=output_sha256,
+            counts=summary.get("counts"),
+            frames=summary.get("frames"),
+            seconds=round(seconds, 3),
+            duplicate_of=duplicate_of,
+        )
+        return outcome
+
+    def _duplicate(
+        self, job: Job, folder: FolderConfig, original: Job, engine: EngineLike, started: float, log: Any
+    ) -> str:
+        summary = {k: v for k, v in original.summary.items() if k in ("kind", "counts", "frames", "duration_s")}
+        return self._finish(
+            job,
+            folder,
+            engine,
+            started,
+            log,
+            outcome="duplicate",
+            output_rel=original.output_rel,
+            output_sha256=original.output_sha256,
+            output_size=original.output_size,
+            summary=summary,
+            input_size=job.size,
+            duplicate_of=original.id,
+        )
+
+    def _vanish(self, job: Job, reason: str, log: Any) -> str:
+        self.journal.mark_vanished(job.id, reason)
+        if self.metrics is not None:
+            self.metrics.jobs.labels(job.folder, "vanished").inc()
+        log.info("job.vanished", reason=reason)
+        return "vanished"
+
+    def _retry(self, job: Job, folder: FolderConfig, reason: str, kind: str, log: Any) -> str:
+        if self.metrics is not None:
+            self.metrics.failures.labels(folder.name, kind).inc()
+        if job.attempts + 1 >= self.retry.max_attempts:
+            return self._quarantine(
+                job, folder, f"gave up after {job.attempts + 1} attempts; last error: {reason}", "RetriesExhausted", log
+            )
+        delay = backoff_s(job.attempts + 1, self.retry.base_s, self.retry.max_s)
+        attempts = self.journal.retry_later(job.id, reason, delay)
+        log.warning("job.retry", reason=reason, attempt=attempts, retry_in_s=round(delay, 1))
+        return "retry"
+
+    def _quarantine(self, job: Job, folder: FolderConfig, reason: str, error_type: str, log: Any) -> str:
+        job = self.journal.get(job.id) or job
+        try:
+            try:
+                src = resolve_inside(folder.input, job.rel_path)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                return self._vanish(job, "path no longer lies inside the input folder (symlink)", log)
+            self._require_mounted(folder.input, folder.quarantine)
+            quarantine_file(
+                src,
+                folder.quarantine,
+                job.rel_path,
+                reason=reason,
+                job_id=job.id,
+                input_sha256=job.input_sha256,
+                error_type=error_type,
+                now=self.clock(),
+            )
+        except FileNotFoundError:
+            return self._vanish(job, "source disappeared before it could be quarantined", log)
+        except ShareUnavailable as exc:
+            delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
+            self.journal.defer(job.id, f"{reason}; quarantine waits: {exc.strerror}", delay)
+            log.warning("job.deferred", reason=exc.strerror, retry_in_s=round(delay, 1))
+            return "deferred"
+        except OSError as exc:
+            # Could not move it aside: leave it where it is, try again later; never delete.
+            delay = backoff_s(job.attempts + 1, self.retry.base_s, self.retry.max_s)
+            self.journal.retry_later(
+                job.id, f"{reason}; quarantine failed: {exc.strerror or type(exc).__name__}", delay
+            )
+            log.error("job.quarantine_failed", reason=exc.strerror or type(exc).__name__, retry_in_s=round(delay, 1))
+            return "retry"
+        self.journal.mark_quarantined(job.id, reason)
+        record = job_record(
+            job_id=job.id,
+            folder=folder.name,
+            path_ref=self._path_ref(job, folder),
+            outcome="quarantined",
+            time_s=self.clock(),
+            input_sha256=job.input_sha256,
+            input_size=job.size,
+            profile_sha256=folder.profile.sha256,
+            reason=reason,
+            attempts=job.attempts + 1,
+        )
+        self._audit_job(job.id, record, log)
+        if self.metrics is not None:
+            self.metrics.jobs.labels(folder.name, "quarantined").inc()
+            if error_type != "RetriesExhausted":
+                self.metrics.failures.labels(folder.name, "media").inc()
+        log.warning("job.quarantined", reason=reason)
+        return "quarantined"
+
+    # ------------------------------------------------------------------ retention
+
+    def retire_due(self, folders: dict[str, FolderConfig]) -> int:
+        """Apply retention to every recorded job whose delay has passed. Return how many."""
+        done = 0
+        for job in self.journal.due_for_retention(self.clock()):
+            folder = folders.get(job.folder)
+            if folder is None:
+                continue  # folder removed from the config: leave its sources alone
+            log = self.log.bind(**self._ctx(job, folder))
+            original: Job | None = None
+            if job.outcome == "duplicate":
+                original = self.journal.get(job.duplicate_of or "")
+                verified = (
+                    original is not None and original.state in ("done", "retired") and bool(original.output_sha256)
+                )
+            else:
+                verified = bool(job.output_sha256) or job.outcome != "anonymized"
+            try:
+                if folder.profile.retention.source != "keep":
+                    self._require_mounted(*self._folder_paths(folder))
+                    recorded = original if job.outcome == "duplicate" else job
+                    if verified and not self._output_in_place(folder, recorded):
+                        raise OSError(errno.ENOENT, "the recorded output is not in the output folder")
+                result = apply_retention(job, folder, original_verified=verified)
+            except OSError as exc:
+                delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
+                self.journal.postpone_retention(job.id, delay)
+                log.warning("retention.failed", reason=exc.strerror or type(exc).__name__, retry_in_s=round(delay, 1))
+                continue
+            now = self.clock()
+            self.journal.mark_retired(job.id, result.action)
+            if result.action != "kept":
+                try:
+                    self._append_audit(
+                        retention_record(job_id=job.id, action=result.action, time_s=now, detail=result.detail)
+                    )
+                except OSError as exc:
+                    # The action happened and the journal has it; only the line is missing.
+                    log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__, action=result.action)
+            if self.metrics is not None:
+                self.metrics.retired.labels(result.action).inc()
+            log.info("job.retired", action=result.action)
+            done += 1
+            self.heartbeat()
+        return done
+
+    def write_missing_audit(self, folders: dict[str, FolderConfig]) -> int:
+        """After a crash: write the audit line of finished jobs that were recorded but not audited."""
+        pending = self.journal.unaudited()
+        if not pending:
+            return 0
+        already = self.audit.job_ids()
+        for job in pending:
+            if job.id not in already:
+                folder = folders.get(job.folder)
+                path_ref = (
+                    {"path": display_rel(job.rel_path)}
+                    if folder is not None and folder.profile.privacy.log_file_names
+                    else {"path_hmac": path_hmac(self.hmac_key, job.folder, job.rel_path)}
+                )
+                summary = job.summary
+                self._append_audit(
+                    job_record(
+                        job_id=job.id,
+                        folder=job.folder,
+                        path_ref=path_ref,
+                        outcome=job.outcome or job.state,
+                        time_s=job.updated_at,
+                        input_sha256=job.input_sha256,
+                        input_size=job.size,
+                        output_sha256=job.output_sha256,
+                        output_size=job.output_size,
+                        duplicate_of=job.duplicate_of,
+                        summary=summary,
+                        reason=job.error if job.state == "quarantined" else None,
+                        attempts=job.attempts + 1,
+                    )
+                )
+            self.journal.mark_audited(job.id)
+        return len(pending)

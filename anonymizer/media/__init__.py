@@ -1,0 +1,1 @@
+"""Media input and output: the ingest guard, probing, decoding and encoding."""

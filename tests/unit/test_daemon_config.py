@@ -1,0 +1,103 @@
+"""Daemon config: relative paths, every error collected naming file and key, unsafe layouts refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anonymizer.daemon import config as module
+from anonymizer.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    (tmp_path / "profile.yaml").write_text(
+        "detect: {plates: {enabled: false}}\nretention: {source: delete, after: 24h}\n"
+    )
+    (tmp_path / "in").mkdir(exist_ok=True)
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def base(**folder) -> dict:
+    entry = {"name": "vms", "input": "in", "output": "out", "quarantine": "q", "profile": "profile.yaml"}
+    entry.update(folder)
+    return {"state_dir": "state", "audit_dir": "audit", "metrics": "127.0.0.1:9808", "folders": [entry]}
+
+
+def test_a_valid_config_loads_with_paths_relative_to_its_own_folder(tmp_path: Path) -> None:
+    cfg = module.load_daemon_config(write(tmp_path, base(poll_interval_s=2, settle_s=5)))
+    f = cfg.folders[0]
+    assert cfg.state_dir == tmp_path / "state" and f.input == tmp_path / "in" and f.output == tmp_path / "out"
+    assert cfg.metrics == ("127.0.0.1", 9808)
+    assert (f.poll_interval_s, f.settle_s, f.done_marker) == (2.0, 5.0, False)
+    assert f.profile.retention.source == "delete" and f.profile.retention.after_s == 86400
+
+
+def test_every_problem_is_reported_at_once_naming_the_file_and_the_key(tmp_path: Path) -> None:
+    data = base(settle_s=-1, colour="red")
+    data["metrics"] = "nonsense"
+    del data["audit_dir"]
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        module.load_daemon_config(path)
+    text = str(err.value)
+    for fragment in ("'audit_dir': required", "'metrics'", "'folders[0].settle_s'", "'folders[0].colour': unknown key"):
+        assert fragment in text
+    assert all(line.startswith(str(path)) for line in text.splitlines())
+
+
+def test_an_output_or_quarantine_inside_the_input_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"folders\[0\].output.*must not be, contain or lie inside"):
+        module.load_daemon_config(write(tmp_path, base(output="in/anonymized")))
+    with pytest.raises(ConfigError, match=r"folders\[0\].quarantine"):
+        module.load_daemon_config(write(tmp_path, base(quarantine="in")))
+
+
+def test_two_folders_with_the_same_name_or_overlapping_inputs_are_refused(tmp_path: Path) -> None:
+    data = base()
+    data["folders"].append(dict(data["folders"][0], output="out2", quarantine="q2"))
+    with pytest.raises(ConfigError) as err:
+        module.load_daemon_config(write(tmp_path, data))
+    assert "names must be unique" in str(err.value) and "overlaps the input" in str(err.value)
+
+
+def test_a_broken_profile_is_reported_under_the_folders_profile_key(tmp_path: Path) -> None:
+    path = write(tmp_path, base())
+    (tmp_path / "profile.yaml").write_text("mask: {method: blurr}\n")
+    with pytest.raises(ConfigError, match=r"folders\[0\].profile.*blurr"):
+        module.load_daemon_config(path)
+
+
+def test_a_missing_input_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not an existing folder"):
+        module.load_daemon_config(write(tmp_path, base(input="nowhere")))
+
+
+def test_the_shipped_example_config_is_valid_apart_from_its_absent_system_folders() -> None:
+    example = REPO / "systemd" / "daemon.example.yaml"
+    with pytest.raises(ConfigError) as err:
+        module.load_daemon_config(example)
+    for line in str(err.value).splitlines():
+        # On a developer machine /srv/... and /etc/anonymizer/... do not exist; nothing else may fail.
+        assert "is not an existing folder" in line or "cannot read profile" in line, line
+
+
+def test_the_demo_layout_is_a_valid_config_with_the_bundled_samples_waiting_in_its_input(tmp_path: Path) -> None:
+    from anonymizer.daemon.commands import SAMPLES_DIR, write_demo
+
+    config = write_demo(tmp_path / "demo")
+    cfg = module.load_daemon_config(config)
+    folder = cfg.folders[0]
+    assert folder.input == tmp_path / "demo" / "in" and cfg.state_dir == tmp_path / "demo" / "state"
+    assert folder.profile.retention.source == "keep"  # the demo never deletes what it was given
+    if SAMPLES_DIR.is_dir():
+        assert sorted(p.name for p in folder.input.iterdir()) == sorted(p.name for p in SAMPLES_DIR.glob("*.jpg"))
+    # Running it again neither rewrites the config nor copies anything twice.
+    before = config.read_text()
+    write_demo(tmp_path / "demo")
+    assert config.read_text() == before and len(list(folder.input.iterdir())) == len(list(SAMPLES_DIR.glob("*.jpg")))
