@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
-# Optional: a real FUSE network mount (sshfs over loopback) for the network_mount tests;
+# Optional: a real FUSE network mount (sshfs over loopback) for the network_mount tests, and
+# strace for the crash tests that kill the daemon inside one system call;
 # they skip cleanly when these packages are unavailable.
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v sshfs >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sshfs) >/dev/null 2>&1 || true
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v sshfs && command -v strace; } >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sshfs strace) >/dev/null 2>&1 || true
 fi
 exec .venv/bin/python -m pytest "$@"
