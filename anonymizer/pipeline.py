@@ -316,7 +316,8 @@ class Engine:
                 frame = decoded.frame
                 if not len(frame_regions):
                     writer.write(frame, decoded.pts)
-                elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+                elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
+                    # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
                     yuv = self.masker.apply_yuv420(frame.to_ndarray(), frame_regions)
                     writer.write(av.VideoFrame.from_ndarray(yuv, format="yuv420p"), decoded.pts)
                 else:

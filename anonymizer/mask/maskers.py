@@ -98,7 +98,7 @@ class Masker:
         return image
 
     def apply_yuv420(self, yuv: np.ndarray, regions: Detections) -> np.ndarray:
-        """Mask a yuv420p frame given as PyAV's (H * 3 / 2, W) array (even W and H), in place.
+        """Mask a yuv420p frame given as PyAV's (H * 3 / 2, W) array (W even, H a multiple of 4).
 
         Chroma planes are half size: each region is masked there over the half-size box that
         contains it, so no colour detail survives either.

@@ -194,3 +194,10 @@ def test_validate_config_lists_every_error_and_exits_1(tmp_path):
     assert proc.returncode == 1
     assert "default.yaml: valid" in proc.stdout
     assert "mask.method" in proc.stderr and "output.audio" in proc.stderr and "copy, drop" in proc.stderr
+
+
+@pytest.mark.parametrize("size", [(480, 270), (322, 242)], ids=["height-not-multiple-of-4", "odd-chroma"])
+def test_frame_sizes_outside_the_yuv_fast_path_are_masked_too(tmp_path, fast_engine, size):
+    src = make_video(tmp_path / "odd.mp4", frames=4, size=size, audio=False)
+    result = fast_engine.process(src, tmp_path / "odd-out.mp4")
+    assert result.frames == 4 and result.counts["face"].masked_frames == 4
