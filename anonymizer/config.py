@@ -33,12 +33,12 @@ class ClassSpec:
 
     enabled: bool = True
     model: str = "centerface"
-    threshold: float = 0.2
+    threshold: float = 0.15
     scales: tuple[float, ...] = (1.0, 2.0)
     video_scales: tuple[float, ...] | None = (1.0,)  # video frames; None = same as ``scales``
     tile_size: int = 2048
     tile_overlap: float = 0.2
-    flip: bool = False
+    flip: bool = True
     every_n_frames: int = 1
     margin: float = 0.3
     min_margin_px: int = 4
@@ -52,7 +52,13 @@ class DetectSpec:
     faces: ClassSpec = field(default_factory=ClassSpec)
     plates: ClassSpec = field(
         default_factory=lambda: ClassSpec(
-            model="platedet", threshold=0.1, tile_size=1280, every_n_frames=2, margin=0.15
+            model="platedet",
+            threshold=0.05,
+            scales=(1.0, 2.0, 3.0),
+            tile_size=1280,
+            flip=False,
+            every_n_frames=2,
+            margin=0.25,
         )
     )
 

@@ -28,16 +28,26 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [int(round(i * step)) for i in range(count)]
 
 
-def plan_passes(height: int, width: int, spec: ClassSpec, *, video: bool = False) -> list[tuple[float, int, int, int, int]]:
+def plan_passes(
+    height: int, width: int, spec: ClassSpec, *, video: bool = False, fixed_input: int | None = None
+) -> list[tuple[float, int, int, int, int]]:
     """Return (scale, x0, y0, x1, y1) crops, in scaled-image pixels, that one image is run through.
 
     Video frames may use cheaper ``video_scales``: an object missed in one frame is still caught
     in its neighbours and carried over by the tracker, which a single photo cannot count on.
+    A model with a fixed input (``fixed_input`` px, letterboxed) sees the same picture for every
+    scale at which the whole image fits one tile, so such repeats are skipped.
     """
     passes = []
+    whole_image_views: list[float] = []
     scales = spec.video_scales if video and spec.video_scales else spec.scales
     for scale in scales:
         sh, sw = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+        if fixed_input and sh <= spec.tile_size and sw <= spec.tile_size:
+            seen_at = scale * min(fixed_input / sh, fixed_input / sw)
+            if any(abs(seen_at - other) < 0.01 * other for other in whole_image_views):
+                continue
+            whole_image_views.append(seen_at)
         for y in tile_starts(sh, spec.tile_size, spec.tile_overlap):
             for x in tile_starts(sw, spec.tile_size, spec.tile_overlap):
                 passes.append((scale, x, y, min(x + spec.tile_size, sw), min(y + spec.tile_size, sh)))
@@ -62,7 +72,9 @@ class ClassDetector:
         for index, rgb in enumerate(images):
             height, width = rgb.shape[:2]
             scaled: dict[float, np.ndarray] = {}
-            for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video):
+            for scale, x0, y0, x1, y1 in plan_passes(
+                height, width, self.spec, video=video, fixed_input=getattr(self.raw, "fixed_input", None)
+            ):
                 if scale not in scaled:
                     size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
                     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
