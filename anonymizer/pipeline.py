@@ -372,7 +372,9 @@ def verify_video(path: Path, expected_frames: int) -> None:
             stream = container.streams.video[0]
             count = sum(1 for p in container.demux(stream) if p.size)
     except (av.error.FFmpegError, IndexError) as exc:
-        raise JobError(f"written output cannot be re-opened: {exc}") from exc
+        # strerror only: an FFmpeg error's str() quotes the path, and paths may name people.
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise JobError(f"written output cannot be re-opened: {reason}") from exc
     if count != expected_frames:
         raise JobError(f"written output has {count} frames, expected {expected_frames}")
 
