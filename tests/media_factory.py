@@ -45,6 +45,8 @@ def make_video(
             container.metadata.update(metadata)
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if codec in ("mpeg2video", "msmpeg4", "mpeg4"):  # constant-rate codecs count in frames
+            stream.codec_context.time_base = Fraction(1, fps)
         if vfr_pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         if rotation:

@@ -34,6 +34,14 @@ MUXERS = {
 FORCED_CODEC = {"webm": "libvpx-vp9", "mpeg": "mpeg2video", "gif": "gif", "asf": "msmpeg4", "flv": "flv"}
 # Container-level tags that say nothing about a person or a device; everything else is dropped.
 ALLOWED_TAGS = ("creation_time",)
+VFR_CODECS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "gif"}
+MPEG2_RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+               Fraction(50), Fraction(60000, 1001), Fraction(60)]
+
+
+def _mpeg2_rate(rate: Fraction) -> Fraction:
+    """The MPEG-2 frame rate closest to ``rate`` (the encoder accepts no other)."""
+    return min(MPEG2_RATES, key=lambda r: abs(float(r) - float(rate)))
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,14 @@ class VideoWriter:
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(25)
         self.stream = self.container.add_stream(codec, rate=rate)
         self.stream.width, self.stream.height = info.width, info.height
+        # Codecs of the MPEG-2/MPEG-4 part 2 family only know constant frame rates (and MPEG-2
+        # only the broadcast ones): they get frame-numbered timestamps at that rate. Every other
+        # codec keeps the source's own time base and per-frame timestamps (VFR).
+        self.constant_rate = codec not in VFR_CODECS
+        if self.constant_rate:
+            rate = _mpeg2_rate(rate) if codec == "mpeg2video" else rate
+            self.time_base = Fraction(rate.denominator, rate.numerator)
+            self.stream.rate = rate
         self.stream.time_base = self.time_base
         self.stream.codec_context.time_base = self.time_base
         if codec == "gif":
@@ -229,6 +245,8 @@ class VideoWriter:
             frame = image
             # A decoded frame remembers it was an I/P/B frame; the encoder must choose anew.
             frame.pict_type = av.video.frame.PictureType.NONE
+        if self.constant_rate:
+            pts = self.frames_written
         # Encoders require strictly increasing pts; a source with duplicates or gaps in pts keeps
         # its timing as closely as the encoder allows.
         if pts is None:

@@ -201,3 +201,25 @@ def test_frame_sizes_outside_the_yuv_fast_path_are_masked_too(tmp_path, fast_eng
     src = make_video(tmp_path / "odd.mp4", frames=4, size=size, audio=False)
     result = fast_engine.process(src, tmp_path / "odd-out.mp4")
     assert result.frames == 4 and result.counts["face"].masked_frames == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "fps", "audio"),
+    [
+        ("c.avi", "mpeg4", 12, False),
+        ("c.webm", "libvpx-vp9", 12, False),
+        ("c.ts", "libx264", 12, True),
+        ("c.mov", "libx264", 12, True),
+        ("c.flv", "libx264", 12, False),
+        ("c.mpg", "mpeg2video", 25, False),
+        ("c.wmv", "msmpeg4", 12, False),
+    ],
+)
+def test_every_accepted_container_is_written_back_in_kind_with_all_frames(tmp_path, fast_engine, name, codec, fps, audio):
+    src = make_video(tmp_path / f"src-{name}", frames=8, size=(160, 120), codec=codec, fps=fps, audio=audio)
+    result = fast_engine.process(src, tmp_path / name)
+    assert result.output_path == tmp_path / name
+    with av.open(str(result.output_path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 8
+    with av.open(str(result.output_path)) as c:
+        assert bool(c.streams.audio) == audio
