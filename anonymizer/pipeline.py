@@ -86,6 +86,11 @@ class JobResult:
         }
 
 
+def is_temp_name(name: str) -> bool:
+    """True for the engine's own temporary outputs (a crash mid-job leaves them behind)."""
+    return name.startswith(TEMP_PREFIX) and TEMP_MARK in name
+
+
 def temp_path_for(dst: Path) -> Path:
     """A hidden temporary name in ``dst``'s folder (same filesystem, so the rename is atomic)."""
     return dst.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}{TEMP_MARK}{dst.suffix.lower()}"

@@ -25,7 +25,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from anonymizer.daemon.journal import Journal, new_job_id
+from _seed import seed_processed
+
+from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.service import JOURNAL_FILE
 
 
@@ -37,25 +39,7 @@ def cpu_seconds(pid: int) -> float:
 
 def populate(root: Path, n: int) -> None:
     """Create ``n`` small files in 100 sub-folders and record them in the journal as processed."""
-    inp = root / "in"
-    rows = []
-    now = time.time()
-    for i in range(n):
-        d = inp / f"cam{i % 100:03d}"
-        d.mkdir(parents=True, exist_ok=True)
-        p = d / f"clip-{i:06d}.mp4"
-        p.write_bytes(os.urandom(256))
-        st = p.stat()
-        rel = p.relative_to(inp).as_posix()
-        rows.append((new_job_id(), "bench", rel, st.st_size, st.st_mtime_ns, st.st_ino, now, now))
-    journal = Journal(root / "state" / JOURNAL_FILE)
-    with journal._tx() as db:  # one transaction: a bench shortcut, the daemon commits per job
-        db.executemany(
-            "INSERT INTO jobs (id, folder, rel_path, size, mtime_ns, inode, state, outcome, audited,"
-            " retention, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'retired', 'anonymized', 1, 'kept', ?, ?)",
-            rows,
-        )
-    journal.close()
+    seed_processed(root / "state" / JOURNAL_FILE, "bench", root / "in", n, prefix="cam", suffix=".mp4")
 
 
 def main() -> int:

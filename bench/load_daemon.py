@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -30,32 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "faults")]
 
 import helpers as h  # the fault suite's helpers, shared on purpose
-
-from anonymizer.daemon.journal import Journal, new_job_id
+from _seed import seed_processed
 
 
 def add_sitting(rig: h.Rig, count: int) -> None:
     """Create ``count`` small files in 100 sub-folders and record them as processed and kept."""
-    now = time.time()
-    rows = []
-    for i in range(count):
-        folder = rig.inp / f"old{i % 100:03d}"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"old-{i:06d}.jpg"
-        path.write_bytes(os.urandom(128))
-        st = path.stat()
-        rows.append(
-            (new_job_id(), "cam", path.relative_to(rig.inp).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino, now, now)
-        )
-    Journal(rig.state / "journal.sqlite3").close()  # creates the schema
-    db = sqlite3.connect(rig.state / "journal.sqlite3")
-    with db:
-        db.executemany(
-            "INSERT INTO jobs (id, folder, rel_path, size, mtime_ns, inode, state, outcome, audited, retention,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'retired', 'anonymized', 1, 'kept', ?, ?)",
-            rows,
-        )
-    db.close()
+    seed_processed(rig.state / "journal.sqlite3", "cam", rig.inp, count, prefix="old", suffix=".jpg")
 
 
 def main() -> int:

@@ -350,6 +350,8 @@ class Service:
         audited = worker.write_missing_audit({f.name: f for f in cfg.folders})
         if audited:
             self.log.warning("audit.recovered", lines=audited)
+        from anonymizer.pipeline import is_temp_name  # the engine knows its own temporary names
+
         removed = 0
         for f in cfg.folders:
             for dirpath, dirnames, filenames in os.walk(f.output):
@@ -357,7 +359,7 @@ class Service:
                 for name in filenames:
                     # Only temporaries of ours ("<prefix>j-<job id>...") and of the engine
                     # (".anonymizer-<hex>.partial.<ext>"): a crash mid-job leaves them.
-                    if name.startswith(TMP_PREFIX + "j-") or (name.startswith(".anonymizer-") and ".partial" in name):
+                    if name.startswith(TMP_PREFIX + "j-") or is_temp_name(name):
                         try:
                             os.unlink(os.path.join(dirpath, name))
                             removed += 1

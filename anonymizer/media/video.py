@@ -9,7 +9,7 @@ recomputed from a frame rate: phone and VMS video is often variable frame rate.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -298,5 +298,3 @@ def frame_rotation(frame: av.VideoFrame) -> int:
     except (AttributeError, TypeError, ValueError):
         return 0
 
-
-ProgressFn = Callable[[int, int], None]
