@@ -33,14 +33,21 @@ class ClassSpec:
 
     enabled: bool = True
     model: str = "centerface"
-    threshold: float = 0.15
-    scales: tuple[float, ...] = (1.0, 2.0)
+    threshold: float = 0.12
+    # Video: weaker detections, down to this score, are masked when they join a track that also
+    # has a detection at or above ``threshold`` (hysteresis: a face in a blurred frame scores low
+    # but is the same face). None = off.
+    track_threshold: float | None = 0.05
+    scales: tuple[float, ...] = (1.0, 2.0, 3.0)
     video_scales: tuple[float, ...] | None = (1.0,)  # video frames; None = same as ``scales``
     tile_size: int = 2048
     tile_overlap: float = 0.2
     flip: bool = True
     every_n_frames: int = 1
     margin: float = 0.3
+    # Video: tracked boxes lag and jitter by a few pixels from frame to frame, and a leak in any
+    # one frame is a leak; None = same as ``margin``.
+    video_margin: float | None = 0.4
     min_margin_px: int = 4
     min_size_px: float = 0.0
 
@@ -54,11 +61,14 @@ class DetectSpec:
         default_factory=lambda: ClassSpec(
             model="platedet",
             threshold=0.05,
-            scales=(1.0, 2.0, 3.0),
+            track_threshold=0.02,
+            scales=(0.5, 1.0, 2.0, 3.0),
+            video_scales=(0.5, 1.0),
             tile_size=1280,
             flip=False,
             every_n_frames=2,
             margin=0.25,
+            video_margin=None,
         )
     )
 
@@ -254,6 +264,29 @@ VIDEO_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+def _nullable_float(c: Checker, d: dict[str, Any], path: str, key: str, default: float | None, **bounds: float) -> float | None:
+    """A number, or None when the profile writes ``null`` (whatever the default)."""
+    if key in d and d[key] is None:
+        return None
+    value = c.get(d, path, key, default, (int, float), **bounds)
+    return None if value is None else float(value)
+
+
+def _track_threshold(c: Checker, d: dict[str, Any], path: str, default: ClassSpec) -> float | None:
+    value = _nullable_float(c, d, path, "track_threshold", default.track_threshold, minimum=0.01, maximum=0.99)
+    if value is None:
+        return None
+    threshold = d.get("threshold", default.threshold)
+    if not isinstance(threshold, (int, float)):
+        return float(value)  # the threshold's own error is reported
+    if "track_threshold" not in d:
+        return float(min(value, threshold))  # a profile that lowers threshold lowers the default too
+    if value > threshold:
+        c.error(_join(path, "track_threshold"), f"{value!r} is above threshold ({threshold}); it must be lower (or null for off)")
+        return default.track_threshold
+    return float(value)
+
+
 def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: Path | None) -> ClassSpec:
     d = c.section(data, path, set(ClassSpec.__dataclass_fields__))
     model = c.get(d, path, "model", default.model, str)
@@ -272,6 +305,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         enabled=c.get(d, path, "enabled", default.enabled, bool),
         model=model,
         threshold=float(c.get(d, path, "threshold", default.threshold, (int, float), minimum=0.01, maximum=0.99)),
+        track_threshold=_track_threshold(c, d, path, default),
         scales=c.get(d, path, "scales", default.scales, tuple, convert=_float_list),
         video_scales=c.get(d, path, "video_scales", default.video_scales, tuple, convert=_float_list),
         tile_size=c.get(d, path, "tile_size", default.tile_size, int, minimum=160, maximum=8192),
@@ -279,6 +313,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         flip=c.get(d, path, "flip", default.flip, bool),
         every_n_frames=c.get(d, path, "every_n_frames", default.every_n_frames, int, minimum=1, maximum=30),
         margin=float(c.get(d, path, "margin", default.margin, (int, float), minimum=0, maximum=2)),
+        video_margin=_nullable_float(c, d, path, "video_margin", default.video_margin, minimum=0, maximum=2),
         min_margin_px=c.get(d, path, "min_margin_px", default.min_margin_px, int, minimum=0, maximum=200),
         min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
     )

@@ -22,7 +22,7 @@ import numpy as np
 
 from anonymizer.config import Profile
 from anonymizer.detect.factory import build_detectors
-from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
+from anonymizer.detections import CLASS_IDS, CLASS_NAMES, DETECTED, FACE, PLATE, Detections
 from anonymizer.errors import JobError, MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import pad_and_clip
@@ -168,9 +168,9 @@ class Engine:
         """Raw detections of every enabled class in one RGB image (source pixels, unpadded)."""
         return Detections.merge([d(rgb) for d in self.detectors.values()])
 
-    def regions(self, dets: Detections, frame_wh: tuple[int, int]) -> Detections:
-        """The padded, clipped regions that get masked for these detections."""
-        return pad_and_clip(dets, self.class_specs, frame_wh, ellipse=self.profile.mask.shape == "ellipse")
+    def regions(self, dets: Detections, frame_wh: tuple[int, int], *, video: bool = False) -> Detections:
+        """The padded, clipped regions that get masked for these detections (of a video frame)."""
+        return pad_and_clip(dets, self.class_specs, frame_wh, ellipse=self.profile.mask.shape == "ellipse", video=video)
 
     def anonymize_image(self, rgb: np.ndarray) -> tuple[np.ndarray, Detections]:
         """Return (masked copy of ``rgb``, the regions masked)."""
@@ -300,13 +300,14 @@ class Engine:
         # Track each class on its own (their detectors may run at different rates), then merge.
         per_frame: list[list[Detections]] = [[] for _ in range(n_frames)]
         for name, frames in per_class.items():
-            every = self.class_specs[CLASS_IDS[name]].every_n_frames
-            filled, n_tracks = track_and_fill(frames, profile.track, every)
+            spec = self.class_specs[CLASS_IDS[name]]
+            confident = spec.threshold if spec.track_threshold is not None else None
+            filled, n_tracks = track_and_fill(frames, profile.track, spec.every_n_frames, confident)
             result.counts[name].tracks = n_tracks
-            result.counts[name].detections = sum(len(d) for d in frames if d is not None)
+            result.counts[name].detections = sum(int(np.count_nonzero(d.source == DETECTED)) for d in filled)
             for i, dets in enumerate(filled):
                 per_frame[i].append(dets)
-        regions = [self.regions(Detections.merge(parts), (info.width, info.height)) for parts in per_frame]
+        regions = [self.regions(Detections.merge(parts), (info.width, info.height), video=True) for parts in per_frame]
         t2 = time.perf_counter()
 
         # Pass 2: decode again, mask, encode; audio packets are copied untouched.

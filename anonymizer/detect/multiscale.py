@@ -28,6 +28,16 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [int(round(i * step)) for i in range(count)]
 
 
+def zooms_out(height: int, width: int, scale: float, spec: ClassSpec, fixed_input: int | None) -> bool:
+    """Whether a pass below scale 1 must be padded back to the full size to show objects smaller.
+
+    A letterboxing model enlarges a shrunk image right back to its input size; on a gray canvas of
+    the original size the picture stays shrunk. This is what finds a plate filmed from up close,
+    which fills most of the frame and looks like no plate the model was trained on.
+    """
+    return bool(fixed_input) and scale < 1 and height <= spec.tile_size and width <= spec.tile_size
+
+
 def plan_passes(
     height: int, width: int, spec: ClassSpec, *, video: bool = False, fixed_input: int | None = None
 ) -> list[tuple[float, int, int, int, int]]:
@@ -36,7 +46,8 @@ def plan_passes(
     Video frames may use cheaper ``video_scales``: an object missed in one frame is still caught
     in its neighbours and carried over by the tracker, which a single photo cannot count on.
     A model with a fixed input (``fixed_input`` px, letterboxed) sees the same picture for every
-    scale at which the whole image fits one tile, so such repeats are skipped.
+    scale at which the whole image fits one tile, so such repeats are skipped; a scale below 1 is
+    shown on a canvas of the full size instead (see ``zooms_out``).
     """
     passes = []
     whole_image_views: list[float] = []
@@ -44,7 +55,8 @@ def plan_passes(
     for scale in scales:
         sh, sw = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
         if fixed_input and sh <= spec.tile_size and sw <= spec.tile_size:
-            seen_at = scale * min(fixed_input / sh, fixed_input / sw)
+            canvas_h, canvas_w = (height, width) if zooms_out(height, width, scale, spec, fixed_input) else (sh, sw)
+            seen_at = scale * min(fixed_input / canvas_h, fixed_input / canvas_w)
             if any(abs(seen_at - other) < 0.01 * other for other in whole_image_views):
                 continue
             whole_image_views.append(seen_at)
@@ -69,21 +81,30 @@ class ClassDetector:
     def detect_many(self, images: list[np.ndarray], *, video: bool = False) -> list[Detections]:
         """Detect in several images; a raw detector with ``batch`` gets same-shaped crops together."""
         jobs = []  # (image index, scale, x0, y0, crop, flipped)
+        fixed_input = getattr(self.raw, "fixed_input", None)
         for index, rgb in enumerate(images):
             height, width = rgb.shape[:2]
             scaled: dict[float, np.ndarray] = {}
-            for scale, x0, y0, x1, y1 in plan_passes(
-                height, width, self.spec, video=video, fixed_input=getattr(self.raw, "fixed_input", None)
-            ):
+            for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video, fixed_input=fixed_input):
                 if scale not in scaled:
                     size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
                     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
                     scaled[scale] = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=interpolation)
                 crop = scaled[scale][y0:y1, x0:x1]
+                if zooms_out(height, width, scale, self.spec, fixed_input):
+                    # Top-left on a neutral gray canvas: box coordinates stay those of the scaled image.
+                    canvas = np.full((height, width, 3), 114, np.uint8)
+                    canvas[: crop.shape[0], : crop.shape[1]] = crop
+                    crop = canvas
                 jobs.append((index, scale, x0, y0, crop, False))
                 if self.spec.flip:
                     jobs.append((index, scale, x0, y0, np.ascontiguousarray(crop[:, ::-1]), True))
 
+        # Video keeps weaker candidates too: the tracker masks them only when they join a track
+        # that also has a confident detection (see anonymizer.track.linker).
+        threshold = self.spec.threshold
+        if video and self.spec.track_threshold is not None:
+            threshold = min(threshold, self.spec.track_threshold)
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         batch = getattr(self.raw, "batch", None)
         if batch is not None:
@@ -93,11 +114,11 @@ class ClassDetector:
             for members in groups.values():
                 for start in range(0, len(members), self.batch_size):
                     chunk = members[start : start + self.batch_size]
-                    for j, out in zip(chunk, batch([jobs[j][4] for j in chunk], self.spec.threshold)):
+                    for j, out in zip(chunk, batch([jobs[j][4] for j in chunk], threshold)):
                         outputs[j] = out
         else:
             for j, job in enumerate(jobs):
-                outputs[j] = self.raw(job[4], self.spec.threshold)
+                outputs[j] = self.raw(job[4], threshold)
 
         per_image: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in images]
         for (index, scale, x0, y0, crop, flipped), (xyxy, conf) in zip(jobs, outputs):  # type: ignore[misc]

@@ -232,6 +232,8 @@ def count_leaks(name: str, src: Path, dst: Path, truths: list[FrameTruth], is_fa
                         "box": [round(float(v), 1) for v in box],
                         "size_px": round(float(metrics.box_size_px(box[None])[0]), 1),
                         "retained": None if np.isnan(verdict.retained) else round(verdict.retained, 3),
+                        # ~0: no mask touched it (a miss); otherwise a mask that fell short or was too weak
+                        "changed": round(verdict.changed, 3),
                     }
                 )
     result.objects = len(objects)

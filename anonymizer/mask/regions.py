@@ -13,7 +13,7 @@ ELLIPSE_MIN_MARGIN = 0.21
 
 
 def pad_and_clip(
-    dets: Detections, specs: dict[int, ClassSpec], frame_wh: tuple[int, int], *, ellipse: bool = False
+    dets: Detections, specs: dict[int, ClassSpec], frame_wh: tuple[int, int], *, ellipse: bool = False, video: bool = False
 ) -> Detections:
     """Return detections whose boxes are grown by each class's margin and clipped to the frame.
 
@@ -24,6 +24,7 @@ def pad_and_clip(
         frame_wh: (width, height) of the frame.
         ellipse: when the mask shape is an ellipse, margins are raised so the ellipse still covers
             the whole detected box.
+        video: use each class's ``video_margin`` where it sets one.
     """
     if not len(dets):
         return dets
@@ -33,7 +34,8 @@ def pad_and_clip(
     floor = np.zeros(len(dets), np.float32)
     for cid, spec in specs.items():
         sel = dets.class_id == cid
-        margin[sel] = max(spec.margin, ELLIPSE_MIN_MARGIN) if ellipse and cid == 0 else spec.margin
+        m = spec.video_margin if video and spec.video_margin is not None else spec.margin
+        margin[sel] = max(m, ELLIPSE_MIN_MARGIN) if ellipse and cid == 0 else m
         floor[sel] = spec.min_margin_px
     pad = np.maximum(wh * margin[:, None], floor[:, None])
     xyxy[:, :2] -= pad

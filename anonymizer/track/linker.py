@@ -4,6 +4,11 @@ Because anonymization is batch work, a gap between two sightings of the same fac
 both sides (interpolation), and every track's mask starts ``lead_frames`` before its first
 detection and ends ``trail_frames`` after its last. The tracker only ever adds boxes: every raw
 detection is masked whether or not it joined a track.
+
+Hysteresis (as in ByteTrack): in video the detector also reports weak candidates below the
+class's threshold. A face in a blurred, dim or half-turned frame scores low but is the same face,
+so a weak candidate that links into a track holding a confident detection is masked too; weak
+candidates that never meet a confident one are texture, and are dropped.
 """
 
 from __future__ import annotations
@@ -56,12 +61,15 @@ def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float)
     gap = np.array([frame - t.frames[-1] for t in tracks], np.float32)
     reach = np.minimum(1.5 + 0.5 * (gap - 1), 4.0)[:, None]
     score = np.where(iou >= iou_match, 2.0 + iou, np.where(dist < reach, 1.0 - dist / reach, 0.0))
+    # Greedy, best pair first: sort the candidate pairs once (crowds bring hundreds of each).
+    ts, bs = np.nonzero(score > 0)
+    order = np.argsort(-score[ts, bs], kind="stable")
     matches: dict[int, int] = {}
-    while score.size and score.max() > 0:
-        t, b = np.unravel_index(int(np.argmax(score)), score.shape)
-        matches[int(t)] = int(b)
-        score[t, :] = 0
-        score[:, b] = 0
+    taken: set[int] = set()
+    for t, b in zip(ts[order].tolist(), bs[order].tolist()):
+        if t not in matches and b not in taken:
+            matches[t] = b
+            taken.add(b)
     return matches
 
 
@@ -134,32 +142,53 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
     return added
 
 
-def track_and_fill(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> tuple[list[Detections], int]:
+def _as_detections(
+    n_frames: int, tracks: list[Track], spec: TrackSpec, detect_every: int, *, below: float | None = None, id_offset: int = 0
+) -> list[Detections]:
+    """Per frame: the detections the tracks hold (only those scoring under ``below``, if given),
+    with their track ids, plus the boxes the tracks predict."""
+    held: list[list[tuple]] = [[] for _ in range(n_frames)]
+    for t in tracks:
+        for f, box, score in zip(t.frames, t.boxes, t.scores):
+            if below is None or score < below:
+                held[f].append((box, t.track_id, t.class_id, score))
+    added = fill_tracks(tracks, n_frames, spec, detect_every)
+
+    def pack(items: list[tuple], source: int) -> Detections:
+        return Detections(
+            np.stack([a[0] for a in items]).astype(np.float32),
+            np.array([a[3] for a in items], np.float32),
+            np.array([a[2] for a in items], np.int32),
+            np.array([a[1] + id_offset for a in items], np.int32),
+            np.full(len(items), source, np.int8),
+        )
+
+    out = []
+    for h, a in zip(held, added):
+        parts = ([pack(h, DETECTED)] if h else []) + ([pack(a, PREDICTED)] if a else [])
+        out.append(Detections.merge(parts))
+    return out
+
+
+def track_and_fill(
+    per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1, confident: float | None = None
+) -> tuple[list[Detections], int]:
     """Return (per-frame detections: raw ones plus track predictions, number of tracks).
 
-    Raw detections are kept as they are (with their track id); predictions are appended.
+    Without ``confident`` every detection is kept and linked. With it, ``per_frame`` may also hold
+    weak candidates below ``confident``: the confident detections are tracked exactly as without
+    them (so the result is a superset of that), and the candidates are linked again with them;
+    a track there that holds a confident detection adds its weak detections and its predictions.
+    A track of weak candidates alone adds nothing.
     """
-    tracks = link(per_frame, spec, detect_every)
-    ids: dict[tuple[int, int], int] = {}
-    for t in tracks:
-        for f, box in zip(t.frames, t.boxes):
-            ids[(f, hash(box.tobytes()))] = t.track_id
-    added = fill_tracks(tracks, len(per_frame), spec, detect_every)
-    out: list[Detections] = []
-    for f, dets in enumerate(per_frame):
-        parts = []
-        if dets is not None and len(dets):
-            tid = np.array([ids.get((f, hash(b.astype(np.float32).tobytes())), -1) for b in dets.xyxy], np.int32)
-            parts.append(Detections(dets.xyxy, dets.confidence, dets.class_id, tid, np.full(len(dets), DETECTED, np.int8)))
-        if added[f]:
-            parts.append(
-                Detections(
-                    np.stack([a[0] for a in added[f]]),
-                    np.array([a[3] for a in added[f]], np.float32),
-                    np.array([a[2] for a in added[f]], np.int32),
-                    np.array([a[1] for a in added[f]], np.int32),
-                    np.full(len(added[f]), PREDICTED, np.int8),
-                )
-            )
-        out.append(Detections.merge(parts))
-    return out, len(tracks)
+    if confident is None:
+        tracks = link(per_frame, spec, detect_every)
+        return _as_detections(len(per_frame), tracks, spec, detect_every), len(tracks)
+    strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
+    strong = link(strong_frames, spec, detect_every)
+    out = _as_detections(len(per_frame), strong, spec, detect_every)
+    confirmed = [t for t in link(per_frame, spec, detect_every) if max(t.scores) >= confident]
+    if confirmed:
+        extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
+        out = [Detections.merge([a, b]) for a, b in zip(out, extra)]
+    return out, len(strong)

@@ -21,6 +21,11 @@ def test_default_profile_file_matches_documented_keys():
     data = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
     for section in ("detect", "track", "mask", "output", "limits", "retention", "privacy"):
         assert section in data
+    defaults = Profile().to_dict()
+    for cls in ("faces", "plates"):
+        assert set(data["detect"][cls]) == set(defaults["detect"][cls]), cls
+    for section in ("track", "mask", "output"):
+        assert set(data[section]) == set(defaults[section]), section
 
 
 def test_default_yaml_states_exactly_the_built_in_defaults():
@@ -87,3 +92,21 @@ def test_defaults_favour_recall():
     p = Profile()
     assert p.detect.faces.enabled and p.detect.plates.enabled
     assert p.track.lead_frames > 0 and p.track.trail_frames > 0
+
+
+def test_track_threshold_is_below_threshold_null_turns_it_off():
+    faces = lambda **kw: profile_from_dict({"detect": {"faces": kw}}).detect.faces  # noqa: E731
+    assert faces().track_threshold < faces().threshold
+    assert faces(track_threshold=None).track_threshold is None
+    # lowering threshold lowers the default hysteresis floor with it, never above threshold
+    assert faces(threshold=0.03).track_threshold == 0.03
+    with pytest.raises(ConfigError, match=r"detect\.faces\.track_threshold.*above threshold"):
+        faces(threshold=0.2, track_threshold=0.3)
+
+
+def test_video_margin_defaults_and_null_means_same_as_margin():
+    faces = lambda **kw: profile_from_dict({"detect": {"faces": kw}}).detect.faces  # noqa: E731
+    assert faces().video_margin >= faces().margin
+    assert faces(video_margin=None).video_margin is None
+    with pytest.raises(ConfigError, match=r"detect\.faces\.video_margin"):
+        faces(video_margin="wide")

@@ -86,3 +86,14 @@ def test_yuv420_masking_destroys_luma_and_chroma_detail_only_inside(method):
     outside[20:84, 40:104] = False
     assert np.array_equal(luma_in[outside], luma_out[outside])
     assert np.array_equal(u_in[:10], u_out[:10]) and np.array_equal(u_in[:, 52:], u_out[:, 52:])
+
+
+def test_video_frames_take_the_video_margin():
+    box = Detections(np.array([[40, 40, 60, 60]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int32))
+    specs = {0: ClassSpec(margin=0.3, video_margin=0.5, min_margin_px=0)}
+    photo = pad_and_clip(box, specs, (200, 200))
+    video = pad_and_clip(box, specs, (200, 200), video=True)
+    assert np.allclose(photo.xyxy[0], [34, 34, 66, 66])
+    assert np.allclose(video.xyxy[0], [30, 30, 70, 70])
+    specs = {0: ClassSpec(margin=0.3, video_margin=None, min_margin_px=0)}
+    assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [34, 34, 66, 66])

@@ -31,3 +31,59 @@ def test_fixed_input_models_skip_scales_that_show_them_the_same_picture():
     assert [p[0] for p in plan_passes(240, 320, spec)] == [1.0, 2.0]
     # ... and a large image tiled at scale 2 is a different picture.
     assert {p[0] for p in plan_passes(1080, 1920, spec, fixed_input=640)} == {1.0, 2.0}
+
+
+def test_video_asks_the_model_for_weak_candidates_photos_do_not():
+    import numpy as np
+
+    from anonymizer.detect.multiscale import ClassDetector
+
+    class Recording:
+        """Stands in for the ONNX model: returns no boxes, remembers the thresholds it was asked for."""
+
+        def __init__(self):
+            self.thresholds = []
+
+        def __call__(self, rgb, threshold):
+            self.thresholds.append(threshold)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+    raw = Recording()
+    detector = ClassDetector(raw, ClassSpec(threshold=0.12, track_threshold=0.05, scales=(1.0,), flip=False), 0)
+    image = np.zeros((64, 64, 3), np.uint8)
+    detector.detect_many([image])
+    detector.detect_many([image], video=True)
+    assert raw.thresholds == [0.12, 0.05]
+    raw.thresholds.clear()
+    ClassDetector(raw, ClassSpec(threshold=0.12, track_threshold=None, scales=(1.0,), flip=False), 0).detect_many([image], video=True)
+    assert raw.thresholds == [0.12]
+
+
+def test_a_scale_below_one_zooms_out_on_a_canvas_for_fixed_input_models():
+    import numpy as np
+
+    from anonymizer.detect.multiscale import ClassDetector
+
+    spec = ClassSpec(scales=(0.5, 1.0), tile_size=1280, flip=False)
+    # A letterboxing model would enlarge a half-size image right back; padded, it is a new view.
+    assert [p[0] for p in plan_passes(360, 640, spec, fixed_input=640)] == [0.5, 1.0]
+
+    class Letterboxing:
+        """Stands in for the plate model: sees its input, reports one box at the input's top-left quarter."""
+
+        fixed_input = 640
+
+        def __init__(self):
+            self.shapes = []
+
+        def __call__(self, rgb, threshold):
+            self.shapes.append(rgb.shape)
+            h, w = rgb.shape[:2]
+            return np.array([[0, 0, w / 4, h / 4]], np.float32), np.array([0.9], np.float32)
+
+    raw = Letterboxing()
+    image = np.full((360, 640, 3), 200, np.uint8)
+    dets = ClassDetector(raw, spec, 1).detect_many([image])[0]
+    assert raw.shapes == [(360, 640, 3), (360, 640, 3)]  # the zoomed-out pass is padded to full size
+    # its box (160 x 90 on the canvas) maps back through the 0.5 scale: 320 x 180 in the image
+    assert any(np.allclose(b, [0, 0, 320, 180]) for b in dets.xyxy)

@@ -65,3 +65,65 @@ def test_fast_small_objects_link_by_centre_distance():
 def test_tracks_end_after_max_gap():
     frames = [det([0, 0, 10, 10])] + [det()] * 20 + [det([0, 0, 10, 10])]  # gap 21 > 5 + 1
     assert len(link(frames, SPEC)) == 2
+
+
+def scored(*pairs):
+    """Detections from (box, score) pairs."""
+    boxes = np.array([b for b, _ in pairs], np.float32).reshape(-1, 4)
+    return Detections(boxes, np.array([s for _, s in pairs], np.float32), np.full(len(pairs), FACE))
+
+
+def test_weak_detections_on_a_confirmed_track_are_kept():
+    # A face scores 0.9, then 0.08 in three blurred frames (below the 0.15 threshold), then 0.9 again.
+    box = [10, 10, 30, 30]
+    frames = [scored((box, 0.9))] + [scored((box, 0.08))] * 3 + [scored((box, 0.9))]
+    out, n_tracks = track_and_fill(frames, SPEC, confident=0.15)
+    assert n_tracks == 1
+    for filled in out:
+        kept = filled[filled.source == DETECTED]
+        assert len(kept) == 1 and np.allclose(kept.xyxy[0], box)
+
+
+def test_weak_detections_alone_are_dropped_with_their_track():
+    # Texture that scores 0.08 in every frame never reaches the threshold: no mask, no prediction.
+    frames = [scored(([100, 100, 120, 120], 0.08))] * 5 + [scored(([0, 0, 10, 10], 0.9))]
+    out, n_tracks = track_and_fill(frames, SPEC, confident=0.15)
+    assert n_tracks == 1
+    assert all(len(filled) == 0 for filled in out[:3])  # frames 3-4 hold only the lead of the real face
+    assert all(not np.any(filled.xyxy[:, 0] >= 100) for filled in out)
+
+
+def test_weak_start_of_a_track_is_masked_before_its_first_confident_frame():
+    # A face entering the frame scores low until it is fully visible: its weak frames are masked
+    # even beyond lead_frames (2 here), because they belong to the confirmed track.
+    box = [50, 50, 70, 70]
+    frames = [scored((box, 0.06))] * 6 + [scored((box, 0.8))]
+    out, _ = track_and_fill(frames, SPEC, confident=0.15)
+    assert all(len(filled[filled.source == DETECTED]) == 1 for filled in out)
+
+
+def test_without_a_confidence_split_every_detection_counts():
+    frames = [scored(([100, 100, 120, 120], 0.08))] * 3
+    out, n_tracks = track_and_fill(frames, SPEC)
+    assert n_tracks == 1 and all(len(filled) == 1 for filled in out)
+
+
+def test_weak_candidates_never_take_away_a_mask():
+    # Weak candidates may link differently from the confident detections (a weak box in a gap is
+    # not the grown interpolation); whatever they do, every box of the confident-only result stays.
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        frames = []
+        for f in range(30):
+            pairs = []
+            for k in range(3):
+                if rng.random() < 0.7:
+                    x = 40 * k + f * rng.uniform(0, 2)
+                    pairs.append(([x, 10, x + 20, 30], float(rng.choice([0.9, 0.08]))))
+            frames.append(scored(*pairs) if pairs else scored())
+        strong_only = [d[d.confidence >= 0.15] for d in frames]
+        base, _ = track_and_fill(strong_only, SPEC)
+        out, _ = track_and_fill(frames, SPEC, confident=0.15)
+        for b, o in zip(base, out):
+            for box in b.xyxy:
+                assert np.any(np.all(np.isclose(o.xyxy, box), axis=1))

@@ -1,0 +1,129 @@
+"""Face recall against collateral for a grid of thresholds, margins and scale sets, on one labelled set.
+
+Each image is run once through CenterFace for every (scale, mirrored) pass at a low floor
+threshold and the raw boxes are cached (``--cache``); every grid point then only merges the passes
+it uses (NMS, as ``ClassDetector`` does), pads, masks and scores them with the product's own code,
+which takes seconds. This is how the default's threshold, margin and scales were chosen: read the
+frontier, not one point.
+
+    .venv/bin/python bench/face_frontier.py faces-masks --scales 1,2,3
+    .venv/bin/python bench/face_frontier.py faces-wider --scales 1,2 --thresholds 0.1 0.12 0.15 --margins 0.25 0.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from anonymizer.config import load_profile
+from anonymizer.detect.multiscale import plan_passes
+from anonymizer.detections import FACE, Detections, nms
+from anonymizer.evaluate.labels import read_label_set
+from anonymizer.evaluate.runner import load_rgb, score_image
+from anonymizer.mask.maskers import Masker
+from anonymizer.mask.regions import pad_and_clip
+
+DEFAULT_EVAL_DIR = Path(os.environ.get("ANONYMIZER_EVAL_DIR", ROOT.parent / "shared" / "eval"))
+FLOOR = 0.03
+
+
+def cache_passes(engine, labels, set_dir: Path, scales: list[float], limits) -> dict[str, dict]:
+    """Raw face boxes per image and (scale, mirrored) pass, in source pixels, at the floor threshold."""
+    raw = engine.detectors["face"].raw
+    spec = dataclasses.replace(engine.class_specs[FACE], scales=tuple(scales))
+    out = {}
+    for label in labels:
+        rgb = load_rgb(set_dir / label.image, label, limits)
+        h, w = rgb.shape[:2]
+        found: dict[tuple[float, bool], list] = {}
+        for scale, x0, y0, x1, y1 in plan_passes(h, w, spec):
+            scaled = rgb if scale == 1 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+            crop = scaled[y0:y1, x0:x1]
+            for mirrored in (False, True):
+                xyxy, conf = raw(np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop, FLOOR)
+                xyxy = xyxy.copy()
+                if mirrored and len(xyxy):
+                    xyxy[:, [0, 2]] = crop.shape[1] - xyxy[:, [2, 0]]
+                found.setdefault((scale, mirrored), []).append(((xyxy + [x0, y0, x0, y0]) / scale, conf))
+        out[label.image] = {
+            k: (np.concatenate([b for b, _ in v]).reshape(-1, 4).astype(np.float32), np.concatenate([c for _, c in v]).astype(np.float32))
+            for k, v in found.items()
+        }
+    return out
+
+
+def merged(passes: dict, scales: tuple[float, ...], flip: bool, threshold: float) -> Detections:
+    boxes = [b[c >= threshold] for (s, m), (b, c) in passes.items() if s in scales and (flip or not m)]
+    confs = [c[c >= threshold] for (s, m), (b, c) in passes.items() if s in scales and (flip or not m)]
+    if not boxes or not sum(map(len, boxes)):
+        return Detections.empty()
+    xyxy, conf = np.concatenate(boxes), np.concatenate(confs)
+    keep = nms(xyxy, conf, 0.4)
+    return Detections(xyxy[keep], conf[keep], np.full(len(keep), FACE, np.int32))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("set", help="set name under the evaluation folder, e.g. faces-masks")
+    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
+    parser.add_argument("--scales", default="1,2,3", help="scales to cache; the grid tries each prefix (1 / 1,2 / 1,2,3)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.12, 0.15, 0.2])
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.21, 0.25, 0.3, 0.4])
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/anonymizer-face-frontier"))
+    args = parser.parse_args(argv)
+
+    from anonymizer.pipeline import Engine
+
+    profile = load_profile(None)
+    set_dir = args.eval_dir / args.set
+    if not (set_dir / "labels.jsonl").is_file():
+        print(f"{set_dir}: not found", file=sys.stderr)
+        return 2
+    labels = read_label_set(set_dir, default_class="face")
+    scales = [float(s) for s in args.scales.split(",")]
+    cache_file = args.cache / f"{args.set}-{'-'.join(map(str, scales))}.pkl"
+    if cache_file.is_file():
+        passes = pickle.loads(cache_file.read_bytes())
+    else:
+        print(f"caching raw detections of {len(labels)} images (once) ...", file=sys.stderr, flush=True)
+        passes = cache_passes(Engine(profile), labels, set_dir, scales, profile.limits)
+        args.cache.mkdir(parents=True, exist_ok=True)
+        cache_file.write_bytes(pickle.dumps(passes))
+    images = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels]
+    masker = Masker(profile.mask)
+
+    print(f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | collateral | detections |")
+    print("|---|---|---|---|---|---|---|")
+    prefixes = [tuple(scales[: k + 1]) for k in range(len(scales))]
+    for used, threshold, margin in itertools.product(prefixes, args.thresholds, args.margins):
+        spec = {FACE: dataclasses.replace(profile.detect.faces, margin=margin)}
+        hidden, small, changed, total, n = [], [], 0, 0, 0
+        for label, rgb in images:
+            dets = merged(passes[label.image], used, profile.detect.faces.flip, threshold)
+            n += len(dets)
+            masked = masker.apply(rgb.copy(), pad_and_clip(dets, spec, (rgb.shape[1], rgb.shape[0]), ellipse=True))
+            boxes, image = score_image(label, rgb, masked, dets, 0.0)
+            hidden += [b.hidden for b in boxes]
+            small += [b.hidden for b in boxes if b.size_px < 16]
+            changed, total = changed + image.collateral_changed, total + image.collateral_total
+        print(
+            f"| {','.join(f'{s:g}' for s in used)} | {threshold:g} | {margin:g} | {np.mean(hidden):.4f} | "
+            f"{np.mean(small) if small else float('nan'):.4f} | {changed / max(total, 1):.4f} | {n} |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
