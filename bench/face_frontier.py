@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from anonymizer.config import load_profile
 from anonymizer.detect.multiscale import plan_passes
-from anonymizer.detections import FACE, Detections, nms
+from anonymizer.detections import FACE, Detections, box_iou, nms
 from anonymizer.evaluate.labels import read_label_set
 from anonymizer.evaluate.runner import load_rgb, score_image
 from anonymizer.mask.maskers import Masker
@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="1,2,3", help="scales to cache; the grid tries each prefix (1 / 1,2 / 1,2,3)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.12, 0.15, 0.2])
     parser.add_argument("--margins", type=float, nargs="+", default=[0.21, 0.25, 0.3, 0.4])
+    parser.add_argument(
+        "--only-labelled", action="store_true",
+        help="keep only boxes overlapping a labelled or ignore box (IoU >= 0.2): the collateral of a perfect false-positive filter",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/anonymizer-face-frontier"))
     args = parser.parse_args(argv)
 
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         hidden, small, changed, total, n = [], [], 0, 0, 0
         for label, rgb in images:
             dets = merged(passes[label.image], used, profile.detect.faces.flip, threshold)
+            if args.only_labelled and len(dets):
+                known = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
+                dets = dets[box_iou(dets.xyxy, known).max(axis=1) >= 0.2] if len(known) else dets[:0]
             n += len(dets)
             masked = masker.apply(rgb.copy(), pad_and_clip(dets, spec, (rgb.shape[1], rgb.shape[0]), ellipse=True))
             boxes, image = score_image(label, rgb, masked, dets, 0.0)

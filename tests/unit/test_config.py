@@ -95,7 +95,9 @@ def test_defaults_favour_recall():
 
 
 def test_track_threshold_is_below_threshold_null_turns_it_off():
-    faces = lambda **kw: profile_from_dict({"detect": {"faces": kw}}).detect.faces  # noqa: E731
+    def faces(**kw):
+        return profile_from_dict({"detect": {"faces": kw}}).detect.faces
+
     assert faces().track_threshold < faces().threshold
     assert faces(track_threshold=None).track_threshold is None
     # lowering threshold lowers the default hysteresis floor with it, never above threshold
@@ -105,7 +107,9 @@ def test_track_threshold_is_below_threshold_null_turns_it_off():
 
 
 def test_video_margin_defaults_and_null_means_same_as_margin():
-    faces = lambda **kw: profile_from_dict({"detect": {"faces": kw}}).detect.faces  # noqa: E731
+    def faces(**kw):
+        return profile_from_dict({"detect": {"faces": kw}}).detect.faces
+
     assert faces().video_margin >= faces().margin
     assert faces(video_margin=None).video_margin is None
     with pytest.raises(ConfigError, match=r"detect\.faces\.video_margin"):
