@@ -46,7 +46,7 @@ class ClassSpec:
     every_n_frames: int = 1
     margin: float = 0.3
     # Video: tracked boxes lag and jitter by a few pixels from frame to frame, and a leak in any
-    # one frame is a leak; None = same as ``margin``.
+    # one frame is a leak; never below ``margin`` (see pad_and_clip); None = same as ``margin``.
     video_margin: float | None = 0.4
     min_margin_px: int = 4
     min_size_px: float = 0.0

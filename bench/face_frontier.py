@@ -20,15 +20,14 @@ import pickle
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from anonymizer.config import load_profile
-from anonymizer.detect.multiscale import plan_passes
-from anonymizer.detections import FACE, Detections, box_iou, nms
+from anonymizer.detect.multiscale import ClassDetector
+from anonymizer.detections import FACE, Detections, box_iou
 from anonymizer.evaluate.labels import read_label_set
 from anonymizer.evaluate.runner import load_rgb, score_image
 from anonymizer.mask.maskers import Masker
@@ -39,23 +38,18 @@ FLOOR = 0.03
 
 
 def cache_passes(engine, labels, set_dir: Path, scales: list[float], limits) -> dict[str, dict]:
-    """Raw face boxes per image and (scale, mirrored) pass, in source pixels, at the floor threshold."""
-    raw = engine.detectors["face"].raw
-    spec = dataclasses.replace(engine.class_specs[FACE], scales=tuple(scales))
+    """Raw face boxes per image and (scale, mirrored) pass, in source pixels, at the floor threshold.
+
+    The passes are the product's own (``ClassDetector.detect_passes``), with the cached scales.
+    """
+    detector = engine.detectors["face"]
+    passes_of = ClassDetector(detector.raw, dataclasses.replace(detector.spec, scales=tuple(scales)), FACE)
     out = {}
     for label in labels:
         rgb = load_rgb(set_dir / label.image, label, limits)
-        h, w = rgb.shape[:2]
         found: dict[tuple[float, bool], list] = {}
-        for scale, x0, y0, x1, y1 in plan_passes(h, w, spec):
-            scaled = rgb if scale == 1 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
-            crop = scaled[y0:y1, x0:x1]
-            for mirrored in (False, True):
-                xyxy, conf = raw(np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop, FLOOR)
-                xyxy = xyxy.copy()
-                if mirrored and len(xyxy):
-                    xyxy[:, [0, 2]] = crop.shape[1] - xyxy[:, [2, 0]]
-                found.setdefault((scale, mirrored), []).append(((xyxy + [x0, y0, x0, y0]) / scale, conf))
+        for scale, mirrored, xyxy, conf in passes_of.detect_passes([rgb], threshold=FLOOR)[0]:
+            found.setdefault((scale, mirrored), []).append((xyxy, conf))
         out[label.image] = {
             k: (np.concatenate([b for b, _ in v]).reshape(-1, 4).astype(np.float32), np.concatenate([c for _, c in v]).astype(np.float32))
             for k, v in found.items()
@@ -63,14 +57,11 @@ def cache_passes(engine, labels, set_dir: Path, scales: list[float], limits) -> 
     return out
 
 
-def merged(passes: dict, scales: tuple[float, ...], flip: bool, threshold: float) -> Detections:
-    boxes = [b[c >= threshold] for (s, m), (b, c) in passes.items() if s in scales and (flip or not m)]
-    confs = [c[c >= threshold] for (s, m), (b, c) in passes.items() if s in scales and (flip or not m)]
-    if not boxes or not sum(map(len, boxes)):
-        return Detections.empty()
-    xyxy, conf = np.concatenate(boxes), np.concatenate(confs)
-    keep = nms(xyxy, conf, 0.4)
-    return Detections(xyxy[keep], conf[keep], np.full(len(keep), FACE, np.int32))
+def merged(detector: ClassDetector, passes: dict, scales: tuple[float, ...], flip: bool, threshold: float) -> Detections:
+    """What the detector would report with these scales, mirroring and threshold (its own merge)."""
+    used = [(b[c >= threshold], c[c >= threshold]) for (s, m), (b, c) in passes.items() if s in scales and (flip or not m)]
+    used = [(b, c) for b, c in used if len(b)]
+    return detector.merge([b for b, _ in used], [c for _, c in used])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         args.cache.mkdir(parents=True, exist_ok=True)
         cache_file.write_bytes(pickle.dumps(passes))
     images = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels]
+    # Only the merge runs per grid point; it needs the raw model for nothing.
+    detector = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
     masker = Masker(profile.mask)
 
     print(f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | collateral | detections |")
@@ -114,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = {FACE: dataclasses.replace(profile.detect.faces, margin=margin)}
         hidden, small, changed, total, n = [], [], 0, 0, 0
         for label, rgb in images:
-            dets = merged(passes[label.image], used, profile.detect.faces.flip, threshold)
+            dets = merged(detector, passes[label.image], used, profile.detect.faces.flip, threshold)
             if args.only_labelled and len(dets):
                 known = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
                 dets = dets[box_iou(dets.xyxy, known).max(axis=1) >= 0.2] if len(known) else dets[:0]

@@ -80,6 +80,19 @@ class ClassDetector:
 
     def detect_many(self, images: list[np.ndarray], *, video: bool = False) -> list[Detections]:
         """Detect in several images; a raw detector with ``batch`` gets same-shaped crops together."""
+        merged = []
+        for passes in self.detect_passes(images, video=video):
+            found = [(xyxy, conf) for _, _, xyxy, conf in passes if len(xyxy)]
+            merged.append(self.merge([b for b, _ in found], [c for _, c in found]))
+        return merged
+
+    def detect_passes(
+        self, images: list[np.ndarray], *, video: bool = False, threshold: float | None = None
+    ) -> list[list[tuple[float, bool, np.ndarray, np.ndarray]]]:
+        """Per image, every pass's raw output: (scale, mirrored, xyxy in source pixels, scores).
+
+        ``threshold`` overrides the class's (bench/face_frontier.py caches passes at a low floor).
+        """
         jobs = []  # (image index, scale, x0, y0, crop, flipped)
         fixed_input = getattr(self.raw, "fixed_input", None)
         for index, rgb in enumerate(images):
@@ -102,9 +115,10 @@ class ClassDetector:
 
         # Video keeps weaker candidates too: the tracker masks them only when they join a track
         # that also has a confident detection (see anonymizer.track.linker).
-        threshold = self.spec.threshold
-        if video and self.spec.track_threshold is not None:
-            threshold = min(threshold, self.spec.track_threshold)
+        if threshold is None:
+            threshold = self.spec.threshold
+            if video and self.spec.track_threshold is not None:
+                threshold = min(threshold, self.spec.track_threshold)
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         batch = getattr(self.raw, "batch", None)
         if batch is not None:
@@ -120,18 +134,17 @@ class ClassDetector:
             for j, job in enumerate(jobs):
                 outputs[j] = self.raw(job[4], threshold)
 
-        per_image: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in images]
+        per_image: list[list[tuple[float, bool, np.ndarray, np.ndarray]]] = [[] for _ in images]
         for (index, scale, x0, y0, crop, flipped), (xyxy, conf) in zip(jobs, outputs):  # type: ignore[misc]
-            if not len(xyxy):
-                continue
-            if flipped:
+            xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+            if flipped and len(xyxy):
                 xyxy = xyxy.copy()
                 xyxy[:, [0, 2]] = crop.shape[1] - xyxy[:, [2, 0]]
-            per_image[index][0].append((xyxy + [x0, y0, x0, y0]) / scale)
-            per_image[index][1].append(conf)
-        return [self._merge(boxes, scores) for boxes, scores in per_image]
+            per_image[index].append((scale, flipped, (xyxy + [x0, y0, x0, y0]) / scale, conf))
+        return per_image
 
-    def _merge(self, boxes: list[np.ndarray], scores: list[np.ndarray]) -> Detections:
+    def merge(self, boxes: list[np.ndarray], scores: list[np.ndarray]) -> Detections:
+        """Merge boxes (source pixels) from several passes: size filter, then NMS."""
         if not boxes:
             return Detections.empty()
         xyxy = np.concatenate(boxes).astype(np.float32)

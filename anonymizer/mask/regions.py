@@ -24,7 +24,8 @@ def pad_and_clip(
         frame_wh: (width, height) of the frame.
         ellipse: when the mask shape is an ellipse, margins are raised so the ellipse still covers
             the whole detected box.
-        video: use each class's ``video_margin`` where it sets one.
+        video: use each class's ``video_margin`` where it sets one, never less than its ``margin``
+            (a profile that widens ``margin`` for safety must not get a narrower mask in video).
     """
     if not len(dets):
         return dets
@@ -34,7 +35,7 @@ def pad_and_clip(
     floor = np.zeros(len(dets), np.float32)
     for cid, spec in specs.items():
         sel = dets.class_id == cid
-        m = spec.video_margin if video and spec.video_margin is not None else spec.margin
+        m = max(spec.margin, spec.video_margin) if video and spec.video_margin is not None else spec.margin
         margin[sel] = max(m, ELLIPSE_MIN_MARGIN) if ellipse and cid == 0 else m
         floor[sel] = spec.min_margin_px
     pad = np.maximum(wh * margin[:, None], floor[:, None])

@@ -97,3 +97,6 @@ def test_video_frames_take_the_video_margin():
     assert np.allclose(video.xyxy[0], [30, 30, 70, 70])
     specs = {0: ClassSpec(margin=0.3, video_margin=None, min_margin_px=0)}
     assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [34, 34, 66, 66])
+    # a profile that widens margin beyond the video default keeps its wider mask in video too
+    specs = {0: ClassSpec(margin=0.6, video_margin=0.4, min_margin_px=0)}
+    assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [28, 28, 72, 72])
