@@ -44,10 +44,13 @@ class ClassSpec:
     tile_overlap: float = 0.2
     flip: bool = True
     every_n_frames: int = 1
-    margin: float = 0.3
+    margin: float = 0.15
     # Video: tracked boxes lag and jitter by a few pixels from frame to frame, and a leak in any
     # one frame is a leak; never below ``margin`` (see pad_and_clip); None = same as ``margin``.
-    video_margin: float | None = 0.4
+    video_margin: float | None = 0.3
+    # Pixels added per side on top of the fraction: a detector's box is off by a few pixels
+    # whatever the object's size (its output stride), which a fraction of a 10 px face cannot cover.
+    margin_px: float = 4.0
     min_margin_px: int = 4
     min_size_px: float = 0.0
 
@@ -314,6 +317,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         every_n_frames=c.get(d, path, "every_n_frames", default.every_n_frames, int, minimum=1, maximum=30),
         margin=float(c.get(d, path, "margin", default.margin, (int, float), minimum=0, maximum=2)),
         video_margin=_nullable_float(c, d, path, "video_margin", default.video_margin, minimum=0, maximum=2),
+        margin_px=float(c.get(d, path, "margin_px", default.margin_px, (int, float), minimum=0, maximum=200)),
         min_margin_px=c.get(d, path, "min_margin_px", default.min_margin_px, int, minimum=0, maximum=200),
         min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
     )

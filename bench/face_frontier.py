@@ -7,7 +7,8 @@ which takes seconds. This is how the default's threshold, margin and scales were
 frontier, not one point.
 
     .venv/bin/python bench/face_frontier.py faces-masks --scales 1,2,3
-    .venv/bin/python bench/face_frontier.py faces-wider --scales 1,2 --thresholds 0.1 0.12 0.15 --margins 0.25 0.3
+    .venv/bin/python bench/face_frontier.py faces-wider --scales 1,2 --thresholds 0.1 0.12 0.15 --margins 0.15 0.3
+    .venv/bin/python bench/face_frontier.py faces-masks --margins 0.3 --margin-px 0  # padding without pixels added
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--scales", default="1,2,3", help="scales to cache; the grid tries each prefix (1 / 1,2 / 1,2,3)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.12, 0.15, 0.2])
-    parser.add_argument("--margins", type=float, nargs="+", default=[0.21, 0.25, 0.3, 0.4])
+    parser.add_argument("--margins", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3])
+    parser.add_argument("--margin-px", type=float, default=None, help="pixels added to every margin (default: the default profile's margin_px)")
     parser.add_argument(
         "--only-labelled", action="store_true",
         help="keep only boxes overlapping a labelled or ignore box (IoU >= 0.2): the collateral of a perfect false-positive filter",
@@ -104,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     prefixes = [tuple(scales[: k + 1]) for k in range(len(scales))]
     for used, threshold, margin in itertools.product(prefixes, args.thresholds, args.margins):
-        spec = {FACE: dataclasses.replace(profile.detect.faces, margin=margin)}
+        faces = profile.detect.faces
+        px = faces.margin_px if args.margin_px is None else args.margin_px
+        spec = {FACE: dataclasses.replace(faces, margin=margin, margin_px=px)}
         hidden, small, changed, total, n = [], [], 0, 0, 0
         for label, rgb in images:
             dets = merged(detector, passes[label.image], used, profile.detect.faces.flip, threshold)

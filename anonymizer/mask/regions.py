@@ -19,8 +19,8 @@ def pad_and_clip(
 
     Args:
         dets: boxes in frame pixels.
-        specs: class id -> ClassSpec (margin is a fraction of the box's width/height per side,
-            ``min_margin_px`` a floor in pixels).
+        specs: class id -> ClassSpec: per side, ``margin`` times the box's width/height plus
+            ``margin_px``, and never less than ``min_margin_px``.
         frame_wh: (width, height) of the frame.
         ellipse: when the mask shape is an ellipse, margins are raised so the ellipse still covers
             the whole detected box.
@@ -32,13 +32,19 @@ def pad_and_clip(
     xyxy = dets.xyxy.astype(np.float32).copy()
     wh = np.clip(xyxy[:, 2:] - xyxy[:, :2], 1, None)
     margin = np.zeros(len(dets), np.float32)
+    fixed = np.zeros(len(dets), np.float32)
     floor = np.zeros(len(dets), np.float32)
+    ellipse_floor = np.zeros(len(dets), np.float32)
     for cid, spec in specs.items():
         sel = dets.class_id == cid
-        m = max(spec.margin, spec.video_margin) if video and spec.video_margin is not None else spec.margin
-        margin[sel] = max(m, ELLIPSE_MIN_MARGIN) if ellipse and cid == 0 else m
+        margin[sel] = max(spec.margin, spec.video_margin) if video and spec.video_margin is not None else spec.margin
+        fixed[sel] = spec.margin_px
         floor[sel] = spec.min_margin_px
-    pad = np.maximum(wh * margin[:, None], floor[:, None])
+        ellipse_floor[sel] = ELLIPSE_MIN_MARGIN if ellipse and cid == 0 else 0.0
+    # Localisation error has a part proportional to the object and a part of a few pixels (the
+    # model's stride, tracker lag); a fraction alone over-pads large faces and under-pads small ones.
+    pad = np.maximum(wh * margin[:, None] + fixed[:, None], floor[:, None])
+    pad = np.maximum(pad, wh * ellipse_floor[:, None])
     xyxy[:, :2] -= pad
     xyxy[:, 2:] += pad
     w, h = frame_wh

@@ -114,3 +114,13 @@ def test_video_margin_defaults_and_null_means_same_as_margin():
     assert faces(video_margin=None).video_margin is None
     with pytest.raises(ConfigError, match=r"detect\.faces\.video_margin"):
         faces(video_margin="wide")
+
+
+def test_margin_px_is_validated_and_defaults_per_class():
+    def spec(cls, **kw):
+        return getattr(profile_from_dict({"detect": {cls: kw}}).detect, cls)
+
+    assert spec("faces").margin_px > 0 and spec("plates").margin_px > 0
+    assert spec("faces", margin_px=0).margin_px == 0
+    with pytest.raises(ConfigError, match=r"detect\.plates\.margin_px"):
+        spec("plates", margin_px=-1)

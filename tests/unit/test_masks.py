@@ -50,7 +50,7 @@ def test_pixels_outside_regions_are_untouched():
 def test_ellipse_face_mask_covers_the_whole_detected_box_after_padding():
     img = textured(300, 300)
     box = Detections([[100, 100, 160, 180]], [1], [FACE])
-    specs = {FACE: ClassSpec(margin=0.0, min_margin_px=0)}  # even with no margin asked for
+    specs = {FACE: ClassSpec(margin=0.0, margin_px=0, min_margin_px=0)}  # even with no margin asked for
     regions = pad_and_clip(box, specs, (300, 300), ellipse=True)
     out = Masker(MaskSpec(method="fill", shape="ellipse", color=(0, 0, 0))).apply(img.copy(), regions)
     assert (out[100:180, 100:160] == 0).all()
@@ -63,11 +63,32 @@ def test_plates_are_masked_as_boxes_even_with_ellipse_shape():
 
 
 def test_padding_grows_boxes_by_margin_and_clips_to_frame():
-    specs = {FACE: ClassSpec(margin=0.5, min_margin_px=0), PLATE: ClassSpec(margin=0.0, min_margin_px=3)}
+    specs = {FACE: ClassSpec(margin=0.5, margin_px=0, min_margin_px=0), PLATE: ClassSpec(margin=0.0, margin_px=0, min_margin_px=3)}
     dets = Detections([[0, 0, 20, 20], [50, 50, 70, 60]], [1, 1], [FACE, PLATE])
     out = pad_and_clip(dets, specs, (100, 100))
     assert out.xyxy[0].tolist() == [0, 0, 30, 30]
     assert out.xyxy[1].tolist() == [47, 47, 73, 63]
+
+
+def test_margin_px_is_added_to_the_fraction_so_small_boxes_get_relatively_more():
+    # A detector's box is a few pixels off whatever the object's size: a 10 px face must get those
+    # pixels, a 100 px face must not be padded by a fraction sized for the 10 px one.
+    specs = {PLATE: ClassSpec(margin=0.1, margin_px=4, min_margin_px=0)}
+    dets = Detections([[100, 100, 110, 110], [300, 300, 400, 400]], [1, 1], [PLATE, PLATE])
+    out = pad_and_clip(dets, specs, (1000, 1000))
+    assert np.allclose(out.xyxy[0], [95, 95, 115, 115])  # 0.1 * 10 + 4 per side
+    assert np.allclose(out.xyxy[1], [286, 286, 414, 414])  # 0.1 * 100 + 4 per side
+    # min_margin_px stays a floor under the sum
+    specs = {PLATE: ClassSpec(margin=0.1, margin_px=1, min_margin_px=6)}
+    assert np.allclose(pad_and_clip(dets, specs, (1000, 1000)).xyxy[0], [94, 94, 116, 116])
+
+
+def test_ellipse_floor_still_applies_when_the_fraction_is_small():
+    # margin 0.1 + 2 px on an 80 px face is below the 0.21 an ellipse needs to cover the box corners
+    specs = {FACE: ClassSpec(margin=0.1, margin_px=2, min_margin_px=0)}
+    dets = Detections([[100, 100, 180, 180]], [1], [FACE])
+    out = pad_and_clip(dets, specs, (1000, 1000), ellipse=True)
+    assert np.allclose(out.xyxy[0], [100 - 16.8, 100 - 16.8, 180 + 16.8, 180 + 16.8], atol=0.01)
 
 
 @pytest.mark.parametrize("method", ["blur", "pixelate", "fill"])
@@ -90,13 +111,13 @@ def test_yuv420_masking_destroys_luma_and_chroma_detail_only_inside(method):
 
 def test_video_frames_take_the_video_margin():
     box = Detections(np.array([[40, 40, 60, 60]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int32))
-    specs = {0: ClassSpec(margin=0.3, video_margin=0.5, min_margin_px=0)}
+    specs = {0: ClassSpec(margin=0.3, video_margin=0.5, margin_px=0, min_margin_px=0)}
     photo = pad_and_clip(box, specs, (200, 200))
     video = pad_and_clip(box, specs, (200, 200), video=True)
     assert np.allclose(photo.xyxy[0], [34, 34, 66, 66])
     assert np.allclose(video.xyxy[0], [30, 30, 70, 70])
-    specs = {0: ClassSpec(margin=0.3, video_margin=None, min_margin_px=0)}
+    specs = {0: ClassSpec(margin=0.3, video_margin=None, margin_px=0, min_margin_px=0)}
     assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [34, 34, 66, 66])
     # a profile that widens margin beyond the video default keeps its wider mask in video too
-    specs = {0: ClassSpec(margin=0.6, video_margin=0.4, min_margin_px=0)}
+    specs = {0: ClassSpec(margin=0.6, video_margin=0.4, margin_px=0, min_margin_px=0)}
     assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [28, 28, 72, 72])
