@@ -44,9 +44,10 @@ class ClassSpec:
     tile_overlap: float = 0.2
     flip: bool = True
     every_n_frames: int = 1
-    margin: float = 0.15
+    margin: float = 0.3
     # Video: tracked boxes lag and jitter by a few pixels from frame to frame, and a leak in any
     # one frame is a leak; never below ``margin`` (see pad_and_clip); None = same as ``margin``.
+    # Faces: ``margin_px`` now covers that jitter, so video takes the photo fraction.
     video_margin: float | None = 0.3
     # Pixels added per side on top of the fraction: a detector's box is off by a few pixels
     # whatever the object's size (its output stride), which a fraction of a 10 px face cannot cover.

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anonymizer.config import ClassSpec, MaskSpec
+from anonymizer.config import ClassSpec, DetectSpec, MaskSpec
 from anonymizer.detections import FACE, PLATE, Detections
 from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import pad_and_clip
@@ -121,3 +121,16 @@ def test_video_frames_take_the_video_margin():
     # a profile that widens margin beyond the video default keeps its wider mask in video too
     specs = {0: ClassSpec(margin=0.6, video_margin=0.4, margin_px=0, min_margin_px=0)}
     assert np.allclose(pad_and_clip(box, specs, (200, 200), video=True).xyxy[0], [28, 28, 72, 72])
+
+
+@pytest.mark.parametrize(("cls", "earlier"), [(FACE, 0.3), (PLATE, 0.25)])
+def test_default_padding_contains_the_earlier_default_at_every_size(cls, earlier):
+    # Large masked faces leaked when the fraction was cut to pay for the added pixels: the
+    # default's masks must contain the earlier default's, max(fraction * size, 4 px).
+    spec = DetectSpec().faces if cls == FACE else DetectSpec().plates
+    sizes = np.arange(2, 400, 3, dtype=np.float32)
+    dets = Detections(np.stack([np.full_like(sizes, 500), np.full_like(sizes, 500), 500 + sizes, 500 + sizes], 1), np.ones(len(sizes)), np.full(len(sizes), cls))
+    out = pad_and_clip(dets, {cls: spec}, (2000, 2000))
+    pad = 500 - out.xyxy[:, 0]
+    assert np.all(pad >= np.maximum(sizes * earlier, 4) - 1e-3)
+    assert np.all(pad[sizes < 10] > 4)  # and small objects get more than the earlier floor
