@@ -83,6 +83,9 @@ class TrackSpec:
     max_gap_frames: int = 15
     lead_frames: int = 5
     trail_frames: int = 8
+    # A track of weak candidates alone is masked once it holds this many of them (0 = never): a
+    # small masked face can score 0.06-0.1 in every frame of a clip and never reach the threshold.
+    confirm_sightings: int = 12
 
 
 @dataclass(frozen=True)
@@ -344,6 +347,7 @@ def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | Non
         max_gap_frames=c.get(trk, "track", "max_gap_frames", dflt.track.max_gap_frames, int, minimum=0, maximum=300),
         lead_frames=c.get(trk, "track", "lead_frames", dflt.track.lead_frames, int, minimum=0, maximum=300),
         trail_frames=c.get(trk, "track", "trail_frames", dflt.track.trail_frames, int, minimum=0, maximum=300),
+        confirm_sightings=c.get(trk, "track", "confirm_sightings", dflt.track.confirm_sightings, int, minimum=0, maximum=10000),
     )
 
     msk = c.section(top.get("mask"), "mask", set(MaskSpec.__dataclass_fields__))

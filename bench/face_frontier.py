@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     detector = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
     masker = Masker(profile.mask)
 
-    print(f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | collateral | detections |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | hidden >= 64 px | collateral | detections |")
+    print("|---|---|---|---|---|---|---|---|")
     prefixes = [tuple(scales[: k + 1]) for k in range(len(scales))]
     for used, threshold, margin in itertools.product(prefixes, args.thresholds, args.margins):
         faces = profile.detect.faces
         px = faces.margin_px if args.margin_px is None else args.margin_px
         spec = {FACE: dataclasses.replace(faces, margin=margin, margin_px=px)}
-        hidden, small, changed, total, n = [], [], 0, 0, 0
+        hidden, small, large, changed, total, n = [], [], [], 0, 0, 0
         for label, rgb in images:
             dets = merged(detector, passes[label.image], used, profile.detect.faces.flip, threshold)
             if args.only_labelled and len(dets):
@@ -120,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             boxes, image = score_image(label, rgb, masked, dets, 0.0)
             hidden += [b.hidden for b in boxes]
             small += [b.hidden for b in boxes if b.size_px < 16]
+            large += [b.hidden for b in boxes if b.size_px >= 64]  # where a margin cut too far shows first
             changed, total = changed + image.collateral_changed, total + image.collateral_total
         print(
             f"| {','.join(f'{s:g}' for s in used)} | {threshold:g} | {margin:g} | {np.mean(hidden):.4f} | "
-            f"{np.mean(small) if small else float('nan'):.4f} | {changed / max(total, 1):.4f} | {n} |",
+            f"{np.mean(small) if small else float('nan'):.4f} | {np.mean(large) if large else float('nan'):.4f} | "
+            f"{changed / max(total, 1):.4f} | {n} |",
             flush=True,
         )
     return 0

@@ -5,7 +5,10 @@ maps exactly into every frame), with sensor noise on every frame, motion-blur bu
 "dropout" bursts (strong blur, lower contrast) of the kind that make a detector lose an object for a
 few frames so that the tracker has to carry it. The clip is encoded with H.264, run through the
 real video pipeline (``Engine.process``), decoded again and compared frame by frame with its
-decoded input: a labelled object that is not hidden in a frame is a **leaked object-frame**.
+decoded input: a labelled object that is not hidden in a frame is a **leaked object-frame**. The
+pixels changed outside every true box are counted as in photos (**collateral**), against the same
+clip re-encoded without masks: in a noisy frame the encoder alone moves many pixels by more than
+the tolerance.
 
 A transformed box counts only while at least half of it is inside the frame and its size
 (sqrt(w*h)) is at least ``MIN_SIZE_PX``; otherwise it is neutral for that frame.
@@ -183,6 +186,9 @@ class ClipResult:
     object_frames: int = 0
     leaked: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # Pixels changed outside every true box (grown as in metrics.collateral_counts), over all frames.
+    collateral_changed: int = 0
+    collateral_total: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -191,6 +197,7 @@ class ClipResult:
             "objects": self.objects,
             "object_frames": self.object_frames,
             "leaked_object_frames": len(self.leaked),
+            "collateral": metrics.ratio(self.collateral_changed, self.collateral_total),
             "seconds": round(self.seconds, 2),
             "leaks": self.leaked,
         }
@@ -208,18 +215,40 @@ def synthesize(rgb: np.ndarray, boxes: np.ndarray, plan: ClipPlan, path: Path, *
     return truths
 
 
-def count_leaks(name: str, src: Path, dst: Path, truths: list[FrameTruth], is_face: np.ndarray | None = None) -> ClipResult:
+def plain_reencode(src: Path, dst: Path, profile: Any) -> None:
+    """Re-encode ``src`` as the video job would, masking nothing: the reference for collateral."""
+    from anonymizer.media.video import VideoWriter, iter_frames, probe_video
+
+    writer = VideoWriter(src, dst, profile.output, probe_video(src, profile.limits))
+    try:
+        for decoded in iter_frames(src, profile.limits):
+            writer.write(decoded.frame, decoded.pts)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def count_leaks(
+    name: str, src: Path, dst: Path, truths: list[FrameTruth], is_face: np.ndarray | None = None, *, reference: Path | None = None
+) -> ClipResult:
     """Compare the decoded input and output of a clip against its truth; list every leaked object-frame.
 
     ``is_face`` (per object of the photo) selects the face rule of ``metrics.box_hidden`` (the
-    inscribed ellipse); None treats every object as a face.
+    inscribed ellipse); None treats every object as a face. Collateral compares the output with
+    ``reference`` (``plain_reencode`` of the input), so that only masks count, not what the
+    encoder moves in a noisy frame; without one, with the input.
     """
     before, after = read_clip(src), read_clip(dst)
-    if len(before) != len(after) or len(before) != len(truths):
-        raise ValueError(f"{name}: {len(before)} input, {len(after)} output frames, {len(truths)} truths")
+    plain = read_clip(reference) if reference is not None else before
+    if not len(before) == len(after) == len(plain) == len(truths):
+        raise ValueError(f"{name}: {len(before)} input, {len(after)} output, {len(plain)} reference frames, {len(truths)} truths")
     objects: set[int] = set()
     result = ClipResult(name, len(before), 0)
     for index, (a, b, truth) in enumerate(zip(before, after, truths)):
+        changed, outside = metrics.collateral_counts(plain[index], b, np.concatenate([truth.boxes, truth.neutral]))
+        result.collateral_changed += changed
+        result.collateral_total += outside
         for box, oid in zip(truth.boxes, truth.object_ids):
             objects.add(int(oid))
             result.object_frames += 1
@@ -260,9 +289,16 @@ def evaluate_clip(
     start = time.perf_counter()
     engine.process(src, dst)
     seconds = time.perf_counter() - start
-    result = count_leaks(name, src, dst, truths, is_face)
+    reference = workdir / f"{name}.plain.mp4"
+    plain_reencode(src, reference, engine.profile)
+    result = count_leaks(name, src, dst, truths, is_face, reference=reference)
     result.seconds = seconds
     return result
+
+
+def collateral(results: list[ClipResult]) -> float | None:
+    """Share of the pixels outside every true box that changed, over several clips."""
+    return metrics.ratio(sum(r.collateral_changed for r in results), sum(r.collateral_total for r in results))
 
 
 def leaks_per_thousand(results: list[ClipResult]) -> float | None:

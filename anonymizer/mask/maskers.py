@@ -2,7 +2,8 @@
 
 Strength scales with the region's size: a fixed 15 px blur leaves a 300 px face recognisable.
 Blur and mosaic both reduce the region to a handful of cells across (``CELLS / strength``), so no
-detail finer than a cell survives, whatever the face's size.
+detail finer than a cell survives, whatever the face's size; and a cell is never smaller than
+``MIN_CELL_PX``, so a tiny region is not "masked" by cells finer than its own detail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from anonymizer.config import MaskSpec
 from anonymizer.detections import FACE, Detections
 
 CELLS = 8.0  # cells across the region's shorter side at strength 1
-MIN_CELL_PX = 4  # a mosaic of 2 px cells on a tiny face is barely a mask: cells are never smaller
+# Eight cells across a 15 px padded plate are 2 px each: finer than a 5 px tall plate's character
+# strokes, which survived such a blur in the video evaluation. Cells are never smaller than this.
+MIN_CELL_PX = 4
 
 
 def _ellipse_mask(h: int, w: int) -> np.ndarray:
@@ -28,7 +31,7 @@ def _blurred(roi: np.ndarray, cells: float) -> np.ndarray:
     cells = max(cells, 1.0)
     # Shrink to a few pixels across, blur there, enlarge smoothly: cheap at any size, and
     # what survives is a colour gradient, not a face.
-    f = max(1.0, min(h, w) / cells)
+    f = max(float(MIN_CELL_PX), min(h, w) / cells)
     small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (3, 3), 0) if min(small.shape[:2]) >= 3 else small
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -7,8 +7,9 @@ detection is masked whether or not it joined a track.
 
 Hysteresis (as in ByteTrack): in video the detector also reports weak candidates below the
 class's threshold. A face in a blurred, dim or half-turned frame scores low but is the same face,
-so a weak candidate that links into a track holding a confident detection is masked too; weak
-candidates that never meet a confident one are texture, and are dropped.
+so a weak candidate that links into a track holding a confident detection is masked too, and so
+is a track of weak candidates that persists (``confirm_sightings``); weak candidates that flicker
+and never meet a confident one are texture, and are dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from anonymizer.detections import DETECTED, PREDICTED, Detections, box_iou
 # detections is not exactly where a straight line puts them.
 GROWTH_PER_FRAME = 0.03
 MAX_GROWTH = 0.5
+# A sighting overlapping where the track's motion puts it less than this is a jump (fill_tracks).
+JUMP_IOU = 0.3
 
 
 @dataclass
@@ -40,7 +43,24 @@ class Track:
         if len(self.frames) < 2 or frame <= self.frames[-1]:
             return last
         velocity = (self.boxes[-1] - self.boxes[-2]) / max(1, self.frames[-1] - self.frames[-2])
-        return last + velocity * (frame - self.frames[-1])
+        return _moved(last, velocity * (frame - self.frames[-1]))
+
+    def predict_before(self, frame: int) -> np.ndarray:
+        """Constant-velocity guess of the box at an earlier ``frame`` from the first two sightings."""
+        first = self.boxes[0]
+        if len(self.frames) < 2 or frame >= self.frames[0]:
+            return first
+        velocity = (self.boxes[1] - self.boxes[0]) / max(1, self.frames[1] - self.frames[0])
+        return _moved(first, -velocity * (self.frames[0] - frame))
+
+
+def _moved(box: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``box`` shifted corner by corner, but never smaller than it: two jittery sightings of a small
+    face can shrink it by a pixel a frame, which extrapolated over a trail turns the box inside out."""
+    moved = box + shift
+    centre = (moved[:2] + moved[2:]) / 2
+    half = np.maximum(moved[2:] - moved[:2], box[2:] - box[:2]) / 2
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
 def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float) -> dict[int, int]:
@@ -112,9 +132,15 @@ def _grow(box: np.ndarray, distance: int) -> np.ndarray:
 def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_every: int = 1) -> list[list[tuple]]:
     """Return, per frame, the predicted (box, track_id, class_id, score) entries the tracks add.
 
-    Gaps between sightings are interpolated from both sides; before the first sighting the first
-    box is held for ``lead_frames``; after the last, the track coasts at constant velocity for
-    ``trail_frames``. On frames the detector skipped, lead and trail cover at least the skip.
+    Gaps between sightings are interpolated from both sides. For ``lead_frames`` before the first
+    sighting and ``trail_frames`` after the last, two guesses are masked: the box held where it
+    was seen, and the box moved at the velocity of the two nearest sightings. Either alone leaks:
+    the held box when the object moves, the moved one when that velocity came from two jittery
+    boxes of a small object (a 6 px tall plate coasted 13 px a frame the wrong way and leaked).
+    Where a track jumps (a sighting far from where its motion so far puts it), both ends also get
+    a trail and a lead in place: linking by centre distance can hop from one weak plate to its
+    neighbour and leave it bare.
+    On frames the detector skipped, lead and trail cover at least the skip.
     """
     lead = max(spec.lead_frames, detect_every - 1)
     trail = max(spec.trail_frames, detect_every - 1)
@@ -128,18 +154,63 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
                 a = (f - f0) / (f1 - f0)
                 box = (1 - a) * t.boxes[k] + a * t.boxes[k + 1]
                 added[f].append((_grow(box, min(f - f0, f1 - f)), t.track_id, t.class_id, t.scores[k]))
+            if _jumps(t, k):
+                # A jump may be the track switching objects (two small plates side by side): the
+                # one it left gets a trail where it was last seen, the one it joined a lead.
+                for d in range(1, trail + 1):
+                    if f0 + d < n_frames:
+                        added[f0 + d].append((_grow(t.boxes[k], d), t.track_id, t.class_id, t.scores[k]))
+                for d in range(1, lead + 1):
+                    if f1 - d >= 0:
+                        added[f1 - d].append((_grow(t.boxes[k + 1], d), t.track_id, t.class_id, t.scores[k + 1]))
         for d in range(1, lead + 1):
             f = frames[0] - d
             if f < 0:
                 break
-            added[f].append((_grow(t.boxes[0], d), t.track_id, t.class_id, t.scores[0]))
+            for box in _guesses(t.boxes[0], t.predict_before(f)):
+                added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[0]))
         for d in range(1, trail + 1):
             f = frames[-1] + d
             if f >= n_frames:
                 break
             if f not in seen:
-                added[f].append((_grow(t.predict(f), d), t.track_id, t.class_id, t.scores[-1]))
+                for box in _guesses(t.boxes[-1], t.predict(f)):
+                    added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[-1]))
     return added
+
+
+def _confirmed(track: Track, confident: float, sightings: int) -> bool:
+    return max(track.scores) >= confident or (sightings > 0 and len(track.frames) >= sightings)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    # Scalar arithmetic: this runs once per sighting, millions of times on an hour of crowd video.
+    ax1, ay1, ax2, ay2 = (float(v) for v in a)
+    bx1, by1, bx2, by2 = (float(v) for v in b)
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = max(0.0, ax2 - ax1) * max(0.0, ay2 - ay1) + max(0.0, bx2 - bx1) * max(0.0, by2 - by1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _jumps(t: Track, k: int) -> bool:
+    """Whether sighting k + 1 lies far from where the track's motion puts it.
+
+    The motion is the step before (k - 1 -> k); the first step is checked against the one after
+    it instead, and a track of two sightings by their own overlap.
+    """
+    f, b = t.frames, t.boxes
+    if k > 0:
+        expected = _moved(b[k], (b[k] - b[k - 1]) * (f[k + 1] - f[k]) / (f[k] - f[k - 1]))
+        return _iou(expected, b[k + 1]) < JUMP_IOU
+    if len(f) > 2:
+        expected = _moved(b[1], -(b[2] - b[1]) * (f[1] - f[0]) / (f[2] - f[1]))
+        return _iou(expected, b[0]) < JUMP_IOU
+    return _iou(b[0], b[1]) < JUMP_IOU
+
+
+def _guesses(held: np.ndarray, moved: np.ndarray) -> list[np.ndarray]:
+    """The held box, and the moved one where it differs (a still object needs one mask, not two)."""
+    return [held] if np.allclose(held, moved, atol=0.5) else [held, moved]
 
 
 def _as_detections(
@@ -179,7 +250,8 @@ def track_and_fill(
     weak candidates below ``confident``: the confident detections are tracked exactly as without
     them (so the result is a superset of that), and the candidates are linked again with them;
     a track there that holds a confident detection adds its weak detections and its predictions.
-    A track of weak candidates alone adds nothing.
+    A track of weak candidates alone adds nothing, unless it holds ``spec.confirm_sightings`` of
+    them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
     """
     if confident is None:
         tracks = link(per_frame, spec, detect_every)
@@ -187,7 +259,7 @@ def track_and_fill(
     strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
     strong = link(strong_frames, spec, detect_every)
     out = _as_detections(len(per_frame), strong, spec, detect_every)
-    confirmed = [t for t in link(per_frame, spec, detect_every) if max(t.scores) >= confident]
+    confirmed = [t for t in link(per_frame, spec, detect_every) if _confirmed(t, confident, spec.confirm_sightings)]
     if confirmed:
         extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
         out = [Detections.merge([a, b]) for a, b in zip(out, extra)]

@@ -240,6 +240,23 @@ def test_an_unanonymized_clip_leaks_every_object_frame(sample_clip):
     assert result.frames == 12 and result.object_frames >= 12
     assert len(result.leaked) == result.object_frames
     assert videos.leaks_per_thousand([result]) == 1000.0
+    assert result.collateral_total > 0 and videos.collateral([result]) == 0.0  # nothing changed
+
+
+def test_video_collateral_counts_a_mask_away_from_the_objects(sample_clip):
+    from anonymizer.evaluate import videos
+
+    rgb, boxes, plan, workdir = sample_clip
+    src, dst = workdir / "src.mp4", workdir / "blacked.mp4"
+    truths = videos.synthesize(rgb, boxes, plan, src, seed=5)
+    frames = videos.read_clip(src)
+    for frame in frames:
+        frame[:40, :80] = 0  # a false mask in a corner the sample's face never reaches
+    videos.write_clip(frames, dst, plan.fps)
+    result = videos.count_leaks("blacked", src, dst, truths)
+    share = videos.collateral([result])
+    corner = 40 * 80 / result.collateral_total * len(frames)
+    assert 0.5 * corner < share < 1.5 * corner + 0.01
 
 
 def test_the_real_video_job_hides_the_clip_faces_in_almost_every_frame(sample_clip):
@@ -254,3 +271,34 @@ def test_the_real_video_job_hides_the_clip_faces_in_almost_every_frame(sample_cl
     assert result.object_frames >= 12
     # Large faces, 12 frames including a dropout burst: at most a few object-frames may leak.
     assert len(result.leaked) <= 0.05 * result.object_frames
+    assert (workdir / "faces.plain.mp4").is_file() and result.collateral_total > 0  # the collateral reference
+
+
+def test_video_collateral_counts_masks_not_what_the_encoder_moves(sample_clip):
+    # An encoder moves a share of a noisy frame's pixels past the tolerance; measured against the
+    # same re-encode without masks, only the mask counts. Simulated exactly here: the "encoder"
+    # adds the same noise to both clips, written losslessly.
+    from anonymizer.evaluate import metrics, videos
+
+    rgb, boxes, plan, workdir = sample_clip
+    src, plain, masked = workdir / "enc.mp4", workdir / "enc.plain.mp4", workdir / "enc.masked.mp4"
+    truths = videos.synthesize(rgb, boxes, plan, src, seed=5)
+    rng = np.random.default_rng(1)
+    noisy = []
+    for frame in videos.read_clip(src):
+        moved = rng.random(frame.shape[:2]) < 0.1
+        frame = frame.astype(np.int16)
+        frame[moved] += 40
+        noisy.append(np.clip(frame, 0, 255).astype(np.uint8))
+    videos.write_clip(noisy, plain, plan.fps, crf=0)
+    blacked = [frame.copy() for frame in noisy]
+    for frame in blacked:
+        frame[:40, :80] = 0  # a false mask in a corner
+    videos.write_clip(blacked, masked, plan.fps, crf=0)
+    against_reference = videos.count_leaks("m", src, masked, truths, reference=plain)
+    against_input = videos.count_leaks("m", src, masked, truths)
+    # what the false mask alone changes outside the true boxes, counted on the frames themselves
+    mask_only = sum(metrics.collateral_counts(a, b, np.concatenate([t.boxes, t.neutral]))[0] for a, b, t in zip(noisy, blacked, truths))
+    assert mask_only > 0
+    assert abs(against_reference.collateral_changed - mask_only) < 0.1 * mask_only
+    assert against_input.collateral_changed > 2 * mask_only  # without the reference the noise counts too

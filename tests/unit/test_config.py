@@ -124,3 +124,12 @@ def test_margin_px_is_validated_and_defaults_per_class():
     assert spec("faces", margin_px=0).margin_px == 0
     with pytest.raises(ConfigError, match=r"detect\.plates\.margin_px"):
         spec("plates", margin_px=-1)
+
+
+def test_confirm_sightings_is_validated():
+    assert profile_from_dict({"track": {"confirm_sightings": 0}}).track.confirm_sightings == 0
+    assert profile_from_dict({}).track.confirm_sightings > 0
+    with pytest.raises(ConfigError, match=r"track\.confirm_sightings"):
+        profile_from_dict({"track": {"confirm_sightings": -1}})
+    with pytest.raises(ConfigError, match=r"track\.confirm_sightings"):
+        profile_from_dict({"track": {"confirm_sightings": "often"}})

@@ -28,6 +28,18 @@ def test_blur_and_fill_destroy_detail_at_every_size(method, size):
     assert after < 0.15 * before
 
 
+@pytest.mark.parametrize("size", [8, 12])
+def test_blur_on_a_tiny_region_keeps_no_pixel_scale_detail(size):
+    # A 5 px tall plate padded to ~12 px: eight 1.5 px cells would keep its character strokes
+    # (the video evaluation leaked such plates), so cells never shrink below MIN_CELL_PX.
+    img = textured()
+    region = Detections([[10, 10, 10 + size, 10 + size]], [1], [PLATE])
+    out = Masker(MaskSpec(method="blur", shape="box")).apply(img.copy(), region)
+    before = high_freq_energy(img[10 : 10 + size, 10 : 10 + size])
+    after = high_freq_energy(out[10 : 10 + size, 10 : 10 + size])
+    assert after < 0.05 * before
+
+
 @pytest.mark.parametrize("size", [16, 64, 180])
 def test_pixelate_leaves_only_a_few_cells_at_every_size(size):
     img = textured()
