@@ -146,3 +146,11 @@ def test_default_padding_contains_the_earlier_default_at_every_size(cls, earlier
     pad = 500 - out.xyxy[:, 0]
     assert np.all(pad >= np.maximum(sizes * earlier, 4) - 1e-3)
     assert np.all(pad[sizes < 10] > 4)  # and small objects get more than the earlier floor
+
+
+def test_identical_regions_are_masked_once():
+    # The tracker often predicts the same pixels twice; masking them once is the same mask, faster.
+    img = textured()
+    once = Masker(MaskSpec()).apply(img.copy(), Detections([[20, 20, 80, 90]], [1], [FACE]))
+    twice = Masker(MaskSpec()).apply(img.copy(), Detections([[20, 20, 80, 90], [20.2, 20.1, 79.9, 89.6]], [1, 0.5], [FACE, FACE]))
+    assert np.array_equal(once, twice)
