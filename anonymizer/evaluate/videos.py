@@ -24,7 +24,9 @@ import av
 import cv2
 import numpy as np
 
+from anonymizer.config import Profile
 from anonymizer.evaluate import metrics
+from anonymizer.media.video import VideoWriter, iter_frames, probe_video
 
 MIN_SIZE_PX = 6.0
 MIN_VISIBLE = 0.5
@@ -215,10 +217,8 @@ def synthesize(rgb: np.ndarray, boxes: np.ndarray, plan: ClipPlan, path: Path, *
     return truths
 
 
-def plain_reencode(src: Path, dst: Path, profile: Any) -> None:
+def plain_reencode(src: Path, dst: Path, profile: Profile) -> None:
     """Re-encode ``src`` as the video job would, masking nothing: the reference for collateral."""
-    from anonymizer.media.video import VideoWriter, iter_frames, probe_video
-
     writer = VideoWriter(src, dst, profile.output, probe_video(src, profile.limits))
     try:
         for decoded in iter_frames(src, profile.limits):

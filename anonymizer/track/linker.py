@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anonymizer.config import TrackSpec
-from anonymizer.detections import DETECTED, PREDICTED, Detections, box_iou
+from anonymizer.detections import DETECTED, PREDICTED, Detections, box_iou, paired_iou
 
 # Predicted boxes grow with the distance to the nearest real sighting: a person moving between two
 # detections is not exactly where a straight line puts them.
@@ -39,28 +39,28 @@ class Track:
 
     def predict(self, frame: int) -> np.ndarray:
         """Constant-velocity guess of the box at ``frame`` from the last two sightings."""
-        last = self.boxes[-1]
         if len(self.frames) < 2 or frame <= self.frames[-1]:
-            return last
-        velocity = (self.boxes[-1] - self.boxes[-2]) / max(1, self.frames[-1] - self.frames[-2])
-        return _moved(last, velocity * (frame - self.frames[-1]))
+            return self.boxes[-1]
+        return _coast(self.boxes[-1], self.boxes[-2], self.frames[-1], self.frames[-2], frame)
 
     def predict_before(self, frame: int) -> np.ndarray:
         """Constant-velocity guess of the box at an earlier ``frame`` from the first two sightings."""
-        first = self.boxes[0]
         if len(self.frames) < 2 or frame >= self.frames[0]:
-            return first
-        velocity = (self.boxes[1] - self.boxes[0]) / max(1, self.frames[1] - self.frames[0])
-        return _moved(first, -velocity * (self.frames[0] - frame))
+            return self.boxes[0]
+        return _coast(self.boxes[0], self.boxes[1], self.frames[0], self.frames[1], frame)
 
 
-def _moved(box: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """``box`` shifted corner by corner, but never smaller than it: two jittery sightings of a small
-    face can shrink it by a pixel a frame, which extrapolated over a trail turns the box inside out."""
-    moved = box + shift
-    centre = (moved[:2] + moved[2:]) / 2
-    half = np.maximum(moved[2:] - moved[:2], box[2:] - box[:2]) / 2
-    return np.concatenate([centre - half, centre + half]).astype(np.float32)
+def _coast(box: np.ndarray, other: np.ndarray, f_box, f_other, frame) -> np.ndarray:
+    """``box`` (seen at ``f_box``) moved to ``frame`` at the velocity from ``other`` (seen at
+    ``f_other``), never smaller than ``box``: two jittery sightings of a small face can shrink it
+    by a pixel a frame, which extrapolated over a trail turns the box inside out. Works on one
+    box or, row by row, on (n, 4) arrays with (n,) frame numbers."""
+    steps = np.asarray(frame, np.float32) - f_box
+    velocity = (box - other) / np.asarray(np.asarray(f_box, np.float32) - f_other)[..., None]
+    moved = box + velocity * steps[..., None]
+    centre = (moved[..., :2] + moved[..., 2:]) / 2
+    half = np.maximum(moved[..., 2:] - moved[..., :2], box[..., 2:] - box[..., :2]) / 2
+    return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32)
 
 
 def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float) -> dict[int, int]:
@@ -148,13 +148,14 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
     for t in tracks:
         frames = t.frames
         seen = set(frames)
+        jumped = _jumps(t) if len(frames) > 1 else []
         for k in range(len(frames) - 1):
             f0, f1 = frames[k], frames[k + 1]
             for f in range(f0 + 1, f1):
                 a = (f - f0) / (f1 - f0)
                 box = (1 - a) * t.boxes[k] + a * t.boxes[k + 1]
                 added[f].append((_grow(box, min(f - f0, f1 - f)), t.track_id, t.class_id, t.scores[k]))
-            if _jumps(t, k):
+            if jumped[k]:
                 # A jump may be the track switching objects (two small plates side by side): the
                 # one it left gets a trail where it was last seen, the one it joined a lead.
                 for d in range(1, trail + 1):
@@ -183,29 +184,22 @@ def _confirmed(track: Track, confident: float, sightings: int) -> bool:
     return max(track.scores) >= confident or (sightings > 0 and len(track.frames) >= sightings)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    # Scalar arithmetic: this runs once per sighting, millions of times on an hour of crowd video.
-    ax1, ay1, ax2, ay2 = (float(v) for v in a)
-    bx1, by1, bx2, by2 = (float(v) for v in b)
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
-    union = max(0.0, ax2 - ax1) * max(0.0, ay2 - ay1) + max(0.0, bx2 - bx1) * max(0.0, by2 - by1) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _jumps(t: Track, k: int) -> bool:
-    """Whether sighting k + 1 lies far from where the track's motion puts it.
+def _jumps(t: Track) -> np.ndarray:
+    """Per step k (sighting k -> k + 1), whether sighting k + 1 lies far from where the track's
+    motion puts it: bool (len(frames) - 1,).
 
     The motion is the step before (k - 1 -> k); the first step is checked against the one after
     it instead, and a track of two sightings by their own overlap.
     """
-    f, b = t.frames, t.boxes
-    if k > 0:
-        expected = _moved(b[k], (b[k] - b[k - 1]) * (f[k + 1] - f[k]) / (f[k] - f[k - 1]))
-        return _iou(expected, b[k + 1]) < JUMP_IOU
-    if len(f) > 2:
-        expected = _moved(b[1], -(b[2] - b[1]) * (f[1] - f[0]) / (f[2] - f[1]))
-        return _iou(expected, b[0]) < JUMP_IOU
-    return _iou(b[0], b[1]) < JUMP_IOU
+    boxes, frames = np.stack(t.boxes), np.asarray(t.frames, np.float32)
+    expected = np.empty_like(boxes[1:])
+    seen = boxes[1:].copy()
+    expected[1:] = _coast(boxes[1:-1], boxes[:-2], frames[1:-1], frames[:-2], frames[2:])
+    if len(boxes) > 2:
+        expected[0], seen[0] = _coast(boxes[1], boxes[2], frames[1], frames[2], frames[0]), boxes[0]
+    else:
+        expected[0] = boxes[0]
+    return paired_iou(expected, seen) < JUMP_IOU
 
 
 def _guesses(held: np.ndarray, moved: np.ndarray) -> list[np.ndarray]:

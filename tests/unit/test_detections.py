@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anonymizer.detections import FACE, PLATE, Detections, box_iou, nms
+from anonymizer.detections import FACE, PLATE, Detections, box_iou, nms, paired_iou
 
 
 def test_detections_reject_mismatched_shapes_naming_the_field():
@@ -34,3 +34,11 @@ def test_nms_keeps_best_of_overlapping_and_all_disjoint_boxes():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 60, 60]], np.float32)
     keep = nms(boxes, np.array([0.5, 0.9, 0.3]), 0.5)
     assert sorted(keep.tolist()) == [1, 2]
+
+
+def test_paired_iou_is_the_diagonal_of_the_iou_matrix():
+    rng = np.random.default_rng(0)
+    a = np.concatenate([xy := rng.uniform(0, 50, (20, 2)), xy + rng.uniform(1, 30, (20, 2))], axis=1)
+    b = np.concatenate([xy := rng.uniform(0, 50, (20, 2)), xy + rng.uniform(1, 30, (20, 2))], axis=1)
+    assert np.allclose(paired_iou(a, b), np.diag(box_iou(a, b)))
+    assert paired_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0] == pytest.approx(1 / 3)
