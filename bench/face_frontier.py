@@ -65,6 +65,60 @@ def merged(detector: ClassDetector, passes: dict, scales: tuple[float, ...], fli
     return detector.merge([b for b, _ in used], [c for _, c in used])
 
 
+def load_passes(set_name: str, set_dir: Path, labels, scales: list[float], cache: Path, profile) -> dict[str, dict]:
+    """The cached raw passes of one set, computed with the product's engine on first use."""
+    from anonymizer.pipeline import Engine
+
+    cache_file = cache / f"{set_name}-{'-'.join(map(str, scales))}.pkl"
+    if cache_file.is_file():
+        return pickle.loads(cache_file.read_bytes())
+    print(f"caching raw detections of {len(labels)} images (once) ...", file=sys.stderr, flush=True)
+    passes = cache_passes(Engine(profile), labels, set_dir, scales, profile.limits)
+    cache.mkdir(parents=True, exist_ok=True)
+    cache_file.write_bytes(pickle.dumps(passes))
+    return passes
+
+
+def on_labels(dets: Detections, label) -> np.ndarray:
+    """Which boxes overlap a labelled or ignore box (IoU >= 0.2): what a perfect false-positive filter keeps."""
+    known = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
+    if not len(dets) or not len(known):
+        return np.zeros(len(dets), bool)
+    return box_iou(dets.xyxy, known).max(axis=1) >= 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    hidden: float
+    small: float  # faces under 16 px
+    large: float  # faces of 64 px and more: where a margin cut too far, or a dropped box, shows first
+    large_lost: int
+    collateral: float
+    detections: int
+
+    def cells(self) -> str:
+        """hidden | hidden < 16 px | hidden >= 64 px (not hidden) | collateral, as Markdown cells."""
+        return f"{self.hidden:.4f} | {self.small:.4f} | {self.large:.4f} ({self.large_lost}) | {self.collateral:.4f}"
+
+
+def score_all(images, detections: list[Detections], masker: Masker, spec: dict) -> Scores:
+    """Pad, mask and score each image's detections with the product's own code."""
+    hidden, small, large, changed, total = [], [], [], 0, 0
+    for (label, rgb), dets in zip(images, detections):
+        masked = masker.apply(rgb.copy(), pad_and_clip(dets, spec, (rgb.shape[1], rgb.shape[0]), ellipse=True))
+        boxes, image = score_image(label, rgb, masked, dets, 0.0)
+        hidden += [b.hidden for b in boxes]
+        small += [b.hidden for b in boxes if b.size_px < 16]
+        large += [b.hidden for b in boxes if b.size_px >= 64]
+        changed, total = changed + image.collateral_changed, total + image.collateral_total
+    nan = float("nan")
+    return Scores(
+        float(np.mean(hidden)) if hidden else nan, float(np.mean(small)) if small else nan,
+        float(np.mean(large)) if large else nan, len(large) - int(np.sum(large)),
+        changed / max(total, 1), sum(len(d) for d in detections),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set", help="set name under the evaluation folder, e.g. faces-masks")
@@ -80,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/anonymizer-face-frontier"))
     args = parser.parse_args(argv)
 
-    from anonymizer.pipeline import Engine
-
     profile = load_profile(None)
     set_dir = args.eval_dir / args.set
     if not (set_dir / "labels.jsonl").is_file():
@@ -89,45 +141,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     labels = read_label_set(set_dir, default_class="face")
     scales = [float(s) for s in args.scales.split(",")]
-    cache_file = args.cache / f"{args.set}-{'-'.join(map(str, scales))}.pkl"
-    if cache_file.is_file():
-        passes = pickle.loads(cache_file.read_bytes())
-    else:
-        print(f"caching raw detections of {len(labels)} images (once) ...", file=sys.stderr, flush=True)
-        passes = cache_passes(Engine(profile), labels, set_dir, scales, profile.limits)
-        args.cache.mkdir(parents=True, exist_ok=True)
-        cache_file.write_bytes(pickle.dumps(passes))
+    passes = load_passes(args.set, set_dir, labels, scales, args.cache, profile)
     images = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels]
     # Only the merge runs per grid point; it needs the raw model for nothing.
     detector = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
     masker = Masker(profile.mask)
 
-    print(f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | hidden >= 64 px | collateral | detections |")
+    print(
+        f"| {args.set}: scales | threshold | margin | hidden | hidden < 16 px | hidden >= 64 px (not hidden) | "
+        "collateral | detections |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     prefixes = [tuple(scales[: k + 1]) for k in range(len(scales))]
     for used, threshold, margin in itertools.product(prefixes, args.thresholds, args.margins):
         faces = profile.detect.faces
         px = faces.margin_px if args.margin_px is None else args.margin_px
         spec = {FACE: dataclasses.replace(faces, margin=margin, margin_px=px)}
-        hidden, small, large, changed, total, n = [], [], [], 0, 0, 0
-        for label, rgb in images:
-            dets = merged(detector, passes[label.image], used, profile.detect.faces.flip, threshold)
-            if args.only_labelled and len(dets):
-                known = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
-                dets = dets[box_iou(dets.xyxy, known).max(axis=1) >= 0.2] if len(known) else dets[:0]
-            n += len(dets)
-            masked = masker.apply(rgb.copy(), pad_and_clip(dets, spec, (rgb.shape[1], rgb.shape[0]), ellipse=True))
-            boxes, image = score_image(label, rgb, masked, dets, 0.0)
-            hidden += [b.hidden for b in boxes]
-            small += [b.hidden for b in boxes if b.size_px < 16]
-            large += [b.hidden for b in boxes if b.size_px >= 64]  # where a margin cut too far shows first
-            changed, total = changed + image.collateral_changed, total + image.collateral_total
-        print(
-            f"| {','.join(f'{s:g}' for s in used)} | {threshold:g} | {margin:g} | {np.mean(hidden):.4f} | "
-            f"{np.mean(small) if small else float('nan'):.4f} | {np.mean(large) if large else float('nan'):.4f} | "
-            f"{changed / max(total, 1):.4f} | {n} |",
-            flush=True,
-        )
+        found = [merged(detector, passes[label.image], used, faces.flip, threshold) for label, _ in images]
+        if args.only_labelled:
+            found = [d[on_labels(d, label)] for d, (label, _) in zip(found, images)]
+        r = score_all(images, found, masker, spec)
+        print(f"| {','.join(f'{s:g}' for s in used)} | {threshold:g} | {margin:g} | {r.cells()} | {r.detections} |", flush=True)
     return 0
 
 

@@ -133,3 +133,35 @@ def test_confirm_sightings_is_validated():
         profile_from_dict({"track": {"confirm_sightings": -1}})
     with pytest.raises(ConfigError, match=r"track\.confirm_sightings"):
         profile_from_dict({"track": {"confirm_sightings": "often"}})
+
+
+def test_low_collateral_profile_only_narrows_photo_faces():
+    # Its header promises: a higher face threshold and a smaller photo padding, everything else
+    # (plates, video padding, tracker, mask) the default's. Photo masks must lie inside the
+    # default's for the same boxes, and video masks must be the default's exactly.
+    import numpy as np
+
+    from anonymizer.detections import FACE, Detections
+    from anonymizer.mask.regions import pad_and_clip
+
+    low, default = load_profile(ROOT / "profiles" / "low-collateral.yaml"), Profile()
+    low_d, default_d = low.to_dict(), default.to_dict()
+    assert low_d["detect"]["plates"] == default_d["detect"]["plates"]
+    for section in ("track", "mask", "output", "limits", "retention", "privacy"):
+        assert low_d[section] == default_d[section], section
+    changed = {k for k, v in low_d["detect"]["faces"].items() if default_d["detect"]["faces"][k] != v}
+    assert changed <= {"threshold", "margin", "video_margin"}
+    assert low.detect.faces.threshold > default.detect.faces.threshold
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 900, (200, 2))
+    wh = rng.uniform(2, 300, (200, 2))
+    dets = Detections(np.hstack([xy, xy + wh]), np.ones(200), np.full(200, FACE))
+    for video in (False, True):
+        narrow = pad_and_clip(dets, {FACE: low.detect.faces}, (1280, 1280), ellipse=True, video=video).xyxy
+        wide = pad_and_clip(dets, {FACE: default.detect.faces}, (1280, 1280), ellipse=True, video=video).xyxy
+        if video:
+            np.testing.assert_array_equal(narrow, wide)
+        else:
+            assert (narrow[:, :2] >= wide[:, :2]).all() and (narrow[:, 2:] <= wide[:, 2:]).all()
+            assert (narrow[:, 2:] - narrow[:, :2]).sum() < (wide[:, 2:] - wide[:, :2]).sum()
