@@ -42,6 +42,7 @@ from face_frontier import DEFAULT_EVAL_DIR, load_passes, merged, on_labels, scor
 from anonymizer.config import load_profile  # noqa: E402
 from anonymizer.detect.multiscale import ClassDetector  # noqa: E402
 from anonymizer.detections import FACE, Detections, box_iou  # noqa: E402
+from anonymizer.evaluate import metrics  # noqa: E402
 from anonymizer.evaluate.labels import read_label_set  # noqa: E402
 from anonymizer.evaluate.runner import load_rgb  # noqa: E402
 from anonymizer.mask.maskers import Masker  # noqa: E402
@@ -158,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             drop &= seen["native"] < native_below
         return drop
 
-    # Confident boxes off every label are mostly faces the labellers left out (look at them): their
-    # masks count as collateral, so a set with many of them cannot be judged by collateral alone.
-    off = [~on_labels(d, label) & (d.confidence >= 0.5) for d, (label, _) in zip(found, images)]
-    print(f"{args.set}: {sum(int(o.sum()) for o in off)} boxes scoring >= 0.5 lie off every label, "
-          f"in {sum(bool(o.any()) for o in off)} of {len(images)} images")
+    # What `anonymizer evaluate` lists as possibly unlabelled: mostly faces the labellers left out
+    # (look at them). Their masks count as collateral, so a set with many cannot be judged by it alone.
+    off = [
+        metrics.possibly_unlabelled(d.xyxy, d.confidence, np.concatenate([label.boxes, label.ignore]))
+        for d, (label, _) in zip(found, images)
+    ]
+    print(
+        f"{args.set}: {sum(int(o.sum()) for o in off)} boxes possibly unlabelled (score >= {metrics.UNLABELLED_SCORE:g}, "
+        f"touching no label), in {sum(bool(o.any()) for o in off)} of {len(images)} images"
+    )
     masker, spec = Masker(profile.mask), {FACE: faces}
     print(f"| {args.set}: boxes dropped | dropped | hidden | hidden < 16 px | hidden >= 64 px (not hidden) | "
           "collateral |")

@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="class of boxes whose label line names none (default: from the folder name faces-*/plates-*)",
     )
-    parser.add_argument("--max-failures", metavar="N", type=int, default=50, help="failures listed in the table (default 50)")
+    parser.add_argument(
+        "--max-failures", metavar="N", type=int, default=50,
+        help="boxes not hidden, and detections possibly unlabelled, listed in the table (default 50 each)",
+    )
     parser.set_defaults(func=run_evaluate, handler=run_evaluate)
     return parser
 

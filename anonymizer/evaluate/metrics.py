@@ -26,6 +26,10 @@ Definitions (docs/evaluate.md repeats them for operators):
 * **changed** pixel: any channel differs by more than ``CHANGE_TOLERANCE`` (8) grey levels.
 * **collateral**: share of the pixels outside every labelled and ignore box (each grown by a quarter
   of its width/height per side, at least 2 px: the masking margin is expected) that changed.
+* **possibly unlabelled**: a detection scoring at least ``UNLABELLED_SCORE`` (0.5) that touches no
+  labelled or ignore box of its class (IoU < 0.2 and less than a fifth of it inside each). On real
+  sets these are mostly faces or plates the labellers left out; their masks count as collateral and
+  as false positives, so a reviewer should look at them before trusting either figure.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ FLAT_CHANGE_TOLERANCE = 2
 CHANGE_TOLERANCE = 8
 DILATE_FRACTION = 0.25
 DILATE_MIN_PX = 2
+UNLABELLED_SCORE = 0.5
+UNLABELLED_OVERLAP = 0.2
 
 
 def box_size_px(xyxy: np.ndarray) -> np.ndarray:
@@ -120,6 +126,26 @@ def match_boxes(
         if len(ignore) and _overlaps_ignore(det[d], ignore, iou_threshold):
             det_neutral[d] = True
     return Match(gt_matched, det_matched, det_neutral)
+
+
+def possibly_unlabelled(det: np.ndarray, confidence: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Which detections score >= UNLABELLED_SCORE and touch none of the known (labelled, ignore) boxes.
+
+    Args:
+        det: float (m, 4) detections of one class.
+        confidence: (m,) their scores.
+        known: float (k, 4) labelled and ignore boxes of that class.
+
+    Returns:
+        bool (m,).
+    """
+    det = np.asarray(det, np.float32).reshape(-1, 4)
+    known = np.asarray(known, np.float32).reshape(-1, 4)
+    out = np.asarray(confidence, np.float32).reshape(-1) >= UNLABELLED_SCORE
+    if len(known):
+        for i in np.flatnonzero(out):
+            out[i] = not _overlaps_ignore(det[i], known, UNLABELLED_OVERLAP)
+    return out
 
 
 def _overlaps_ignore(box: np.ndarray, ignore: np.ndarray, threshold: float) -> bool:

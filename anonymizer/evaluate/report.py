@@ -79,6 +79,11 @@ def summarize(result: SetResult) -> dict[str, Any]:
         "megapixels": round(megapixels, 3),
         "seconds_per_megapixel": _round(metrics.ratio(seconds, megapixels), 4),
         "failures": [failure_record(b) for b in result.boxes if not b.hidden],
+        "possibly_unlabelled": [
+            {"image": im.image, "class": cls, "box": list(box), "confidence": score}
+            for im in result.images
+            for cls, box, score in im.unlabelled
+        ],
     }
 
 
@@ -123,4 +128,17 @@ def render_table(summary: dict[str, Any], *, max_failures: int = 50) -> str:
         )
     if len(failures) > max_failures:
         lines.append(f"  ... {len(failures) - max_failures} more (use --json for all)")
+    gaps = summary["possibly_unlabelled"]
+    if gaps:
+        # Collateral and precision count these against the profile; often the labels are what is wrong.
+        lines.append("")
+        lines.append(
+            f"possibly unlabelled: {len(gaps)} detections scoring >= {metrics.UNLABELLED_SCORE:g} touch no label "
+            "(their masks count as collateral and false positives; check the labels):"
+        )
+        for g in gaps[:max_failures]:
+            box = ",".join(f"{v:g}" for v in g["box"])
+            lines.append(f"  {g['image']}  {g['class']} [{box}] score {g['confidence']:.2f}")
+        if len(gaps) > max_failures:
+            lines.append(f"  ... {len(gaps) - max_failures} more (use --json for all)")
     return "\n".join(lines)

@@ -48,6 +48,8 @@ class ImageOutcome:
     false_positives: dict[str, int | None]
     collateral_changed: int
     collateral_total: int
+    # (class, box, score) of confident detections touching no label: label gaps for a reviewer
+    unlabelled: tuple[tuple[str, tuple[float, float, float, float], float], ...] = ()
 
 
 @dataclass
@@ -91,12 +93,19 @@ def score_image(
     detected = np.zeros(len(label.boxes), bool)
     n_dets: dict[str, int] = {}
     false_pos: dict[str, int | None] = {}
+    unlabelled: list[tuple[str, tuple[float, float, float, float], float]] = []
     for cid, name in CLASS_NAMES.items():
         sel_gt = label.class_id == cid
         sel_det = dets.class_id == cid
         sel_ign = (label.ignore_class_id == cid) | (label.ignore_class_id < 0)
         match = metrics.match_boxes(label.boxes[sel_gt], dets.xyxy[sel_det], dets.confidence[sel_det], label.ignore[sel_ign])
         detected[sel_gt] = match.gt_matched
+        known = np.concatenate([label.boxes[sel_gt], label.ignore[sel_ign]])
+        off = metrics.possibly_unlabelled(dets.xyxy[sel_det], dets.confidence[sel_det], known)
+        unlabelled += [
+            (name, tuple(round(float(v), 1) for v in box), round(float(score), 3))  # type: ignore[misc]
+            for box, score in zip(dets.xyxy[sel_det][off], dets.confidence[sel_det][off])
+        ]
         n_dets[name] = int(sel_det.sum())
         false_pos[name] = match.false_positives if label.complete else None
     sizes = metrics.box_size_px(label.boxes)
@@ -120,7 +129,9 @@ def score_image(
     protected = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
     changed, total = metrics.collateral_counts(rgb, masked, protected)
     height, width = rgb.shape[:2]
-    return boxes, ImageOutcome(label.image, width * height / 1e6, seconds, n_dets, false_pos, changed, total)
+    return boxes, ImageOutcome(
+        label.image, width * height / 1e6, seconds, n_dets, false_pos, changed, total, tuple(unlabelled)
+    )
 
 
 def load_rgb(path: Path, label: LabeledImage, limits: Any) -> np.ndarray:

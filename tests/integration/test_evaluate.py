@@ -132,6 +132,23 @@ def test_an_anonymizer_that_blacks_out_everything_hides_all_but_costs_all_collat
     assert summary["collateral"] >= 0.99
 
 
+def test_confident_detections_off_every_label_are_listed_for_review(sample_set):
+    # The first sample photo is a crowd with every face labelled: a confident box in its empty
+    # corner is reported (image, class, box, score); one on a labelled face and a weak one are not.
+    from anonymizer.detections import FACE, Detections
+
+    def claims(rgb):
+        boxes = np.array([[2, 180, 30, 205], [37, 50, 63, 78], [300, 180, 330, 205]], np.float32)
+        return rgb.copy(), Detections(boxes, np.array([0.8, 0.9, 0.2]), np.full(3, FACE))
+
+    summary = summarize(evaluate_set(claims, sample_set, limits=Profile().limits, limit=1))
+    assert summary["possibly_unlabelled"] == [
+        {"image": "images/faces-maksssksksss209.jpg", "class": "face", "box": [2.0, 180.0, 30.0, 205.0], "confidence": 0.8}
+    ]
+    table = render_table(summary)
+    assert "possibly unlabelled: 1 detections" in table and "face [2,180,30,205] score 0.80" in table
+
+
 def test_table_output_names_the_set_the_classes_and_the_collateral(sample_set, capsys):
     from anonymizer.cli import main
 

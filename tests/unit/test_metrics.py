@@ -134,6 +134,27 @@ def test_ignore_box_does_not_change_recall():
     assert module.match_boxes(gt, det, None, ignore).gt_matched.tolist() == [True, False]
 
 
+def test_possibly_unlabelled_lists_only_confident_detections_touching_no_known_box():
+    known = np.array([[0, 0, 100, 100], [300, 300, 320, 320]], np.float32)  # a large label, an ignore box
+    det = np.array(
+        [
+            [500, 500, 530, 530],  # confident, far from everything: a face the labels left out
+            [600, 600, 630, 630],  # as far, but weak
+            [5, 5, 95, 95],  # on the labelled face
+            [30, 30, 50, 50],  # a part of the labelled face (IoU 0.04, but all of it inside)
+            [301, 301, 321, 321],  # on the ignore box
+            [90, 40, 130, 80],  # a neighbour: a quarter of it inside the label
+        ],
+        np.float32,
+    )
+    conf = np.array([0.9, 0.3, 0.9, 0.9, 0.9, 0.9], np.float32)
+    assert module.possibly_unlabelled(det, conf, known).tolist() == [True, False, False, False, False, False]
+    # With nothing labelled, every confident detection is a candidate; exactly at the score it counts.
+    conf[1] = module.UNLABELLED_SCORE
+    assert module.possibly_unlabelled(det, conf, np.zeros((0, 4))).tolist() == [True] * 6
+    assert module.possibly_unlabelled(np.zeros((0, 4)), np.zeros(0), known).tolist() == []
+
+
 def test_matching_with_no_detections_or_no_labels_works():
     gt = np.array([[0, 0, 10, 10]], np.float32)
     assert module.match_boxes(gt, np.zeros((0, 4))).gt_matched.tolist() == [False]
