@@ -123,7 +123,7 @@ def match_boxes(
                 gt_matched[g] = True
                 det_matched[d] = True
                 continue
-        if len(ignore) and _overlaps_ignore(det[d], ignore, iou_threshold):
+        if len(ignore) and _overlaps_any(det[d], ignore, iou_threshold):
             det_neutral[d] = True
     return Match(gt_matched, det_matched, det_neutral)
 
@@ -144,14 +144,15 @@ def possibly_unlabelled(det: np.ndarray, confidence: np.ndarray, known: np.ndarr
     out = np.asarray(confidence, np.float32).reshape(-1) >= UNLABELLED_SCORE
     if len(known):
         for i in np.flatnonzero(out):
-            out[i] = not _overlaps_ignore(det[i], known, UNLABELLED_OVERLAP)
+            out[i] = not _overlaps_any(det[i], known, UNLABELLED_OVERLAP)
     return out
 
 
-def _overlaps_ignore(box: np.ndarray, ignore: np.ndarray, threshold: float) -> bool:
-    iou = box_iou(box[None], ignore)[0]
-    tl = np.maximum(box[:2], ignore[:, :2])
-    br = np.minimum(box[2:], ignore[:, 2:])
+def _overlaps_any(box: np.ndarray, others: np.ndarray, threshold: float) -> bool:
+    """Whether box has IoU >= threshold with one of others, or that share of itself inside one."""
+    iou = box_iou(box[None], others)[0]
+    tl = np.maximum(box[:2], others[:, :2])
+    br = np.minimum(box[2:], others[:, 2:])
     inter = np.prod(np.clip(br - tl, 0, None), axis=1)
     area = max(float(np.prod(np.clip(box[2:] - box[:2], 0, None))), 1e-9)
     return bool(np.any((iou >= threshold) | (inter / area >= threshold)))
