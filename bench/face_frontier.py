@@ -81,7 +81,7 @@ def load_passes(set_name: str, set_dir: Path, labels, scales: list[float], cache
 
 def on_labels(dets: Detections, label) -> np.ndarray:
     """Which boxes overlap a labelled or ignore box (IoU >= 0.2): what a perfect false-positive filter keeps."""
-    known = np.concatenate([label.boxes, label.ignore]) if len(label.ignore) else label.boxes
+    known = np.concatenate([label.boxes, label.ignore])  # ignore is (0, 4) when absent
     if not len(dets) or not len(known):
         return np.zeros(len(dets), bool)
     return box_iou(dets.xyxy, known).max(axis=1) >= 0.2
