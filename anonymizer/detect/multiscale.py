@@ -9,6 +9,8 @@ are merged with NMS in source-pixel coordinates.
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -16,6 +18,21 @@ import numpy as np
 from anonymizer.config import ClassSpec
 from anonymizer.detect.base import RawDetector
 from anonymizer.detections import Detections, nms
+
+
+PassProgress = Callable[[int, int], None]
+
+
+class Pass(NamedTuple):
+    """One inference: the image scaled by ``scale``, cropped to (x0, y0, x1, y1) in scaled pixels,
+    optionally mirrored."""
+
+    scale: float
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    flipped: bool = False
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -78,40 +95,63 @@ class ClassDetector:
     def __call__(self, rgb: np.ndarray) -> Detections:
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, images: list[np.ndarray], *, video: bool = False) -> list[Detections]:
+    def detect_many(
+        self, images: list[np.ndarray], *, video: bool = False, progress: PassProgress | None = None
+    ) -> list[Detections]:
         """Detect in several images; a raw detector with ``batch`` gets same-shaped crops together."""
-        merged = []
-        for passes in self.detect_passes(images, video=video):
-            found = [(xyxy, conf) for _, _, xyxy, conf in passes if len(xyxy)]
-            merged.append(self.merge([b for b, _ in found], [c for _, c in found]))
-        return merged
+        return [self.merge_passes(p) for p in self.detect_passes(images, video=video, progress=progress)]
+
+    def merge_passes(self, passes: list[tuple[float, bool, np.ndarray, np.ndarray]]) -> Detections:
+        """Merge what ``detect_passes`` returned for one image."""
+        found = [(xyxy, conf) for _, _, xyxy, conf in passes if len(xyxy)]
+        return self.merge([b for b, _ in found], [c for _, c in found])
+
+    def plan(self, height: int, width: int, *, video: bool = False) -> list[Pass]:
+        """Every pass the class's settings ask for on an image of this size, mirrored ones included."""
+        fixed_input = getattr(self.raw, "fixed_input", None)
+        passes = []
+        for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video, fixed_input=fixed_input):
+            passes.append(Pass(scale, x0, y0, x1, y1, False))
+            if self.spec.flip:
+                passes.append(Pass(scale, x0, y0, x1, y1, True))
+        return passes
 
     def detect_passes(
-        self, images: list[np.ndarray], *, video: bool = False, threshold: float | None = None
+        self,
+        images: list[np.ndarray],
+        *,
+        video: bool = False,
+        threshold: float | None = None,
+        plans: list[list[Pass]] | None = None,
+        progress: PassProgress | None = None,
     ) -> list[list[tuple[float, bool, np.ndarray, np.ndarray]]]:
         """Per image, every pass's raw output: (scale, mirrored, xyxy in source pixels, scores).
 
         ``threshold`` overrides the class's (bench/face_frontier.py caches passes at a low floor).
+        ``plans`` (one list of passes per image) replaces the full plan: a cascade or a video
+        cadence runs a subset of it, or passes over crops of the image. ``progress(done, total)``
+        follows every inference call (an exception it raises aborts the detection).
         """
         jobs = []  # (image index, scale, x0, y0, crop, flipped)
         fixed_input = getattr(self.raw, "fixed_input", None)
         for index, rgb in enumerate(images):
             height, width = rgb.shape[:2]
             scaled: dict[float, np.ndarray] = {}
-            for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video, fixed_input=fixed_input):
-                if scale not in scaled:
-                    size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
-                    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-                    scaled[scale] = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=interpolation)
-                crop = scaled[scale][y0:y1, x0:x1]
-                if zooms_out(height, width, scale, self.spec, fixed_input):
+            plan = plans[index] if plans is not None else self.plan(height, width, video=video)
+            for p in plan:
+                if p.scale not in scaled:
+                    size = (max(1, int(round(width * p.scale))), max(1, int(round(height * p.scale))))
+                    interpolation = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
+                    scaled[p.scale] = rgb if p.scale == 1.0 else cv2.resize(rgb, size, interpolation=interpolation)
+                crop = scaled[p.scale][p.y0 : p.y1, p.x0 : p.x1]
+                if zooms_out(height, width, p.scale, self.spec, fixed_input):
                     # Top-left on a neutral gray canvas: box coordinates stay those of the scaled image.
                     canvas = np.full((height, width, 3), 114, np.uint8)
                     canvas[: crop.shape[0], : crop.shape[1]] = crop
                     crop = canvas
-                jobs.append((index, scale, x0, y0, crop, False))
-                if self.spec.flip:
-                    jobs.append((index, scale, x0, y0, np.ascontiguousarray(crop[:, ::-1]), True))
+                if p.flipped:
+                    crop = np.ascontiguousarray(crop[:, ::-1])
+                jobs.append((index, p.scale, p.x0, p.y0, crop, p.flipped))
 
         # Video keeps weaker candidates too: the tracker masks them only when they join a track
         # that also has a confident detection (see anonymizer.track.linker).
@@ -121,6 +161,7 @@ class ClassDetector:
                 threshold = min(threshold, self.spec.track_threshold)
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         batch = getattr(self.raw, "batch", None)
+        done = 0
         if batch is not None:
             groups: dict[tuple[int, ...], list[int]] = {}
             for j, job in enumerate(jobs):
@@ -130,9 +171,14 @@ class ClassDetector:
                     chunk = members[start : start + self.batch_size]
                     for j, out in zip(chunk, batch([jobs[j][4] for j in chunk], threshold)):
                         outputs[j] = out
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, len(jobs))
         else:
             for j, job in enumerate(jobs):
                 outputs[j] = self.raw(job[4], threshold)
+                if progress is not None:
+                    progress(j + 1, len(jobs))
 
         per_image: list[list[tuple[float, bool, np.ndarray, np.ndarray]]] = [[] for _ in images]
         for (index, scale, x0, y0, crop, flipped), (xyxy, conf) in zip(jobs, outputs):  # type: ignore[misc]
