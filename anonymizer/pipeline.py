@@ -164,9 +164,23 @@ class Engine:
 
     # ------------------------------------------------------------------ pure, on arrays
 
-    def detect_image(self, rgb: np.ndarray) -> Detections:
-        """Raw detections of every enabled class in one RGB image (source pixels, unpadded)."""
-        return Detections.merge([d(rgb) for d in self.detectors.values()])
+    def detect_image(self, rgb: np.ndarray, progress: ProgressFn | None = None) -> Detections:
+        """Raw detections of every enabled class in one RGB image (source pixels, unpadded).
+
+        ``progress("detect <class>", crops done, crops in all)`` follows each inference call, so
+        a photo that takes minutes reports progress (and can be stopped) like a video does.
+        """
+        found = []
+        for name, detector in self.detectors.items():
+            report = None
+            if progress is not None:
+                stage = f"detect {name}"
+
+                def report(done: int, total: int, stage: str = stage) -> None:
+                    progress(stage, done, total)
+
+            found.append(detector.detect_many([rgb], progress=report)[0])
+        return Detections.merge(found)
 
     def regions(self, dets: Detections, frame_wh: tuple[int, int], *, video: bool = False) -> Detections:
         """The padded, clipped regions that get masked for these detections (of a video frame)."""
@@ -195,7 +209,7 @@ class Engine:
         tmp = temp_path_for(dst)
         try:
             if sniffed.kind == "image":
-                result = self._process_photo(src, tmp)
+                result = self._process_photo(src, tmp, progress)
             else:
                 result = self._process_video(src, tmp, progress)
             fsync_and_rename(tmp, dst)
@@ -218,13 +232,13 @@ class Engine:
             if raw is not None:
                 c.detections += int(np.count_nonzero(raw.class_id == cid))
 
-    def _process_photo(self, src: Path, tmp: Path) -> JobResult:
+    def _process_photo(self, src: Path, tmp: Path, progress: ProgressFn | None = None) -> JobResult:
         t0 = time.perf_counter()
         result = self._result("image")
         check_image_header(src, self.profile.limits.max_pixels)
         photo = read_photo(src, self.profile.limits)
         t1 = time.perf_counter()
-        raw = self.detect_image(photo.rgb)
+        raw = self.detect_image(photo.rgb, progress)
         t2 = time.perf_counter()
         regions = self.regions(raw, (photo.rgb.shape[1], photo.rgb.shape[0]))
         masked = self.masker.apply(photo.rgb, regions)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from typing import Callable, NamedTuple
-from collections.abc import Callable
 
 import cv2
 import numpy as np
