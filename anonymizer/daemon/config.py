@@ -75,10 +75,7 @@ class FolderConfig:
     @property
     def retention_move_to(self) -> Path | None:
         """The profile's ``retention.move_to``, resolved against the profile file's folder."""
-        if self.profile.retention.move_to is None:
-            return None
-        target = Path(self.profile.retention.move_to).expanduser()
-        return target if target.is_absolute() else (self.profile_path.parent / target).resolve()
+        return _move_to(self.profile, self.profile_path)
 
 
 @dataclass(frozen=True)
@@ -137,11 +134,15 @@ def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
     if "folders" in top and (not isinstance(raw_folders, list) or not raw_folders):
         c.error("folders", "expected a non-empty list of folders")
         raw_folders = []
+    layouts: list[_Layout] = []
     for i, raw in enumerate(raw_folders or []):
-        folder = _folder(c, raw, f"folders[{i}]", base)
+        folder, layout = _folder(c, raw, f"folders[{i}]", base)
         if folder is not None:
             folders.append(folder)
-    _check_folder_layout(c, folders, state_dir, audit_dir)
+        layouts.append(layout)
+    # The layout is checked on every folder, also those with other errors (a broken profile, a
+    # missing key): otherwise a duplicate name or overlapping input surfaces only in a second round.
+    _check_folder_layout(c, layouts, state_dir, audit_dir)
     if state_dir is not None and _is_network_fs(state_dir):
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
     c.raise_if_errors()
@@ -173,13 +174,22 @@ def _metrics(c: Checker, value: Any) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _folder(c: Checker, raw: Any, path: str, base: Path) -> FolderConfig | None:
+@dataclass(frozen=True)
+class _Layout:
+    """What the layout checks need of one folder, known even when the folder has other errors."""
+
+    where: str
+    name: str | None
+    input: Path | None
+    others: dict[str, Path]
+
+
+def _folder(c: Checker, raw: Any, path: str, base: Path) -> tuple[FolderConfig | None, _Layout]:
     d = c.section(raw, path, FOLDER_KEYS)
     if not d:
-        if raw is not None and not isinstance(raw, dict):
-            return None
-        c.error(path, "expected a folder mapping with name, input, output, quarantine, profile")
-        return None
+        if raw is None or isinstance(raw, dict):
+            c.error(path, "expected a folder mapping with name, input, output, quarantine, profile")
+        return None, _Layout(path, None, None, {})
     missing = [k for k in ("name", "input", "output", "quarantine", "profile") if k not in d]
     for key in missing:
         c.error(f"{path}.{key}", "required key is missing")
@@ -197,8 +207,13 @@ def _folder(c: Checker, raw: Any, path: str, base: Path) -> FolderConfig | None:
             c.errors.append(f"{c.source}: at '{path}.profile': {exc}")
     if dirs["input"] is not None and not dirs["input"].is_dir():
         c.error(f"{path}.input", f"{dirs['input']} is not an existing folder")
+    others = {k: dirs[k] for k in ("output", "quarantine") if dirs[k] is not None}
+    move_to = _move_to(profile, dirs["profile"]) if profile is not None and dirs["profile"] is not None else None
+    if move_to is not None:
+        others["profile retention.move_to"] = move_to
+    layout = _Layout(path, name, dirs["input"], others)
     if missing or name is None or profile is None or None in dirs.values():
-        return None
+        return None, layout
     return FolderConfig(
         name=name,
         input=dirs["input"],  # type: ignore[arg-type]
@@ -210,7 +225,14 @@ def _folder(c: Checker, raw: Any, path: str, base: Path) -> FolderConfig | None:
         settle_s=settle,
         done_marker=done_marker,
         rescan_interval_s=rescan,
-    )
+    ), layout
+
+
+def _move_to(profile: Profile, profile_path: Path) -> Path | None:
+    if profile.retention.move_to is None:
+        return None
+    target = Path(profile.retention.move_to).expanduser()
+    return target if target.is_absolute() else (profile_path.parent / target).resolve()
 
 
 def _nested(a: Path, b: Path) -> bool:
@@ -218,28 +240,28 @@ def _nested(a: Path, b: Path) -> bool:
 
 
 def _check_folder_layout(
-    c: Checker, folders: list[FolderConfig], state_dir: Path | None, audit_dir: Path | None
+    c: Checker, folders: list[_Layout], state_dir: Path | None, audit_dir: Path | None
 ) -> None:
     # An output or quarantine inside an input would be scanned and re-anonymized forever; two
     # folders sharing an input would race for the same files.
-    names: set[str] = set()
+    names: dict[str, str] = {}
     for i, f in enumerate(folders):
-        where = f"folders[{i}]"
-        if f.name in names:
-            c.error(f"{where}.name", f"{f.name!r} is used by another folder; names must be unique")
-        names.add(f.name)
-        others = {"output": f.output, "quarantine": f.quarantine}
-        if f.retention_move_to is not None:
-            others["profile retention.move_to"] = f.retention_move_to
-        for key, other in others.items():
+        if f.name is not None:
+            if f.name in names:
+                c.error(f"{f.where}.name", f"{f.name!r} is used by {names[f.name]} too; names must be unique")
+            else:
+                names[f.name] = f.where
+        if f.input is None:
+            continue
+        for key, other in f.others.items():
             if _nested(f.input, other):
-                c.error(f"{where}.{key}", f"{other} must not be, contain or lie inside the input folder {f.input}")
+                c.error(f"{f.where}.{key}", f"{other} must not be, contain or lie inside the input folder {f.input}")
         for key, other in (("state_dir", state_dir), ("audit_dir", audit_dir)):
             if other is not None and _nested(f.input, other):
                 c.error(key, f"{other} must not be, contain or lie inside the input folder {f.input}")
-        for j, g in enumerate(folders[:i]):
-            if _nested(f.input, g.input):
-                c.error(f"{where}.input", f"{f.input} overlaps the input of folders[{j}] ({g.input})")
+        for g in folders[:i]:
+            if g.input is not None and _nested(f.input, g.input):
+                c.error(f"{f.where}.input", f"{f.input} overlaps the input of {g.where} ({g.input})")
 
 
 def mount_of(path: Path) -> tuple[str, str]:

@@ -101,3 +101,62 @@ def test_the_demo_layout_is_a_valid_config_with_the_bundled_samples_waiting_in_i
     before = config.read_text()
     write_demo(tmp_path / "demo")
     assert config.read_text() == before and len(list(folder.input.iterdir())) == len(list(SAMPLES_DIR.glob("*.jpg")))
+
+
+def _broken_daemon_config(tmp_path: Path) -> Path:
+    """A daemon config with one error of each kind, in folders that also have other errors."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "broken.yaml").write_text("mask: {method: blurr}\n")
+    data = base()
+    data["metrics"] = "nonsense"
+    data["retry"] = {"max_attempts": 0}
+    data["folders"][0]["profile"] = "broken.yaml"  # this folder fails on its profile...
+    # ...and this one on its settle time, and both share a name and overlapping inputs.
+    data["folders"].append(dict(base()["folders"][0], input="in/sub", output="out2", quarantine="q2", settle_s=-1))
+    return write(tmp_path, data)
+
+
+def test_a_broken_daemon_config_lists_every_error_at_once(tmp_path: Path) -> None:
+    # Layout errors (a duplicate name, overlapping inputs) used to surface only once the folders'
+    # own errors were fixed, because folders with errors were left out of the layout check.
+    path = _broken_daemon_config(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        module.load_daemon_config(path)
+    text = str(err.value)
+    for fragment in (
+        "'metrics'",
+        "'retry.max_attempts'",
+        "'folders[0].profile'",
+        "blurr",
+        "'folders[1].settle_s'",
+        "'folders[1].name': 'vms' is used by folders[0] too",
+        "'folders[1].input'",
+        "overlaps the input of folders[0]",
+    ):
+        assert fragment in text, fragment
+
+
+def test_validate_config_tells_a_daemon_config_from_a_profile_and_checks_it_as_a_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from anonymizer.cli import main
+
+    broken = _broken_daemon_config(tmp_path / "broken")
+    (tmp_path / "good").mkdir()
+    good = write(tmp_path / "good", base())
+    assert main(["validate-config", str(good), str(broken), str(REPO / "profiles" / "cctv-fast.yaml")]) == 1
+    out, err = capsys.readouterr()
+    assert f"{good}: valid daemon config, 1 folder(s): vms" in out
+    assert "cctv-fast.yaml: valid profile 'cctv-fast'" in out
+    # Checked as a daemon config: its real errors, not a profile's "unknown key" for each daemon key.
+    assert "unknown key" not in err
+    assert "names must be unique" in err and "overlaps the input" in err and "blurr" in err
+    assert "'folders[1].settle_s'" in err and "'metrics'" in err
+
+
+def test_validate_config_exits_0_for_the_demo_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from anonymizer.cli import main
+    from anonymizer.daemon.commands import write_demo
+
+    assert main(["validate-config", str(write_demo(tmp_path / "demo"))]) == 0
+    assert "valid daemon config" in capsys.readouterr().out
