@@ -106,18 +106,44 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# Top-level keys of a daemon config that no profile has (see anonymizer.daemon.config.TOP_KEYS).
+DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "folders", "metrics", "retry"}
+
+
+def _config_kind(path: Path) -> str:
+    """'daemon' when the file's top level has a daemon config's keys, else 'profile'.
+
+    The two share no top-level key, so one daemon key decides: a daemon config checked as a profile
+    would only say that its keys are unknown, which hides every real problem in it.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return "profile"  # the loader reports the unreadable file or the YAML error itself
+    if isinstance(data, dict) and DAEMON_ONLY_KEYS & set(map(str, data)):
+        return "daemon"
+    return "profile"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
+    from anonymizer.daemon.config import load_daemon_config
 
     failed = 0
-    for path in args.profiles:
+    for path in args.files:
         try:
-            profile = load_profile(path)
+            if _config_kind(path) == "daemon":
+                cfg = load_daemon_config(path)
+                folders = ", ".join(f"{f.name} (profile sha256 {f.profile.sha256[:16]})" for f in cfg.folders)
+                print(f"{path}: valid daemon config, {len(cfg.folders)} folder(s): {folders}")
+            else:
+                profile = load_profile(path)
+                print(f"{path}: valid profile {profile.name!r}, sha256 {profile.sha256[:16]}")
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             failed += 1
-            continue
-        print(f"{path}: valid (profile {profile.name!r}, sha256 {profile.sha256[:16]})")
     return 1 if failed else 0
 
 
@@ -139,20 +165,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"anonymizer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("process", help="anonymize files or folders (recursively) into --out")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo/video files or folders")
+    p = sub.add_parser(
+        "process",
+        help="anonymize files or folders (recursively) into --out",
+        description=(
+            "Anonymize photos and videos into --out. A folder is walked recursively and mirrored under "
+            "--out; files in it that are not photos or videos (notes, licences) are skipped and counted. "
+            "Exit 0 when every photo/video succeeded, 1 when any failed (one FAILED line each on stderr), "
+            "2 for an invalid profile or a missing model."
+        ),
+    )
+    p.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT",
+        help="photo/video files or folders; a file named directly must be a photo or video",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (mirrors input folders)")
-    p.add_argument("--profile", type=Path, help="YAML profile (default: the built-in max-recall profile)")
+    p.add_argument(
+        "--profile", type=Path, metavar="FILE", help="YAML profile (default: the built-in max-recall profile)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--json", action="store_true", help="one JSON line per input instead of text")
     p.set_defaults(func=cmd_process)
 
-    p = sub.add_parser("validate-config", help="check profiles; exit 1 naming file, key and allowed values")
-    p.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE")
+    p = sub.add_parser(
+        "validate-config",
+        help="check profiles and daemon configs; exit 1 naming file, key and allowed values",
+        description=(
+            "Check profile and daemon config files without running anything. Each file's kind is "
+            "told from its keys (a daemon config has state_dir/audit_dir/folders); a daemon config "
+            "is checked as a whole, with each folder's profile and the folder layout. Every error "
+            "of a file is listed in one round. Exit 0 when all are valid, 1 otherwise."
+        ),
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile or daemon config YAML")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("models", help="show the models a profile uses, with SHA-256 of their weights")
-    p.add_argument("--profile", type=Path)
+    p = sub.add_parser(
+        "models",
+        help="show the models a profile uses, with SHA-256 of their weights",
+        description=(
+            "Load the detectors a profile configures (nothing is downloaded) and print, as JSON, the "
+            "device they run on and each model's id, licence, weights path and SHA-256: the identities "
+            "every job summary and audit record carries. Exit 2 when a model cannot be loaded."
+        ),
+    )
+    p.add_argument(
+        "--profile", type=Path, metavar="FILE", help="YAML profile (default: the built-in max-recall profile)"
+    )
     p.set_defaults(func=cmd_models)
 
     from anonymizer.daemon.commands import register as register_daemon

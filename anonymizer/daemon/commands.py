@@ -18,24 +18,76 @@ MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".mkv", ".av
 
 def register(subparsers: Any) -> None:
     """Add the daemon's sub-commands to the CLI's ``add_subparsers()`` object."""
-    p = subparsers.add_parser("daemon", help="watch input folders and anonymize what arrives (systemd service)")
-    p.add_argument("--config", required=True, type=Path, metavar="FILE", help="daemon YAML config")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p = subparsers.add_parser(
+        "daemon",
+        help="watch input folders and anonymize what arrives (systemd service)",
+        description=(
+            "Run in the foreground as a systemd Type=notify service: poll each configured input folder, "
+            "anonymize every settled photo/video into its output folder, quarantine bad inputs with a "
+            "reason, journal every job in SQLite, append a hash-chained audit line per job, and apply "
+            "the profile's retention to sources after a verified output. Logs are JSON lines on stdout "
+            "with no file names. SIGHUP reloads the config, SIGTERM stops (exit 0). "
+            "Exit codes: docs/daemon.md."
+        ),
+    )
+    p.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="daemon YAML config (state_dir, audit_dir, folders; check it with validate-config)",
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"),
+        help="least severe log events written to stdout (default: info)",
+    )
     p.set_defaults(func=cmd_daemon)
 
-    p = subparsers.add_parser("status", help="queue, running job and recent failures, from the daemon's journal")
-    p.add_argument("--config", required=True, type=Path, metavar="FILE")
+    p = subparsers.add_parser(
+        "status",
+        help="queue, running job and recent failures, from the daemon's journal",
+        description=(
+            "Read the daemon's SQLite journal (read-only, safe while the daemon runs) and show the "
+            "queue per folder, the running job, job counts by state and the most recent failures with "
+            "their reasons. Exit 1 when the daemon has not run with this config yet."
+        ),
+    )
+    p.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="the daemon's YAML config (its state_dir locates the journal)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_status)
 
-    p = subparsers.add_parser("audit", help="audit trail tools")
+    p = subparsers.add_parser(
+        "audit",
+        help="audit trail tools",
+        description="Tools for the daemon's hash-chained audit trail (audit_dir/audit.jsonl).",
+    )
     audit_sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    v = audit_sub.add_parser("verify", help="check the audit log's hash chain (exit 0 when intact)")
-    v.add_argument("--config", required=True, type=Path, metavar="FILE")
+    v = audit_sub.add_parser(
+        "verify",
+        help="check the audit log's hash chain (exit 0 when intact)",
+        description=(
+            "Re-hash every line of audit.jsonl and check the chain and the head the journal recorded, "
+            "so an edited, reordered, deleted or truncated line is found. Exit 0 when intact; 1 names "
+            "the first bad line."
+        ),
+    )
+    v.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="the daemon's YAML config (its audit_dir and state_dir locate the log and the journal)",
+    )
     v.set_defaults(func=cmd_audit_verify)
 
-    p = subparsers.add_parser("demo", help="set up demo folders with the bundled samples and run the daemon on them")
-    p.add_argument("--dir", type=Path, default=Path("demo"), help="demo folder (default: ./demo)")
+    p = subparsers.add_parser(
+        "demo",
+        help="set up demo folders with the bundled samples and run the daemon on them",
+        description=(
+            "Create DIR/{in,out,quarantine,state,audit} and DIR/daemon.yaml (built-in default profile, "
+            "1 s polling, 2 s settle, sources kept), copy the bundled sample photos and video into "
+            "DIR/in, and run the daemon in the foreground; anonymized copies appear in DIR/out. "
+            "Safe to run again. Ctrl-C stops it."
+        ),
+    )
+    p.add_argument("--dir", type=Path, default=Path("demo"), metavar="DIR", help="demo folder (default: ./demo)")
     p.set_defaults(func=cmd_demo)
 
 
