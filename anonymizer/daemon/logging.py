@@ -9,6 +9,7 @@ the worker adds a ``path`` field itself.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,8 +43,26 @@ def get_logger(**context: Any) -> Any:
     return structlog.get_logger("anonymizer.daemon").bind(**context)
 
 
+# What may stand right before or after a name in a message: the start or end of the text,
+# whitespace, quotes, brackets, path separators and punctuation. A needle is redacted only as a
+# whole token between two of these, so the stem of ``empty.jpg`` does not eat the word in
+# "file is empty (0 bytes)" and the name ``a.jpg`` does not eat the tail of ``data.jpg``.
+_BEFORE = r"(?<![^\s'\"`/\\(\[{<,;:=])"
+_AFTER = r"(?![^\s'\"`/\\)\]}>,;:=.!?])"
+
+
+def _name_like(stem: str) -> bool:
+    """True for a stem that reads as a file name rather than a word ("IMG_0042", "jane-doe-2024").
+
+    A bare word ("empty", "video", "clip") is also ordinary message text; redacting it there
+    garbles reasons and hides nothing, because libraries quote whole names or paths, not stems.
+    """
+    return len(stem) > 3 and not stem.isalpha()
+
+
 def scrub(message: str, paths: Iterable[Path | str]) -> str:
-    """Return ``message`` with every given path, relative path, file name and stem redacted.
+    """Return ``message`` with every given path, relative path, file name and name-like stem
+    redacted, each only where it stands as a whole token (see ``_BEFORE``/``_AFTER``).
 
     Longer strings are replaced first so that a full path is not half-replaced by its file name.
     """
@@ -57,12 +76,10 @@ def scrub(message: str, paths: Iterable[Path | str]) -> str:
         if name:
             needles.add(name)
             stem = Path(name).stem
-            # A stem of 1-3 characters ("a", "001") would redact unrelated text; names that
-            # short carry little information anyway.
-            if len(stem) > 3:
+            if _name_like(stem):
                 needles.add(stem)
     for needle in sorted(needles, key=len, reverse=True):
-        message = message.replace(needle, REDACTED)
+        message = re.sub(_BEFORE + re.escape(needle) + _AFTER, REDACTED, message)
     return message
 
 
