@@ -59,13 +59,28 @@ CREATE TABLE IF NOT EXISTS jobs (
     retired_at      REAL,
     created_at      REAL NOT NULL,
     started_at      REAL,
-    updated_at      REAL NOT NULL
+    updated_at      REAL NOT NULL,
+    retention_attempts INTEGER NOT NULL DEFAULT 0,
+    retention_error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_file ON jobs(folder, rel_path);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(job_key);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+# Columns added after the first release: (name, declaration). A journal created before them gets
+# them with ALTER TABLE at open (``_add_missing_columns``); CREATE TABLE above has them already.
+_ADDED_COLUMNS = (
+    # Failed retention tries of a finished job (the recorded output missing, the filesystem
+    # refusing): bounded, so a source that cannot be retired reaches a final, visible state.
+    ("retention_attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("retention_error", "TEXT"),
+)
+
+# ``retention`` of a finished job whose retention gave up: the source stays in the input folder
+# (state stays 'done', never due again) until an operator deals with it.
+RETENTION_HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class Job:
     created_at: float
     started_at: float | None
     updated_at: float
+    retention_attempts: int = 0
+    retention_error: str | None = None
 
     @property
     def stat(self) -> FileStat:
@@ -182,10 +199,17 @@ class Journal:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_missing_columns(self) -> None:
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
 
     # ----------------------------------------------------------------- helpers
 
@@ -386,6 +410,71 @@ class Journal:
 
     def mark_retired(self, job_id: str, action: str) -> None:
         self._update(job_id, state="retired", retention=action, retired_at=self._clock())
+
+    def mark_quarantined_after(self, job_id: str, reason: str, attempts: int) -> None:
+        """``mark_quarantined`` that also records how many attempts were made (status shows it)."""
+        self._update(job_id, state="quarantined", outcome="quarantined", error=reason, attempts=attempts)
+
+    def retention_failed(self, job_id: str, reason: str, delay_s: float, max_attempts: int) -> int:
+        """Count a failed retention try; retry after ``delay_s``, or hold the source for good.
+
+        Return the number of failed tries. After ``max_attempts`` the job keeps state 'done' with
+        ``retention = 'held'`` and is never due again: its source stays where it is, and
+        ``retention_problems`` shows it with ``reason``.
+        """
+        job = self.get(job_id)
+        assert job is not None
+        attempts = job.retention_attempts + 1
+        if attempts >= max_attempts:
+            self._update(
+                job_id, retention_attempts=attempts, retention_error=reason, retention=RETENTION_HELD, retain_after=None
+            )
+        else:
+            self._update(
+                job_id, retention_attempts=attempts, retention_error=reason, retain_after=self._clock() + delay_s
+            )
+        return attempts
+
+    def find_reusable_results(self, key: str, folder: str, *, exclude: str, limit: int = 5) -> list[Job]:
+        """Finished jobs of ``folder`` with this key and a recorded output, newest first.
+
+        Their outputs are candidates to copy for the same content under another name (or dropped
+        again); the caller checks each is still there with its recorded SHA-256.
+        """
+        return self._rows(
+            "SELECT * FROM jobs WHERE job_key = ? AND folder = ? AND id != ? AND state IN ('done', 'retired')"
+            " AND outcome IN ('anonymized', 'duplicate') AND output_rel IS NOT NULL AND output_sha256 IS NOT NULL"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (key, folder, exclude, limit),
+        )
+
+    def retention_problems(self, limit: int = 20) -> list[Job]:
+        """Finished jobs whose retention failed at least once (retrying or held), newest first."""
+        return self._rows(
+            "SELECT * FROM jobs WHERE state = 'done' AND retention_attempts > 0 ORDER BY updated_at DESC LIMIT ?",
+            (limit,),
+        )
+
+    def source_counts(self) -> dict[str, int]:
+        """What became of finished jobs' sources: per retention action, plus 'awaiting' and 'held'.
+
+        'awaiting' counts sources whose retention is not due yet (or is being retried).
+        """
+        out: dict[str, int] = {}
+        for row in self._db.execute(
+            "SELECT CASE WHEN state = 'done' AND retention IS NULL THEN 'awaiting' ELSE retention END AS what,"
+            " COUNT(*) AS n FROM jobs WHERE state IN ('done', 'retired') GROUP BY what"
+        ):
+            out[row["what"] or "awaiting"] = row["n"]
+        return out
+
+    def held_by_folder(self) -> dict[str, int]:
+        """Number of sources whose retention gave up, per folder (for the metrics gauge)."""
+        rows = self._db.execute(
+            "SELECT folder, COUNT(*) FROM jobs WHERE state = 'done' AND retention = ? GROUP BY folder",
+            (RETENTION_HELD,),
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     # ----------------------------------------------------------------- queries
 
