@@ -16,6 +16,9 @@ A transformed box counts only while at least half of it is inside the frame and 
 
 from __future__ import annotations
 
+import itertools
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,14 +159,25 @@ def frame_truth(affine: np.ndarray, boxes: np.ndarray, size_wh: tuple[int, int])
     return FrameTruth(clipped[counted], ids[counted], clipped[~counted & (visible > 0)])
 
 
-def write_clip(frames: list[np.ndarray], path: Path, fps: int, *, crf: int = 16) -> None:
-    """Encode RGB frames as H.264 (nearly lossless, so the pipeline sees what the truth describes)."""
+def write_clip(
+    frames: Iterable[np.ndarray], path: Path, fps: int, *, crf: int = 16, gop_frames: int | None = None, preset: str = "veryfast"
+) -> None:
+    """Encode RGB frames as H.264 (nearly lossless by default, so the pipeline sees what the truth describes).
+
+    ``frames`` may be a generator: frames are encoded as they come, so a long 1080p clip never
+    has to fit in memory. ``gop_frames`` sets the keyframe interval (x264's default otherwise);
+    VMS exports refresh every second or two, and every keyframe moves the static pixels a little.
+    """
+    frames = iter(frames)
+    first = next(frames)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for i, rgb in enumerate(frames):
+        stream.options = {"crf": str(crf), "preset": preset}
+        if gop_frames is not None:
+            stream.codec_context.gop_size = gop_frames
+        for i, rgb in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame):
@@ -174,8 +188,14 @@ def write_clip(frames: list[np.ndarray], path: Path, fps: int, *, crf: int = 16)
 
 def read_clip(path: Path) -> list[np.ndarray]:
     """Decode every frame of a video as RGB arrays."""
+    return list(iter_clip(path))
+
+
+def iter_clip(path: Path) -> Iterator[np.ndarray]:
+    """Decode a video frame by frame as RGB arrays (one frame in memory at a time)."""
     with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
 
 
 @dataclass
@@ -239,14 +259,29 @@ def count_leaks(
     ``reference`` (``plain_reencode`` of the input), so that only masks count, not what the
     encoder moves in a noisy frame; without one, with the input.
     """
-    before, after = read_clip(src), read_clip(dst)
-    plain = read_clip(reference) if reference is not None else before
-    if not len(before) == len(after) == len(plain) == len(truths):
-        raise ValueError(f"{name}: {len(before)} input, {len(after)} output, {len(plain)} reference frames, {len(truths)} truths")
+    # The three clips are decoded in lockstep, one frame each at a time: fixed-camera clips are
+    # long, and three decoded copies of a 1080p clip do not fit in memory.
+    counts = {"input": 0, "output": 0, "reference": 0}
+
+    def counted(frames: Iterator[np.ndarray], key: str) -> Iterator[np.ndarray]:
+        for frame in frames:
+            counts[key] += 1
+            yield frame
+
+    before = counted(iter_clip(src), "input")
+    after = counted(iter_clip(dst), "output")
+    plain = counted(iter_clip(reference), "reference") if reference is not None else None
     objects: set[int] = set()
-    result = ClipResult(name, len(before), 0)
-    for index, (a, b, truth) in enumerate(zip(before, after, truths)):
-        changed, outside = metrics.collateral_counts(plain[index], b, np.concatenate([truth.boxes, truth.neutral]))
+    result = ClipResult(name, 0, 0)
+    index = -1
+    for index, (a, b) in enumerate(zip(before, after)):
+        if index >= len(truths):
+            break
+        truth = truths[index]
+        p = a if plain is None else next(plain, None)
+        if p is None:
+            break
+        changed, outside = metrics.collateral_counts(p, b, np.concatenate([truth.boxes, truth.neutral]))
         result.collateral_changed += changed
         result.collateral_total += outside
         for box, oid in zip(truth.boxes, truth.object_ids):
@@ -265,6 +300,18 @@ def count_leaks(
                         "changed": round(verdict.changed, 3),
                     }
                 )
+    # Drain what is left so that a length mismatch is reported with every clip's true count.
+    for frames in (before, after, plain):
+        if frames is not None:
+            for _ in frames:
+                pass
+    if reference is None:
+        counts["reference"] = counts["input"]
+    if not counts["input"] == counts["output"] == counts["reference"] == len(truths):
+        raise ValueError(
+            f"{name}: {counts['input']} input, {counts['output']} output, {counts['reference']} reference frames, {len(truths)} truths"
+        )
+    result.frames = counts["input"]
     result.objects = len(objects)
     return result
 
@@ -281,11 +328,20 @@ def evaluate_clip(
     is_face: np.ndarray | None = None,
 ) -> ClipResult:
     """Synthesize one clip, anonymize it with ``engine.process`` (the real video job) and count leaks."""
-    import time
-
     src = workdir / f"{name}.mp4"
-    dst = workdir / f"{name}.anonymized.mp4"
     truths = synthesize(rgb, boxes, plan, src, seed=seed)
+    return anonymize_and_score(engine, name, src, truths, workdir, is_face=is_face)
+
+
+def anonymize_and_score(
+    engine: Any, name: str, src: Path, truths: list[FrameTruth], workdir: Path, *, is_face: np.ndarray | None = None
+) -> ClipResult:
+    """Anonymize a synthesized clip with ``engine.process`` (the real video job) and count its leaks.
+
+    Shared by every clip generator (panned here, fixed-camera in ``fixed_camera``), so that all of
+    them are scored the same way: collateral against ``plain_reencode`` of the input.
+    """
+    dst = workdir / f"{name}.anonymized.mp4"
     start = time.perf_counter()
     engine.process(src, dst)
     seconds = time.perf_counter() - start
