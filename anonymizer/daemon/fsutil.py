@@ -20,6 +20,10 @@ from pathlib import Path
 
 CHUNK = 1 << 20
 TMP_PREFIX = ".anonymizer-tmp-"
+# The journal, the audit log and the keys name jobs, hashes and (while a job is open) files:
+# readable by the service user only, whatever umask the daemon was started with.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 def sha256_file(
@@ -41,6 +45,45 @@ def sha256_file(
             if every_64_mib is not None and size % (64 * CHUNK) < len(chunk):
                 every_64_mib()
     return digest.hexdigest(), size
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as mode 0700 folders; return ``path``.
+
+    A folder that already exists is left as the operator made it (an install step may have
+    given it a group on purpose). ``chmod`` after ``mkdir`` because the umask may have removed
+    bits from the mode asked for (0700 under umask 0777 would be 0000).
+    """
+    path = Path(path)
+    missing = []
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: theirs, not ours to change
+        os.chmod(folder, PRIVATE_DIR_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
+    return path
+
+
+def make_private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 if it does not exist; tighten it to 0600 if it does.
+
+    Files of ours that an older version (or a permissive umask) left group- or world-readable
+    are tightened; whether or not it existed, the file ends readable by its owner only.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return Path(path)
 
 
 def fsync_file(path: Path) -> None:

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at      REAL,
     updated_at      REAL NOT NULL,
     retention_attempts INTEGER NOT NULL DEFAULT 0,
-    retention_error TEXT
+    retention_error TEXT,
+    path_hmac       TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_file ON jobs(folder, rel_path);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, next_attempt_at);
@@ -76,7 +77,36 @@ _ADDED_COLUMNS = (
     # refusing): bounded, so a source that cannot be retired reaches a final, visible state.
     ("retention_attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("retention_error", "TEXT"),
+    # HMAC-SHA256 of "<folder>/<rel_path>" with the audit's path key (``audit.log.path_hmac``):
+    # what identifies the file once its job is retired and the name columns are erased.
+    ("path_hmac", "TEXT"),
 )
+
+# Created after ``_add_missing_columns`` because they index added columns. ``jobs_named`` holds
+# the few rows that still carry a name, so erasing names never scans the whole table.
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_by_path_hmac ON jobs(folder, path_hmac);
+CREATE INDEX IF NOT EXISTS jobs_named ON jobs(state) WHERE rel_path != '';
+"""
+
+# A job whose names are no longer needed ("retired" for privacy): nothing will read or move its
+# file again, and its audit line is written.
+#   - retired: retention settled (kept, deleted, moved, source-gone, source-changed) and audited;
+#   - quarantined: the file was moved to quarantine (which keeps its name) and audited;
+#   - vanished: the file changed or went away before processing; it gets a new job if it returns;
+#   - and no unfinished duplicate points at it (a duplicate's retention checks its original's
+#     recorded output in place).
+# Such a row keeps its path HMAC, hashes, sizes, outcome and times; ``rel_path`` becomes '' (never
+# a real relative path) and ``output_rel`` NULL. A 'done' job (retention pending or held) keeps its
+# names: its source and output are still handled by name.
+_NAMES_NOT_NEEDED = """
+    rel_path != '' AND path_hmac IS NOT NULL
+    AND ((state IN ('retired', 'quarantined') AND audited = 1) OR state = 'vanished')
+    AND NOT EXISTS (
+        SELECT 1 FROM jobs AS dup WHERE dup.duplicate_of = jobs.id
+        AND dup.state NOT IN ('retired', 'quarantined', 'vanished')
+    )
+"""
 
 # ``retention`` of a finished job whose retention gave up: the source stays in the input folder
 # (state stays 'done', never due again) until an operator deals with it.
@@ -123,6 +153,7 @@ class Job:
     updated_at: float
     retention_attempts: int = 0
     retention_error: str | None = None
+    path_hmac: str | None = None
 
     @property
     def stat(self) -> FileStat:
@@ -185,22 +216,47 @@ def new_job_id() -> str:
 class Journal:
     """SQLite job journal. One instance per thread; every method commits before returning."""
 
-    def __init__(self, path: Path, *, clock: Any = time.time, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, clock: Any = time.time, readonly: bool = False, hmac_key: bytes | None = None
+    ) -> None:
+        """Open (or create) the journal at ``path``.
+
+        Args:
+            hmac_key: the audit's path key; by default the one in the journal's folder
+                (``audit-hmac.key``, created on first use). A read-only journal needs none.
+        """
         self.path = Path(path)
         self._clock = clock
+        self._key = hmac_key
+        self._wal_has_names = False
         if readonly:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from anonymizer.audit.log import load_or_create_key
+            from anonymizer.daemon.fsutil import make_private_dir, make_private_file
+
+            make_private_dir(self.path.parent)
+            # SQLite creates its file 0644 (less the umask) and gives -wal/-shm the mode of the
+            # database file, so creating the database 0600 first keeps all three private.
+            make_private_file(self.path)
+            for extra in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if extra.exists():
+                    make_private_file(extra)  # left wider by an older version
+            if self._key is None:
+                self._key = load_or_create_key(self.path.parent)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 30000")
         if not readonly:
+            # Erased names must not survive in freed space of the database file.
+            self._db.execute("PRAGMA secure_delete = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
             self._add_missing_columns()
+            self._db.executescript(_ADDED_INDEXES)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._migrate_names()
 
     def close(self) -> None:
         self._db.close()
@@ -210,6 +266,56 @@ class Journal:
         for name, decl in _ADDED_COLUMNS:
             if name not in have:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+
+    # ----------------------------------------------------------------- names at rest
+
+    def _path_hmac(self, folder: str, rel_path: str) -> str | None:
+        from anonymizer.audit.log import path_hmac
+
+        return None if self._key is None else path_hmac(self._key, folder, rel_path)
+
+    def _migrate_names(self) -> None:
+        """Bring a journal written by an older version up to the names policy, once.
+
+        Rows without a path HMAC get one, names no longer needed are erased, and the file is
+        rebuilt (VACUUM) once so that names freed before ``secure_delete`` was on are gone too.
+        """
+        rows = self._db.execute("SELECT id, folder, rel_path FROM jobs WHERE path_hmac IS NULL AND rel_path != ''")
+        todo = [(self._path_hmac(r["folder"], decode_rel(r["rel_path"])), r["id"]) for r in rows.fetchall()]
+        if todo:
+            with self._tx() as db:
+                db.executemany("UPDATE jobs SET path_hmac = ? WHERE id = ?", todo)
+        self.forget_names()
+        if self.get_meta("names_wiped") is None:
+            self._db.execute("VACUUM")
+            self.set_meta("names_wiped", "1")
+            self._checkpoint()
+
+    def forget_names(self) -> int:
+        """Erase the file names of every job that no longer needs them; return how many.
+
+        See ``_NAMES_NOT_NEEDED`` for when that is. The row keeps ``path_hmac``, which is what
+        the audit names the file by and what ``offer`` recognises a kept source by. Afterwards
+        the WAL is checkpointed and truncated: its older frames still hold the names.
+        """
+        with self._tx() as db:
+            erased = db.execute(f"UPDATE jobs SET rel_path = '', output_rel = NULL WHERE {_NAMES_NOT_NEEDED}").rowcount
+        if erased:
+            self._wal_has_names = True
+        if self._wal_has_names:
+            self._checkpoint()
+        return erased
+
+    def _checkpoint(self) -> None:
+        # TRUNCATE waits for readers to leave the WAL, copies it into the database and cuts it to
+        # zero bytes. The wait is kept short (a reader left open, say an interactive sqlite3 shell,
+        # must not stall the main loop): busy comes back 1 and the next call retries.
+        self._db.execute("PRAGMA busy_timeout = 2000")
+        try:
+            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self._db.execute("PRAGMA busy_timeout = 30000")
+        self._wal_has_names = bool(busy)
 
     # ----------------------------------------------------------------- helpers
 
@@ -263,13 +369,15 @@ class Journal:
 
     def _offer(self, db: sqlite3.Connection, folder: str, rel_path: str, stat: FileStat) -> str | None:
         now = self._clock()
+        hmac_ = self._path_hmac(folder, rel_path)
         rel_path = encode_rel(rel_path)
         rows = db.execute(
-            "SELECT id, state, size, mtime_ns, inode FROM jobs WHERE folder = ? AND rel_path = ?"
+            # A retired job has no name any more, only its path HMAC (see ``forget_names``).
+            "SELECT id, state, size, mtime_ns, inode FROM jobs WHERE folder = ? AND (rel_path = ? OR path_hmac = ?)"
             # Jobs whose file was deleted or moved away do not count: a new file may reuse the
             # inode, and a copy tool that preserves mtime would then look like the old version.
             " AND (state IN ('queued', 'running', 'done') OR (state = 'retired' AND retention = 'kept'))",
-            (folder, rel_path),
+            (folder, rel_path, hmac_),
         ).fetchall()
         for r in rows:
             if (r["size"], r["mtime_ns"], r["inode"]) == (stat.size, stat.mtime_ns, stat.inode):
@@ -283,9 +391,9 @@ class Journal:
                 return None
         job_id = new_job_id()
         db.execute(
-            "INSERT INTO jobs (id, folder, rel_path, size, mtime_ns, inode, state, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-            (job_id, folder, rel_path, stat.size, stat.mtime_ns, stat.inode, now, now),
+            "INSERT INTO jobs (id, folder, rel_path, path_hmac, size, mtime_ns, inode, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            (job_id, folder, rel_path, hmac_, stat.size, stat.mtime_ns, stat.inode, now, now),
         )
         return job_id
 
@@ -397,12 +505,14 @@ class Journal:
 
     def mark_audited(self, job_id: str) -> None:
         self._update(job_id, audited=1)
+        self.forget_names()  # a quarantined job is settled once its audit line is written
 
     def mark_quarantined(self, job_id: str, reason: str) -> None:
         self._update(job_id, state="quarantined", outcome="quarantined", error=reason)
 
     def mark_vanished(self, job_id: str, reason: str) -> None:
         self._update(job_id, state="vanished", outcome="vanished", error=reason)
+        self.forget_names()
 
     def postpone_retention(self, job_id: str, delay_s: float) -> None:
         """Try retention again later (the filesystem refused); keeps a failing share from spinning."""
@@ -410,6 +520,7 @@ class Journal:
 
     def mark_retired(self, job_id: str, action: str) -> None:
         self._update(job_id, state="retired", retention=action, retired_at=self._clock())
+        self.forget_names()
 
     def mark_quarantined_after(self, job_id: str, reason: str, attempts: int) -> None:
         """``mark_quarantined`` that also records how many attempts were made (status shows it)."""
