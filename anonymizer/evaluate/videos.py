@@ -211,9 +211,11 @@ class ClipResult:
     # Pixels changed outside every true box (grown as in metrics.collateral_counts), over all frames.
     collateral_changed: int = 0
     collateral_total: int = 0
+    # Object-frames per role of the object (fixed-camera clips: standing, walk, fast, vehicle).
+    object_frames_by_role: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary = {
             "clip": self.name,
             "frames": self.frames,
             "objects": self.objects,
@@ -221,8 +223,10 @@ class ClipResult:
             "leaked_object_frames": len(self.leaked),
             "collateral": metrics.ratio(self.collateral_changed, self.collateral_total),
             "seconds": round(self.seconds, 2),
-            "leaks": self.leaked,
         }
+        if self.object_frames_by_role:
+            summary["object_frames_by_role"] = self.object_frames_by_role
+        return {**summary, "leaks": self.leaked}
 
 
 def synthesize(rgb: np.ndarray, boxes: np.ndarray, plan: ClipPlan, path: Path, *, seed: int) -> list[FrameTruth]:
