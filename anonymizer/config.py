@@ -28,6 +28,23 @@ BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
 @dataclass(frozen=True)
+class CascadeSpec:
+    """Photos: where the expensive passes run (anonymizer.detect.cascade). Off: every pass everywhere."""
+
+    enabled: bool = False
+    # The cheap pass (scale 1, unmirrored) keeps candidates down to this score as cues.
+    cue_threshold: float = 0.05
+    # Upscaled passes run only around cues of at most this many source px (0 = any size).
+    upscale_below_px: float = 48.0
+    # Each cue's region grows by this fraction of its size plus these source pixels per side.
+    context: float = 1.0
+    context_px: float = 32.0
+    cell_px: int = 32  # regions are unions of cells of this many source px
+    crop_context_px: int = 64  # scaled pixels of context around each crop (the network's view)
+    full_above: float = 0.6  # crops covering more of a pass than this: the whole pass runs
+
+
+@dataclass(frozen=True)
 class ClassSpec:
     """How one object class (faces or plates) is detected and masked."""
 
@@ -54,12 +71,23 @@ class ClassSpec:
     margin_px: float = 4.0
     min_margin_px: int = 4
     min_size_px: float = 0.0
+    # Video cadence (anonymizer.detect.schedule): every detector frame gets one cheap dense pass
+    # over the whole frame, at most this many px on its longer side (0 = at full size) ...
+    video_dense_side: int = 960
+    # ... and every n-th detector frame the full plan (every video scale, tile and mirror); the
+    # tracker covers the frames between (its lead and trail reach at least this far).
+    video_full_every: int = 1
+    cascade: CascadeSpec = field(default_factory=CascadeSpec)
 
 
 @dataclass(frozen=True)
 class DetectSpec:
     device: str = "auto"
     threads: int = 0
+    # Fixed cameras (anonymizer.detect.gating): detect only where pixels changed since the last
+    # full refresh, which runs at least every ``gating_refresh_frames`` frames and on camera motion.
+    gating: bool = True
+    gating_refresh_frames: int = 50
     faces: ClassSpec = field(default_factory=ClassSpec)
     plates: ClassSpec = field(
         default_factory=lambda: ClassSpec(
@@ -73,6 +101,7 @@ class DetectSpec:
             every_n_frames=2,
             margin=0.25,
             video_margin=None,
+            cascade=CascadeSpec(cue_threshold=0.01, upscale_below_px=0.0, context=0.0, context_px=16.0),
         )
     )
 
@@ -294,6 +323,24 @@ def _track_threshold(c: Checker, d: dict[str, Any], path: str, default: ClassSpe
     return float(value)
 
 
+def _cascade_spec(c: Checker, data: Any, path: str, default: CascadeSpec) -> CascadeSpec:
+    d = c.section(data, path, set(CascadeSpec.__dataclass_fields__))
+
+    def number(key: str, **bounds: float) -> float:
+        return float(c.get(d, path, key, getattr(default, key), (int, float), **bounds))
+
+    return CascadeSpec(
+        enabled=c.get(d, path, "enabled", default.enabled, bool),
+        cue_threshold=number("cue_threshold", minimum=0.01, maximum=0.99),
+        upscale_below_px=number("upscale_below_px", minimum=0, maximum=10000),
+        context=number("context", minimum=0, maximum=10),
+        context_px=number("context_px", minimum=0, maximum=2000),
+        cell_px=c.get(d, path, "cell_px", default.cell_px, int, minimum=8, maximum=1024),
+        crop_context_px=c.get(d, path, "crop_context_px", default.crop_context_px, int, minimum=0, maximum=1024),
+        full_above=number("full_above", minimum=0, maximum=1),
+    )
+
+
 def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: Path | None) -> ClassSpec:
     d = c.section(data, path, set(ClassSpec.__dataclass_fields__))
     model = c.get(d, path, "model", default.model, str)
@@ -324,6 +371,9 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         margin_px=float(c.get(d, path, "margin_px", default.margin_px, (int, float), minimum=0, maximum=200)),
         min_margin_px=c.get(d, path, "min_margin_px", default.min_margin_px, int, minimum=0, maximum=200),
         min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
+        video_dense_side=c.get(d, path, "video_dense_side", default.video_dense_side, int, minimum=0, maximum=8192),
+        video_full_every=c.get(d, path, "video_full_every", default.video_full_every, int, minimum=1, maximum=30),
+        cascade=_cascade_spec(c, d.get("cascade"), _join(path, "cascade"), default.cascade),
     )
 
 
@@ -333,10 +383,14 @@ def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | Non
     top = c.section(data, "", {"name", "detect", "track", "mask", "output", "limits", "retention", "privacy"})
     dflt = Profile()
 
-    det = c.section(top.get("detect"), "detect", {"device", "threads", "faces", "plates"})
+    det = c.section(top.get("detect"), "detect", {"device", "threads", "gating", "gating_refresh_frames", "faces", "plates"})
     detect = DetectSpec(
         device=c.get(det, "detect", "device", dflt.detect.device, str, choices=DEVICES),
         threads=c.get(det, "detect", "threads", dflt.detect.threads, int, minimum=0, maximum=256),
+        gating=c.get(det, "detect", "gating", dflt.detect.gating, bool),
+        gating_refresh_frames=c.get(
+            det, "detect", "gating_refresh_frames", dflt.detect.gating_refresh_frames, int, minimum=1, maximum=100000
+        ),
         faces=_class_spec(c, det.get("faces"), "detect.faces", dflt.detect.faces, base_dir),
         plates=_class_spec(c, det.get("plates"), "detect.plates", dflt.detect.plates, base_dir),
     )

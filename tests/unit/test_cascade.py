@@ -1,0 +1,172 @@
+"""The photo cascade on hand-made pictures: it never returns fewer boxes than the full plan where
+its rule asks for a pass, and it skips the passes its rule says are not needed.
+
+The raw detector here is test data, not a mock of the product: it finds white squares in whatever
+crop it is given and scores them by their size in that crop (a 4 px square is a weak cue at 1x and
+a detection at 2x), so upscaled passes find what the cheap pass only hints at, as CenterFace does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from anonymizer.config import CascadeSpec, ClassSpec, load_profile, profile_from_dict
+from anonymizer.detect import cascade as module
+from anonymizer.detect.multiscale import ClassDetector, Pass
+from anonymizer.detections import box_iou
+from anonymizer.errors import ConfigError
+
+
+class SquareFinder:
+    """White squares (pixels > 200, not touching the crop's border) scored side / 40 px in the input."""
+
+    fixed_input = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        self.calls.append(rgb.shape[:2])
+        white = (rgb[:, :, 0] > 200).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
+        boxes, scores = [], []
+        h, w = white.shape
+        for x, y, bw, bh, _ in stats[1:count]:
+            if x == 0 or y == 0 or x + bw == w or y + bh == h:
+                continue
+            score = min(0.99, max(bw, bh) / 40)
+            if score >= threshold:
+                boxes.append([x, y, x + bw, y + bh])
+                scores.append(score)
+        return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32)
+
+
+class FixedSquareFinder(SquareFinder):
+    """The same, for a model with a fixed input (the plan tiles it, the cascade picks tiles)."""
+
+    fixed_input = 640
+
+
+FACES = ClassSpec(threshold=0.12, scales=(1.0, 2.0, 3.0), tile_size=1024, flip=True)
+RULE = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=48, context=1.0, context_px=16, full_above=0.9)
+
+
+def picture(squares: list[tuple[int, int, int]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
+    rgb = np.zeros((*size, 3), np.uint8)
+    for x, y, side in squares:
+        rgb[y : y + side, x : x + side] = 255
+    return rgb
+
+
+def full_plan_boxes(detector: ClassDetector, rgb: np.ndarray) -> dict[tuple[float, bool], np.ndarray]:
+    """Every box of every pass of the full plan, by (scale, mirrored), in source pixels."""
+    out: dict[tuple[float, bool], list[np.ndarray]] = {}
+    for scale, flipped, xyxy, _ in detector.detect_passes([rgb])[0]:
+        out.setdefault((scale, flipped), []).append(xyxy)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def needed_cells(rule: CascadeSpec, rgb: np.ndarray, cheap: tuple[np.ndarray, np.ndarray], below: float) -> np.ndarray:
+    xyxy, conf = cheap
+    cues = module.Cues(xyxy[conf >= rule.cue_threshold], conf[conf >= rule.cue_threshold]).sized(below)
+    return module.cue_mask(cues, rgb.shape[0], rgb.shape[1], rule)
+
+
+def test_cascade_finds_every_box_the_full_plan_finds_where_its_rule_asks_for_a_pass():
+    # A cluster of 4 px squares (weak cues at 1x, found at 2x and 3x), a lone 3 px square, a 30 px one.
+    rgb = picture([(100, 100, 4), (130, 110, 4), (160, 96, 4), (400, 300, 3), (500, 60, 30)])
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    full = full_plan_boxes(detector, rgb)
+    passes, calls = module.cascade_passes(detector, RULE, rgb)
+    ran: dict[tuple[float, bool], list[np.ndarray]] = {}
+    for scale, flipped, xyxy, _ in passes:
+        ran.setdefault((scale, flipped), []).append(xyxy)
+    cheap = detector.detect_passes([rgb], plans=[[Pass(1.0, 0, 0, 640, 480)]], threshold=RULE.cue_threshold)[0][0][2:]
+    checked = 0
+    for (scale, flipped), boxes in full.items():
+        below = RULE.upscale_below_px if scale > 1 else 0
+        cells = needed_cells(RULE, rgb, cheap, below)
+        for box in boxes:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            if (scale, flipped) != (1.0, False) and not cells[int(cy // RULE.cell_px), int(cx // RULE.cell_px)]:
+                continue
+            # The same pass, run by the cascade, returned the same box.
+            same = np.concatenate(ran.get((scale, flipped), [np.zeros((0, 4), np.float32)]))
+            assert len(same) and box_iou(box[None], same).max() > 0.99, (scale, flipped, box)
+            checked += 1
+    assert checked >= 7  # the cluster at 2x and 3x, each mirrored too, and the large square at 1x
+    found = detector.merge_passes(passes)
+    assert calls < len(detector.plan(480, 640))
+    # The 4 px cluster is only found by the upscaled passes, and the cascade ran them there.
+    assert sum(1 for b in found.xyxy if b[0] >= 95 and b[2] <= 170 and b[1] >= 90 and b[3] <= 120) == 3
+
+
+def test_cascade_returns_what_the_full_plan_returns_when_everything_is_cued():
+    rgb = picture([(x, y, 4) for x in range(40, 620, 60) for y in range(40, 460, 60)])
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    expected = detector(rgb)
+    found, _ = module.detect_cascade(detector, RULE, rgb)
+    assert len(found) == len(expected)
+    assert box_iou(expected.xyxy, found.xyxy).max(axis=1).min() > 0.99
+
+
+def test_a_picture_without_cues_runs_only_the_cheap_pass():
+    raw = SquareFinder()
+    detector = ClassDetector(raw, FACES, 0)
+    found, calls = module.detect_cascade(detector, RULE, picture([]))
+    assert len(found) == 0 and calls == 1 and raw.calls == [(480, 640)]
+    # The full plan would have run 1x, 2x and 3x (tiled), each mirrored too.
+    assert len(detector.plan(480, 640)) > 6
+
+
+def test_upscaled_passes_run_only_on_crops_around_small_cues():
+    raw = SquareFinder()
+    detector = ClassDetector(raw, FACES, 0)
+    rgb = picture([(100, 100, 4), (500, 60, 60)])  # one small cue, one large face found at 1x
+    module.detect_cascade(detector, RULE, rgb)
+    upscaled = [hw for hw in raw.calls[1:] if hw[0] * hw[1] > 480 * 640]
+    assert not upscaled  # no whole 2x / 3x picture, only crops
+    crops = raw.calls[1:]
+    assert crops and sum(h * w for h, w in crops) < 0.2 * sum((480 * s) * (640 * s) * 2 for s in (1, 2, 3))
+
+
+def test_crops_start_on_the_stride_grid_and_stay_inside_the_scaled_image():
+    grid = np.zeros((15, 20), bool)
+    grid[3:5, 17:20] = True
+    for p in module.crop_passes(grid, 480, 640, 3.0, True, RULE, 1024):
+        assert p.x0 % module.STRIDE == 0 and p.y0 % module.STRIDE == 0
+        assert 0 <= p.x0 < p.x1 <= 1920 and 0 <= p.y0 < p.y1 <= 1440 and p.flipped
+
+
+def test_fixed_input_models_run_the_plans_own_tiles_that_hold_a_cue():
+    spec = ClassSpec(threshold=0.05, scales=(0.5, 1.0, 2.0, 3.0), tile_size=640, flip=False)
+    rule = CascadeSpec(enabled=True, cue_threshold=0.01, upscale_below_px=0, context=0, context_px=16)
+    raw = FixedSquareFinder()
+    detector = ClassDetector(raw, spec, 1)
+    rgb = picture([(60, 60, 12)])
+    plan = detector.plan(480, 640)
+    cheap, rest = module.split_plan(plan, 1.0)
+    cues = detector.detect_passes([rgb], plans=[cheap], threshold=rule.cue_threshold)[0][0]
+    chosen = module.plan_expensive(detector, rule, 480, 640, rest, module.Cues(cues[2], cues[3]))
+    assert set(chosen) <= set(plan)  # exactly the plan's passes, never a crop of a different size
+    assert any(p.scale == 0.5 for p in chosen)  # zoom-out runs when anything was cued
+    upscaled = [p for p in chosen if p.scale > 1]
+    assert upscaled and len(upscaled) < len([p for p in rest if p.scale > 1])
+    assert all(p.x0 / p.scale <= 76 and p.y0 / p.scale <= 76 for p in upscaled)  # tiles over the square
+    # Nothing cued: only the cheap pass.
+    assert module.plan_expensive(detector, rule, 480, 640, rest, module.Cues(np.zeros((0, 4)), np.zeros(0))) == []
+
+
+def test_the_cascade_is_a_validated_profile_setting():
+    profile = profile_from_dict({"detect": {"faces": {"cascade": {"enabled": True, "cue_threshold": 0.04}}}})
+    assert profile.detect.faces.cascade.enabled and profile.detect.faces.cascade.cue_threshold == 0.04
+    # The plates keep their own cascade defaults.
+    assert profile.detect.plates.cascade == load_profile(None).detect.plates.cascade
+    with pytest.raises(ConfigError) as err:
+        profile_from_dict({"detect": {"faces": {"cascade": {"enabled": "yes", "cue_threshold": 2, "speed": 1}}}}, "x.yaml")
+    text = str(err.value)
+    assert "x.yaml: at 'detect.faces.cascade.enabled': expected bool" in text
+    assert "at 'detect.faces.cascade.cue_threshold': 2 is above the maximum 0.99" in text
+    assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: cell_px, context" in text
