@@ -44,8 +44,10 @@ def register(subparsers: Any) -> None:
         "status",
         help="queue, running job and recent failures, from the daemon's journal",
         description=(
-            "Read the daemon's SQLite journal (read-only, safe while the daemon runs) and show the "
-            "queue per folder, the running job, job counts by state and the most recent failures with "
+            "Read the daemon's SQLite journal (read-only, safe while the daemon runs) and its heartbeat "
+            "file, and show whether the daemon is running, the queue per folder, the running job with "
+            "its progress (done of total, ETA of the stage), job counts, what became of finished jobs' "
+            "sources, sources whose retention is failing or held, and the most recent failures with "
             "their reasons. Exit 1 when the daemon has not run with this config yet."
         ),
     )
@@ -66,16 +68,41 @@ def register(subparsers: Any) -> None:
         "verify",
         help="check the audit log's hash chain (exit 0 when intact)",
         description=(
-            "Re-hash every line of audit.jsonl and check the chain and the head the journal recorded, "
-            "so an edited, reordered, deleted or truncated line is found. Exit 0 when intact; 1 names "
-            "the first bad line."
+            "Re-hash every line of audit.jsonl with the chain key (audit_key) and check the chain and "
+            "the head the journal recorded (and --head), so an edited, reordered, deleted or truncated "
+            "line is found, also one rewritten with recomputed hashes by someone without the key. "
+            "Lines from before the chain was keyed are counted and reported. Exit 0 when intact; 1 "
+            "names the first bad line."
         ),
     )
     v.add_argument(
         "--config", required=True, type=Path, metavar="FILE",
-        help="the daemon's YAML config (its audit_dir and state_dir locate the log and the journal)",
+        help="the daemon's YAML config (its audit_dir, state_dir and audit_key locate log, journal and key)",
+    )
+    v.add_argument(
+        "--head", metavar="VALUE",
+        help=(
+            "a head exported earlier by 'anonymizer audit head' (the whole syslog line, or LINES:HASH): "
+            "the chain must still hold that line with that hash, so a rewrite or a cut tail is found "
+            "even if the journal was changed too"
+        ),
     )
     v.set_defaults(func=cmd_audit_verify)
+    hd = audit_sub.add_parser(
+        "head",
+        help="print the chain's current head as an RFC 5424 syslog line, for journald or a remote log",
+        description=(
+            "Verify the chain, then print its head (line count, last hash, key id) as one RFC 5424 "
+            "syslog line. Keep it outside this host's audit folder and journal (journald, a syslog "
+            "server); 'audit verify --head' checks the chain against it later. Exit 1, printing "
+            "nothing on stdout, when the chain is broken."
+        ),
+    )
+    hd.add_argument(
+        "--config", required=True, type=Path, metavar="FILE",
+        help="the daemon's YAML config (its audit_dir, state_dir and audit_key)",
+    )
+    hd.set_defaults(func=cmd_audit_head)
 
     p = subparsers.add_parser(
         "demo",
@@ -118,10 +145,68 @@ def _open_journal(args: argparse.Namespace) -> Any:
     return cfg, journal
 
 
+# A heartbeat older than this many beats means the process is gone or frozen.
+STALE_BEATS = 5
+
+
+def daemon_liveness(state_dir: Path, now: float | None = None) -> dict[str, Any]:
+    """Given a state_dir, say whether a daemon serves it, from ``daemon.status.json``.
+
+    The daemon's heartbeat thread rewrites that file every few seconds and marks it "stopped" on
+    a clean stop. Running means: the file says so, its pid exists, and its heartbeat is recent (a
+    crashed daemon leaves a stale heartbeat; its pid may since belong to another process).
+    Returns ``{"state": running | starting | stopped | not-responding | never-started, ...}``.
+    """
+    import os
+
+    from anonymizer.daemon.service import BEAT_S, STATUS_FILE
+
+    now = time.time() if now is None else now
+    try:
+        info = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"state": "never-started"}
+    except (OSError, ValueError) as exc:
+        return {"state": "unknown", "reason": f"cannot read {STATUS_FILE}: {getattr(exc, 'strerror', None) or exc}"}
+    age = max(0.0, now - float(info.get("heartbeat_at") or 0))
+    out: dict[str, Any] = {"pid": info.get("pid"), "heartbeat_age_s": round(age, 1)}
+    if info.get("state") == "stopped":
+        return {"state": "stopped", "stopped_at": info.get("heartbeat_at"), **out}
+    pid_alive = False
+    try:
+        os.kill(int(info.get("pid") or 0), 0)
+        pid_alive = int(info.get("pid") or 0) > 0
+    except PermissionError:
+        pid_alive = True  # exists, owned by another user (the service user)
+    except (OSError, ValueError):
+        pid_alive = False
+    if not pid_alive:
+        return {"state": "not-running", "reason": "the process is gone without a clean stop (crashed or killed)", **out}
+    if age > STALE_BEATS * float(info.get("beat_s") or BEAT_S):
+        return {"state": "not-responding", "reason": f"no heartbeat for {age:.0f} s", **out}
+    out["started_at"] = info.get("started_at")
+    out["last_progress_age_s"] = round(max(0.0, now - float(info.get("last_progress_at") or now)), 1)
+    out["job"] = info.get("job")
+    return {"state": info.get("state") or "running", **out}
+
+
+def _describe_progress(job: dict[str, Any] | None) -> str:
+    if not job or not job.get("stage"):
+        return ""
+    text = f": {job['stage']} {job.get('done', 0)}/{job.get('total', 0)}"
+    if job.get("stage_eta_s") is not None:
+        text += f", about {job['stage_eta_s']:.0f} s left in this stage"
+    return text
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from anonymizer.audit.records import utc_iso
 
-    _cfg, journal = _open_journal(args)
+    cfg, journal = _open_journal(args)
+    now = time.time()
+    daemon = daemon_liveness(cfg.state_dir, now)
     if journal is None:
         print("no journal yet: the daemon has not run with this config", file=sys.stderr)
         return 1
@@ -130,20 +215,45 @@ def cmd_status(args: argparse.Namespace) -> int:
         running = journal.running()
         failures = journal.recent_failures(10)
         depth = journal.queue_depth_by_folder()
+        try:
+            sources = journal.source_counts()
+            retention = journal.retention_problems(20)
+        except sqlite3.OperationalError:
+            # A journal the new daemon has not opened yet lacks the retention columns.
+            sources, retention = {}, []
     finally:
         journal.close()
-    now = time.time()
+    live_job = daemon.get("job") or {}
     data = {
+        "daemon": {k: v for k, v in daemon.items() if k != "job"},
         "queue": depth,
         "states": counts,
+        "sources": sources,
         "running": [
             {
                 "job_id": j.id,
                 "folder": j.folder,
                 "sha256": j.input_sha256,
                 "running_s": round(now - (j.started_at or now), 1),
+                **(
+                    {k: live_job.get(k) for k in ("stage", "done", "total", "stage_eta_s")}
+                    if live_job.get("job_id") == j.id and daemon["state"] == "running"
+                    else {}
+                ),
             }
             for j in running
+        ],
+        "retention_problems": [
+            {
+                "job_id": j.id,
+                "folder": j.folder,
+                "sha256": j.input_sha256,
+                "state": "held" if j.retention == "held" else "retrying",
+                "attempts": j.retention_attempts,
+                "reason": j.retention_error,
+                **({"retry_at": utc_iso(j.retain_after)} if j.retain_after is not None else {}),
+            }
+            for j in retention
         ],
         "recent_failures": [
             {
@@ -162,13 +272,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
+    d = data["daemon"]
+    if d["state"] in ("running", "starting"):
+        line = f"daemon: {d['state']} (pid {d['pid']}, heartbeat {d['heartbeat_age_s']:.0f} s ago"
+        line += f", last progress {d['last_progress_age_s']:.0f} s ago)"
+    elif d["state"] == "stopped":
+        line = f"daemon: stopped (at {utc_iso(d['stopped_at'])})"
+    elif d["state"] == "never-started":
+        line = "daemon: not running (no heartbeat file: never started with this state_dir)"
+    else:
+        line = f"daemon: {d['state']} (pid {d.get('pid')}): {d.get('reason')}"
+    print(line)
     print(
         f"queue: {counts['queued']} queued, {counts['running']} running"
         + "".join(f"  [{k}: {v}]" for k, v in sorted(depth.items()))
     )
     for r in data["running"]:
-        print(f"running: {r['job_id']} (folder {r['folder']}, {r['running_s']} s, sha256 {(r['sha256'] or '?')[:16]})")
-    print("jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        print(
+            f"running: {r['job_id']} (folder {r['folder']}, {r['running_s']} s, sha256 {(r['sha256'] or '?')[:16]})"
+            + _describe_progress(r)
+        )
+    # 'retired' is the journal's word for a finished job whose retention ran; say what happened
+    # to the source instead (a kept source was not retired in any sense a user would recognise).
+    finished = counts["done"] + counts["retired"]
+    print(
+        f"jobs: {counts['queued']} queued, {counts['running']} running, {finished} finished, "
+        f"{counts['quarantined']} quarantined, {counts['vanished']} vanished"
+    )
+    if finished:
+        words = {"awaiting": "awaiting retention", "held": "held (retention gave up)", "kept": "kept",
+                 "deleted": "deleted", "moved": "moved", "source-gone": "already gone",
+                 "source-changed": "changed since hashed, left"}  # fmt: skip
+        print("sources of finished jobs: " + ", ".join(f"{words.get(k, k)} {v}" for k, v in sorted(sources.items())))
+    if data["retention_problems"]:
+        print("retention problems (sources left in place):")
+        for r in data["retention_problems"]:
+            when = f", next try {r['retry_at']}" if r["state"] == "retrying" and "retry_at" in r else ""
+            print(f"  {r['job_id']} folder {r['folder']} {r['state']} after {r['attempts']} failed tries{when}: {r['reason']}")
     if data["recent_failures"]:
         print("recent failures:")
         for f in data["recent_failures"]:
@@ -177,8 +317,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from anonymizer.audit.log import AUDIT_FILE, verify
+def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = None) -> tuple[Any, Any, Any]:
+    """Verify the config's audit chain with its key, against the journal's head (and ``exported``).
+
+    Return (config, VerifyResult, chain key or None when the key file does not exist).
+    """
+    from anonymizer.audit.log import AUDIT_FILE, load_key_file, verify
+    from anonymizer.errors import ConfigError
 
     cfg, journal = _open_journal(args)
     expected_lines = expected_head = None
@@ -190,21 +335,67 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if head:
             lines, _, expected_head = head.partition(":")
             expected_lines = int(lines)
-    result = verify(cfg.audit_dir / AUDIT_FILE, expected_lines=expected_lines, expected_head=expected_head)
-    if result.ok:
-        print(f"audit chain intact: {result.lines} lines, head {result.head}")
-        return 0
-    print(f"audit chain BROKEN: {result.problem} (first {result.lines} lines are intact)")
-    return 1
+    try:
+        key = load_key_file(cfg.audit_key_path)
+    except FileNotFoundError:
+        key = None  # keyed lines then fail, naming the missing key
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(f"{cfg.audit_key_path}: cannot read the audit chain key ({reason}); run as root") from exc
+    result = verify(
+        cfg.audit_dir / AUDIT_FILE, key=key, expected_lines=expected_lines, expected_head=expected_head, exported=exported
+    )
+    return cfg, result, key
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from anonymizer.audit.log import parse_head
+    from anonymizer.errors import ConfigError
+
+    exported = None
+    if args.head is not None:
+        try:
+            exported = parse_head(args.head)
+        except ValueError as exc:
+            raise ConfigError(f"--head: {exc}") from exc
+    cfg, result, key = _verify_chain(args, exported)
+    if not result.ok:
+        print(f"audit chain BROKEN: {result.problem} (first {result.lines} lines are intact)")
+        return 1
+    against = f", consistent with the exported head (line {exported[0]})" if exported else ""
+    print(f"audit chain intact: {result.lines} lines, head {result.head}{against}")
+    if result.unkeyed:
+        print(
+            f"note: lines 1-{result.unkeyed} predate the keyed chain (plain SHA-256): they show order, "
+            "but whoever could write the audit folder could have rewritten them"
+        )
+    if key is None:
+        print(f"note: no chain key at {cfg.audit_key_path}; only unkeyed lines could be checked")
+    return 0
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    from anonymizer.audit.log import head_line, key_id
+
+    _cfg, result, key = _verify_chain(args)
+    if not result.ok:
+        print(f"audit chain BROKEN: {result.problem}; no head exported", file=sys.stderr)
+        return 1
+    print(head_line(result, key_id_=None if key is None else key_id(key)))
+    return 0
 
 
 def write_demo(root: Path) -> Path:
     """Create the demo layout under ``root`` (idempotent) and return its daemon config path."""
     from anonymizer.config import BUILTIN_PROFILES_DIR
 
+    from anonymizer.daemon.fsutil import make_private_dir
+
     root = root.resolve()
-    for sub in ("in", "out", "quarantine", "state", "audit"):
+    for sub in ("in", "out", "quarantine"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("state", "audit"):
+        make_private_dir(root / sub)  # the journal and the audit trail: the service user's only
     config = root / "daemon.yaml"
     if not config.exists():
         config.write_text(

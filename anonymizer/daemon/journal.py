@@ -549,12 +549,14 @@ class Journal:
     def find_reusable_results(self, key: str, folder: str, *, exclude: str, limit: int = 5) -> list[Job]:
         """Finished jobs of ``folder`` with this key and a recorded output, newest first.
 
-        Their outputs are candidates to copy for the same content under another name (or dropped
-        again); the caller checks each is still there with its recorded SHA-256.
+        Their outputs are candidates to reuse for the same content under another name (or dropped
+        again); the caller checks each is still there with its recorded SHA-256. A job whose names
+        were forgotten (``output_rel`` None) still has its output's hash: the caller can only
+        recognise that output at the new file's own output path.
         """
         return self._rows(
             "SELECT * FROM jobs WHERE job_key = ? AND folder = ? AND id != ? AND state IN ('done', 'retired')"
-            " AND outcome IN ('anonymized', 'duplicate') AND output_rel IS NOT NULL AND output_sha256 IS NOT NULL"
+            " AND outcome IN ('anonymized', 'duplicate') AND output_sha256 IS NOT NULL"
             " ORDER BY updated_at DESC LIMIT ?",
             (key, folder, exclude, limit),
         )

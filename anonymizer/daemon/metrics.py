@@ -33,7 +33,22 @@ class Metrics:
         self.last_success = Gauge(
             "anonymizer_last_success_timestamp_seconds", "UNIX time of the last successful job", registry=r
         )
-        self.retired = Counter("anonymizer_sources_retired_total", "Sources retired by action", ["action"], registry=r)
+        # What retention did to sources: kept, deleted, moved, source-gone, source-changed.
+        self.retention = Counter(
+            "anonymizer_retention_actions_total", "Retention applied to sources, by action", ["folder", "action"], registry=r
+        )
+        self.retention_failures = Counter(
+            "anonymizer_retention_failures_total",
+            "Failed retention tries (the recorded output missing, the filesystem refusing)",
+            ["folder"],
+            registry=r,
+        )
+        self.sources_held = Gauge(
+            "anonymizer_sources_held",
+            "Sources left in place for good because their retention failed retry.max_attempts times",
+            ["folder"],
+            registry=r,
+        )
         self.ready = Gauge("anonymizer_ready", "1 once the engine is warm and the daemon serves", registry=r)
 
     def serve(self, host: str, port: int) -> None:

@@ -8,17 +8,20 @@ Signals:
     SIGHUP   reload: the new config (and every profile it names) is validated and its engines
              loaded *before* it replaces the old one; an invalid config is logged and the old one
              kept. Applied between jobs.
-    SIGTERM / SIGINT   drain: a running job is abandoned at its next progress callback and
-             requeued (its temporary output removed), photos simply finish; then exit 0.
+    SIGTERM / SIGINT   drain: a running job, photo or video, is abandoned at its next progress
+             callback (every frame, every inference pass, every 64 MiB hashed) and requeued
+             without counting an attempt (its temporary output removed); then exit 0.
 
 sd_notify is spoken by hand over ``$NOTIFY_SOCKET`` (a unix datagram socket): READY=1 after
-warm-up, WATCHDOG=1 from the main loop and from the engine's progress callback, STATUS= with the
-queue depth, RELOADING=1 / READY=1 around a reload, STOPPING=1 on shutdown.
+warm-up, WATCHDOG=1 from the heartbeat thread while the main thread keeps ticking (see
+``Heartbeat``), STATUS= with the queue depth, RELOADING=1 / READY=1 around a reload, STOPPING=1 on
+shutdown. The heartbeat also writes ``state_dir/daemon.status.json`` for ``anonymizer status``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -28,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from anonymizer.audit.log import AUDIT_FILE, AuditLog, load_or_create_key
+from anonymizer.audit.log import AUDIT_FILE, AuditLog, load_or_create_key, load_or_create_key_file
 from anonymizer.config import Profile
 from anonymizer.daemon.config import DaemonConfig, FolderConfig, load_daemon_config
-from anonymizer.daemon.fsutil import TMP_PREFIX
+from anonymizer.daemon.fsutil import TMP_PREFIX, make_private_dir, make_private_file
 from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.logging import configure_logging, get_logger
 from anonymizer.daemon.metrics import Metrics
@@ -41,6 +44,13 @@ from anonymizer.errors import ConfigError, ModelError
 
 JOURNAL_FILE = "journal.sqlite3"
 LOCK_FILE = "daemon.lock"
+STATUS_FILE = "daemon.status.json"
+# The heartbeat thread wakes this often (at most): pings the watchdog, rewrites the status file.
+BEAT_S = 2.0
+# A worker with no tick for this long (or the watchdog interval, if longer) counts as hung. Every
+# progress callback ticks, and the slowest step between two (one inference pass on a large tile,
+# decoding one large photo) takes seconds, not minutes.
+MIN_STALL_S = 30.0
 
 
 # --------------------------------------------------------------------------- sd_notify
@@ -75,16 +85,130 @@ class Notifier:
         except OSError:
             return False
 
-    def watchdog(self) -> None:
-        """Send WATCHDOG=1 if half the interval has passed since the last ping."""
+    def watchdog(self, *, force: bool = False) -> None:
+        """Send WATCHDOG=1 if half the interval has passed since the last ping (or ``force``)."""
         if self.watchdog_interval_s is None:
             return
         now = time.monotonic()
         with self._lock:
-            if now - self._last_ping < self.watchdog_interval_s:
+            if not force and now - self._last_ping < self.watchdog_interval_s:
                 return
             self._last_ping = now
         self.send("WATCHDOG=1")
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class Heartbeat(threading.Thread):
+    """Feeds the systemd watchdog from its own thread, but only while the worker makes progress.
+
+    The main thread calls ``tick()`` on every loop turn and from every progress callback of a job
+    (each video frame, each inference pass of a photo, each 64 MiB hashed or copied). This thread
+    sends WATCHDOG=1 every ``interval_s`` as long as the last tick is at most ``stall_s`` old. So
+    liveness does not depend on how long a job takes: a 24 MP photo that runs for minutes keeps
+    the daemon alive while its passes advance, and a worker stuck inside one call stops the pings,
+    so systemd kills and restarts it ``WatchdogSec`` later.
+
+    It also writes ``status_path`` (JSON: pid, heartbeat and last-progress times, the running
+    job's stage, done, total and ETA) for ``anonymizer status``; the file says "stopped" after a
+    clean stop, and a heartbeat that stops moving tells a crashed or frozen process.
+    """
+
+    def __init__(
+        self, notifier: Notifier, status_path: Path | None, *, stall_s: float, interval_s: float = BEAT_S
+    ) -> None:
+        super().__init__(name="anonymizer-heartbeat", daemon=True)
+        self.notifier = notifier
+        self.status_path = status_path
+        self.stall_s = stall_s
+        self.interval_s = interval_s
+        self.state = "starting"
+        self.pings = 0
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._last_tick = time.monotonic()
+        self._started_at = time.time()
+        self._job: dict[str, Any] | None = None
+        self._stage: tuple[str, float, int] | None = None  # (stage, monotonic start, done at start)
+
+    def tick(self) -> None:
+        self._last_tick = time.monotonic()  # one float store: atomic, no lock needed
+
+    def job_started(self, job_id: str, folder: str) -> None:
+        with self._lock:
+            self._job = {"job_id": job_id, "folder": folder, "started_at": time.time()}
+            self._stage = None
+        self.tick()
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        """Record the running job's progress: ``done`` of ``total`` in ``stage``."""
+        now = time.monotonic()
+        with self._lock:
+            if self._job is None:
+                return
+            if self._stage is None or self._stage[0] != stage:
+                self._stage = (stage, now, done)
+            _, since, done_at_start = self._stage
+            eta = None
+            rate_done = done - done_at_start
+            if total > done and rate_done > 0 and now > since:
+                eta = round((total - done) * (now - since) / rate_done, 1)
+            self._job.update(stage=stage, done=done, total=total, stage_eta_s=eta)
+
+    def job_ended(self) -> None:
+        with self._lock:
+            self._job = None
+            self._stage = None
+        self.tick()
+
+    def snapshot(self) -> dict[str, Any]:
+        now, mono = time.time(), time.monotonic()
+        with self._lock:
+            job = dict(self._job) if self._job is not None else None
+        return {
+            "state": self.state,
+            "pid": os.getpid(),
+            "started_at": self._started_at,
+            "heartbeat_at": now,
+            "last_progress_at": now - (mono - self._last_tick),
+            "beat_s": self.interval_s,
+            "job": job,
+        }
+
+    def beat(self) -> None:
+        """One heartbeat: ping the watchdog if the worker is not stalled; rewrite the status file."""
+        if time.monotonic() - self._last_tick <= self.stall_s:
+            self.notifier.watchdog(force=True)
+            self.pings += 1
+        self.write_status()
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.snapshot(), fh)
+            os.replace(tmp, self.status_path)  # readers never see a half-written file
+        except OSError:
+            pass  # advisory only: a full state_dir must not stop the daemon from working
+
+    def run(self) -> None:
+        self.beat()
+        while not self._stopped.wait(self.interval_s):
+            self.beat()
+
+    def stop(self) -> None:
+        """Stop beating and leave a status file that says the daemon stopped."""
+        self._stopped.set()
+        if self.is_alive():
+            self.join(timeout=10)
+        with self._lock:
+            self._job = None
+        self.state = "stopped"
+        self.write_status()
 
 
 # --------------------------------------------------------------------------- scanner thread
@@ -256,6 +380,17 @@ class Service:
         except (OSError, sqlite3.Error) as exc:
             self.log.error("startup.failed", error=self._describe_startup_error(exc))
             return 6
+        stall_s = max(MIN_STALL_S, 2 * (self.notifier.watchdog_interval_s or 0.0))
+        interval_s = min(BEAT_S, self.notifier.watchdog_interval_s or BEAT_S)
+        self.heartbeat = Heartbeat(self.notifier, cfg.state_dir / STATUS_FILE, stall_s=stall_s, interval_s=interval_s)
+        self.heartbeat.start()
+        try:
+            return self._serve(cfg)
+        finally:
+            self.heartbeat.stop()
+
+    def _serve(self, cfg: DaemonConfig) -> int:
+        heartbeat = self.heartbeat
         self.notifier.send("STATUS=warming up (loading detectors)")
         started = time.monotonic()
         engines = EngineCache()
@@ -278,14 +413,15 @@ class Service:
                 return 4
         worker = Worker(
             journal=journal,
-            audit=AuditLog(cfg.audit_dir),
+            audit=AuditLog(cfg.audit_dir, key=self._chain_key),
             hmac_key=self._hmac_key,
             engine_for=engines,
             retry=cfg.retry,
             log=self.log,
             metrics=metrics,
             should_stop=self._stop.is_set,
-            heartbeat=self.notifier.watchdog,
+            heartbeat=heartbeat.tick,
+            report=heartbeat.report,
         )
         worker.note_mounts(cfg.folders)
         self._recover(cfg, journal, worker)
@@ -293,6 +429,8 @@ class Service:
         scan.set_folders(cfg.folders)
         scan.start()
         metrics.ready.set(1)
+        heartbeat.state = "running"
+        heartbeat.tick()
         self.log.info(
             "daemon.ready", folders=len(cfg.folders), warmup_s=round(time.monotonic() - started, 2), pid=os.getpid()
         )
@@ -318,15 +456,18 @@ class Service:
         job would make every job fail.
         """
         self._startup_key = "state_dir"
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 folders, 0600 files whatever the umask: the journal names files while jobs are open.
+        make_private_dir(cfg.state_dir)
         # Two daemons on one journal would process every file twice and fork the audit chain.
         self._lock_fd = os.open(cfg.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._hmac_key = load_or_create_key(cfg.state_dir)
         self._journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        self._startup_key = "audit_key"
+        self._chain_key = load_or_create_key_file(cfg.audit_key_path)
         self._startup_key = "audit_dir"
-        cfg.audit_dir.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(cfg.audit_dir / AUDIT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        make_private_dir(cfg.audit_dir)
+        make_private_file(cfg.audit_dir / AUDIT_FILE)
         for i, f in enumerate(cfg.folders):
             self._startup_key = f"folders[{i}].output"
             f.output.mkdir(parents=True, exist_ok=True)
@@ -379,8 +520,9 @@ class Service:
     ) -> DaemonConfig:
         next_gauges = 0.0
         next_audit_retry = time.monotonic() + 30.0
+        heartbeat = self.heartbeat
         while not self._stop.is_set():
-            self.notifier.watchdog()
+            heartbeat.tick()
             if scan.error is not None or not scan.is_alive():
                 break
             if self._reload.is_set():
@@ -405,10 +547,13 @@ class Service:
                 self.wake.clear()
                 continue
             self._update_status(journal, metrics, cfg, job.id)
+            heartbeat.job_started(job.id, job.folder)
             try:
                 worker.run(job, folders[job.folder])
             except StopRequested:
                 break
+            finally:
+                heartbeat.job_ended()
             worker.retire_due(folders)
             self._update_status(journal, metrics, cfg, None)
         return cfg
@@ -422,8 +567,10 @@ class Service:
         self.log.info("config.reloading")
         try:
             new = load_daemon_config(self.config_path)
-            if (new.state_dir, new.audit_dir) != (cfg.state_dir, cfg.audit_dir):
-                raise ConfigError(f"{self.config_path}: state_dir and audit_dir can only change with a restart")
+            if (new.state_dir, new.audit_dir, new.audit_key_path) != (cfg.state_dir, cfg.audit_dir, cfg.audit_key_path):
+                raise ConfigError(
+                    f"{self.config_path}: state_dir, audit_dir and audit_key can only change with a restart"
+                )
             ready = engines.prepare([f.profile for f in new.folders])
             for f in new.folders:
                 f.output.mkdir(parents=True, exist_ok=True)
@@ -451,6 +598,9 @@ class Service:
             metrics.queue_depth.labels(f.name).set(0)
         for folder, depth in journal.queue_depth_by_folder().items():
             metrics.queue_depth.labels(folder).set(depth)
+        held = journal.held_by_folder()
+        for f in cfg.folders:
+            metrics.sources_held.labels(f.name).set(held.get(f.name, 0))
         line = self._status_line(journal, running)
         if line != self._status:
             self._status = line

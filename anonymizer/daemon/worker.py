@@ -72,6 +72,7 @@ class Worker:
     metrics: Metrics | None = None
     should_stop: Callable[[], bool] = lambda: False
     heartbeat: Callable[[], None] = lambda: None
+    report: Callable[[str, int, int], None] = lambda stage, done, total: None
     clock: Callable[[], float] = time.time
     _audit_head: tuple[str, int] | None = field(default=None, init=False)
     _mounts: dict[Path, tuple[str, int, int]] = field(default_factory=dict, init=False)
@@ -137,8 +138,12 @@ class Worker:
         return {"path_hmac": path_hmac(self.hmac_key, folder.name, job.rel_path)}
 
     def _progress(self, *args: Any, **kwargs: Any) -> None:
-        # Called by the engine during long videos: keeps the systemd watchdog fed by a loop that
-        # is actually making progress, and is where a SIGTERM turns into a requeue.
+        # Called by the engine after every frame of a video and every inference pass of a photo,
+        # and while hashing and copying: proves the job is making progress (the heartbeat feeds
+        # the systemd watchdog only while such ticks keep coming), and is where a SIGTERM turns
+        # into a requeue within seconds, whatever the job's size.
+        if len(args) == 3 and isinstance(args[0], str):
+            self.report(*args)  # (stage, done, total): shown by `anonymizer status`
         self.heartbeat()
         if self.should_stop():
             raise StopRequested()
@@ -172,8 +177,9 @@ class Worker:
         scrub_paths = [folder.input / job.rel_path, job.rel_path]
         log = self.log.bind(**self._ctx(job, folder))
         if job.attempts >= self.retry.max_attempts:
+            # The attempts were all made (interrupted ones are counted at restart): none now.
             reason = f"gave up after {job.attempts} attempts; last error: {job.error or 'process interrupted'}"
-            return self._quarantine(job, folder, reason, "RetriesExhausted", log)
+            return self._quarantine(job, folder, reason, "RetriesExhausted", log, attempts=job.attempts)
         tmp: Path | None = None
         try:
             try:
@@ -219,11 +225,11 @@ class Worker:
                     input_size=size,
                 )
 
-            original = self.journal.find_done_by_key(key, exclude=job.id)
-            if original is not None:
-                return self._duplicate(job, folder, original, engine, started, log)
-
             self._require_mounted(folder.input, folder.output)
+            reused = self._reuse_result(job, folder, engine, started, log, sniffed, size)
+            if reused is not None:
+                return reused
+
             final = folder.output / job.rel_path
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.parent / f"{TMP_PREFIX}{job.id}{src.suffix}"
@@ -444,10 +450,81 @@ class Worker:
         )
         return outcome
 
-    def _duplicate(
-        self, job: Job, folder: FolderConfig, original: Job, engine: EngineLike, started: float, log: Any
+    def _reuse_result(
+        self, job: Job, folder: FolderConfig, engine: EngineLike, started: float, log: Any, sniffed: Any, size: int
+    ) -> str | None:
+        """Give a file whose content this folder already anonymized its own output without a rerun.
+
+        Every input must end with an output at its own path: the same bytes under a new name, or
+        dropped again after the user deleted the output, are not simply marked as duplicates.
+        An earlier output is reused when it is still in place with its recorded size and SHA-256:
+        it is either already at this file's own output path (dropped again, output kept) or it is
+        copied there (the copy checked against the hash too). The journal forgets an earlier job's
+        output name once that job is retired, so such an output is only recognised at this file's
+        own path. Return the outcome ('duplicate'), or None when nothing is reusable: the caller
+        then runs the engine again.
+        """
+        from anonymizer.media.sniff import expected_suffixes
+
+        final = folder.output / job.rel_path
+        if final.suffix.lower() not in expected_suffixes(sniffed.format):
+            final = final.with_name(final.name + sniffed.suffix)  # the engine's rule (pipeline.py)
+        final_rel = final.relative_to(folder.output).as_posix()
+        own: tuple[str, int] | None = None  # (sha, size) of what already sits at this file's output path
+        try:
+            st = os.lstat(final)
+            if stat_mod.S_ISREG(st.st_mode):
+                own = ("", st.st_size)
+        except OSError:
+            pass
+        for earlier in self.journal.find_reusable_results(job.job_key or "", folder.name, exclude=job.id):
+            assert earlier.output_sha256 is not None
+            summary = {k: v for k, v in earlier.summary.items() if k in ("kind", "counts", "frames", "duration_s")}
+            if own is not None and own[1] == earlier.output_size:
+                if not own[0]:
+                    own = (sha256_file(final, follow_symlinks=False, every_64_mib=self._progress)[0], own[1])
+                if own[0] == earlier.output_sha256:
+                    output_rel = final_rel  # dropped again, and its earlier output is still in place
+                    return self._finish_reuse(job, folder, engine, started, log, earlier, output_rel, summary, size)
+            if earlier.output_rel is None or earlier.output_rel == final_rel:
+                continue
+            try:
+                earlier_out = resolve_inside(folder.output, earlier.output_rel)
+            except OSError:
+                continue
+            if not self._is_recorded_file(earlier_out, earlier.output_size, earlier.output_sha256):
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f"{TMP_PREFIX}{job.id}{final.suffix}"
+            try:
+                self._copy(earlier_out, tmp)
+                out_sha, out_size = sha256_file(tmp, follow_symlinks=False, every_64_mib=self._progress)
+                if (out_sha, out_size) != (earlier.output_sha256, earlier.output_size):
+                    raise JobError("the copy of the earlier output does not match its recorded SHA-256")
+                self.journal.set_pending_output(job.id, final_rel, out_sha, out_size, summary)
+                self._require_mounted(folder.output)
+                output_rel = place_no_overwrite(tmp, final).relative_to(folder.output).as_posix()
+            finally:
+                tmp.unlink(missing_ok=True)  # already gone once placed
+            return self._finish_reuse(job, folder, engine, started, log, earlier, output_rel, summary, size)
+        return None
+
+    def _finish_reuse(
+        self,
+        job: Job,
+        folder: FolderConfig,
+        engine: EngineLike,
+        started: float,
+        log: Any,
+        earlier: Job,
+        output_rel: str,
+        summary: dict[str, Any],
+        input_size: int,
     ) -> str:
-        summary = {k: v for k, v in original.summary.items() if k in ("kind", "counts", "frames", "duration_s")}
+        # duplicate_of names the job that anonymized this content, also when the earlier job
+        # was itself a reuse.
+        original = earlier.duplicate_of or earlier.id
+        log.info("job.output_reused", duplicate_of=original)
         return self._finish(
             job,
             folder,
@@ -455,13 +532,36 @@ class Worker:
             started,
             log,
             outcome="duplicate",
-            output_rel=original.output_rel,
-            output_sha256=original.output_sha256,
-            output_size=original.output_size,
+            output_rel=output_rel,
+            output_sha256=earlier.output_sha256,
+            output_size=earlier.output_size,
             summary=summary,
-            input_size=job.size,
-            duplicate_of=original.id,
+            input_size=input_size,
+            duplicate_of=original,
         )
+
+    def _is_recorded_file(self, path: Path, size: int | None, sha256: str) -> bool:
+        """Return True if ``path`` is a regular file with the recorded size and SHA-256."""
+        try:
+            st = os.lstat(path)
+            if not stat_mod.S_ISREG(st.st_mode) or st.st_size != size:
+                return False
+            return sha256_file(path, follow_symlinks=False, every_64_mib=self._progress)[0] == sha256
+        except OSError:
+            return False
+
+    def _copy(self, src: Path, dst: Path) -> None:
+        """Copy ``src`` to a new file ``dst`` and fsync it; a long copy reports progress."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        with open(src, "rb") as fin, os.fdopen(os.open(dst, flags, 0o644), "wb") as fout:
+            copied = 0
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+                copied += len(chunk)
+                if copied % (64 << 20) < len(chunk):
+                    self._progress()
+            fout.flush()
+            os.fsync(fout.fileno())
 
     def _vanish(self, job: Job, reason: str, log: Any) -> str:
         self.journal.mark_vanished(job.id, reason)
@@ -482,8 +582,13 @@ class Worker:
         log.warning("job.retry", reason=reason, attempt=attempts, retry_in_s=round(delay, 1))
         return "retry"
 
-    def _quarantine(self, job: Job, folder: FolderConfig, reason: str, error_type: str, log: Any) -> str:
+    def _quarantine(
+        self, job: Job, folder: FolderConfig, reason: str, error_type: str, log: Any, *, attempts: int | None = None
+    ) -> str:
+        """Move the source to quarantine with its reason. ``attempts``: how many were made in all
+        (default: the journal's count plus this run's attempt)."""
         job = self.journal.get(job.id) or job
+        attempts = job.attempts + 1 if attempts is None else attempts
         try:
             try:
                 src = resolve_inside(folder.input, job.rel_path)
@@ -517,7 +622,7 @@ class Worker:
             )
             log.error("job.quarantine_failed", reason=exc.strerror or type(exc).__name__, retry_in_s=round(delay, 1))
             return "retry"
-        self.journal.mark_quarantined(job.id, reason)
+        self.journal.mark_quarantined_after(job.id, reason, attempts)
         record = job_record(
             job_id=job.id,
             folder=folder.name,
@@ -528,7 +633,7 @@ class Worker:
             input_size=job.size,
             profile_sha256=folder.profile.sha256,
             reason=reason,
-            attempts=job.attempts + 1,
+            attempts=attempts,
         )
         self._audit_job(job.id, record, log)
         if self.metrics is not None:
@@ -541,32 +646,33 @@ class Worker:
     # ------------------------------------------------------------------ retention
 
     def retire_due(self, folders: dict[str, FolderConfig]) -> int:
-        """Apply retention to every recorded job whose delay has passed. Return how many."""
+        """Apply retention to every recorded job whose delay has passed. Return how many.
+
+        Each job, duplicates included, has its own recorded output; the source is deleted or
+        moved only while that output is still in place. A try that fails is retried with backoff
+        up to ``retry.max_attempts`` times; then the source is held (left in place for good, shown
+        by ``anonymizer status`` and the metrics). A share that is away does not count as a try.
+        """
         done = 0
         for job in self.journal.due_for_retention(self.clock()):
             folder = folders.get(job.folder)
             if folder is None:
                 continue  # folder removed from the config: leave its sources alone
             log = self.log.bind(**self._ctx(job, folder))
-            original: Job | None = None
-            if job.outcome == "duplicate":
-                original = self.journal.get(job.duplicate_of or "")
-                verified = (
-                    original is not None and original.state in ("done", "retired") and bool(original.output_sha256)
-                )
-            else:
-                verified = bool(job.output_sha256) or job.outcome != "anonymized"
+            verified = bool(job.output_sha256) and bool(job.output_rel)
             try:
                 if folder.profile.retention.source != "keep":
                     self._require_mounted(*self._folder_paths(folder))
-                    recorded = original if job.outcome == "duplicate" else job
-                    if verified and not self._output_in_place(folder, recorded):
+                    if verified and not self._output_in_place(folder, job):
                         raise OSError(errno.ENOENT, "the recorded output is not in the output folder")
                 result = apply_retention(job, folder, original_verified=verified)
-            except OSError as exc:
+            except ShareUnavailable as exc:
                 delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
                 self.journal.postpone_retention(job.id, delay)
-                log.warning("retention.failed", reason=exc.strerror or type(exc).__name__, retry_in_s=round(delay, 1))
+                log.warning("retention.deferred", reason=exc.strerror, retry_in_s=round(delay, 1))
+                continue
+            except OSError as exc:
+                self._retention_failed(job, folder, exc.strerror or type(exc).__name__, log)
                 continue
             now = self.clock()
             self.journal.mark_retired(job.id, result.action)
@@ -579,11 +685,21 @@ class Worker:
                     # The action happened and the journal has it; only the line is missing.
                     log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__, action=result.action)
             if self.metrics is not None:
-                self.metrics.retired.labels(result.action).inc()
-            log.info("job.retired", action=result.action)
+                self.metrics.retention.labels(folder.name, result.action).inc()
+            log.info("retention.applied", action=result.action)
             done += 1
             self.heartbeat()
         return done
+
+    def _retention_failed(self, job: Job, folder: FolderConfig, reason: str, log: Any) -> None:
+        delay = backoff_s(job.retention_attempts + 1, self.retry.base_s, self.retry.max_s)
+        attempts = self.journal.retention_failed(job.id, reason, delay, self.retry.max_attempts)
+        if self.metrics is not None:
+            self.metrics.retention_failures.labels(folder.name).inc()
+        if attempts >= self.retry.max_attempts:
+            log.error("retention.held", reason=reason, attempts=attempts, source="left in place")
+        else:
+            log.warning("retention.failed", reason=reason, attempt=attempts, retry_in_s=round(delay, 1))
 
     def write_missing_audit(self, folders: dict[str, FolderConfig]) -> int:
         """After a crash: write the audit line of finished jobs that were recorded but not audited."""
@@ -614,7 +730,9 @@ class Worker:
                         duplicate_of=job.duplicate_of,
                         summary=summary,
                         reason=job.error if job.state == "quarantined" else None,
-                        attempts=job.attempts + 1,
+                        # A quarantined job's count includes its last attempt; a finished
+                        # job's counts only the failed ones before it.
+                        attempts=job.attempts if job.state == "quarantined" else job.attempts + 1,
                     )
                 )
             self.journal.mark_audited(job.id)
