@@ -72,9 +72,17 @@ def cmd_process(args: argparse.Namespace) -> int:
     engine = Engine(profile)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    failures = 0
+    failures = skipped = 0
     show_bar = sys.stderr.isatty() and not args.json
     for src, dst, direct in _inputs(args.inputs, out):
+        reason = None if direct else _not_media(src)
+        if reason is not None:
+            # A folder holds notes, licences and sidecar files beside the media; they are no
+            # failure. A file named directly, or one called like media, still fails (below).
+            skipped += 1
+            if args.json:
+                print(json.dumps({"input": str(src), "skipped": True, "reason": reason}))
+            continue
         progress, close = _progress_bar(show_bar)
         try:
             if not src.exists() and not src.is_symlink():
@@ -103,7 +111,29 @@ def cmd_process(args: argparse.Namespace) -> int:
         else:
             counts = ", ".join(f"{c.regions} {name} regions" for name, c in result.counts.items())
             print(f"OK     {src} -> {result.output_path} ({counts}, {result.timings['total_s']:.1f}s)")
+    if skipped and not args.json:
+        print(f"skipped {skipped} file(s) in folders that are not photos or videos", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _not_media(path: Path) -> str | None:
+    """The reason to skip a file found in a folder, or None when it is to be processed.
+
+    Skipped: content that is plainly no photo or video (text, markup, audio, unknown bytes) under
+    a name that does not claim to be media either. Everything else goes to the engine, so an empty,
+    truncated or mislabelled ``x.jpg``, a playlist or a link is reported as a failure.
+    """
+    from anonymizer.media.sniff import NotMediaError, looks_like_media_name, sniff
+
+    if looks_like_media_name(path):
+        return None
+    try:
+        sniff(path)
+    except NotMediaError as exc:
+        return str(exc)
+    except (AnonymizerError, OSError):
+        return None  # the engine reports it with its reason
+    return None
 
 
 # Top-level keys of a daemon config that no profile has (see anonymizer.daemon.config.TOP_KEYS).

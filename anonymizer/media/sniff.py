@@ -4,7 +4,7 @@ FFmpeg (inside PyAV and OpenCV) will happily open playlists, concat scripts, SDP
 of exotic demuxers, and a playlist can make it read files outside the watched folder. So nothing
 reaches a decoder unless its content matches one entry of a short magic-byte allow-list:
 
-* photos: JPEG, PNG, WebP, TIFF, BMP;
+* photos: JPEG, PNG, WebP, TIFF, BMP and HEIC (HEVC-coded HEIF stills, as phones write them);
 * videos: MP4/MOV (``ftyp``), Matroska/WebM (EBML), AVI, MPEG-TS, MPEG-PS, FLV, ASF/WMV and GIF
   (an animated GIF is a short video here; PyAV decodes it).
 
@@ -32,6 +32,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import BinaryIO, Literal
 
 from anonymizer.errors import LimitExceededError, MediaError, UnsupportedMediaError
@@ -48,6 +49,7 @@ FORMATS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "webp": ("image", (".webp",)),
     "tiff": ("image", (".tif", ".tiff")),
     "bmp": ("image", (".bmp", ".dib")),
+    "heif": ("image", (".heic", ".heif", ".hif")),
     "mp4": ("video", (".mp4", ".m4v", ".3gp", ".3g2")),
     "mov": ("video", (".mov", ".qt")),
     "matroska": ("video", (".mkv",)),
@@ -60,13 +62,39 @@ FORMATS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "gif": ("video", (".gif",)),
 }
 
-_ACCEPTED = "JPEG, PNG, WebP, TIFF, BMP photos; MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV, GIF videos"
+# Also suffixes of media that is refused (so that a file called so is reported, never skipped).
+_MEDIA_SUFFIXES = frozenset(
+    [s for _, suffixes in FORMATS.values() for s in suffixes]
+    + [".avif", ".heics", ".jxl", ".m3u", ".m3u8", ".sdp", ".ffconcat", ".mxf", ".ogv", ".rm", ".rmvb", ".dav", ".h264", ".h265", ".264", ".265"]
+)
+
+_ACCEPTED = "JPEG, PNG, WebP, TIFF, BMP, HEIC photos; MP4/MOV, MKV/WebM, AVI, MPEG-TS/PS, FLV, WMV, GIF videos"
 
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
-# ftyp brands of HEIF/AVIF/JPEG-XL still images: same box structure as MP4, but not videos.
+# ftyp brands of HEIF/AVIF/JPEG-XL images: same box structure as MP4, but not videos.
 _STILL_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"jxl "}
+# HEVC-coded HEIF stills (what phones write), decoded by pillow-heif. HEIF image sequences (hevc,
+# hevx, msf1), AVIF and JPEG XL stay refused: pillow-heif's wheel decodes none of them.
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis"}
 # Top-level atoms that may open a classic QuickTime file written without an ftyp box.
 _QT_FIRST_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
+
+
+class NotMediaError(UnsupportedMediaError):
+    """The content is plainly no photo or video (text, markup, audio, unknown bytes).
+
+    Playlists, concat scripts and stream descriptions are not this: they ask a decoder to open
+    something else, so a caller that skips stray notes in a folder still reports them as refused.
+    """
+
+
+# Refusals of content that names other media or a network stream (see _refusal_reason).
+_STREAM_REASONS = ("HLS/M3U playlist", "ffconcat script", "SDP session description")
+
+
+def looks_like_media_name(path: Path) -> bool:
+    """Return True when the file's suffix is one a photo or video is called by (any accepted format)."""
+    return path.suffix.lower() in _MEDIA_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -178,6 +206,8 @@ def sniff_bytes(head: bytes) -> str:
         return "gif"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
+        if _is_heic(head):
+            return "heif"
         if brand in _STILL_BRANDS:
             raise UnsupportedMediaError(f"HEIF/AVIF still image (brand {_printable(brand)}) is not supported")
         return "mov" if brand == b"qt  " else "mp4"
@@ -196,7 +226,22 @@ def sniff_bytes(head: bytes) -> str:
         return "flv"
     if head.startswith(_ASF_GUID):
         return "asf"
-    raise UnsupportedMediaError(_refusal_reason(head))
+    reason = _refusal_reason(head)
+    if reason.startswith(_STREAM_REASONS):
+        raise UnsupportedMediaError(reason)
+    raise NotMediaError(reason)
+
+
+def _is_heic(head: bytes) -> bool:
+    # ftyp: size(4) 'ftyp' major_brand(4) minor_version(4) compatible_brands(4 each).
+    major = head[8:12]
+    size = min(struct.unpack(">I", head[:4])[0], len(head))
+    compatible = {head[o : o + 4] for o in range(16, size - 3, 4)}
+    if major in _HEIC_BRANDS:
+        return True
+    # 'mif1' (generic HEIF) as the major brand: HEVC stills list a HEIC brand among the compatible
+    # ones; AVIF lists avif.
+    return major == b"mif1" and bool(compatible & _HEIC_BRANDS) and not compatible & {b"avif", b"avis"}
 
 
 def _is_bmp(head: bytes) -> bool:
@@ -269,6 +314,7 @@ def check_image_header(path: Path, max_pixels: int) -> tuple[int, int]:
             "tiff": _tiff_size,
             "bmp": _bmp_size,
             "gif": _gif_size,
+            "heif": _heif_size,
         }
         if fmt not in readers:
             raise UnsupportedMediaError(f"{fmt} is a video container, not a photo")
@@ -393,3 +439,46 @@ def _bmp_size(fh: BinaryIO) -> list[tuple[int, int]]:
 
 def _gif_size(fh: BinaryIO) -> list[tuple[int, int]]:
     return [struct.unpack("<HH", _read_at(fh, 6, 4))]
+
+
+def _boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (type, payload start, payload end) of the ISO-BMFF boxes between ``start`` and ``end``."""
+    offset = start
+    for _ in range(10_000):  # a bound on hostile files; real HEIC files have a few dozen boxes
+        if offset + 8 > end:
+            return
+        size, kind = struct.unpack(">I4s", _read_at(fh, offset, 8))
+        header = 8
+        if size == 1:  # 64-bit size follows the type
+            (size,) = struct.unpack(">Q", _read_at(fh, offset + 8, 8))
+            header = 16
+        elif size == 0:  # the box runs to the end of its parent
+            size = end - offset
+        if size < header or offset + size > end:
+            raise ValueError("box overruns its parent")
+        yield kind, offset + header, offset + size
+        offset += size
+    raise ValueError("too many boxes")
+
+
+def _heif_size(fh: BinaryIO) -> list[tuple[int, int]]:
+    # Every image of a HEIF file (the primary one, a grid's tiles, thumbnails, depth maps) has an
+    # 'ispe' property, meta > iprp > ipco > ispe, giving its size; each one is checked, as TIFF pages
+    # are. A grid's own ispe is its full canvas, so a tiled 48 MP photo is bounded before decoding.
+    end = fh.seek(0, os.SEEK_END)
+    sizes: list[tuple[int, int]] = []
+    for kind, start, stop in _boxes(fh, 0, end):
+        if kind != b"meta":
+            continue
+        for kind2, start2, stop2 in _boxes(fh, start + 4, stop):  # meta is a full box: skip version+flags
+            if kind2 != b"iprp":
+                continue
+            for kind3, start3, stop3 in _boxes(fh, start2, stop2):
+                if kind3 != b"ipco":
+                    continue
+                for kind4, start4, _stop4 in _boxes(fh, start3, stop3):
+                    if kind4 == b"ispe":
+                        sizes.append(struct.unpack(">II", _read_at(fh, start4 + 4, 8)))
+    if not sizes:
+        raise ValueError("no image size (ispe) in the HEIF header")
+    return sizes

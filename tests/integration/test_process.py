@@ -96,6 +96,55 @@ def test_photo_loses_gps_and_exif_and_orientation_goes_to_pixels(tmp_path, fast_
     assert out.size == (im.height, im.width)  # orientation applied to the pixels
 
 
+def test_a_heic_photo_with_gps_xmp_and_a_thumbnail_comes_out_as_heic_with_none_of_them(tmp_path, fast_profile_path):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is a dependency; run scripts/install.sh")
+    pillow_heif.register_heif_opener()  # for Image.open in this test; the product registers its own
+    face = Image.open(FACES_PHOTO).convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif[0x0110] = "iPhone 15"
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS IFD
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description exif:GPSLatitude="48,51.48N"/></x:xmpmeta>'
+    heif = pillow_heif.from_pillow(face)
+    heif.info["exif"], heif.info["xmp"] = exif.tobytes(), xmp
+    src = tmp_path / "IMG_0001.HEIC"
+    heif.save(src, quality=90, thumbnails=[96])  # phones embed an unmasked thumbnail
+    written = pillow_heif.open_heif(src)
+    assert written.info["exif"] and written.info["xmp"]  # the fixture is real
+    assert b"thmb" in src.read_bytes()  # the item reference that marks a thumbnail
+    assert Image.open(src).getexif().get_ifd(0x8825)
+
+    proc = run_cli("process", str(src), "--out", str(tmp_path / "o"), "--json", "--profile", str(fast_profile_path))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "o" / "IMG_0001.HEIC"  # the name is kept: its suffix fits the content
+    assert json.loads(proc.stdout)["output"] == str(out)
+    raw = out.read_bytes()
+    assert raw[4:12] == b"ftypheic"
+    result = pillow_heif.open_heif(out)
+    assert not result.info.get("exif") and not result.info.get("xmp") and not result.info.get("metadata")
+    assert len(result) == 1
+    for token in (b"thmb", b"Exif", b"iPhone", b"Apple", b"xmpmeta", b"GPS"):
+        assert token not in raw, token
+    decoded = Image.open(out)
+    assert decoded.format == "HEIF" and decoded.size == face.size
+    assert len(decoded.getexif()) == 0
+    # The faces were masked: the output differs from the source where faces are, not everywhere.
+    before, after = np.asarray(Image.open(src).convert("RGB"), np.int16), np.asarray(decoded.convert("RGB"), np.int16)
+    changed = np.abs(before - after).max(axis=2) > 40
+    assert 0.01 < changed.mean() < 0.6
+
+
+def test_an_oversized_heic_is_refused_from_its_header(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is a dependency; run scripts/install.sh")
+    src = tmp_path / "big.heic"
+    pillow_heif.from_pillow(Image.open(FACES_PHOTO).convert("RGB")).save(src)
+    profile = tmp_path / "small.yaml"
+    profile.write_text("limits: {max_pixels: 50000}\ndetect: {device: cpu, faces: {scales: [1.0]}, plates: {enabled: false}}\n")
+    proc = run_cli("process", str(src), "--out", str(tmp_path / "o"), "--profile", str(profile))
+    assert proc.returncode == 1 and "HEIF declares 400x268" in proc.stderr and "max_pixels" in proc.stderr
+    assert not (tmp_path / "o" / "big.heic").exists()
+
+
 @pytest.mark.parametrize("suffix", [".png", ".webp"])
 def test_photos_keep_their_format(tmp_path, fast_profile_path, suffix):
     src = tmp_path / f"p{suffix}"
@@ -104,18 +153,55 @@ def test_photos_keep_their_format(tmp_path, fast_profile_path, suffix):
     assert Image.open(tmp_path / "o" / src.name).format == {".png": "PNG", ".webp": "WEBP"}[suffix]
 
 
-def test_folders_are_mirrored_and_non_media_refused_with_reason(tmp_path, fast_profile_path):
+def test_folders_are_mirrored_and_stray_non_media_in_them_skipped_and_counted(tmp_path, fast_profile_path):
     tree = tmp_path / "in"
     (tree / "cam1" / "day2").mkdir(parents=True)
     Image.open(FACES_PHOTO).save(tree / "cam1" / "day2" / "a.jpg")
     (tree / "notes.txt").write_text("not media")
+    (tree / "cam1" / "LICENSE").write_text("licence text\n" * 20)
     out = tmp_path / "out"
     proc = run_cli("process", str(tree), "--out", str(out), "--profile", str(fast_profile_path))
-    assert proc.returncode == 1
+    assert proc.returncode == 0, proc.stderr
     assert (out / "cam1" / "day2" / "a.jpg").is_file()
-    assert not (out / "notes.txt").exists()
-    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and "notes.txt" in failed[0] and "not a photo or video" in failed[0]
+    assert not (out / "notes.txt").exists() and not (out / "cam1" / "LICENSE").exists()
+    assert "FAILED" not in proc.stderr
+    assert "skipped 2 file(s) in folders that are not photos or videos" in proc.stderr
+    # --json names each skipped file with its reason, and no output.
+    proc = run_cli("process", str(tree), "--out", str(tmp_path / "o2"), "--json", "--profile", str(fast_profile_path))
+    lines = {Path(d["input"]).name: d for d in map(json.loads, proc.stdout.splitlines())}
+    assert proc.returncode == 0 and lines["notes.txt"] == {
+        "input": str(tree / "notes.txt"), "skipped": True, "reason": "text file, not a photo or video"
+    }
+    assert lines["a.jpg"]["ok"] is True and "skipped" not in lines["a.jpg"]
+
+
+def test_non_media_named_directly_or_named_as_media_in_a_folder_still_fails(tmp_path, fast_profile_path):
+    tree = tmp_path / "in"
+    tree.mkdir()
+    (tree / "notes.txt").write_text("not media")
+    (tree / "holiday.jpg").write_text("this is not a jpeg")  # claims to be a photo: a failure
+    (tree / "empty.mp4").write_bytes(b"")
+    (tree / "stream.m3u8").write_text("#EXTM3U\n#EXTINF:2,\n/etc/outside.mp4\n")  # a playlist is never skipped
+    out = tmp_path / "out"
+    proc = run_cli("process", str(tree), str(tree / "notes.txt"), "--out", str(out), "--profile", str(fast_profile_path))
+    assert proc.returncode == 1
+    failed = sorted(line.split(":")[0] for line in proc.stderr.splitlines() if line.startswith("FAILED"))
+    assert failed == sorted(f"FAILED {tree / n}" for n in ("empty.mp4", "holiday.jpg", "notes.txt", "stream.m3u8"))
+    assert "skipped 1 file(s)" in proc.stderr  # notes.txt inside the folder; named directly, it failed
+    assert [p for p in out.rglob("*") if not p.is_dir()] == []
+
+
+def test_the_readme_quick_start_over_samples_exits_0_with_every_sample_anonymized(tmp_path, fast_profile_path):
+    # README: `anonymizer process samples/ --out ...`. samples/ also holds SOURCES.md and a licence.
+    samples = ROOT / "samples"
+    media = sorted(p.name for p in samples.iterdir() if p.suffix.lower() in (".jpg", ".mp4"))
+    assert any(n.endswith(".mp4") for n in media) and len(media) >= 6
+    out = tmp_path / "x"
+    proc = run_cli("process", str(samples), "--out", str(out), "--profile", str(fast_profile_path))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == media
+    others = len(list(samples.iterdir())) - len(media)
+    assert f"skipped {others} file(s) in folders that are not photos or videos" in proc.stderr
 
 
 def test_corrupt_and_truncated_videos_fail_without_output(tmp_path, fast_profile_path):

@@ -168,7 +168,9 @@ TEXT_INPUTS = {
     "page.mkv": (b"<!DOCTYPE html><html><body>hi</body></html>", "markup"),
     "notes.avi": (b"just some notes about the camera\n" * 10, "text"),
     "sound.mp4": (b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 40, "riff"),
-    "photo.mp4": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "heif"),
+    "photo.mp4": (b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00mif1avif", "heif/avif"),
+    "generic.heic": (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1avif", "heif/avif"),
+    "burst.heic": (b"\x00\x00\x00\x18ftyphevc\x00\x00\x00\x00msf1hevc", "heif/avif"),
     "song.mp4": (b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x00" * 100, "audio"),
     "short.jpg": (b"\xff", "unrecognised"),
     "bm_text.bmp": (b"BMW is a car brand, not a bitmap header at all", "text"),
@@ -285,3 +287,62 @@ def test_expected_suffixes_lists_formats_and_kinds() -> None:
     assert set(module.expected_suffixes("image")) >= {".jpg", ".png", ".webp", ".tif", ".bmp"}
     with pytest.raises(KeyError):
         module.expected_suffixes("m3u8")
+
+
+# --------------------------------------------------------------------------- HEIC (pillow-heif)
+
+
+def _heic(path: Path, width: int = 128, height: int = 96, **save) -> Path:
+    # x265 codes at least 64x64 and 'ispe' states the coded size: 128x96 is coded as it is.
+    pytest.importorskip("pillow_heif", reason="pillow-heif is a dependency; scripts/install.sh installs it")
+    import anonymizer.media.image  # noqa: F401  (registers the HEIF plugin with Pillow)
+
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:, :, 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    Image.fromarray(rgb).save(path, format="HEIF", **save)
+    return path
+
+
+@pytest.mark.parametrize("name", ["phone.heic", "misnamed.jpg"])
+def test_a_heic_photo_is_an_image_whatever_its_name_and_its_size_comes_from_the_header(tmp_path: Path, name: str) -> None:
+    path = _heic(tmp_path / name, 128, 96)
+    found = module.sniff(path)
+    assert (found.kind, found.format, found.suffix) == ("image", "heif", ".heic")
+    assert module.check_image_header(path, max_pixels=128 * 96) == (128, 96)
+    with pytest.raises(LimitExceededError, match=r"HEIF declares 128x96"):
+        module.check_image_header(path, max_pixels=128 * 96 - 1)
+
+
+def test_a_heic_declaring_a_huge_canvas_is_refused_before_any_decoder_sees_it(tmp_path: Path) -> None:
+    # Rewrite the 'ispe' property of a real HEIC to 60000x60000: the file stays a few KB.
+    path = _heic(tmp_path / "bomb.heic", 128, 96)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"ispe") + 8  # type(4) version/flags(4), then width(4) height(4)
+    assert struct.unpack(">II", data[at : at + 8]) == (128, 96)
+    data[at : at + 8] = struct.pack(">II", 60_000, 60_000)
+    path.write_bytes(bytes(data))
+    started = time.monotonic()
+    with pytest.raises(LimitExceededError, match="max_pixels"):
+        module.check_image_header(path, max_pixels=40_000_000)
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("cut", [40, 120])
+def test_a_truncated_heic_header_is_a_media_error_not_a_crash(tmp_path: Path, cut: int) -> None:
+    path = _heic(tmp_path / "cut.heic")
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(MediaError):
+        module.check_image_header(path, max_pixels=10**6)
+
+
+def test_stray_text_is_not_media_but_playlists_are_refused_as_such(tmp_path: Path) -> None:
+    # The CLI skips NotMediaError files found in a folder; a playlist must never be skipped silently.
+    (tmp_path / "SOURCES.md").write_text("# Sources\n\nSample media and their licences.\n")
+    with pytest.raises(module.NotMediaError):
+        module.sniff(tmp_path / "SOURCES.md")
+    (tmp_path / "list").write_text("#EXTM3U\n#EXTINF:2,\n/etc/outside.mp4\n")
+    with pytest.raises(UnsupportedMediaError) as info:
+        module.sniff(tmp_path / "list")
+    assert not isinstance(info.value, module.NotMediaError)
+    assert module.looks_like_media_name(Path("a.HEIC")) and module.looks_like_media_name(Path("s.m3u8"))
+    assert not module.looks_like_media_name(Path("SOURCES.md"))
