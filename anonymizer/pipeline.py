@@ -169,7 +169,11 @@ class Engine:
 
         ``progress("detect <class>", crops done, crops in all)`` follows each inference call, so
         a photo that takes minutes reports progress (and can be stopped) like a video does.
+        A class whose ``cascade`` is enabled runs its expensive passes only where its cheap pass
+        saw candidates (anonymizer.detect.cascade); the others run every pass of their plan.
         """
+        from anonymizer.detect.cascade import detect_cascade
+
         found = []
         for name, detector in self.detectors.items():
             report = None
@@ -179,7 +183,10 @@ class Engine:
                 def report(done: int, total: int, stage: str = stage) -> None:
                     progress(stage, done, total)
 
-            found.append(detector.detect_many([rgb], progress=report)[0])
+            if detector.spec.cascade.enabled:
+                found.append(detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0])
+            else:
+                found.append(detector.detect_many([rgb], progress=report)[0])
         return Detections.merge(found)
 
     def regions(self, dets: Detections, frame_wh: tuple[int, int], *, video: bool = False) -> Detections:
