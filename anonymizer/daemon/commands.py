@@ -388,7 +388,6 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
 def write_demo(root: Path) -> Path:
     """Create the demo layout under ``root`` (idempotent) and return its daemon config path."""
     from anonymizer.config import BUILTIN_PROFILES_DIR
-
     from anonymizer.daemon.fsutil import make_private_dir
 
     root = root.resolve()

@@ -33,7 +33,7 @@ from anonymizer.errors import ConfigError
 # reliably: a journal on a share can corrupt silently, so it is refused up front.
 NETWORK_FS_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs"})
 
-TOP_KEYS = {"state_dir", "audit_dir", "metrics", "folders", "retry"}
+TOP_KEYS = {"state_dir", "audit_dir", "audit_key", "metrics", "folders", "retry"}
 FOLDER_KEYS = {
     "name",
     "input",
@@ -88,6 +88,16 @@ class DaemonConfig:
     folders: tuple[FolderConfig, ...]
     retry: RetryPolicy
     source_path: Path
+    # The audit chain's HMAC key file; None: ``state_dir/audit-chain.key``. Kept out of audit_dir,
+    # so that write access to the audit folder is not enough to rewrite the chain.
+    audit_key: Path | None = None
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The chain key file the daemon signs with and ``audit verify`` checks with."""
+        from anonymizer.audit.log import CHAIN_KEY_FILE
+
+        return self.audit_key if self.audit_key is not None else self.state_dir / CHAIN_KEY_FILE
 
     def folder(self, name: str) -> FolderConfig | None:
         """Return the folder called ``name``, or None if the config no longer has it."""
@@ -119,6 +129,9 @@ def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
             c.error(key, "required key is missing")
     state_dir = _dir(c, top, "", "state_dir", base)
     audit_dir = _dir(c, top, "", "audit_dir", base)
+    audit_key = _dir(c, top, "", "audit_key", base)
+    if audit_key is not None and audit_dir is not None and (audit_key == audit_dir or audit_dir in audit_key.parents):
+        c.error("audit_key", f"{audit_key} lies inside audit_dir; keep the chain key apart from the audit folder")
     metrics = _metrics(c, top.get("metrics"))
 
     ret = c.section(top.get("retry"), "retry", RETRY_KEYS)
@@ -147,7 +160,7 @@ def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
     c.raise_if_errors()
     assert state_dir is not None and audit_dir is not None  # guaranteed by raise_if_errors
-    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path)
+    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key)
 
 
 def _dir(c: Checker, data: dict[str, Any], path: str, key: str, base: Path) -> Path | None:

@@ -64,7 +64,12 @@ def test_after_retirement_the_journal_file_and_its_wal_hold_no_file_name(path: P
     assert job.rel_path == "" and job.output_rel is None
     # What stays is the path HMAC the audit line names the file by, with the same key.
     assert job.path_hmac == path_hmac(load_or_create_key(path.parent), "cam", NAME)
-    assert (job.input_sha256, job.output_sha256, job.outcome, job.retention) == ("a" * 64, "b" * 64, "anonymized", "deleted")
+    assert (job.input_sha256, job.output_sha256, job.outcome, job.retention) == (
+        "a" * 64,
+        "b" * 64,
+        "anonymized",
+        "deleted",
+    )
     j.close()
     assert leaks(path) == []
 
