@@ -95,12 +95,15 @@ def test_the_demo_layout_is_a_valid_config_with_the_bundled_samples_waiting_in_i
     folder = cfg.folders[0]
     assert folder.input == tmp_path / "demo" / "in" and cfg.state_dir == tmp_path / "demo" / "state"
     assert folder.profile.retention.source == "keep"  # the demo never deletes what it was given
+    # The photos and the sample video (the video path and tracking in the quick start), not the notices.
+    media = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix in (".jpg", ".mp4")) if SAMPLES_DIR.is_dir() else []
     if SAMPLES_DIR.is_dir():
-        assert sorted(p.name for p in folder.input.iterdir()) == sorted(p.name for p in SAMPLES_DIR.glob("*.jpg"))
+        assert "walking-and-pause.mp4" in media
+        assert sorted(p.name for p in folder.input.iterdir()) == media
     # Running it again neither rewrites the config nor copies anything twice.
     before = config.read_text()
     write_demo(tmp_path / "demo")
-    assert config.read_text() == before and len(list(folder.input.iterdir())) == len(list(SAMPLES_DIR.glob("*.jpg")))
+    assert config.read_text() == before and len(list(folder.input.iterdir())) == len(media)
 
 
 def _broken_daemon_config(tmp_path: Path) -> Path:
