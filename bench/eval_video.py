@@ -1,22 +1,36 @@
 """Leaked object-frames per 1,000 on synthetic clips made from the labelled photos.
 
-For each set, a few photos (picked with a fixed seed) become clips: a camera pans and zooms over
-the photo, with sensor noise, motion-blur bursts and a short dropout burst; every frame's true
-boxes follow from the camera path. Each clip goes through the real video job
-(``Engine.process``) and every labelled object not hidden in a frame is a leaked object-frame
-(see anonymizer/evaluate/videos.py). Target for the default profile: <= 1 per 1,000. Collateral is
-the share of pixels outside every true box that the masks changed, against the clip re-encoded
-without masks.
+Two kinds of clip, each reported per set (``--kind``):
 
-    .venv/bin/python bench/eval_video.py                                  # default profile
+* **panned** (the default): a camera pans and zooms over one photo, with sensor noise, motion-blur
+  bursts and a short dropout burst; every frame's true boxes follow from the camera path
+  (anonymizer/evaluate/videos.py).
+* **fixed**: a camera that never moves looks at one photo, whose labelled objects either stand still
+  or are painted out, while labelled objects cut from other photos of the same set cross it from
+  edge to edge at the speeds cameras see, with empty stretches between; noise, slow light changes,
+  H.264 with a 2 s GOP, and in some clips one shake or pan segment
+  (anonymizer/evaluate/fixed_camera.py).
+
+Each clip goes through the real video job (``Engine.process``) and every labelled object not
+hidden in a frame is a leaked object-frame. Targets for the default profile: <= 1 per 1,000 on both
+kinds, collateral <= 0.05 (the share of pixels outside every true box that the masks changed,
+against the clip re-encoded without masks).
+
+    .venv/bin/python bench/eval_video.py                                  # default profile, panned clips
+    .venv/bin/python bench/eval_video.py --kind both                      # panned and fixed-camera clips
+    .venv/bin/python bench/eval_video.py --kind fixed --clips-per-set 2 --fixed-frames 96
     .venv/bin/python bench/eval_video.py --profile bench/profiles/x.yaml --clips-per-set 1 --frames 24
     .venv/bin/python bench/eval_video.py --json /tmp/video.json           # all leaks, frame by frame
     .venv/bin/python bench/eval_video.py --seed 11                        # other photos, other camera paths
+
+Each set and kind draws its photos from its own seeded stream, so ``--sets`` and ``--kind`` pick
+the same clips in any combination, and adding fixed clips leaves the panned ones as they were.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -32,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from anonymizer.config import load_profile
 from anonymizer.detections import FACE
-from anonymizer.evaluate import videos
+from anonymizer.evaluate import fixed_camera, videos
 from anonymizer.evaluate.labels import read_label_set
 from anonymizer.evaluate.runner import load_rgb
 
@@ -45,63 +59,115 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--profile", default=None, help="profile YAML (default: profiles/default.yaml)")
-    parser.add_argument("--clips-per-set", type=int, default=12)
-    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--kind", choices=("panned", "fixed", "both"), default="panned", help="which clips (default: panned)")
+    parser.add_argument("--clips-per-set", type=int, default=12, help="clips per set and kind")
+    parser.add_argument("--frames", type=int, default=48, help="frames per panned clip")
+    parser.add_argument("--fixed-frames", type=int, default=120, help="frames per fixed-camera clip (24 fps)")
+    parser.add_argument("--crossing-photos", type=int, default=8, help="photos a fixed clip draws its crossing objects from")
+    parser.add_argument("--camera-motion", type=float, default=0.3, help="share of fixed clips with one shake or pan segment")
     parser.add_argument("--size", default="640x360", help="clip size WxH")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None, help="write every clip's summary and leaks here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep every clip (input, output, plain re-encode) in this folder")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
+    kinds = ("panned", "fixed") if args.kind == "both" else (args.kind,)
 
     from anonymizer.pipeline import Engine
 
     profile = load_profile(args.profile)
     engine = Engine(profile)
-    results: list[videos.ClipResult] = []
-    with tempfile.TemporaryDirectory(prefix="anonymizer-eval-video-") as tmp:
+    results: list[tuple[str, str, videos.ClipResult]] = []  # (kind, set, result)
+
+    def report(kind: str, set_name: str, name: str, image: str, result: videos.ClipResult, started: float) -> None:
+        results.append((kind, set_name, result))
+        print(
+            f"  {name} ({image}): {result.object_frames} object-frames, {len(result.leaked)} leaked, "
+            f"{result.seconds / result.frames:.2f} s/frame ({time.perf_counter() - started:.0f} s total)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="anonymizer-eval-video-") as tmp:
         for set_name in args.sets:
             set_dir = args.eval_dir / set_name
             if not (set_dir / "labels.jsonl").is_file():
                 print(f"skipping {set_name}: not in {args.eval_dir}", file=sys.stderr)
                 continue
             labels = [li for li in read_label_set(set_dir) if len(li.boxes)]
-            # Each set draws from its own stream, so --sets picks the same clips in any combination.
-            rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode())])
-            for k, index in enumerate(rng.choice(len(labels), size=min(args.clips_per_set, len(labels)), replace=False)):
-                label = labels[int(index)]
-                rgb = load_rgb(set_dir / label.image, label, profile.limits)
-                seed = int(rng.integers(1 << 30))
-                plan = videos.plan_clip((rgb.shape[1], rgb.shape[0]), label.boxes, seed=seed, n_frames=args.frames, size_wh=size)
-                name = f"{set_name}-{k}"
-                t = time.perf_counter()
-                result = videos.evaluate_clip(
-                    engine, name, rgb, label.boxes, plan, Path(tmp), seed=seed, is_face=label.class_id == FACE
-                )
-                results.append(result)
-                print(
-                    f"  {name} ({label.image}): {result.object_frames} object-frames, {len(result.leaked)} leaked, "
-                    f"{result.seconds / result.frames:.2f} s/frame ({time.perf_counter() - t:.0f} s total)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    print("| profile | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for set_name in [*args.sets, None]:
-        rows = [r for r in results if set_name is None or r.name.rsplit("-", 1)[0] == set_name]
-        if not rows:
-            continue
-        leaks = [leak for r in rows for leak in r.leaked]
-        missed = sum(1 for leak in leaks if leak["changed"] < 0.05)
-        per_k = videos.leaks_per_thousand(rows)
-        spill = videos.collateral(rows)
-        print(
-            f"| {profile.name} | {set_name or '**all**'} | {len(rows)} | {sum(r.object_frames for r in rows)} | {len(leaks)} | "
-            f"{missed} | {len(leaks) - missed} | {'-' if per_k is None else f'{per_k:.2f}'} | {'-' if spill is None else f'{spill:.4f}'} |"
-        )
-    per_k = videos.leaks_per_thousand(results)
+            if "panned" in kinds:
+                # Each set draws from its own stream, so --sets picks the same clips in any combination.
+                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode())])
+                for k, index in enumerate(rng.choice(len(labels), size=min(args.clips_per_set, len(labels)), replace=False)):
+                    label = labels[int(index)]
+                    rgb = load_rgb(set_dir / label.image, label, profile.limits)
+                    seed = int(rng.integers(1 << 30))
+                    plan = videos.plan_clip((rgb.shape[1], rgb.shape[0]), label.boxes, seed=seed, n_frames=args.frames, size_wh=size)
+                    name = f"{set_name}-{k}"
+                    t = time.perf_counter()
+                    result = videos.evaluate_clip(
+                        engine, name, rgb, label.boxes, plan, Path(tmp), seed=seed, is_face=label.class_id == FACE
+                    )
+                    report("panned", set_name, name, label.image, result, t)
+            if "fixed" in kinds:
+                # A stream of its own, so that fixed clips never change which panned clips are drawn.
+                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(b"fixed")])
+                n_photos = min(len(labels), 1 + args.crossing_photos)
+                for k in range(args.clips_per_set):
+                    picked = [labels[int(i)] for i in rng.choice(len(labels), size=n_photos, replace=False)]
+                    photos = [fixed_camera.photo_from_label(set_dir, label, profile.limits) for label in picked]
+                    seed = int(rng.integers(1 << 30))
+                    plan = fixed_camera.plan_fixed_clip(
+                        photos[0], photos[1:], seed=seed, n_frames=args.fixed_frames, size_wh=size, motion_prob=args.camera_motion
+                    )
+                    name = f"{set_name}-fixed-{k}"
+                    t = time.perf_counter()
+                    result = fixed_camera.evaluate_fixed_clip(engine, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
+                    report("fixed", set_name, name, picked[0].image, result, t)
+
+    print("| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind in kinds:
+        for set_name in [*args.sets, None]:
+            rows = [r for k, s, r in results if k == kind and (set_name is None or s == set_name)]
+            if not rows:
+                continue
+            leaks = [leak for r in rows for leak in r.leaked]
+            missed = sum(1 for leak in leaks if leak["changed"] < 0.05)
+            per_k = videos.leaks_per_thousand(rows)
+            spill = videos.collateral(rows)
+            print(
+                f"| {profile.name} | {kind} | {set_name or '**all**'} | {len(rows)} | {sum(r.object_frames for r in rows)} | "
+                f"{len(leaks)} | {missed} | {len(leaks) - missed} | {'-' if per_k is None else f'{per_k:.2f}'} | "
+                f"{'-' if spill is None else f'{spill:.4f}'} |"
+            )
+    fixed_rows = [r for k, _, r in results if k == "fixed"]
+    if fixed_rows:
+        # Who leaks in a still scene: standing objects (a gate that forgot them) or crossing ones
+        # (walkers entering at an edge before their first detection).
+        print()
+        print("| fixed clips: role | object-frames | leaked | of them within 16 px of an edge | leaked per 1,000 |")
+        print("|---|---|---|---|---|")
+        roles = sorted({role for r in fixed_rows for role in r.object_frames_by_role})
+        for role in roles:
+            frames = sum(r.object_frames_by_role.get(role, 0) for r in fixed_rows)
+            leaks = [leak for r in fixed_rows for leak in r.leaked if leak["role"] == role]
+            edge = sum(1 for leak in leaks if leak["edge_px"] <= 16)
+            print(f"| {role} | {frames} | {len(leaks)} | {edge} | {1000 * len(leaks) / frames if frames else 0:.2f} |")
     if args.json:
-        summary = {"profile": profile.name, "leaked_per_1000": per_k, "collateral": videos.collateral(results)}
-        args.json.write_text(json.dumps({**summary, "clips": [r.summary() for r in results]}, indent=1))
+        everything = [r for _, _, r in results]
+        summary = {"profile": profile.name, "leaked_per_1000": videos.leaks_per_thousand(everything), "collateral": videos.collateral(everything)}
+        per_kind = {
+            kind: {
+                "leaked_per_1000": videos.leaks_per_thousand([r for k, _, r in results if k == kind]),
+                "collateral": videos.collateral([r for k, _, r in results if k == kind]),
+            }
+            for kind in kinds
+        }
+        clips = [{**r.summary(), "kind": k, "set": s} for k, s, r in results]
+        args.json.write_text(json.dumps({**summary, "kinds": per_kind, "clips": clips}, indent=1))
     return 0
 
 
