@@ -49,6 +49,7 @@ except ImportError:  # an older journal stored every name as plain TEXT
 REPO = dh.REPO
 JOURNAL_FILE = "journal.sqlite3"
 FINAL_STATES = ("done", "retired", "quarantined", "vanished")
+FOLDER = "cam"  # the rig's one watched folder
 TEMP_MARKERS = (".anonymizer-", ".partial")
 STRACE = shutil.which("strace")
 
@@ -128,12 +129,12 @@ def make_rig(
     if limits:
         extra["limits"] = limits
     profile = write_profile(root / "profile.yaml", retention=retention, plates=plates, **extra)
-    entry = dh.folder_entry(root, "cam", profile, poll_interval_s=poll_s, settle_s=settle_s, **folder_extra)
+    entry = dh.folder_entry(root, FOLDER, profile, poll_interval_s=poll_s, settle_s=settle_s, **folder_extra)
     top: dict[str, Any] = {"retry": retry or {"max_attempts": 5, "base_s": 0.5, "max_s": 2.0}}
     if metrics:
         top["metrics"] = metrics
     config = dh.write_daemon_config(root / "daemon.yaml", [entry], **top)
-    base = root / "cam"
+    base = root / FOLDER
     return Rig(root, config, base / "in", base / "out", base / "quarantine", root / "state", root / "audit")
 
 
@@ -237,8 +238,19 @@ def journal_rows(state_dir: Path) -> list[dict[str, Any]]:
         db.close()
 
 
+def rel_hmac(rig: Rig, rel_path: str) -> str | None:
+    """The path HMAC the journal keeps for ``rel_path`` once it has erased the name (None before
+    the daemon created its key)."""
+    from anonymizer.audit.log import KEY_FILE, path_hmac
+
+    key_file = rig.state / KEY_FILE
+    return path_hmac(key_file.read_bytes(), FOLDER, rel_path) if key_file.exists() else None
+
+
 def job_for(rig: Rig, rel_path: str) -> dict[str, Any] | None:
-    rows = [r for r in rig.jobs() if r["rel_path"] == rel_path]
+    # A retired job has no name in the journal any more, only its path HMAC.
+    hmac_ = rel_hmac(rig, rel_path)
+    rows = [r for r in rig.jobs() if r["rel_path"] == rel_path or (hmac_ and r.get("path_hmac") == hmac_)]
     return rows[-1] if rows else None
 
 
@@ -293,6 +305,11 @@ def check_nothing_lost(rig: Rig, dropped: dict[str, str], *, expect_quarantined:
     quarantine_files = {
         sha256(p): p for p in rig.quarantine.rglob("*") if p.is_file() and not p.name.endswith(".reason.json")
     }
+    # Outputs are found by their bytes: the journal erases a job's output name once it is retired.
+    outputs_on_disk = [p for p in rig.out.rglob("*") if p.is_file()]
+    outputs_by_sha: dict[str, list[Path]] = {}
+    for p in outputs_on_disk:
+        outputs_by_sha.setdefault(sha256(p), []).append(p)
     for rel, sha in dropped.items():
         jobs = by_sha.get(sha, [])
         anonymized = [j for j in jobs if j["outcome"] == "anonymized"]
@@ -307,23 +324,32 @@ def check_nothing_lost(rig: Rig, dropped: dict[str, str], *, expect_quarantined:
             continue
         assert len(anonymized) == 1, f"{rel}: no anonymized output; jobs: {_brief(jobs)}\n{rig.logs()[-3000:]}"
         job = anonymized[0]
-        output = rig.out / job["output_rel"]
-        assert output.is_file(), f"{rel}: journal names an output that does not exist"
-        assert sha256(output) == job["output_sha256"], f"{rel}: output bytes differ from the verified hash"
-        ledger.outputs.setdefault(sha, []).append(output)
+        found = outputs_by_sha.get(job["output_sha256"], [])
+        if job["output_rel"] is not None:
+            output = rig.out / job["output_rel"]
+            assert output.is_file(), f"{rel}: journal names an output that does not exist"
+            assert sha256(output) == job["output_sha256"], f"{rel}: output bytes differ from the verified hash"
+        assert found, f"{rel}: no output with the verified hash in the output folder"
+        ledger.outputs.setdefault(sha, []).extend(found)
         source = rig.inp / rel
         if not source.exists():
             retired = [j for j in jobs if j["state"] == "retired" and j["retention"] in ("deleted", "moved")]
             assert retired, f"{rel}: source gone but no job retired it"
             ledger.retired[sha] = retired[0]["retention"]
-    outputs_on_disk = [p for p in rig.out.rglob("*") if p.is_file()]
-    recorded = {rig.out / j["output_rel"] for j in rows if j["outcome"] == "anonymized" and j["output_rel"]}
-    assert set(outputs_on_disk) == recorded, f"outputs not in the journal: {set(outputs_on_disk) - recorded}"
+    recorded = {j["output_sha256"] for j in rows if j["outcome"] == "anonymized" and j["output_sha256"]}
+    stray = [p for sha, paths in outputs_by_sha.items() if sha not in recorded for p in paths]
+    assert stray == [], f"outputs not in the journal: {stray}"
     assert temp_files(rig.out, rig.quarantine, rig.inp) == [], "temporary files left behind"
     audit = dh.audit_lines(rig.audit)
     job_lines = [a["job_id"] for a in audit if a.get("event") == "job"]
     assert len(job_lines) == len(set(job_lines)), "a job has two audit lines"
-    final = {r["id"] for r in rows if r["state"] in ("done", "retired", "quarantined") and r["rel_path"] in dropped}
+    dropped_hmacs = {rel_hmac(rig, rel) for rel in dropped}
+    final = {
+        r["id"]
+        for r in rows
+        if r["state"] in ("done", "retired", "quarantined")
+        and (r["rel_path"] in dropped or r.get("path_hmac") in dropped_hmacs)
+    }
     assert final <= set(job_lines), f"finished jobs without an audit line: {final - set(job_lines)}"
     verify = dh.run_cli("audit", "verify", "--config", str(rig.config))
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -10,8 +10,11 @@ and audit for the names of its inputs (``helpers.check_nothing_lost``).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import stat
 from pathlib import Path
 
 import daemon_helpers as dh
@@ -79,3 +82,74 @@ def test_the_scanner_catches_what_it_is_meant_to_catch() -> None:
     assert len(problems) == 4, problems
     clean = '{"event": "job.done", "counts": {"face": {"regions": 3}}, "frames": 90, "seconds": 2.1}'
     assert h.scan_for_private_data(clean, names={"Jane-Roe"}, plate_texts={"0SG719"}) == []
+
+
+def _raw_journal(state: Path) -> str:
+    """The journal's files as bytes on disk (main file, WAL, shared memory), for a text scan."""
+    parts = [p.read_bytes() for p in sorted(state.glob(f"{h.JOURNAL_FILE}*"))]
+    return b"".join(parts).decode("latin-1")
+
+
+def test_after_retirement_the_journal_holds_no_file_name_and_state_files_are_private(tmp_path: Path) -> None:
+    # Issue 16: names are needed while a job is open; once it is retired the journal keeps only
+    # the path HMAC. And the daemon, run outside systemd under a permissive umask, still makes its
+    # state and audit files 0600 in 0700 folders.
+    with h.rig_at(tmp_path, retention={"source": "delete"}, settle_s=0.3) as rig:
+        photo = rig.inp / "visitors" / "Anna_Schmidt_passport.jpg"
+        photo.parent.mkdir()
+        shutil.copyfile(dh.FACE_SAMPLES[0], photo)
+        (rig.inp / "empty.jpg").write_bytes(b"")  # its stem is a word of its own reason
+        names = h.private_names([photo, rig.inp / "empty.jpg"]) | {"Anna_Schmidt", "visitors/"}
+        names.discard("empty")  # the reason says the file is empty, and rightly so
+
+        old_umask = os.umask(0)
+        try:
+            daemon = rig.daemon()
+        finally:
+            os.umask(old_umask)
+
+        def settled() -> bool:
+            rows = rig.jobs()
+            return len(rows) == 2 and sorted(r["state"] for r in rows) == ["quarantined", "retired"]
+
+        h.wait_serving(daemon, settled, TIMEOUT_S, "the photo retired and the empty file quarantined")
+        # While the daemon runs: its WAL is live, and must not hold the erased names either.
+        assert (rig.state / f"{h.JOURNAL_FILE}-wal").exists()
+        running_scan = h.scan_for_private_data(_raw_journal(rig.state), names=names)
+        status = dh.run_cli("status", "--config", str(rig.config), "--json")
+        assert daemon.stop() == 0
+
+        assert running_scan == [], f"journal while running: {running_scan}"
+        stopped_scan = h.scan_for_private_data(_raw_journal(rig.state), names=names)
+        assert stopped_scan == [], f"journal after stop: {stopped_scan}"
+        rows = {r["state"]: r for r in rig.jobs()}
+        assert rows["retired"]["rel_path"] == "" and rows["retired"]["output_rel"] is None
+        assert rows["retired"]["path_hmac"] == h.rel_hmac(rig, "visitors/Anna_Schmidt_passport.jpg")
+        assert not photo.exists() and (rig.out / "visitors" / "Anna_Schmidt_passport.jpg").is_file()
+
+        # Redacting names, not words: the reason of a file called empty.jpg still says why.
+        reason = "UnsupportedMediaError: file is empty (0 bytes)"
+        assert rows["quarantined"]["error"] == reason
+        reason_file = json.loads((rig.quarantine / "empty.jpg.reason.json").read_text())
+        assert reason_file["reason"] == reason
+        assert [a["reason"] for a in dh.audit_lines(rig.audit) if a.get("outcome") == "quarantined"] == [reason]
+        assert reason in status.stdout
+
+        # The chain is keyed; the head exports and verifies.
+        lines = dh.audit_lines(rig.audit)
+        assert lines and all("key_id" in a for a in lines)
+        head = dh.run_cli("audit", "head", "--config", str(rig.config))
+        assert head.returncode == 0, head.stderr
+        verify = dh.run_cli("audit", "verify", "--config", str(rig.config), "--head", head.stdout)
+        assert verify.returncode == 0 and "predate" not in verify.stdout, verify.stdout
+
+        modes = {
+            p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for folder in (rig.state, rig.audit)
+            for p in [folder, *folder.iterdir()]
+        }
+        expected = {name: (0o700 if (tmp_path / name).is_dir() else 0o600) for name in modes}
+        assert modes == expected
+        assert {"state/journal.sqlite3", "state/audit-hmac.key", "state/audit-chain.key", "audit/audit.jsonl"} <= set(
+            modes
+        )

@@ -192,3 +192,36 @@ def test_a_journal_an_older_version_left_world_readable_is_tightened(path: Path)
     os.chmod(path, 0o644)
     Journal(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_line_is_written(
+    tmp_path: Path, path: Path
+) -> None:
+    # A quarantined job whose audit line could not be written (audit_dir full): the real Worker's
+    # write_missing_audit writes it later, naming the file by the same HMAC the journal keeps.
+    from anonymizer.audit.log import AuditLog, verify
+    from anonymizer.daemon.config import RetryPolicy
+    from anonymizer.daemon.logging import get_logger
+    from anonymizer.daemon.worker import Worker
+
+    j = Journal(path)
+    job_id = j.offer("cam", NAME, STAT)
+    j.claim(["cam"])
+    j.mark_quarantined(job_id, "UnsupportedMediaError: file is empty (0 bytes)")
+    chain_key = b"c" * 32
+    audit = AuditLog(tmp_path / "audit", key=chain_key)
+    worker = Worker(
+        journal=j,
+        audit=audit,
+        hmac_key=load_or_create_key(path.parent),
+        engine_for=lambda profile: None,  # type: ignore[arg-type,return-value]
+        retry=RetryPolicy(),
+        log=get_logger(),
+    )
+    assert worker.write_missing_audit({}) == 1
+    (line,) = [x for x in audit.path.read_text().splitlines()]
+    assert f'"path_hmac":"{j.get(job_id).path_hmac}"' in line and "Anna" not in line
+    assert j.get(job_id).audited == 1 and j.get(job_id).rel_path == ""
+    assert leaks(path) == []
+    assert verify(audit.path, key=chain_key).ok
+    j.close()
