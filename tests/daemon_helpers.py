@@ -133,6 +133,7 @@ class DaemonProcess:
         self.notify.bind(str(self.notify_path))
         self.notify.settimeout(0.2)
         self.messages: list[str] = []
+        self.timed: list[tuple[float, str]] = []  # (time.monotonic() at receipt, message)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         # Drain the socket continuously, as systemd does: a full datagram queue would otherwise
@@ -149,8 +150,11 @@ class DaemonProcess:
                 continue
             except OSError:
                 return
+            received = time.monotonic()
             with self._lock:
-                self.messages.extend(data.decode().split("\n"))
+                lines = data.decode().split("\n")
+                self.messages.extend(lines)
+                self.timed.extend((received, line) for line in lines)
 
     def start(self, *, wait_ready: bool = True) -> DaemonProcess:
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
@@ -175,6 +179,11 @@ class DaemonProcess:
     def read_notify(self) -> list[str]:
         with self._lock:
             return list(self.messages)
+
+    def times_of(self, message: str) -> list[float]:
+        """When each ``message`` arrived (monotonic seconds), in order."""
+        with self._lock:
+            return [t for t, m in self.timed if m == message]
 
     def saw(self, message: str) -> bool:
         return message in self.read_notify()

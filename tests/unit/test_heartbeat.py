@@ -1,0 +1,106 @@
+"""The heartbeat: pings the watchdog only while the worker ticks; its file tells status the truth.
+
+A real unix datagram socket stands in for systemd's notify socket, the real ``Notifier`` and
+``Heartbeat`` send to it, and ``daemon_liveness`` (what ``anonymizer status`` shows) reads the
+real status file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anonymizer.daemon.commands import daemon_liveness
+from anonymizer.daemon.service import STATUS_FILE, Heartbeat, Notifier
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    yield path, sock
+    sock.close()
+
+
+def received(sock: socket.socket, seconds: float) -> list[tuple[float, str]]:
+    """Every datagram that arrives within ``seconds``, with its arrival time."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            out.append((time.monotonic(), sock.recv(4096).decode()))
+        except TimeoutError:
+            pass
+    return out
+
+
+def test_pings_continue_while_the_worker_ticks_and_stop_when_it_hangs(notify_socket, tmp_path: Path) -> None:
+    path, sock = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+    beat = Heartbeat(notifier, tmp_path / STATUS_FILE, stall_s=0.6, interval_s=0.1)
+    beat.start()
+    try:
+        # A job that keeps making progress, however long it runs: pings keep coming.
+        ticking = time.monotonic()
+        pings = []
+        while time.monotonic() - ticking < 1.5:
+            beat.tick()
+            pings += [t for t, m in received(sock, 0.1) if m == "WATCHDOG=1"]
+        assert len(pings) >= 8
+        assert max(b - a for a, b in zip(pings, pings[1:])) < 0.4  # within the watchdog interval
+        # A worker stuck in one call: no tick. Pings stop once the last tick is stall_s old, so
+        # systemd's watchdog fires and restarts the daemon.
+        last_tick = time.monotonic()
+        late = [t for t, m in received(sock, 1.5) if m == "WATCHDOG=1"]
+        assert late and max(late) - last_tick < 0.6 + 0.25
+        assert [t for t in late if t - last_tick > 0.6 + 0.25] == []
+        # It resumes as soon as the worker moves again.
+        beat.tick()
+        assert "WATCHDOG=1" in [m for _, m in received(sock, 0.4)]
+    finally:
+        beat.stop()
+
+
+def test_the_status_file_carries_the_job_s_progress_and_says_stopped_after_a_stop(tmp_path: Path) -> None:
+    beat = Heartbeat(Notifier({}), tmp_path / STATUS_FILE, stall_s=60, interval_s=0.05)
+    beat.state = "running"
+    beat.start()
+    try:
+        beat.job_started("j-0123456789ab", "vms")
+        beat.report("detect", 10, 100)
+        time.sleep(0.2)
+        beat.report("detect", 20, 100)
+        time.sleep(0.15)
+        live = daemon_liveness(tmp_path)
+        assert live["state"] == "running" and live["pid"] == os.getpid()
+        job = live["job"]
+        assert (job["job_id"], job["stage"], job["done"], job["total"]) == ("j-0123456789ab", "detect", 20, 100)
+        # 10 items in ~0.2 s: about 1.6 s for the 80 left.
+        assert 0.8 < job["stage_eta_s"] < 4.0
+        assert (tmp_path / STATUS_FILE).stat().st_mode & 0o777 == 0o600
+    finally:
+        beat.stop()
+    assert daemon_liveness(tmp_path)["state"] == "stopped"
+
+
+def test_a_daemon_that_died_without_stopping_is_not_reported_running(tmp_path: Path) -> None:
+    assert daemon_liveness(tmp_path)["state"] == "never-started"
+    # The status file of a killed daemon: its last heartbeat, and a pid that no longer exists.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    now = time.time()
+    info = {"state": "running", "pid": int(dead.stdout), "heartbeat_at": now - 3, "beat_s": 2.0, "job": None}
+    (tmp_path / STATUS_FILE).write_text(json.dumps(info))
+    assert daemon_liveness(tmp_path, now)["state"] == "not-running"
+    # A live pid whose heartbeat stopped long ago is not taken for a working daemon either.
+    info.update(pid=os.getpid(), heartbeat_at=now - 600)
+    (tmp_path / STATUS_FILE).write_text(json.dumps(info))
+    assert daemon_liveness(tmp_path, now)["state"] == "not-responding"
