@@ -1,5 +1,8 @@
 """One job: read -> detect -> track -> regions -> mask -> write, for a photo or a video.
 
+A video streams through the stages of ``anonymizer.stream`` in one decode; a photo is detected,
+masked and written in one go.
+
 ``Engine`` loads the detectors once; ``Engine.process(src, dst)`` anonymizes one file. Output is
 written under a temporary name beside ``dst`` and renamed only when complete, so a failed job
 never leaves a partial file; the daemon and the CLI both call exactly this.
@@ -8,41 +11,32 @@ never leaves a partial file; the daemon and the CLI both call exactly this.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import numpy as np
 
 from anonymizer.config import Profile
 from anonymizer.detect.factory import build_detectors
-from anonymizer.detections import CLASS_IDS, CLASS_NAMES, DETECTED, FACE, PLATE, Detections
+from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.errors import JobError, MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import pad_and_clip
 from anonymizer.media.image import read_photo, write_photo
 from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
-from anonymizer.media.video import (
-    OPEN_OPTIONS,
-    DecodedFrame,
-    VideoWriter,
-    check_complete,
-    frame_rotation,
-    iter_frames,
-    probe_video,
-)
-from anonymizer.track.linker import track_and_fill
+from anonymizer.media.video import OPEN_OPTIONS, VideoWriter, check_complete, probe_video
+from anonymizer.stream.run import run
+from anonymizer.stream.stages import Detect, Mask, Read, Track
+from anonymizer.track.window import ClassTrack
 
 TEMP_PREFIX = ".anonymizer-"
 TEMP_MARK = ".partial"
 ProgressFn = Callable[[str, int, int], None]
-T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +62,7 @@ class JobResult:
     audio: str = "none"
     counts: dict[str, ClassCounts] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    passes: dict[str, dict[str, int]] = field(default_factory=dict)  # video: frames per kind of pass
     output_path: Path | None = None  # not part of the summary: a path may name a person
 
     def summary(self) -> dict[str, Any]:
@@ -83,6 +78,7 @@ class JobResult:
             "audio": self.audio,
             "counts": {name: vars(c) for name, c in self.counts.items()},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            **({"passes": self.passes} if self.passes else {}),
         }
 
 
@@ -108,49 +104,6 @@ def fsync_and_rename(tmp: Path, dst: Path) -> None:
         os.close(dir_fd)
 
 
-def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
-    """Run an iterator (a decoder) on its own thread, ``depth`` items ahead of the consumer.
-
-    An exception in the producer is re-raised in the consumer; abandoning the generator stops it.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put((end, None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put((end, exc))
-
-    thread = threading.Thread(target=produce, name="decoder", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if item is end:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
-
-
 class Engine:
     """Detectors, tracker settings and masker for one profile; reusable across many files."""
 
@@ -161,6 +114,9 @@ class Engine:
         self.masker = Masker(profile.mask)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
         self.batch = 8 if self.device == "cuda" else 1
+        # Video stages on their own threads (decode, inference, masking and encoding overlap);
+        # tests may run them one after another on the calling thread.
+        self.threaded = True
 
     # ------------------------------------------------------------------ pure, on arrays
 
@@ -260,6 +216,12 @@ class Engine:
         return result
 
     def _process_video(self, src: Path, tmp: Path, progress: ProgressFn | None) -> JobResult:
+        """One decode: read -> detect -> track over a bounded window -> mask -> encode.
+
+        The output is written under ``tmp`` while frames stream through; any error (a decode error
+        mid-file, fewer frames than declared, a frame size change) aborts the job, and ``process``
+        removes ``tmp``, so no output exists unless the whole file was read and written.
+        """
         t0 = time.perf_counter()
         profile = self.profile
         info = probe_video(src, profile.limits)
@@ -267,129 +229,53 @@ class Engine:
         result.width, result.height = info.width, info.height
         total = info.frames_declared or int((info.duration_s or 0) * (info.fps or 0))
 
-        # Pass 1: decode everything (proves the file complete before anything is written) and
-        # detect on every n-th frame per class.
-        per_class: dict[str, list[Detections | None]] = {name: [] for name in self.detectors}
-        rotation, n_frames, last_time = 0, 0, None
-        detect_s = 0.0
-        pending: list[tuple[int, np.ndarray]] = []
-
-        def flush() -> None:
-            nonlocal detect_s
-            t = time.perf_counter()
-            for name, detector in self.detectors.items():
-                every = self.class_specs[CLASS_IDS[name]].every_n_frames
-                wanted = [(i, rgb) for i, rgb in pending if i % every == 0]
-                found = detector.detect_many([rgb for _, rgb in wanted], video=True) if wanted else []
-                found = [boxes_to_stored(d, rotation, (info.width, info.height)) for d in found]
-                by_index = dict(zip((i for i, _ in wanted), found))
-                for i, _ in pending:
-                    per_class[name].append(by_index.get(i))
-            detect_s += time.perf_counter() - t
-            pending.clear()
-
         everies = [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
-
-        def decode_for_detection() -> Iterator[tuple[DecodedFrame, np.ndarray | None]]:
-            # Runs on the decoder thread, so colour conversion overlaps with inference.
-            rotation = 0
-            for decoded in iter_frames(src, profile.limits):
-                if decoded.index == 0:
-                    rotation = frame_rotation(decoded.frame)
-                if not any(decoded.index % every == 0 for every in everies):
-                    yield decoded, None  # no detector runs on this frame: skip the conversion
-                else:
-                    # Detect on the picture as it is displayed: a phone clip stored sideways
-                    # shows sideways faces, which face detectors miss.
-                    yield decoded, display_upright(decoded.rgb(), rotation)
-
-        for decoded, rgb in prefetch(decode_for_detection()):
-            if decoded.index == 0:
-                rotation = frame_rotation(decoded.frame)
-            if decoded.frame.width != info.width or decoded.frame.height != info.height:
-                raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
-            n_frames, last_time = decoded.index + 1, decoded.frame.time
-            pending.append((decoded.index, rgb))
-            if len(pending) >= self.batch:
-                flush()
-            if progress:
-                progress("detect", n_frames, total)
-        flush()
-        check_complete(info, n_frames, last_time)
-        t1 = time.perf_counter()
-
-        # Track each class on its own (their detectors may run at different rates), then merge.
-        per_frame: list[list[Detections]] = [[] for _ in range(n_frames)]
-        for name, frames in per_class.items():
+        read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
+                    blocks=profile.detect.gating)
+        detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
+                        batch=self.batch)
+        classes = {}
+        for name in self.detectors:
             spec = self.class_specs[CLASS_IDS[name]]
             confident = spec.threshold if spec.track_threshold is not None else None
-            filled, n_tracks = track_and_fill(frames, profile.track, spec.every_n_frames, confident)
-            result.counts[name].tracks = n_tracks
-            result.counts[name].detections = sum(int(np.count_nonzero(d.source == DETECTED)) for d in filled)
-            for i, dets in enumerate(filled):
-                per_frame[i].append(dets)
-        regions = [self.regions(Detections.merge(parts), (info.width, info.height), video=True) for parts in per_frame]
-        t2 = time.perf_counter()
+            # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
+            classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident)
+        track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True))
+        stages = [detect, track, Mask(self.masker)]
 
-        # Pass 2: decode again, mask, encode; audio packets are copied untouched.
-        writer = VideoWriter(src, tmp, profile.output, info, rotation=rotation)
+        writer: VideoWriter | None = None
+        written = 0
         try:
-            written = 0
-            for decoded in prefetch(iter_frames(src, profile.limits)):
-                if decoded.index >= n_frames:
-                    raise MediaError("source changed while being processed (more frames on second read)")
-                frame_regions = regions[decoded.index]
+            for image, pts, frame_regions in run(read, stages, threaded=self.threaded):
+                if writer is None:
+                    writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)
-                frame = decoded.frame
-                if not len(frame_regions):
-                    writer.write(frame, decoded.pts)
-                elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
-                    # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
-                    yuv = self.masker.apply_yuv420(frame.to_ndarray(), frame_regions)
-                    writer.write(av.VideoFrame.from_ndarray(yuv, format="yuv420p"), decoded.pts)
-                else:
-                    writer.write(self.masker.apply(decoded.rgb(), frame_regions), decoded.pts)
+                writer.write(image, pts)
                 written += 1
                 if progress:
-                    progress("encode", written, n_frames)
-            if written != n_frames:
-                raise MediaError(f"source changed while being processed ({written} of {n_frames} frames on second read)")
+                    progress("process", written, total)
+            check_complete(info, read.frames, read.last_time)
+            if writer is None or written != read.frames:
+                raise MediaError(f"{written} of {read.frames} decoded frames were written")
             writer.close()
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
         if profile.output.audio == "drop" or not info.has_audio:
             result.audio = "dropped" if info.has_audio else "none"
         else:
             result.audio = "copied" if writer.audio_streams_dropped == 0 else "partly dropped (container)"
-        verify_video(tmp, n_frames)
-        t3 = time.perf_counter()
-        result.frames = n_frames
-        result.duration_s = float(last_time or 0.0) + (1.0 / info.fps if info.fps else 0.0)
-        result.timings = {"detect_pass_s": t1 - t0, "detect_s": detect_s, "track_s": t2 - t1, "encode_pass_s": t3 - t2, "total_s": t3 - t0}
+        verify_video(tmp, written)
+        t1 = time.perf_counter()
+        for name in self.detectors:
+            result.counts[name].tracks = track.tracker.tracks[name]
+            result.counts[name].detections = track.tracker.detections[name]
+        result.frames = written
+        result.duration_s = float(read.last_time or 0.0) + (1.0 / info.fps if info.fps else 0.0)
+        result.timings = {"detect_s": detect.seconds, "track_s": track.seconds, "total_s": t1 - t0}
+        result.passes = {name: dict(s.stats) for name, s in detect.schedules.items()}
         return result
-
-
-def display_upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate stored pixels counter-clockwise by ``rotation`` degrees, as a player displays them."""
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
-
-def boxes_to_stored(dets: Detections, rotation: int, stored_wh: tuple[int, int]) -> Detections:
-    """Map boxes found on ``display_upright`` pixels back to the stored frame's pixels."""
-    k = (rotation // 90) % 4
-    if not k or not len(dets):
-        return dets
-    w, h = stored_wh
-    x1, y1, x2, y2 = dets.xyxy.T
-    if k == 1:  # rot90: displayed (x', y') is stored (w - y', x')
-        xs, ys = (w - y2, w - y1), (x1, x2)
-    elif k == 2:
-        xs, ys = (w - x2, w - x1), (h - y2, h - y1)
-    else:  # k == 3: displayed (x', y') is stored (y', h - x')
-        xs, ys = (y1, y2), (h - x2, h - x1)
-    return dets.with_xyxy(np.stack([xs[0], ys[0], xs[1], ys[1]], axis=1))
 
 
 def verify_video(path: Path, expected_frames: int) -> None:

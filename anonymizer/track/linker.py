@@ -236,9 +236,17 @@ def _as_detections(
 
 
 def track_and_fill(
-    per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1, confident: float | None = None
+    per_frame: list[Detections | None],
+    spec: TrackSpec,
+    detect_every: int = 1,
+    confident: float | None = None,
+    *,
+    counted: range | None = None,
 ) -> tuple[list[Detections], int]:
     """Return (per-frame detections: raw ones plus track predictions, number of tracks).
+
+    ``counted`` counts only the tracks that start in that range of frames (a window over a longer
+    clip counts each track once, in the window where it starts).
 
     Without ``confident`` every detection is kept and linked. With it, ``per_frame`` may also hold
     weak candidates below ``confident``: the confident detections are tracked exactly as without
@@ -247,9 +255,12 @@ def track_and_fill(
     A track of weak candidates alone adds nothing, unless it holds ``spec.confirm_sightings`` of
     them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
     """
+    def count(tracks: list[Track]) -> int:
+        return len(tracks) if counted is None else sum(1 for t in tracks if t.frames[0] in counted)
+
     if confident is None:
         tracks = link(per_frame, spec, detect_every)
-        return _as_detections(len(per_frame), tracks, spec, detect_every), len(tracks)
+        return _as_detections(len(per_frame), tracks, spec, detect_every), count(tracks)
     strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
     strong = link(strong_frames, spec, detect_every)
     out = _as_detections(len(per_frame), strong, spec, detect_every)
@@ -257,4 +268,4 @@ def track_and_fill(
     if confirmed:
         extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
         out = [Detections.merge([a, b]) for a, b in zip(out, extra)]
-    return out, len(strong)
+    return out, count(strong)

@@ -1,0 +1,95 @@
+"""Fixed cameras: where a frame's pixels changed since the last full detection.
+
+Most VMS exports come from cameras that never move. A region whose pixels have not changed since
+a class's last full detection keeps what was found there, and the detector runs only on what
+changed. "Changed" is measured on block means of the luma plane (8x8 px blocks average sensor
+noise and compression grain away), after removing the frame's overall brightness shift (slow
+light changes, auto exposure), against a threshold scaled by the frame's own noise level. A frame
+where a large share of the blocks changed is camera motion (a pan, a shake, a cut): gating is off
+for that frame and the reference starts again from it.
+
+Everything here is pure and works on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BLOCK = 8  # source pixels per side of one change cell
+MIN_DELTA = 6.0  # block-mean luma change always counted as real (0-255 scale)
+NOISE_FACTOR = 5.0  # ... or this many robust standard deviations of the frame's block differences
+# Context around a change: a detector needs the whole face or plate and some of its surroundings,
+# and an object keeps moving into pixels that have not changed yet.
+CONTEXT_PX = 48
+MOTION_SHARE = 0.35  # more of the frame changed than this: the camera moved
+
+
+def block_means(gray: np.ndarray) -> np.ndarray:
+    """Mean luma of each BLOCK x BLOCK cell (float32), the unit every change is measured in."""
+    h, w = gray.shape[:2]
+    return cv2.resize(gray, (max(1, w // BLOCK), max(1, h // BLOCK)), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed in one frame against a reference.
+
+    Attributes:
+        cells: bool (rows, cols) of BLOCK-px cells that changed, widened by the context margin.
+        share: fraction of cells that changed before widening.
+        boxes: float32 (n, 4) xyxy boxes in source pixels around the changed areas.
+    """
+
+    cells: np.ndarray
+    share: float
+    boxes: np.ndarray
+
+    @property
+    def camera_moved(self) -> bool:
+        return self.share > MOTION_SHARE
+
+    def touches(self, xyxy: np.ndarray) -> np.ndarray:
+        """Per box (n, 4) in source pixels, whether any changed cell lies under it: bool (n,)."""
+        rows, cols = self.cells.shape
+        out = np.zeros(len(xyxy), bool)
+        for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32).reshape(-1, 4)):
+            c1, r1 = max(0, int(x1 // BLOCK)), max(0, int(y1 // BLOCK))
+            c2, r2 = min(cols, int(np.ceil(x2 / BLOCK)) + 1), min(rows, int(np.ceil(y2 / BLOCK)) + 1)
+            out[i] = bool(self.cells[r1:r2, c1:c2].any())
+        return out
+
+
+def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int]) -> Change:
+    """Given two ``block_means`` maps of the same frame size, return what changed."""
+    diff = current - reference
+    diff -= float(np.median(diff))  # a global brightness drift is light, not an object
+    magnitude = np.abs(diff)
+    noise = 1.4826 * float(np.median(magnitude))
+    changed = magnitude > max(MIN_DELTA, NOISE_FACTOR * noise)
+    share = float(changed.mean()) if changed.size else 0.0
+    reach = int(np.ceil(CONTEXT_PX / BLOCK))
+    widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+    return Change(widened, share, _boxes(widened, frame_wh))
+
+
+def _boxes(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """Bounding boxes (source pixels) of the connected changed areas, at most a few of them."""
+    if not cells.any():
+        return np.zeros((0, 4), np.float32)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(cells.astype(np.uint8), connectivity=8)
+    w, h = frame_wh
+    rows, cols = cells.shape
+    boxes = []
+    for x, y, bw, bh, _ in stats[1:n]:
+        # The last cell of a row or column also owns the few pixels past the last whole block.
+        x2 = w if x + bw >= cols else min(w, (x + bw) * BLOCK)
+        y2 = h if y + bh >= rows else min(h, (y + bh) * BLOCK)
+        boxes.append([x * BLOCK, y * BLOCK, x2, y2])
+    boxes_arr = np.asarray(boxes, np.float32)
+    if len(boxes_arr) > 6:
+        # Many small areas: one crop around all of them costs less than many inferences.
+        boxes_arr = np.array([[*boxes_arr[:, :2].min(axis=0), *boxes_arr[:, 2:].max(axis=0)]], np.float32)
+    return boxes_arr

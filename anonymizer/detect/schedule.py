@@ -1,0 +1,111 @@
+"""Which passes a class runs on each video frame: a cadence over time, gating over space.
+
+Time is a dimension of the search, not a multiplier. On every detector frame a class runs one
+cheap **dense** pass over the whole frame (no tiles, no mirror, at most ``video_dense_side`` px on
+its longer side); its **full** plan (every video scale, tile and mirrored pass) runs on every
+``video_full_every``-th detector frame. A frame that skipped the full plan is covered by the
+dense pass and by the tracker: an object only the full plan finds is interpolated between two
+full frames, and masked ``lead_frames`` before and ``trail_frames`` after them (the window
+tracker stretches lead and trail to at least the cadence).
+
+Fixed cameras (``detect.gating``): a region whose pixels did not change since the class's last
+**refresh** (a full plan over the whole frame) keeps what that refresh found; the passes of the
+frame run only over the changed areas (a model with a fixed input size runs a pass whole when its
+area changed at all, so what it sees is exactly what the full plan shows it). A refresh happens
+every ``gating_refresh_frames`` frames and whenever the camera moves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from anonymizer.config import ClassSpec
+from anonymizer.detect import gating
+from anonymizer.detect.multiscale import ClassDetector, Pass
+from anonymizer.detections import Detections
+
+
+def dense_pass(height: int, width: int, spec: ClassSpec, fixed_input: int | None) -> Pass:
+    """The one cheap pass over the whole frame, never upscaled."""
+    if fixed_input:
+        return Pass(1.0, 0, 0, width, height)  # letterboxed whole to the model's input
+    scale = min(1.0, spec.video_dense_side / max(height, width)) if spec.video_dense_side else 1.0
+    return Pass(scale, 0, 0, max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+
+
+def restrict(passes: list[Pass], boxes: np.ndarray, fixed_input: int | None) -> list[Pass]:
+    """The passes cut down to where ``boxes`` (source pixels) lie.
+
+    A fully convolutional model sees a crop of the scaled image exactly as it sees that region in
+    the whole one (apart from its outer edge, which the change context covers); a fixed-input
+    model would rescale a crop, so its pass runs whole or not at all.
+    """
+    out = []
+    for p in passes:
+        region = np.array([p.x0, p.y0, p.x1, p.y1], np.float32) / p.scale
+        for box in boxes:
+            x1, y1 = max(box[0], region[0]), max(box[1], region[1])
+            x2, y2 = min(box[2], region[2]), min(box[3], region[3])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            if fixed_input:
+                out.append(p)
+                break
+            out.append(
+                Pass(
+                    p.scale,
+                    max(p.x0, int(math.floor(x1 * p.scale))),
+                    max(p.y0, int(math.floor(y1 * p.scale))),
+                    min(p.x1, int(math.ceil(x2 * p.scale))),
+                    min(p.y1, int(math.ceil(y2 * p.scale))),
+                    p.flipped,
+                )
+            )
+    return out
+
+
+class ClassSchedule:
+    """One class's cadence and gating state over one clip (frames arrive in order)."""
+
+    def __init__(self, detector: ClassDetector, *, gate: bool, refresh_frames: int) -> None:
+        self.detector = detector
+        self.spec = detector.spec
+        self.gate = gate
+        self.refresh_frames = refresh_frames
+        self.fixed_input = getattr(detector.raw, "fixed_input", None)
+        self.detector_frames = 0
+        self.reference: np.ndarray | None = None  # block means at the last refresh
+        self.refreshed_at = -(10**9)
+        self.kept = Detections.empty()  # what the last refresh found
+        self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0}
+
+    def wants(self, index: int) -> bool:
+        return index % self.spec.every_n_frames == 0
+
+    def plan(self, index: int, rgb: np.ndarray, blocks: np.ndarray | None) -> tuple[list[Pass], Detections, bool]:
+        """Return (passes to run on this frame, detections carried over, whether it is a refresh)."""
+        height, width = rgb.shape[:2]
+        full = self.detector_frames % self.spec.video_full_every == 0
+        self.detector_frames += 1
+        passes = self.detector.plan(height, width, video=True)
+        if not full:
+            passes = [dense_pass(height, width, self.spec, self.fixed_input)]
+        if not self.gate or blocks is None:
+            self.stats["full" if full else "dense"] += 1
+            return passes, Detections.empty(), False
+        if self.reference is not None and self.reference.shape == blocks.shape and index - self.refreshed_at < self.refresh_frames:
+            change = gating.compare(self.reference, blocks, (width, height))
+            if not change.camera_moved:
+                self.stats["gated"] += 1
+                carried = self.kept[~change.touches(self.kept.xyxy)] if len(self.kept) else self.kept
+                return restrict(passes, change.boxes, self.fixed_input), carried, False
+            self.stats["camera_moved"] += 1
+        self.stats["refresh"] += 1
+        self.reference, self.refreshed_at = blocks, index
+        return self.detector.plan(height, width, video=True), Detections.empty(), True
+
+    def refreshed(self, found: Detections) -> None:
+        """Record what a refresh found: unchanged regions keep it until the next refresh."""
+        self.kept = found

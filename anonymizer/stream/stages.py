@@ -1,0 +1,198 @@
+"""The video path as stages: read -> detect -> track (bounded look-ahead) -> mask; the caller writes.
+
+Each stage is one object with one method, ``__call__(frames) -> frames``, over ``Frame`` items
+flowing one way. ``anonymizer.stream.run`` chains them, sequentially or threaded. Memory stays
+flat in the clip's duration: only the tracker's window of frames is held at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from anonymizer.config import LimitsSpec, TrackSpec
+from anonymizer.detect import gating
+from anonymizer.detect.multiscale import ClassDetector
+from anonymizer.detect.schedule import ClassSchedule
+from anonymizer.detections import Detections
+from anonymizer.errors import MediaError
+from anonymizer.mask.maskers import Masker
+from anonymizer.media.video import DecodedFrame, frame_rotation, iter_frames
+from anonymizer.track.window import ClassTrack, WindowTracker
+
+
+@dataclass
+class Frame:
+    """One decoded frame on its way through the stages.
+
+    Attributes:
+        decoded: the decoded frame and its pts (what is masked and encoded).
+        rotation: display rotation of the clip, from its first frame.
+        rgb: the upright picture detection runs on; dropped once detected.
+        blocks: block means for fixed-camera gating (``gating.block_means``), or None.
+        found: per class, what the detector found (None: the class did not run on this frame).
+        regions: padded, clipped regions to mask, once tracked.
+    """
+
+    decoded: DecodedFrame
+    rotation: int = 0
+    rgb: np.ndarray | None = None
+    blocks: np.ndarray | None = None
+    found: dict[str, Detections | None] = field(default_factory=dict)
+    regions: Detections | None = None
+
+    @property
+    def index(self) -> int:
+        return self.decoded.index
+
+
+class Read:
+    """Decode every frame, check its size, and convert the frames a detector will see.
+
+    Runs on the decoder's thread when threaded, so colour conversion overlaps inference.
+    """
+
+    def __init__(self, src: Path, limits: LimitsSpec, size: tuple[int, int], wanted: Callable[[int], bool], *, blocks: bool) -> None:
+        self.src, self.limits, self.size, self.wanted, self.blocks = src, limits, size, wanted, blocks
+        self.frames = 0
+        self.last_time: float | None = None
+        self.rotation = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        rotation = 0
+        for decoded in iter_frames(self.src, self.limits):
+            if decoded.index == 0:
+                rotation = self.rotation = frame_rotation(decoded.frame)
+            if (decoded.frame.width, decoded.frame.height) != self.size:
+                raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
+            self.frames, self.last_time = decoded.index + 1, decoded.frame.time
+            frame = Frame(decoded, rotation)
+            if self.wanted(decoded.index):
+                # Detect on the picture as it is displayed: a phone clip stored sideways shows
+                # sideways faces, which face detectors miss.
+                frame.rgb = display_upright(decoded.rgb(), rotation)
+                if self.blocks:
+                    frame.blocks = gating.block_means(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+            yield frame
+
+
+class Detect:
+    """Run each class's scheduled passes (cadence, gating) on the frames it wants.
+
+    Frames are taken ``batch`` at a time so a GPU detector gets same-shaped crops together.
+    """
+
+    def __init__(self, detectors: dict[str, ClassDetector], *, gate: bool, refresh_frames: int, batch: int = 1) -> None:
+        self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
+        self.batch = batch
+        self.seconds = 0.0
+
+    def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        pending: list[Frame] = []
+        for frame in frames:
+            pending.append(frame)
+            if len(pending) >= self.batch:
+                yield from self._detect(pending)
+                pending = []
+        yield from self._detect(pending)
+
+    def _detect(self, frames: list[Frame]) -> list[Frame]:
+        start = time.perf_counter()
+        for name, schedule in self.schedules.items():
+            wanted = [f for f in frames if schedule.wants(f.index)]
+            for f in frames:
+                f.found[name] = None
+            if not wanted:
+                continue
+            plans = [schedule.plan(f.index, f.rgb, f.blocks) for f in wanted]  # type: ignore[arg-type]
+            passes = schedule.detector.detect_passes([f.rgb for f in wanted], video=True, plans=[p for p, _, _ in plans])  # type: ignore[misc]
+            for f, (_, carried, refresh), found in zip(wanted, plans, passes):
+                dets = schedule.detector.merge_passes(found)
+                if refresh:
+                    schedule.refreshed(dets)
+                f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, f.decoded.frame.width, f.decoded.frame.height)
+        for f in frames:
+            f.rgb = None  # the encoder works on the decoded frame; free the copy now
+        self.seconds += time.perf_counter() - start
+        return frames
+
+
+class Track:
+    """Track each class over a bounded look-ahead window; frames leave with their regions."""
+
+    def __init__(
+        self, spec: TrackSpec, classes: dict[str, ClassTrack], regions: Callable[[Detections, tuple[int, int]], Detections]
+    ) -> None:
+        self.tracker = WindowTracker(spec, classes)
+        self.regions = regions
+        self.seconds = 0.0
+
+    def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        held: deque[Frame] = deque()
+        for frame in frames:
+            held.append(frame)
+            start = time.perf_counter()
+            settled = self.tracker.push(frame.found)
+            self.seconds += time.perf_counter() - start
+            yield from self._release(held, settled)
+        start = time.perf_counter()
+        settled = self.tracker.finish()
+        self.seconds += time.perf_counter() - start
+        yield from self._release(held, settled)
+
+    def _release(self, held: deque[Frame], settled: list[dict[str, Detections]]) -> Iterator[Frame]:
+        for per_class in settled:
+            frame = held.popleft()
+            size = (frame.decoded.frame.width, frame.decoded.frame.height)
+            frame.regions = self.regions(Detections.merge(list(per_class.values())), size)
+            frame.found = {}
+            yield frame
+
+
+class Mask:
+    """Mask each frame's regions; yields (frame to encode, its pts, its regions)."""
+
+    def __init__(self, masker: Masker) -> None:
+        self.masker = masker
+
+    def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
+        for f in frames:
+            regions = f.regions if f.regions is not None else Detections.empty()
+            frame = f.decoded.frame
+            if not len(regions):
+                yield frame, f.decoded.pts, regions
+            elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
+                # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
+                yuv = self.masker.apply_yuv420(frame.to_ndarray(), regions)
+                yield av.VideoFrame.from_ndarray(yuv, format="yuv420p"), f.decoded.pts, regions
+            else:
+                yield self.masker.apply(f.decoded.rgb(), regions), f.decoded.pts, regions
+
+
+def display_upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate stored pixels counter-clockwise by ``rotation`` degrees, as a player displays them."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def boxes_to_stored(dets: Detections, rotation: int, width: int, height: int) -> Detections:
+    """Map boxes found on ``display_upright`` pixels back to the stored frame's pixels."""
+    k = (rotation // 90) % 4
+    if not k or not len(dets):
+        return dets
+    w, h = width, height
+    x1, y1, x2, y2 = dets.xyxy.T
+    if k == 1:  # rot90: displayed (x', y') is stored (w - y', x')
+        xs, ys = (w - y2, w - y1), (x1, x2)
+    elif k == 2:
+        xs, ys = (w - x2, w - x1), (h - y2, h - y1)
+    else:  # k == 3: displayed (x', y') is stored (y', h - x')
+        xs, ys = (y1, y2), (h - x2, h - x1)
+    return dets.with_xyxy(np.stack([xs[0], ys[0], xs[1], ys[1]], axis=1))

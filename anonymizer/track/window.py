@@ -1,0 +1,91 @@
+"""The offline tracker over a bounded look-ahead window, for clips of any length.
+
+``track_and_fill`` needs every frame's detections at once; a six-hour clip's frames cannot all
+be held. Frames are settled in chunks: a chunk's masks come from tracking the chunk plus
+``margin`` frames before and after it, which covers everything a frame's masks depend on
+(interpolation across a gap, lead and trail, a weak track's confirmation, a jump's lead and
+trail) whenever it lies within ``margin`` frames. A clip no longer than one chunk plus the margin
+is tracked exactly as the offline tracker tracks it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from anonymizer.config import TrackSpec
+from anonymizer.detections import DETECTED, Detections
+from anonymizer.track.linker import track_and_fill
+
+
+@dataclass(frozen=True)
+class ClassTrack:
+    """How one class is tracked: its detector's frame step and its confidence split."""
+
+    every: int  # detector frames are this many frames apart for the class's sparsest passes
+    confident: float | None  # hysteresis threshold, None = every detection is confident
+
+
+def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
+    """Frames of context each side of a chunk: twice the longest reach of any tracking rule."""
+    every = max(c.every for c in classes.values())
+    reach = max(spec.lead_frames, spec.trail_frames, spec.max_gap_frames + every, spec.confirm_sightings * every)
+    return max(32, 2 * reach)
+
+
+class WindowTracker:
+    """Push each frame's detections in order; settled frames come back with their tracked boxes.
+
+    Per class, what comes back for a frame is what ``track_and_fill`` returns for it: the raw
+    detections plus the boxes the tracks add (or, for weak candidates, those hysteresis keeps).
+    """
+
+    def __init__(self, spec: TrackSpec, classes: dict[str, ClassTrack], *, chunk: int | None = None) -> None:
+        self.spec = spec
+        self.classes = classes
+        self.margin = window_margin(spec, classes)
+        self.chunk = chunk or self.margin
+        self.base = 0  # frame index of self.frames[0]
+        self.frames: deque[dict[str, Detections | None]] = deque()
+        self.settled = 0  # frames before this one have been returned
+        self.tracks = {name: 0 for name in classes}
+        self.detections = {name: 0 for name in classes}
+
+    def push(self, found: dict[str, Detections | None]) -> list[dict[str, Detections]]:
+        """Add the next frame's detections; return the frames settled by it (oldest first)."""
+        self.frames.append(found)
+        end = self.base + len(self.frames)
+        if end - self.settled >= self.chunk + self.margin:
+            return self._settle(self.settled + self.chunk, end)
+        return []
+
+    def finish(self) -> list[dict[str, Detections]]:
+        """The clip ended: settle every frame left."""
+        end = self.base + len(self.frames)
+        return self._settle(end, end) if end > self.settled else []
+
+    @property
+    def held(self) -> int:
+        """Frames pushed but not settled yet (what the caller must keep decoded)."""
+        return self.base + len(self.frames) - self.settled
+
+    def _settle(self, upto: int, end: int) -> list[dict[str, Detections]]:
+        lo = max(self.base, self.settled - self.margin)
+        window = list(self.frames)[lo - self.base : end - self.base]
+        out: list[dict[str, Detections]] = [{} for _ in range(upto - self.settled)]
+        for name, c in self.classes.items():
+            per_frame = [f[name] for f in window]
+            first, last = self.settled - lo, upto - lo
+            filled, n_tracks = track_and_fill(per_frame, self.spec, c.every, c.confident, counted=range(first, last))
+            self.tracks[name] += n_tracks
+            for k, dets in enumerate(filled[first:last]):
+                out[k][name] = dets
+                self.detections[name] += int(np.count_nonzero(dets.source == DETECTED))
+        self.settled = upto
+        # Keep only the context the next chunk looks back on.
+        while self.frames and self.base < self.settled - self.margin:
+            self.frames.popleft()
+            self.base += 1
+        return out
