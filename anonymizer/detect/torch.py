@@ -16,7 +16,21 @@ from anonymizer.detections import nms
 from anonymizer.errors import ModelError
 
 
+# torch and onnx2torch are the optional "gpu" extra: a CPU host runs on onnxruntime and is spared
+# several GB of CUDA libraries. Nothing imports them before a CUDA detector is actually built.
+GPU_EXTRA_HINT = "install the gpu extra: ./scripts/install.sh --gpu (or pip install 'anonymizer[gpu]')"
+
+
+def torch_installed() -> bool:
+    """Return True if torch can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def cuda_available() -> bool:
+    if not torch_installed():
+        return False
     try:
         import torch
     except ImportError:
@@ -30,7 +44,7 @@ def _convert(model_bytes: bytes):
         import torch
         from onnx2torch import convert
     except ImportError as exc:
-        raise ModelError(f"the CUDA path needs torch and onnx2torch: {exc}") from exc
+        raise ModelError(f"the CUDA path needs torch and onnx2torch ({exc}); {GPU_EXTRA_HINT}") from exc
     module = convert(onnx.load_from_string(model_bytes)).float().eval().to("cuda").half()
     return module, torch
 

@@ -16,12 +16,19 @@ from anonymizer.detect.base import ModelInfo, file_sha256
 from anonymizer.errors import ModelError
 
 
+# ultralytics (and the torch it runs on) is the optional "yolo" extra: only operator-provided
+# weights need it, so it is imported when such a profile is loaded, never before.
+YOLO_EXTRA_HINT = "install the yolo extra: ./scripts/install.sh --yolo (or pip install 'anonymizer[yolo]')"
+
+
 def _import_yolo():
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    from ultralytics import YOLO
-
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:
+        raise ModelError(f"operator-provided YOLO weights need ultralytics and torch ({exc}); {YOLO_EXTRA_HINT}") from exc
     return YOLO
 
 
@@ -30,8 +37,9 @@ class UltralyticsDetector:
         if not path.is_file():
             raise ModelError(f"weights file not found: {path}")
         self.info = ModelInfo(f"ultralytics:{path.name}", file_sha256(path), "see the weights' own licence", str(path))
+        yolo = _import_yolo()
         try:
-            self.model = _import_yolo()(str(path))
+            self.model = yolo(str(path))
         except Exception as exc:  # ultralytics raises many types for a bad file
             raise ModelError(f"cannot load YOLO weights {path.name}: {exc}") from exc
         self.fixed_input = imgsz

@@ -16,6 +16,9 @@ from media_factory import FACES_PHOTO, load_rgb
 def tiny_weights(tmp_path_factory):
     """An untrained YOLOv8n built from the architecture file ultralytics ships (no download)."""
     os.environ["YOLO_OFFLINE"] = "1"
+    pytest.importorskip(
+        "ultralytics", reason="ultralytics is the optional 'yolo' extra (./scripts/install.sh --yolo; scripts/test.sh adds it)"
+    )
     from ultralytics import YOLO
 
     path = tmp_path_factory.mktemp("weights") / "tiny-face.pt"
