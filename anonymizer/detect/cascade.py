@@ -55,13 +55,20 @@ class Cues:
     xyxy: np.ndarray  # float32 (n, 4)
     confidence: np.ndarray  # float32 (n,)
 
+    def select(self, keep: np.ndarray) -> Cues:
+        return Cues(self.xyxy[keep], self.confidence[keep])
+
     def sized(self, max_px: float) -> Cues:
         """The cues whose longer side is at most ``max_px`` (0 = all)."""
         if max_px <= 0 or not len(self.xyxy):
             return self
         wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-        keep = wh.max(axis=1) <= max_px
-        return Cues(self.xyxy[keep], self.confidence[keep])
+        return self.select(wh.max(axis=1) <= max_px)
+
+    def for_pass(self, rule: CascadeSpec, scale: float, flipped: bool) -> Cues:
+        """The cues that ask for the pass at ``scale`` (mirrored or not) around them."""
+        cues = self.sized(rule.upscale_below_px / scale) if scale > 1 and rule.upscale_below_px > 0 else self
+        return cues.select(cues.confidence < rule.flip_below_score) if flipped else cues
 
 
 def cue_mask(cues: Cues, height: int, width: int, rule: CascadeSpec) -> np.ndarray:
@@ -125,13 +132,13 @@ def plan_expensive(
     passes to run: every one of ``rest`` the rule asks for, or crops of them (see the module doc)."""
     spec = detector.spec
     fixed_input = getattr(detector.raw, "fixed_input", None)
-    cues = Cues(cues.xyxy[cues.confidence >= rule.cue_threshold], cues.confidence[cues.confidence >= rule.cue_threshold])
+    cues = cues.select(cues.confidence >= rule.cue_threshold)
     chosen: list[Pass] = []
     groups: dict[tuple[float, bool], list[Pass]] = {}
     for p in rest:
         groups.setdefault((p.scale, p.flipped), []).append(p)
     for (scale, flipped), passes in groups.items():
-        wanted = cues.sized(rule.upscale_below_px if scale > 1 else 0)
+        wanted = cues.for_pass(rule, scale, flipped)
         if fixed_input:
             if zooms_out(height, width, scale, spec, fixed_input):
                 chosen += passes if len(cues.xyxy) else []

@@ -50,7 +50,7 @@ class FixedSquareFinder(SquareFinder):
 
 
 FACES = ClassSpec(threshold=0.12, scales=(1.0, 2.0, 3.0), tile_size=1024, flip=True)
-RULE = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=48, context=1.0, context_px=16, full_above=0.9)
+RULE = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, context=1.0, context_px=16, full_above=0.9)
 
 
 def picture(squares: list[tuple[int, int, int]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
@@ -68,9 +68,9 @@ def full_plan_boxes(detector: ClassDetector, rgb: np.ndarray) -> dict[tuple[floa
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def needed_cells(rule: CascadeSpec, rgb: np.ndarray, cheap: tuple[np.ndarray, np.ndarray], below: float) -> np.ndarray:
+def needed_cells(rule: CascadeSpec, rgb: np.ndarray, cheap: tuple[np.ndarray, np.ndarray], scale: float, flipped: bool) -> np.ndarray:
     xyxy, conf = cheap
-    cues = module.Cues(xyxy[conf >= rule.cue_threshold], conf[conf >= rule.cue_threshold]).sized(below)
+    cues = module.Cues(xyxy[conf >= rule.cue_threshold], conf[conf >= rule.cue_threshold]).for_pass(rule, scale, flipped)
     return module.cue_mask(cues, rgb.shape[0], rgb.shape[1], rule)
 
 
@@ -86,8 +86,7 @@ def test_cascade_finds_every_box_the_full_plan_finds_where_its_rule_asks_for_a_p
     cheap = detector.detect_passes([rgb], plans=[[Pass(1.0, 0, 0, 640, 480)]], threshold=RULE.cue_threshold)[0][0][2:]
     checked = 0
     for (scale, flipped), boxes in full.items():
-        below = RULE.upscale_below_px if scale > 1 else 0
-        cells = needed_cells(RULE, rgb, cheap, below)
+        cells = needed_cells(RULE, rgb, cheap, scale, flipped)
         for box in boxes:
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if (scale, flipped) != (1.0, False) and not cells[int(cy // RULE.cell_px), int(cx // RULE.cell_px)]:
@@ -170,3 +169,14 @@ def test_the_cascade_is_a_validated_profile_setting():
     assert "x.yaml: at 'detect.faces.cascade.enabled': expected bool" in text
     assert "at 'detect.faces.cascade.cue_threshold': 2 is above the maximum 0.99" in text
     assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: cell_px, context" in text
+
+
+def test_a_large_confident_face_asks_for_no_upscaled_or_mirrored_pass():
+    raw = SquareFinder()
+    detector = ClassDetector(raw, FACES, 0)
+    rule = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, flip_below_score=0.5)
+    found, calls = module.detect_cascade(detector, rule, picture([(300, 200, 60)]))  # scores 0.99 at 1x
+    assert calls == 1 and len(found) == 1
+    # A weak one (a 6 px square, 0.15) gets both, around it.
+    found, calls = module.detect_cascade(detector, rule, picture([(300, 200, 6)]))
+    assert calls > 1 and all(h * w < 480 * 640 for h, w in raw.calls[-(calls - 1):])
