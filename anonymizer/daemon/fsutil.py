@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,12 +76,22 @@ def make_private_file(path: Path) -> Path:
     """Create ``path`` empty with mode 0600 if it does not exist; tighten it to 0600 if it does.
 
     Files of ours that an older version (or a permissive umask) left group- or world-readable
-    are tightened; whether or not it existed, the file ends readable by its owner only.
+    are tightened; whether or not it existed, the file ends readable by its owner only. An
+    existing file is changed by name and never opened: closing a descriptor drops every POSIX
+    lock this process holds on the file, and SQLite's locks on a journal another thread has open
+    are such locks (losing them lets a second connection reset the WAL index under the first).
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:
-        if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
-            os.fchmod(fd, PRIVATE_FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path)) from None
+        if stat.S_IMODE(st.st_mode) != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+        return Path(path)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have removed bits from the mode asked for
     finally:
         os.close(fd)
     return Path(path)

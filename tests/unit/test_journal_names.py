@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,13 @@ STAT = FileStat(size=100, mtime_ns=5, inode=42)
 
 
 def raw_bytes(path: Path) -> bytes:
-    """The journal as it lies on disk: main file, WAL and shared-memory index."""
-    return b"".join(Path(f"{path}{s}").read_bytes() for s in ("", "-wal", "-shm") if Path(f"{path}{s}").exists())
+    """The journal as it lies on disk: main file, WAL and shared-memory index.
+
+    Read by a child process: closing a descriptor of our own on the database would drop the
+    POSIX locks the open connection in this process holds on it.
+    """
+    files = [f"{path}{s}" for s in ("", "-wal", "-shm") if Path(f"{path}{s}").exists()]
+    return subprocess.run(["cat", *files], check=True, capture_output=True).stdout
 
 
 def leaks(path: Path) -> list[bytes]:
