@@ -20,7 +20,8 @@ import numpy as np
 
 BLOCK = 8  # source pixels per side of one change cell
 MIN_DELTA = 6.0  # block-mean luma change always counted as real (0-255 scale)
-NOISE_FACTOR = 5.0  # ... or this many robust standard deviations of the frame's block differences
+NOISE_FACTOR = 5.0  # ... or this many robust standard deviations of the frame's block differences,
+MAX_DELTA = 20.0  # ... but never more: when most of the frame changed, the "noise" is the change
 # Context around a change: a detector needs the whole face or plate and some of its surroundings,
 # and an object keeps moving into pixels that have not changed yet.
 CONTEXT_PX = 48
@@ -68,7 +69,7 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     diff -= float(np.median(diff))  # a global brightness drift is light, not an object
     magnitude = np.abs(diff)
     noise = 1.4826 * float(np.median(magnitude))
-    changed = magnitude > max(MIN_DELTA, NOISE_FACTOR * noise)
+    changed = magnitude > min(MAX_DELTA, max(MIN_DELTA, NOISE_FACTOR * noise))
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0

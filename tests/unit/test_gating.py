@@ -1,0 +1,102 @@
+"""Fixed-camera change maps and the per-class detection schedule, on arrays."""
+
+import numpy as np
+
+from anonymizer.config import ClassSpec
+from anonymizer.detect import gating
+from anonymizer.detect.multiscale import ClassDetector, Pass
+from anonymizer.detect.schedule import ClassSchedule, dense_pass, restrict
+from anonymizer.detections import Detections
+
+
+def scene(seed: int = 0, h: int = 360, w: int = 640) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = (rng.random((h // 16, w // 16)) * 200 + 20).astype(np.float32)
+    return np.kron(base, np.ones((16, 16), np.float32))
+
+
+def noisy(gray: np.ndarray, seed: int, sigma: float = 6.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(gray + rng.normal(0, sigma, gray.shape), 0, 255).astype(np.uint8)
+
+
+def test_sensor_noise_and_a_light_change_are_not_change():
+    still = scene()
+    ref = gating.block_means(noisy(still, 1))
+    for seed, gain in ((2, 0), (3, 12)):  # fresh noise; the whole scene 12 levels brighter
+        change = gating.compare(ref, gating.block_means(noisy(still + gain, seed)), (640, 360))
+        assert not change.cells.any() and not change.camera_moved and len(change.boxes) == 0
+
+
+def test_an_object_is_a_change_with_context_around_it():
+    still = scene()
+    ref = gating.block_means(noisy(still, 1))
+    moved = still.copy()
+    moved[100:140, 600:640] = 255 - moved[100:140, 600:640]  # something enters at the right edge
+    change = gating.compare(ref, gating.block_means(noisy(moved, 2)), (640, 360))
+    assert not change.camera_moved
+    (x1, y1, x2, y2), = change.boxes
+    assert x1 <= 600 - 40 and y1 <= 100 - 40 and x2 == 640 and y2 >= 140 + 40  # context, up to the edge
+    assert change.touches(np.array([[610, 110, 630, 130], [10, 300, 40, 340]], np.float32)).tolist() == [True, False]
+
+
+def test_a_pan_is_camera_motion():
+    still = scene()
+    ref = gating.block_means(noisy(still, 1))
+    panned = np.roll(still, 24, axis=1)
+    assert gating.compare(ref, gating.block_means(noisy(panned, 2)), (640, 360)).camera_moved
+
+
+def test_restrict_crops_convolutional_passes_and_keeps_fixed_input_passes_whole():
+    passes = [Pass(1.0, 0, 0, 640, 360), Pass(2.0, 0, 0, 1280, 720, True), Pass(2.0, 1280, 0, 1920, 720)]
+    boxes = np.array([[100, 50, 200, 150]], np.float32)
+    assert restrict(passes, boxes, None) == [Pass(1.0, 100, 50, 200, 150), Pass(2.0, 200, 100, 400, 300, True)]
+    assert restrict(passes, boxes, 640) == passes[:2]  # the third pass's area did not change
+    assert restrict(passes, np.zeros((0, 4), np.float32), None) == []
+
+
+def test_dense_pass_is_one_unmirrored_whole_frame_pass_never_upscaled():
+    spec = ClassSpec(video_dense_side=960)
+    assert dense_pass(1080, 1920, spec, None) == Pass(0.5, 0, 0, 960, 540)
+    assert dense_pass(360, 640, spec, None) == Pass(1.0, 0, 0, 640, 360)
+    assert dense_pass(1080, 1920, spec, 640) == Pass(1.0, 0, 0, 1920, 1080)
+
+
+class Boxes:
+    """A raw detector that reports fixed boxes wherever its input covers them (test data)."""
+
+    fixed_input = None
+
+    def __init__(self, boxes):
+        self.boxes = np.asarray(boxes, np.float32)
+        self.calls = []
+
+    def __call__(self, rgb, threshold):
+        self.calls.append(rgb.shape[:2])
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+
+def test_schedule_cadence_gating_refresh_and_camera_motion():
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0, 2.0), flip=True, video_full_every=3, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=10)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = gating.block_means(noisy(scene(), 1))
+    kinds = []
+    kept = Detections(np.array([[10, 10, 40, 40]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
+    for i in range(12):
+        blocks = gating.block_means(noisy(scene(), 10 + i))
+        passes, carried, refresh = schedule.plan(i, rgb, blocks)
+        if refresh:
+            schedule.refreshed(kept)
+            assert len(passes) == 4 and not len(carried)  # the full plan: 2 scales, each mirrored
+        else:
+            assert passes == [] and len(carried) == 1  # nothing changed: nothing runs, the refresh's boxes stay
+        kinds.append(refresh)
+    assert kinds == [True] + [False] * 9 + [True, False]  # refreshed every 10 frames
+    panned = gating.block_means(noisy(np.roll(scene(), 40, axis=1), 3))
+    passes, carried, refresh = schedule.plan(12, rgb, panned)
+    assert refresh and len(passes) == 4 and schedule.stats["camera_moved"] == 1
+
+    ungated = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=False, refresh_frames=10)
+    sizes = [len(ungated.plan(i, rgb, still)[0]) for i in range(6)]
+    assert sizes == [4, 1, 1, 4, 1, 1]  # full plan every third detector frame, the dense pass between
