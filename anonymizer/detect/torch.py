@@ -25,7 +25,10 @@ def torch_installed() -> bool:
     """Return True if torch can be imported (without importing it)."""
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def cuda_available() -> bool:
