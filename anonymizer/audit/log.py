@@ -82,6 +82,7 @@ def load_or_create_key_file(path: Path) -> bytes:
         return load_key_file(path)
     key = secrets.token_bytes(32)
     try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # exactly 0600, whatever the umask took away
         os.write(fd, key)
         os.fsync(fd)
     finally:
