@@ -72,7 +72,9 @@ def main() -> int:
             problems.append(str(exc)[:2000])
         rows = rig.jobs()
         rerun = [r for r in rows if r["rel_path"].startswith("old") and r["state"] != "retired"]
-        new_jobs = [r for r in rows if r["rel_path"] in dropped]
+        # A retired job keeps only the path HMAC of its file (the journal erases names).
+        hmacs = {h.rel_hmac(rig, rel) for rel in dropped}
+        new_jobs = [r for r in rows if r["rel_path"] in dropped or r["path_hmac"] in hmacs]
         if rerun:
             problems.append(f"{len(rerun)} sitting files were queued again")
         if len(new_jobs) != args.files:
