@@ -83,10 +83,12 @@ _ADDED_COLUMNS = (
 )
 
 # Created after ``_add_missing_columns`` because they index added columns. ``jobs_named`` holds
-# the few rows that still carry a name, so erasing names never scans the whole table.
+# the few rows that still carry a name and ``jobs_by_duplicate_of`` finds a job's duplicates, so
+# erasing names never scans the whole (ever-growing) table.
 _ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_by_path_hmac ON jobs(folder, path_hmac);
 CREATE INDEX IF NOT EXISTS jobs_named ON jobs(state) WHERE rel_path != '';
+CREATE INDEX IF NOT EXISTS jobs_by_duplicate_of ON jobs(duplicate_of) WHERE duplicate_of IS NOT NULL;
 """
 
 # A job whose names are no longer needed ("retired" for privacy): nothing will read or move its
@@ -299,7 +301,9 @@ class Journal:
         the WAL is checkpointed and truncated: its older frames still hold the names.
         """
         with self._tx() as db:
-            erased = db.execute(f"UPDATE jobs SET rel_path = '', output_rel = NULL WHERE {_NAMES_NOT_NEEDED}").rowcount
+            erased = db.execute(
+                f"UPDATE jobs INDEXED BY jobs_named SET rel_path = '', output_rel = NULL WHERE {_NAMES_NOT_NEEDED}"
+            ).rowcount
         if erased:
             self._wal_has_names = True
         if self._wal_has_names:
