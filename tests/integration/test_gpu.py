@@ -10,7 +10,13 @@ from anonymizer.detect.torch import cuda_available
 from anonymizer.detections import box_iou
 from media_factory import FACES_PHOTO, PLATE_PHOTO, load_rgb, make_video
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_available(), reason="no CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not cuda_available(),
+        reason="no CUDA device visible to torch (or torch, the gpu extra, is not installed: ./scripts/install.sh --gpu)",
+    ),
+]
 
 
 def engine(device: str):
