@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild samples/walking-and-pause.mp4 from the CC-BY GIF it is made of (see samples/SOURCES.md).
+"""Rebuild samples/clip-walking-and-pause.mp4 from the CC-BY GIF it is made of (see samples/SOURCES.md).
 
     .venv/bin/python scripts/make_sample_video.py ../shared/samples/face-demographics-walking-and-pause.gif
 
@@ -17,7 +17,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-OUT = Path(__file__).resolve().parent.parent / "samples" / "walking-and-pause.mp4"
+# "clip-" sorts before the sample photos: the daemon takes settled files in path order, so the demo
+# shows the video path (tracking, audio kept) first instead of after the slow plate photos.
+OUT = Path(__file__).resolve().parent.parent / "samples" / "clip-walking-and-pause.mp4"
 AUDIO_RATE = 16_000
 
 

@@ -98,7 +98,7 @@ def test_the_demo_layout_is_a_valid_config_with_the_bundled_samples_waiting_in_i
     # The photos and the sample video (the video path and tracking in the quick start), not the notices.
     media = sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix in (".jpg", ".mp4")) if SAMPLES_DIR.is_dir() else []
     if SAMPLES_DIR.is_dir():
-        assert "walking-and-pause.mp4" in media
+        assert "clip-walking-and-pause.mp4" in media
         assert sorted(p.name for p in folder.input.iterdir()) == media
     # Running it again neither rewrites the config nor copies anything twice.
     before = config.read_text()
