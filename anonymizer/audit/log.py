@@ -212,7 +212,7 @@ def head_line(result: VerifyResult, *, key_id_: str | None, now: float | None = 
     facility 13 (log audit), severity informational; no structured data (NILVALUE), the values
     are in the message as key=value pairs that ``parse_head`` reads back.
     """
-    when = datetime.fromtimestamp(now if now is not None else datetime.now(tz=UTC).timestamp(), tz=UTC)
+    when = datetime.now(tz=UTC) if now is None else datetime.fromtimestamp(now, tz=UTC)
     stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     host = socket.gethostname().split(".")[0] or "-"
     message = f"audit head lines={result.lines} head={result.head} key_id={key_id_ or '-'}"
