@@ -158,7 +158,12 @@ class FixedClipPlan:
 
 
 def _crossing(
-    rng: np.random.Generator, others: Sequence[LabelledPhoto], start: float, plan_size: tuple[int, int], margin: tuple[int, int], fps: int
+    rng: np.random.Generator,
+    others: Sequence[LabelledPhoto],
+    start: float,
+    plan_size: tuple[int, int],
+    margin: tuple[int, int],
+    fps: int,
 ) -> Crossing | None:
     """Plan one crossing starting at frame ``start``: crop, scale, speed, path (entering at an edge)."""
     candidates = [i for i, p in enumerate(others) if len(p.boxes)]
@@ -363,7 +368,8 @@ class FixedClipRenderer:
         ox, oy = plan.bg_offset_xy
         scene = scaled[oy : oy + scene_h, ox : ox + scene_w]
         if scene.shape[:2] != (scene_h, scene_w):  # rounding left the scaled photo a pixel short
-            scene = cv2.copyMakeBorder(scene, 0, scene_h - scene.shape[0], 0, scene_w - scene.shape[1], cv2.BORDER_REPLICATE)
+            short_y, short_x = scene_h - scene.shape[0], scene_w - scene.shape[1]
+            scene = cv2.copyMakeBorder(scene, 0, short_y, 0, short_x, cv2.BORDER_REPLICATE)
         to_scene = np.array([sx, sy, sx, sy]) * 1.0
         boxes = np.asarray(background.boxes, np.float64).reshape(-1, 4) * to_scene - [ox, oy, ox, oy]
         ignore = np.asarray(background.ignore, np.float64).reshape(-1, 4) * to_scene - [ox, oy, ox, oy]
@@ -384,10 +390,12 @@ class FixedClipRenderer:
             crop_boxes = np.asarray(photo.boxes, np.float64).reshape(-1, 4) - [x1, y1, x1, y1]
             crop_ignore = np.asarray(photo.ignore, np.float64).reshape(-1, 4)
             crop_ignore = crop_ignore[_inside_share(crop_ignore, region) > 0] - [x1, y1, x1, y1]
-            crop = _paint_out(photo.rgb[y1:y2, x1:x2], np.concatenate([crop_boxes[touching & ~carried], crop_ignore]), crop_boxes[carried])
+            remove = np.concatenate([crop_boxes[touching & ~carried], crop_ignore])
+            crop = _paint_out(photo.rgb[y1:y2, x1:x2], remove, crop_boxes[carried])
             rgb, ssx, ssy = _scaled(crop, c.scale, c.scale)
             sprite_boxes = crop_boxes[carried] * [ssx, ssy, ssx, ssy]
-            self.sprites.append(_Sprite(rgb, _feather(rgb.shape[:2], sprite_boxes), sprite_boxes, np.arange(next_id, next_id + len(sprite_boxes))))
+            ids = np.arange(next_id, next_id + len(sprite_boxes))
+            self.sprites.append(_Sprite(rgb, _feather(rgb.shape[:2], sprite_boxes), sprite_boxes, ids))
             next_id += len(sprite_boxes)
             is_face += [bool(v) for v in np.asarray(photo.is_face)[carried]]
             roles += [c.kind] * int(carried.sum())
@@ -430,7 +438,8 @@ class FixedClipRenderer:
         clipped = np.clip(mapped, 0, [w, h, w, h])
         visible = _inside_share(mapped, np.array([0, 0, w, h], np.float64))
         counted = (visible >= MIN_VISIBLE) & (metrics.box_size_px(mapped) >= MIN_SIZE_PX) & (occ <= OCCLUDED_MAX)
-        truth = FrameTruth(clipped[counted].astype(np.float32), ids_all[counted], clipped[~counted & (visible > 0)].astype(np.float32))
+        neutral = clipped[~counted & (visible > 0)].astype(np.float32)
+        truth = FrameTruth(clipped[counted].astype(np.float32), ids_all[counted], neutral)
         return frame, truth
 
     def frames(self, *, seed: int) -> Iterator[tuple[np.ndarray, FrameTruth]]:
