@@ -308,7 +308,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("retention problems (sources left in place):")
         for r in data["retention_problems"]:
             when = f", next try {r['retry_at']}" if r["state"] == "retrying" and "retry_at" in r else ""
-            print(f"  {r['job_id']} folder {r['folder']} {r['state']} after {r['attempts']} failed tries{when}: {r['reason']}")
+            tries = f"after {r['attempts']} failed tries{when}"
+            print(f"  {r['job_id']} folder {r['folder']} {r['state']} {tries}: {r['reason']}")
     if data["recent_failures"]:
         print("recent failures:")
         for f in data["recent_failures"]:

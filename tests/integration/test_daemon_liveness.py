@@ -8,6 +8,7 @@ the test reads the datagrams a real unix socket receives, as systemd would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -71,9 +72,9 @@ def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues
 
         pings = [t for t in daemon.times_of("WATCHDOG=1") if t >= started - WATCHDOG_S]
         pings.append(time.monotonic())  # the gap since the last ping counts too
-        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
         assert len(gaps) >= WATCHED_S / WATCHDOG_S and max(gaps) < WATCHDOG_S, f"watchdog gaps {gaps}"
-        later = [r for r in status(config)["running"] if r.get("stage")][0]
+        later = next(r for r in status(config)["running"] if r.get("stage"))
         assert (later["stage"], later["done"]) != (running["stage"], running["done"]), "no progress in 8 s"
         assert later["stage_eta_s"] is not None and later["stage_eta_s"] > 0
 

@@ -7,6 +7,7 @@ real status file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -56,7 +57,7 @@ def test_pings_continue_while_the_worker_ticks_and_stop_when_it_hangs(notify_soc
             beat.tick()
             pings += [t for t, m in received(sock, 0.1) if m == "WATCHDOG=1"]
         assert len(pings) >= 8
-        assert max(b - a for a, b in zip(pings, pings[1:])) < 0.4  # within the watchdog interval
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 0.4  # within the watchdog interval
         # A worker stuck in one call: no tick. Pings stop once the last tick is stall_s old, so
         # systemd's watchdog fires and restarts the daemon.
         last_tick = time.monotonic()
@@ -95,7 +96,9 @@ def test_the_status_file_carries_the_job_s_progress_and_says_stopped_after_a_sto
 def test_a_daemon_that_died_without_stopping_is_not_reported_running(tmp_path: Path) -> None:
     assert daemon_liveness(tmp_path)["state"] == "never-started"
     # The status file of a killed daemon: its last heartbeat, and a pid that no longer exists.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     now = time.time()
     info = {"state": "running", "pid": int(dead.stdout), "heartbeat_at": now - 3, "beat_s": 2.0, "job": None}
     (tmp_path / STATUS_FILE).write_text(json.dumps(info))
