@@ -115,26 +115,30 @@ def measure(clip: Path, out_dir: Path, profile: str | None) -> dict:
     if profile:
         cmd += ["--profile", profile]
     samples: list[tuple[float, int]] = []
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done = threading.Event()
+    # The child's output goes to files: a pipe left unread while waiting could fill and stall it.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
 
-    def poll() -> None:
-        while not done.wait(0.2):
-            samples.append((time.perf_counter() - start, _tree_rss_kb(proc.pid)))
+        def poll() -> None:
+            while not done.wait(0.2):
+                rss = _tree_rss_kb(proc.pid)
+                if rss:  # 0 once it has exited, before it is reaped
+                    samples.append((time.perf_counter() - start, rss))
 
-    poller = threading.Thread(target=poll, name="rss-poll", daemon=True)
-    poller.start()
-    stdout, stderr = b"", b""
-    try:
-        # Read the pipes before reaping: a child blocked on a full pipe would never exit.
-        stdout, stderr = proc.stdout.read(), proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own high-water mark, not the max over all children
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        done.set()
-        poller.join()
-    seconds = time.perf_counter() - start
+        poller = threading.Thread(target=poll, name="rss-poll", daemon=True)
+        poller.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own high-water mark, not the max over all children
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            done.set()
+            poller.join()
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"anonymizer process failed ({proc.returncode}): {stderr.decode(errors='replace')[-2000:]}")
     at = {}
