@@ -211,13 +211,15 @@ class Worker:
             adopted = self._find_published(job, folder)
             if adopted is not None:
                 log.warning("job.adopted_output", reason="published before an interruption, not yet recorded")
+                copy_of = job.summary.get("copy_of")  # the interrupted job was copying an earlier output
                 return self._finish(
                     job,
                     folder,
                     engine,
                     started,
                     log,
-                    outcome="anonymized",
+                    outcome="duplicate" if copy_of else "anonymized",
+                    duplicate_of=copy_of,
                     output_rel=adopted,
                     output_sha256=job.output_sha256,
                     output_size=job.output_size,
@@ -480,6 +482,9 @@ class Worker:
         for earlier in self.journal.find_reusable_results(job.job_key or "", folder.name, exclude=job.id):
             assert earlier.output_sha256 is not None
             summary = {k: v for k, v in earlier.summary.items() if k in ("kind", "counts", "frames", "duration_s")}
+            # The job that anonymized this content, also when the earlier job was a reuse itself;
+            # kept with the pending output so that a crash before recording still says "copy".
+            summary["copy_of"] = earlier.duplicate_of or earlier.id
             if own is not None and own[1] == earlier.output_size:
                 if not own[0]:
                     own = (sha256_file(final, follow_symlinks=False, every_64_mib=self._progress)[0], own[1])
@@ -521,9 +526,7 @@ class Worker:
         summary: dict[str, Any],
         input_size: int,
     ) -> str:
-        # duplicate_of names the job that anonymized this content, also when the earlier job
-        # was itself a reuse.
-        original = earlier.duplicate_of or earlier.id
+        original = summary["copy_of"]
         log.info("job.output_reused", duplicate_of=original)
         return self._finish(
             job,
