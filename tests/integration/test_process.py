@@ -191,13 +191,16 @@ def test_non_media_named_directly_or_named_as_media_in_a_folder_still_fails(tmp_
     assert [p for p in out.rglob("*") if not p.is_dir()] == []
 
 
-def test_the_readme_quick_start_over_samples_exits_0_with_every_sample_anonymized(tmp_path, fast_profile_path):
+def test_the_readme_quick_start_over_samples_exits_0_with_every_sample_anonymized(tmp_path):
     # README: `anonymizer process samples/ --out ...`. samples/ also holds SOURCES.md and a licence.
+    # The exit status is what is tested, not recall: one cheap face pass keeps this quick.
+    profile = tmp_path / "quick.yaml"
+    profile.write_text("detect: {device: cpu, faces: {scales: [1.0], flip: false}, plates: {enabled: false}}\n")
     samples = ROOT / "samples"
     media = sorted(p.name for p in samples.iterdir() if p.suffix.lower() in (".jpg", ".mp4"))
     assert any(n.endswith(".mp4") for n in media) and len(media) >= 6
     out = tmp_path / "x"
-    proc = run_cli("process", str(samples), "--out", str(out), "--profile", str(fast_profile_path))
+    proc = run_cli("process", str(samples), "--out", str(out), "--profile", str(profile))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == media
     others = len(list(samples.iterdir())) - len(media)
