@@ -468,6 +468,8 @@ class Service:
         self._startup_key = "audit_dir"
         make_private_dir(cfg.audit_dir)
         make_private_file(cfg.audit_dir / AUDIT_FILE)
+        # Opened for appending once, so that a read-only audit_dir is refused here, not at the first job.
+        os.close(os.open(cfg.audit_dir / AUDIT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
         for i, f in enumerate(cfg.folders):
             self._startup_key = f"folders[{i}].output"
             f.output.mkdir(parents=True, exist_ok=True)
