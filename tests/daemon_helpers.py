@@ -156,8 +156,10 @@ class DaemonProcess:
                 self.messages.extend(lines)
                 self.timed.extend((received, line) for line in lines)
 
-    def start(self, *, wait_ready: bool = True) -> DaemonProcess:
-        env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
+    def start(self, *, wait_ready: bool = True, watchdog_usec: int = 2_000_000) -> DaemonProcess:
+        env = dict(
+            os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC=str(watchdog_usec), PYTHONUNBUFFERED="1"
+        )
         env["WATCHDOG_PID"] = ""  # the pid is not known before the fork; empty means "any"
         with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
             # The child keeps its own copies of the descriptors; ours can close at once.

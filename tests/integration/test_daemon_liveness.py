@@ -2,8 +2,10 @@
 
 The trial in issue 16 found a 24 MP photo taking 443 s with the default profile, sending no
 WATCHDOG=1 meanwhile (WatchdogSec=300 kills it) and ignoring SIGTERM until it finished. Here the
-real daemon runs the built-in default profile on a real 24 MP photo, with WATCHDOG_USEC=2 s, and
-the test reads the datagrams a real unix socket receives, as systemd would.
+real daemon runs the built-in default profile on a real 24 MP photo, with a 10 s watchdog (the
+daemon then pings every 2 s), and the test reads the datagrams a real unix socket receives, as
+systemd would. (On a 2-core machine at load 15, one ping in 70 came 4 s late: a 2 s watchdog would
+be a test of the scheduler, not of the daemon.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import daemon_helpers as dh
 PLATES = sorted(dh.SAMPLES.glob("plate-*.jpg"))
 pytestmark = pytest.mark.skipif(not PLATES, reason="samples/plate-*.jpg are missing")
 
-WATCHDOG_S = 2.0  # daemon_helpers starts the daemon with WATCHDOG_USEC=2000000
+WATCHDOG_S = 10.0  # the daemon's watchdog interval in this test (WATCHDOG_USEC)
+BEAT_S = 2.0  # how often the daemon pings with it: every 2 s or half the interval, if shorter
 WATCHED_S = 8.0  # how long the test watches the photo's passes advance before it stops the daemon
 
 
@@ -55,7 +58,7 @@ def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues
     photo = write_large_photo(staging / "street-24mp.jpg")
 
     with dh.DaemonProcess(config, tmp_path) as daemon:
-        daemon.start()
+        daemon.start(watchdog_usec=int(WATCHDOG_S * 1e6))
         photo.rename(inp / "street-24mp.jpg")
         dh.wait_for(lambda: "job.started" in daemon.event_names(), 60, "the photo job to start")
         started = time.monotonic()
@@ -70,10 +73,11 @@ def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues
         time.sleep(WATCHED_S)
         assert not dh.files_under(out), "the photo finished before the test could watch it (make it larger)"
 
-        pings = [t for t in daemon.times_of("WATCHDOG=1") if t >= started - WATCHDOG_S]
+        pings = [t for t in daemon.times_of("WATCHDOG=1") if t >= started - BEAT_S]
         pings.append(time.monotonic())  # the gap since the last ping counts too
         gaps = [b - a for a, b in itertools.pairwise(pings)]
-        assert len(gaps) >= WATCHED_S / WATCHDOG_S and max(gaps) < WATCHDOG_S, f"watchdog gaps {gaps}"
+        assert len(gaps) >= WATCHED_S / BEAT_S and max(gaps) < WATCHDOG_S, f"watchdog gaps {gaps}"
+        assert sum(gaps) / len(gaps) < 1.5 * BEAT_S, f"watchdog gaps {gaps}"  # steady, not just in time
         later = next(r for r in status(config)["running"] if r.get("stage"))
         assert (later["stage"], later["done"]) != (running["stage"], running["done"]), "no progress in 8 s"
         assert later["stage_eta_s"] is not None and later["stage_eta_s"] > 0
@@ -82,7 +86,10 @@ def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues
         daemon.signal(signal.SIGTERM)
         code = daemon.proc.wait(60)
         stop_s = time.monotonic() - stop_sent
-        print(f"SIGTERM to exit during a 24 MP photo: {stop_s:.2f} s; watchdog gaps max {max(gaps):.2f} s")
+        print(
+            f"SIGTERM to exit during a 24 MP photo: {stop_s:.2f} s; {len(gaps)} watchdog gaps,"
+            f" mean {sum(gaps) / len(gaps):.2f} s, max {max(gaps):.2f} s"
+        )
         assert code == 0 and stop_s < 10.0, f"stop took {stop_s:.1f} s"
         time.sleep(0.3)
         assert daemon.saw("STOPPING=1") and "job.requeued" in daemon.event_names()
