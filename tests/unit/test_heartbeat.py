@@ -46,27 +46,29 @@ def received(sock: socket.socket, seconds: float) -> list[tuple[float, str]]:
 
 def test_pings_continue_while_the_worker_ticks_and_stop_when_it_hangs(notify_socket, tmp_path: Path) -> None:
     path, sock = notify_socket
-    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
-    beat = Heartbeat(notifier, tmp_path / STATUS_FILE, stall_s=0.6, interval_s=0.1)
+    # A 2 s watchdog, pinged every 0.1 s; the worker counts as hung after 1 s without a tick.
+    # (Margins are wide: this runs on a shared 2-core machine.)
+    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+    beat = Heartbeat(notifier, tmp_path / STATUS_FILE, stall_s=1.0, interval_s=0.1)
     beat.start()
     try:
         # A job that keeps making progress, however long it runs: pings keep coming.
         ticking = time.monotonic()
         pings = []
-        while time.monotonic() - ticking < 1.5:
+        while time.monotonic() - ticking < 3.0:
             beat.tick()
             pings += [t for t, m in received(sock, 0.1) if m == "WATCHDOG=1"]
-        assert len(pings) >= 8
-        assert max(b - a for a, b in itertools.pairwise(pings)) < 0.4  # within the watchdog interval
+        assert len(pings) >= 10
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 2.0  # within the watchdog interval
         # A worker stuck in one call: no tick. Pings stop once the last tick is stall_s old, so
         # systemd's watchdog fires and restarts the daemon.
         last_tick = time.monotonic()
-        late = [t for t, m in received(sock, 1.5) if m == "WATCHDOG=1"]
-        assert late and max(late) - last_tick < 0.6 + 0.25
-        assert [t for t in late if t - last_tick > 0.6 + 0.25] == []
+        late = [t for t, m in received(sock, 3.0) if m == "WATCHDOG=1"]
+        assert late, "pings stopped at once: the stall allowance was not honoured"
+        assert [t for t in late if t - last_tick > 1.0 + 0.5] == []
         # It resumes as soon as the worker moves again.
         beat.tick()
-        assert "WATCHDOG=1" in [m for _, m in received(sock, 0.4)]
+        assert "WATCHDOG=1" in [m for _, m in received(sock, 1.0)]
     finally:
         beat.stop()
 
@@ -77,16 +79,18 @@ def test_the_status_file_carries_the_job_s_progress_and_says_stopped_after_a_sto
     beat.start()
     try:
         beat.job_started("j-0123456789ab", "vms")
+        first = time.monotonic()
         beat.report("detect", 10, 100)
         time.sleep(0.2)
         beat.report("detect", 20, 100)
+        elapsed = time.monotonic() - first
         time.sleep(0.15)
         live = daemon_liveness(tmp_path)
         assert live["state"] == "running" and live["pid"] == os.getpid()
         job = live["job"]
         assert (job["job_id"], job["stage"], job["done"], job["total"]) == ("j-0123456789ab", "detect", 20, 100)
-        # 10 items in ~0.2 s: about 1.6 s for the 80 left.
-        assert 0.8 < job["stage_eta_s"] < 4.0
+        # 10 items in ``elapsed`` (about 0.2 s): 8 times that for the 80 left.
+        assert 8 * elapsed * 0.8 - 0.1 <= job["stage_eta_s"] <= 8 * elapsed + 0.1
         assert (tmp_path / STATUS_FILE).stat().st_mode & 0o777 == 0o600
     finally:
         beat.stop()
