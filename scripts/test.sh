@@ -28,7 +28,9 @@ if [ ${#need[@]} -gt 0 ]; then
       echo "test.sh: apt-get install ${need[*]} FAILED (log: $log); the tests that need them will skip" >&2
     fi
   else
-    echo "test.sh: ${need[*]} not installed (installed only as root with apt-get); the network_mount and strace crash tests will skip" >&2
+    why="not root, or no apt-get"
+    [ "${ANONYMIZER_NO_APT:-0}" = 1 ] && why="ANONYMIZER_NO_APT=1"
+    echo "test.sh: missing ${need[*]}, not installed ($why); the tests that need them will skip" >&2
   fi
 fi
 exec "${ANONYMIZER_VENV:-.venv}/bin/python" -m pytest "$@"
