@@ -131,62 +131,75 @@ class ClassDetector:
         cadence runs a subset of it, or passes over crops of the image. ``progress(done, total)``
         follows every inference call (an exception it raises aborts the detection).
         """
-        jobs = []  # (image index, scale, x0, y0, crop, flipped)
-        fixed_input = getattr(self.raw, "fixed_input", None)
-        for index, rgb in enumerate(images):
-            height, width = rgb.shape[:2]
-            scaled: dict[float, np.ndarray] = {}
-            plan = plans[index] if plans is not None else self.plan(height, width, video=video)
-            for p in plan:
-                if p.scale not in scaled:
-                    size = (max(1, int(round(width * p.scale))), max(1, int(round(height * p.scale))))
-                    interpolation = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
-                    scaled[p.scale] = rgb if p.scale == 1.0 else cv2.resize(rgb, size, interpolation=interpolation)
-                crop = scaled[p.scale][p.y0 : p.y1, p.x0 : p.x1]
-                if zooms_out(height, width, p.scale, self.spec, fixed_input):
-                    # Top-left on a neutral gray canvas: box coordinates stay those of the scaled image.
-                    canvas = np.full((height, width, 3), 114, np.uint8)
-                    canvas[: crop.shape[0], : crop.shape[1]] = crop
-                    crop = canvas
-                if p.flipped:
-                    crop = np.ascontiguousarray(crop[:, ::-1])
-                jobs.append((index, p.scale, p.x0, p.y0, crop, p.flipped))
-
         # Video keeps weaker candidates too: the tracker masks them only when they join a track
         # that also has a confident detection (see anonymizer.track.linker).
         if threshold is None:
             threshold = self.spec.threshold
             if video and self.spec.track_threshold is not None:
                 threshold = min(threshold, self.spec.track_threshold)
+        jobs = []  # (image index, pass), in plan order
+        for index, rgb in enumerate(images):
+            plan = plans[index] if plans is not None else self.plan(*rgb.shape[:2], video=video)
+            jobs.extend((index, p) for p in plan)
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
+        widths: list[int] = [0] * len(jobs)
         batch = getattr(self.raw, "batch", None)
         done = 0
-        if batch is not None:
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for j, job in enumerate(jobs):
-                groups.setdefault(job[4].shape, []).append(j)
-            for members in groups.values():
-                for start in range(0, len(members), self.batch_size):
-                    chunk = members[start : start + self.batch_size]
-                    for j, out in zip(chunk, batch([jobs[j][4] for j in chunk], threshold)):
-                        outputs[j] = out
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, len(jobs))
-        else:
-            for j, job in enumerate(jobs):
-                outputs[j] = self.raw(job[4], threshold)
+        # One scale at a time, each crop cut (and mirrored) just before its inference: a 24 MP
+        # photo's scale-3 crops would otherwise all exist at once (gigabytes, and tens of seconds
+        # before the first inference reports progress).
+        for scale in sorted({p.scale for _, p in jobs}):
+            members = [j for j, (_, p) in enumerate(jobs) if p.scale == scale]
+            scaled: dict[int, np.ndarray] = {}
+            for j in members:
+                index = jobs[j][0]
+                if index not in scaled:
+                    scaled[index] = self._scaled(images[index], scale)
+            if batch is not None:
+                groups: dict[tuple[int, ...], list[int]] = {}
+                for j in members:
+                    p = jobs[j][1]
+                    groups.setdefault((p.y1 - p.y0, p.x1 - p.x0), []).append(j)
+                runs = [g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)]
+            else:
+                runs = [[j] for j in members]
+            for run in runs:
+                crops = [self._crop(images[jobs[j][0]], scaled[jobs[j][0]], jobs[j][1]) for j in run]
+                found = batch(crops, threshold) if batch is not None else [self.raw(crops[0], threshold)]
+                for j, crop, out in zip(run, crops, found):
+                    outputs[j], widths[j] = out, crop.shape[1]
+                done += len(run)
                 if progress is not None:
-                    progress(j + 1, len(jobs))
+                    progress(done, len(jobs))
+            del scaled
 
         per_image: list[list[tuple[float, bool, np.ndarray, np.ndarray]]] = [[] for _ in images]
-        for (index, scale, x0, y0, crop, flipped), (xyxy, conf) in zip(jobs, outputs):  # type: ignore[misc]
+        for ((index, p), (xyxy, conf)), width in zip(zip(jobs, outputs), widths):  # type: ignore[misc]
             xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-            if flipped and len(xyxy):
+            if p.flipped and len(xyxy):
                 xyxy = xyxy.copy()
-                xyxy[:, [0, 2]] = crop.shape[1] - xyxy[:, [2, 0]]
-            per_image[index].append((scale, flipped, (xyxy + [x0, y0, x0, y0]) / scale, conf))
+                xyxy[:, [0, 2]] = width - xyxy[:, [2, 0]]
+            per_image[index].append((p.scale, p.flipped, (xyxy + [p.x0, p.y0, p.x0, p.y0]) / p.scale, conf))
         return per_image
+
+    @staticmethod
+    def _scaled(rgb: np.ndarray, scale: float) -> np.ndarray:
+        if scale == 1.0:
+            return rgb
+        height, width = rgb.shape[:2]
+        size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+    def _crop(self, rgb: np.ndarray, scaled: np.ndarray, p: Pass) -> np.ndarray:
+        """The pixels one pass shows the network."""
+        height, width = rgb.shape[:2]
+        crop = scaled[p.y0 : p.y1, p.x0 : p.x1]
+        if zooms_out(height, width, p.scale, self.spec, getattr(self.raw, "fixed_input", None)):
+            # Top-left on a neutral gray canvas: box coordinates stay those of the scaled image.
+            canvas = np.full((height, width, 3), 114, np.uint8)
+            canvas[: crop.shape[0], : crop.shape[1]] = crop
+            crop = canvas
+        return np.ascontiguousarray(crop[:, ::-1]) if p.flipped else crop
 
     def merge(self, boxes: list[np.ndarray], scores: list[np.ndarray]) -> Detections:
         """Merge boxes (source pixels) from several passes: size filter, then NMS."""

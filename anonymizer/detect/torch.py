@@ -32,13 +32,22 @@ def torch_installed() -> bool:
 
 
 def cuda_available() -> bool:
-    if not torch_installed():
+    if not torch_installed() or not _nvidia_device_present():
         return False
     try:
         import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def _nvidia_device_present() -> bool:
+    """Whether the NVIDIA driver shows a device, without importing torch.
+
+    Importing torch costs about 0.6 GB of memory and a second of start-up; a CPU host (or a
+    container without the GPU passed through) has no /dev/nvidia* nodes and never needs it.
+    """
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/proc/driver/nvidia/gpus").is_dir()
 
 
 def _convert(model_bytes: bytes):

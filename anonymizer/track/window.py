@@ -24,15 +24,20 @@ from anonymizer.track.linker import track_and_fill
 class ClassTrack:
     """How one class is tracked: its detector's frame step and its confidence split."""
 
-    every: int  # detector frames are this many frames apart for the class's sparsest passes
+    every: int  # frames between the class's full plans: what only they find is seen this often
     confident: float | None  # hysteresis threshold, None = every detection is confident
+    step: int = 1  # frames between the class's detector frames (weak candidates come this often)
 
 
 def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
-    """Frames of context each side of a chunk: twice the longest reach of any tracking rule."""
-    every = max(c.every for c in classes.values())
-    reach = max(spec.lead_frames, spec.trail_frames, spec.max_gap_frames + every, spec.confirm_sightings * every)
-    return max(32, 2 * reach)
+    """Frames of context each side of a chunk: the longest reach of any tracking rule, plus one
+    detector step (a gap is bridged from the sighting after it, a weak track confirmed by its
+    ``confirm_sightings``-th sighting)."""
+    reach = max(
+        max(spec.lead_frames, spec.trail_frames, spec.max_gap_frames + c.every, spec.confirm_sightings * c.step) + c.every
+        for c in classes.values()
+    )
+    return max(24, reach)
 
 
 class WindowTracker:
@@ -46,6 +51,7 @@ class WindowTracker:
         self.spec = spec
         self.classes = classes
         self.margin = window_margin(spec, classes)
+        # Decoded frames are held for a chunk plus its look-ahead; the look-behind is detections only.
         self.chunk = chunk or self.margin
         self.base = 0  # frame index of self.frames[0]
         self.frames: deque[dict[str, Detections | None]] = deque()
