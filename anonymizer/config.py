@@ -34,11 +34,12 @@ class CascadeSpec:
     enabled: bool = False
     # The cheap pass (scale 1, unmirrored) keeps candidates down to this score as cues.
     cue_threshold: float = 0.05
-    # An upscaled pass runs only around cues it shows at most this many px across (a face the
-    # cheap pass saw large enough needs no closer look); 0 = around every cue.
-    upscale_below_px: float = 96.0
-    # Mirrored passes run only around cues scoring below this (1 = around every cue).
-    flip_below_score: float = 1.0
+    # A weak cue (scoring below ``weak_below``) gets every other pass around it: large turned
+    # faces too are found only by an upscaled or mirrored pass. A confident one gets the upscaled
+    # passes only when they show it at most ``upscale_below_px`` across (0 = every cue): a small
+    # face in a crowd has smaller neighbours.
+    weak_below: float = 0.3
+    upscale_below_px: float = 64.0
     # Each cue's region grows by this fraction of its size plus these source pixels per side.
     context: float = 1.0
     context_px: float = 32.0
@@ -336,7 +337,7 @@ def _cascade_spec(c: Checker, data: Any, path: str, default: CascadeSpec) -> Cas
         enabled=c.get(d, path, "enabled", default.enabled, bool),
         cue_threshold=number("cue_threshold", minimum=0.01, maximum=0.99),
         upscale_below_px=number("upscale_below_px", minimum=0, maximum=10000),
-        flip_below_score=number("flip_below_score", minimum=0.01, maximum=1),
+        weak_below=number("weak_below", minimum=0.01, maximum=1),
         context=number("context", minimum=0, maximum=10),
         context_px=number("context_px", minimum=0, maximum=2000),
         cell_px=c.get(d, path, "cell_px", default.cell_px, int, minimum=8, maximum=1024),

@@ -65,10 +65,15 @@ class Cues:
         wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
         return self.select(wh.max(axis=1) <= max_px)
 
-    def for_pass(self, rule: CascadeSpec, scale: float, flipped: bool) -> Cues:
-        """The cues that ask for the pass at ``scale`` (mirrored or not) around them."""
-        cues = self.sized(rule.upscale_below_px / scale) if scale > 1 and rule.upscale_below_px > 0 else self
-        return cues.select(cues.confidence < rule.flip_below_score) if flipped else cues
+    def for_pass(self, rule: CascadeSpec, scale: float) -> Cues:
+        """The cues that ask for a pass at ``scale`` (mirrored or not; the cheap pass's own scale
+        means its mirrored pass) around them: every weak cue, and for an upscaled pass every cue
+        it shows at most ``upscale_below_px`` across."""
+        keep = self.confidence < rule.weak_below
+        if scale > 1:
+            wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
+            keep |= (wh.max(axis=1) * scale <= rule.upscale_below_px) if rule.upscale_below_px > 0 else True
+        return self.select(keep)
 
 
 def cue_mask(cues: Cues, height: int, width: int, rule: CascadeSpec) -> np.ndarray:
@@ -138,7 +143,7 @@ def plan_expensive(
     for p in rest:
         groups.setdefault((p.scale, p.flipped), []).append(p)
     for (scale, flipped), passes in groups.items():
-        wanted = cues.for_pass(rule, scale, flipped)
+        wanted = cues.for_pass(rule, scale)
         if fixed_input:
             if zooms_out(height, width, scale, spec, fixed_input):
                 chosen += passes if len(cues.xyxy) else []

