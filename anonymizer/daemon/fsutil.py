@@ -97,6 +97,42 @@ def make_private_file(path: Path) -> Path:
     return Path(path)
 
 
+def find_by_name_hmac(
+    root: Path, hmac_of: Callable[[str], str], target: str, *, every_1000: Callable[[], None] | None = None
+) -> str | None:
+    """Return the relative path (POSIX form) of the regular file under ``root`` whose name HMAC
+    is ``target``, or None.
+
+    How an output is found again once the journal has erased its name and kept only
+    ``hmac_of(relative path)``: only names are read (no stat, no hashing) until one matches, so a
+    large output share costs one directory listing. Dot names (our temporaries) and symlinks are
+    skipped. ``every_1000`` is called every 1,000 names, to feed the watchdog on a big share.
+    """
+    seen = 0
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, prefix) if prefix else root))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{prefix}/{entry.name}" if prefix else entry.name
+            seen += 1
+            if every_1000 is not None and seen % 1000 == 0:
+                every_1000()
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.is_file(follow_symlinks=False) and hmac_of(rel) == target:
+                    return rel
+            except OSError:
+                continue
+    return None
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at      REAL NOT NULL,
     retention_attempts INTEGER NOT NULL DEFAULT 0,
     retention_error TEXT,
-    path_hmac       TEXT
+    path_hmac       TEXT,
+    output_hmac     TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_file ON jobs(folder, rel_path);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, next_attempt_at);
@@ -80,6 +81,9 @@ _ADDED_COLUMNS = (
     # HMAC-SHA256 of "<folder>/<rel_path>" with the audit's path key (``audit.log.path_hmac``):
     # what identifies the file once its job is retired and the name columns are erased.
     ("path_hmac", "TEXT"),
+    # The same HMAC of "<folder>/<output_rel>": how an earlier output is found again (by walking
+    # the output folder's names) once its job is retired and ``output_rel`` is erased.
+    ("output_hmac", "TEXT"),
 )
 
 # Created after ``_add_missing_columns`` because they index added columns. ``jobs_named`` holds
@@ -156,6 +160,7 @@ class Job:
     retention_attempts: int = 0
     retention_error: str | None = None
     path_hmac: str | None = None
+    output_hmac: str | None = None
 
     @property
     def stat(self) -> FileStat:
@@ -284,9 +289,14 @@ class Journal:
         """
         rows = self._db.execute("SELECT id, folder, rel_path FROM jobs WHERE path_hmac IS NULL AND rel_path != ''")
         todo = [(self._path_hmac(r["folder"], decode_rel(r["rel_path"])), r["id"]) for r in rows.fetchall()]
-        if todo:
+        rows = self._db.execute(
+            "SELECT id, folder, output_rel FROM jobs WHERE output_hmac IS NULL AND output_rel IS NOT NULL"
+        )
+        outs = [(self._path_hmac(r["folder"], decode_rel(r["output_rel"])), r["id"]) for r in rows.fetchall()]
+        if todo or outs:
             with self._tx() as db:
                 db.executemany("UPDATE jobs SET path_hmac = ? WHERE id = ?", todo)
+                db.executemany("UPDATE jobs SET output_hmac = ? WHERE id = ?", outs)
         self.forget_names()
         if self.get_meta("names_wiped") is None:
             self._db.execute("VACUUM")
@@ -494,11 +504,13 @@ class Journal:
         duplicate_of: str | None = None,
     ) -> None:
         """Record a verified, published output (or a duplicate). Only after this may retention run."""
+        row = self._db.execute("SELECT folder FROM jobs WHERE id = ?", (job_id,)).fetchone()
         self._update(
             job_id,
             state="done",
             outcome=outcome,
             output_rel=None if output_rel is None else encode_rel(output_rel),
+            output_hmac=None if output_rel is None or row is None else self._path_hmac(row["folder"], output_rel),
             output_sha256=output_sha256,
             output_size=output_size,
             summary_json=json.dumps(summary, sort_keys=True),

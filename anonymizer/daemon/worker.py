@@ -29,7 +29,14 @@ from anonymizer.audit.log import AuditLog, path_hmac
 from anonymizer.audit.records import job_record, retention_record, utc_iso
 from anonymizer.config import Profile
 from anonymizer.daemon.config import FolderConfig, RetryPolicy, mount_of
-from anonymizer.daemon.fsutil import TMP_PREFIX, candidate_names, fsync_file, place_no_overwrite, sha256_file
+from anonymizer.daemon.fsutil import (
+    TMP_PREFIX,
+    candidate_names,
+    find_by_name_hmac,
+    fsync_file,
+    place_no_overwrite,
+    sha256_file,
+)
 from anonymizer.daemon.journal import FileStat, Job, Journal, backoff_s, display_rel, job_key
 from anonymizer.daemon.logging import describe_error
 from anonymizer.daemon.metrics import Metrics
@@ -491,10 +498,19 @@ class Worker:
                 if own[0] == earlier.output_sha256:
                     output_rel = final_rel  # dropped again, and its earlier output is still in place
                     return self._finish_reuse(job, folder, engine, started, log, earlier, output_rel, summary, size)
-            if earlier.output_rel is None or earlier.output_rel == final_rel:
+            earlier_rel = earlier.output_rel
+            if earlier_rel is None and earlier.output_hmac:
+                # Retired: the journal erased the output's name and kept its HMAC (journal.py).
+                earlier_rel = find_by_name_hmac(
+                    folder.output,
+                    lambda rel: path_hmac(self.hmac_key, folder.name, rel),
+                    earlier.output_hmac,
+                    every_1000=self._progress,
+                )
+            if earlier_rel is None or earlier_rel == final_rel:
                 continue
             try:
-                earlier_out = resolve_inside(folder.output, earlier.output_rel)
+                earlier_out = resolve_inside(folder.output, earlier_rel)
             except OSError:
                 continue
             if not self._is_recorded_file(earlier_out, earlier.output_size, earlier.output_sha256):

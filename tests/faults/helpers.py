@@ -330,7 +330,9 @@ def check_nothing_lost(rig: Rig, dropped: dict[str, str], *, expect_quarantined:
             assert output.is_file(), f"{rel}: journal names an output that does not exist"
             assert sha256(output) == job["output_sha256"], f"{rel}: output bytes differ from the verified hash"
         assert found, f"{rel}: no output with the verified hash in the output folder"
-        ledger.outputs.setdefault(sha, []).extend(found)
+        # One output per dropped file: the one at its own path when there is one.
+        own = [p for p in found if p.relative_to(rig.out).as_posix().startswith(rel)]
+        ledger.outputs.setdefault(sha, []).append((own or found)[0])
         source = rig.inp / rel
         if not source.exists():
             retired = [j for j in jobs if j["state"] == "retired" and j["retention"] in ("deleted", "moved")]

@@ -231,3 +231,36 @@ def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_l
     assert leaks(path) == []
     assert verify(audit.path, key=chain_key).ok
     j.close()
+
+
+def test_a_retired_output_is_found_again_by_the_hmac_of_its_name(tmp_path: Path, path: Path) -> None:
+    # The same content dropped again under another name reuses the earlier output: once the
+    # journal has erased that output's name, the worker finds it by walking the output folder's
+    # names against the kept HMAC (no stat or hash of the other files).
+    from anonymizer.daemon.fsutil import find_by_name_hmac
+
+    out = tmp_path / "out"
+    (out / "visitors").mkdir(parents=True)
+    (out / "visitors" / "Anna_Schmidt_passport.jpg").write_bytes(b"anonymized")
+    (out / "visitors" / "other.jpg").write_bytes(b"other")
+    (out / ".anonymizer-tmp-j-1.jpg").write_bytes(b"temporary")
+    (out / "link.jpg").symlink_to(out / "visitors" / "Anna_Schmidt_passport.jpg")
+    j = Journal(path)
+    job_id = j.offer("cam", NAME, STAT)
+    finish(j, job_id)
+    j.mark_audited(job_id)
+    j.mark_retired(job_id, "kept")
+    job = j.get(job_id)
+    assert job.output_rel is None and leaks(path) == []
+    key = load_or_create_key(path.parent)
+    assert job.output_hmac == path_hmac(key, "cam", NAME)
+
+    def name_hmac(rel: str) -> str:
+        return path_hmac(key, "cam", rel)
+
+    assert find_by_name_hmac(out, name_hmac, job.output_hmac) == NAME
+    # Neither a symlink nor one of our temporaries counts; an unknown HMAC finds nothing.
+    assert find_by_name_hmac(out, name_hmac, name_hmac("link.jpg")) is None
+    assert find_by_name_hmac(out, name_hmac, name_hmac(".anonymizer-tmp-j-1.jpg")) is None
+    assert find_by_name_hmac(out, name_hmac, "0" * 64) is None
+    j.close()
