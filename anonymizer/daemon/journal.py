@@ -567,8 +567,8 @@ class Journal:
 
         Their outputs are candidates to reuse for the same content under another name (or dropped
         again); the caller checks each is still there with its recorded SHA-256. A job whose names
-        were forgotten (``output_rel`` None) still has its output's hash: the caller can only
-        recognise that output at the new file's own output path.
+        were forgotten (``output_rel`` None) still has its output's hash and ``output_hmac``, by
+        which the caller finds that output in the output folder.
         """
         return self._rows(
             "SELECT * FROM jobs WHERE job_key = ? AND folder = ? AND id != ? AND state IN ('done', 'retired')"

@@ -469,8 +469,8 @@ class Worker:
         An earlier output is reused when it is still in place with its recorded size and SHA-256:
         it is either already at this file's own output path (dropped again, output kept) or it is
         copied there (the copy checked against the hash too). The journal forgets an earlier job's
-        output name once that job is retired, so such an output is only recognised at this file's
-        own path. Return the outcome ('duplicate'), or None when nothing is reusable: the caller
+        output name once that job is retired; such an output is found by the HMAC of its name
+        (``find_by_name_hmac``). Return the outcome ('duplicate'), or None when nothing is reusable: the caller
         then runs the engine again.
         """
         from anonymizer.media.sniff import expected_suffixes
