@@ -26,6 +26,10 @@ MAX_DELTA = 20.0  # ... but never more: when most of the frame changed, the "noi
 # and an object keeps moving into pixels that have not changed yet.
 CONTEXT_PX = 48
 MOTION_SHARE = 0.35  # more of the frame changed than this: the camera moved
+# ... and so did it when the whole picture shifted by more than this many cells (1 px): a slow
+# pan moves every object a little each frame, less than block means notice in flat areas, but a
+# box kept from the reference would drift off its object.
+MOTION_SHIFT_CELLS = 0.125
 
 
 def block_means(gray: np.ndarray) -> np.ndarray:
@@ -47,10 +51,11 @@ class Change:
     cells: np.ndarray
     share: float
     boxes: np.ndarray
+    shift: float = 0.0  # global shift against the reference, in cells (phase correlation)
 
     @property
     def camera_moved(self) -> bool:
-        return self.share > MOTION_SHARE
+        return self.share > MOTION_SHARE or self.shift > MOTION_SHIFT_CELLS
 
     def touches(self, xyxy: np.ndarray) -> np.ndarray:
         """Per box (n, 4) in source pixels, whether any changed cell lies under it: bool (n,)."""
@@ -73,7 +78,52 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-    return Change(widened, share, _boxes(widened, frame_wh))
+    return Change(widened, share, _boxes(widened, frame_wh), _global_shift(reference, current))
+
+
+def _global_shift(reference: np.ndarray, current: np.ndarray) -> float:
+    """How far the whole picture moved against the reference, in cells (0 for a still camera)."""
+    if min(reference.shape) < 8:
+        return 0.0
+    # Sizes the DFT takes as they are: OpenCV pads others, and on a padded map the correlation
+    # peak of a still picture sits half a cell off (seen with 44 and 45 rows, OpenCV 5.0); even sizes only, odd ones are off too.
+    rows, cols = (_dft_size_below(n) for n in reference.shape)
+    # Copies: phaseCorrelate may apply its window to the arrays it is given.
+    reference, current = reference[:rows, :cols].copy(), current[:rows, :cols].copy()
+    window = cv2.createHanningWindow(reference.shape[::-1], cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(reference, current, window)
+    # A weak peak is no shift at all: noise, or a few objects moving over a still scene.
+    return float(np.hypot(dx, dy)) if response > 0.2 else 0.0
+
+
+def _dft_size_below(n: int) -> int:
+    while n % 2 or cv2.getOptimalDFTSize(n) != n:
+        n -= 1
+    return n
+
+
+def grow_over(boxes: np.ndarray, objects: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """``boxes`` plus every object box that overlaps one of them, with half its size around it.
+
+    A change that covers part of a large face (a slow turn, a hand) must be detected on a crop
+    that shows the whole face: the network finds no face in half of one.
+    """
+    if not len(boxes) or not len(objects):
+        return boxes
+    w, h = frame_wh
+    overlap = (
+        (objects[:, None, 0] < boxes[None, :, 2])
+        & (objects[:, None, 2] > boxes[None, :, 0])
+        & (objects[:, None, 1] < boxes[None, :, 3])
+        & (objects[:, None, 3] > boxes[None, :, 1])
+    ).any(axis=1)
+    touched = objects[overlap]
+    if not len(touched):
+        return boxes
+    half = (touched[:, 2:] - touched[:, :2]) / 2
+    grown = np.concatenate([touched[:, :2] - half, touched[:, 2:] + half], axis=1)
+    grown = np.clip(grown, 0, [w, h, w, h]).astype(np.float32)
+    return np.concatenate([boxes, grown])
 
 
 def _boxes(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:

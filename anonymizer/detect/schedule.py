@@ -99,8 +99,10 @@ class ClassSchedule:
             change = gating.compare(self.reference, blocks, (width, height))
             if not change.camera_moved:
                 self.stats["gated"] += 1
-                carried = self.kept[~change.touches(self.kept.xyxy)] if len(self.kept) else self.kept
-                return restrict(passes, change.boxes, self.fixed_input), carried, False
+                touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
+                carried = self.kept[~touched] if len(self.kept) else self.kept
+                crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
+                return restrict(passes, crops, self.fixed_input), carried, False
             self.stats["camera_moved"] += 1
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index

@@ -100,3 +100,23 @@ def test_schedule_cadence_gating_refresh_and_camera_motion():
     ungated = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=False, refresh_frames=10)
     sizes = [len(ungated.plan(i, rgb, still)[0]) for i in range(6)]
     assert sizes == [4, 1, 1, 4, 1, 1]  # full plan every third detector frame, the dense pass between
+
+
+def test_a_slow_pan_of_a_real_photo_is_camera_motion_though_few_blocks_change():
+    import cv2
+
+    from media_factory import FACES_PHOTO, load_rgb
+
+    gray = cv2.cvtColor(cv2.resize(load_rgb(FACES_PHOTO), (640, 360)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    ref = gating.block_means(noisy(gray, 1, 4.0))
+    still = gating.compare(ref, gating.block_means(noisy(gray, 2, 4.0)), (640, 360))
+    assert not still.camera_moved
+    shifted = cv2.warpAffine(gray, np.float32([[1, 0, 3], [0, 1, 0]]), (640, 360), borderMode=cv2.BORDER_REFLECT)
+    assert gating.compare(ref, gating.block_means(noisy(shifted, 2, 4.0)), (640, 360)).camera_moved
+
+
+def test_a_change_over_part_of_a_large_face_is_detected_on_a_crop_showing_all_of_it():
+    change = np.array([[100, 100, 140, 140]], np.float32)  # a hand moving over the face's edge
+    faces = np.array([[120, 60, 320, 300], [500, 10, 540, 50]], np.float32)
+    grown = gating.grow_over(change, faces, (640, 360))
+    assert grown.tolist() == [[100, 100, 140, 140], [20, 0, 420, 360]]  # the far face is carried, not re-run
