@@ -32,16 +32,19 @@ class CascadeSpec:
     """Photos: where the expensive passes run (anonymizer.detect.cascade). Off: every pass everywhere."""
 
     enabled: bool = False
-    # The cheap pass (scale 1, unmirrored) keeps candidates down to this score as cues.
-    cue_threshold: float = 0.05
+    # The cheap pass: the unmirrored passes at these scales run on the whole photo (plates: 2x
+    # tiles are where a 1280 px photo is seen at full resolution; the 1x pass shrinks it to 640).
+    always_scales: tuple[float, ...] = (1.0,)
+    # The cheap pass keeps candidates down to this score as cues.
+    cue_threshold: float = 0.08
     # A weak cue (scoring below ``weak_below``) gets every other pass around it: large turned
     # faces too are found only by an upscaled or mirrored pass. A confident one gets the upscaled
     # passes only when they show it at most ``upscale_below_px`` across (0 = every cue): a small
     # face in a crowd has smaller neighbours.
-    weak_below: float = 0.3
+    weak_below: float = 0.2
     upscale_below_px: float = 64.0
     # Each cue's region grows by this fraction of its size plus these source pixels per side.
-    context: float = 1.0
+    context: float = 0.25
     context_px: float = 32.0
     cell_px: int = 32  # regions are unions of cells of this many source px
     crop_context_px: int = 64  # scaled pixels of context around each crop (the network's view)
@@ -105,7 +108,7 @@ class DetectSpec:
             every_n_frames=2,
             margin=0.25,
             video_margin=None,
-            cascade=CascadeSpec(cue_threshold=0.01, upscale_below_px=0.0, context=0.0, context_px=16.0),
+            cascade=CascadeSpec(always_scales=(1.0, 2.0), cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
         )
     )
 
@@ -335,6 +338,7 @@ def _cascade_spec(c: Checker, data: Any, path: str, default: CascadeSpec) -> Cas
 
     return CascadeSpec(
         enabled=c.get(d, path, "enabled", default.enabled, bool),
+        always_scales=c.get(d, path, "always_scales", default.always_scales, tuple, convert=_float_list),
         cue_threshold=number("cue_threshold", minimum=0.01, maximum=0.99),
         upscale_below_px=number("upscale_below_px", minimum=0, maximum=10000),
         weak_below=number("weak_below", minimum=0.01, maximum=1),

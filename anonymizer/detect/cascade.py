@@ -42,10 +42,18 @@ def cheap_scale(scales: tuple[float, ...]) -> float:
     return min(at_least_one) if at_least_one else max(scales)
 
 
-def split_plan(plan: list[Pass], scale: float) -> tuple[list[Pass], list[Pass]]:
-    """Given the full plan, return (cheap passes: unmirrored at ``scale``, every other pass)."""
-    cheap = [p for p in plan if p.scale == scale and not p.flipped]
-    return cheap, [p for p in plan if not (p.scale == scale and not p.flipped)]
+def cheap_scales(spec_scales: tuple[float, ...], always: tuple[float, ...]) -> tuple[float, ...]:
+    """The scales whose unmirrored passes always run on the whole photo: ``always`` where planned,
+    else the one ``cheap_scale`` picks."""
+    planned = tuple(s for s in always if s in spec_scales)
+    return planned or (cheap_scale(spec_scales),)
+
+
+def split_plan(plan: list[Pass], scales: float | tuple[float, ...]) -> tuple[list[Pass], list[Pass]]:
+    """Given the full plan, return (cheap passes: unmirrored at ``scales``, every other pass)."""
+    scales = scales if isinstance(scales, tuple) else (scales,)
+    cheap = [p for p in plan if p.scale in scales and not p.flipped]
+    return cheap, [p for p in plan if not (p.scale in scales and not p.flipped)]
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,7 @@ def cascade_passes(
     the class's threshold, as ``ClassDetector.detect_passes`` returns them; inference calls made)."""
     height, width = rgb.shape[:2]
     spec = detector.spec
-    cheap, rest = split_plan(detector.plan(height, width), cheap_scale(spec.scales))
+    cheap, rest = split_plan(detector.plan(height, width), cheap_scales(spec.scales, rule.always_scales))
     floor = min(rule.cue_threshold, spec.threshold)
     # Cues come from the same run: a lower threshold only adds weaker boxes (they never suppress
     # a stronger one in the model's own NMS), so the boxes at the class's threshold are unchanged.

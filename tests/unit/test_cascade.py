@@ -168,7 +168,7 @@ def test_the_cascade_is_a_validated_profile_setting():
     text = str(err.value)
     assert "x.yaml: at 'detect.faces.cascade.enabled': expected bool" in text
     assert "at 'detect.faces.cascade.cue_threshold': 2 is above the maximum 0.99" in text
-    assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: cell_px, context" in text
+    assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: always_scales, cell_px, context" in text
 
 
 def test_a_large_confident_face_asks_for_no_upscaled_or_mirrored_pass():
@@ -180,3 +180,12 @@ def test_a_large_confident_face_asks_for_no_upscaled_or_mirrored_pass():
     # A weak one (a 6 px square, 0.15) gets both, around it.
     found, calls = module.detect_cascade(detector, rule, picture([(300, 200, 6)]))
     assert calls > 1 and all(h * w < 480 * 640 for h, w in raw.calls[-(calls - 1):])
+
+
+def test_always_scales_make_the_cheap_pass_and_fall_back_to_a_planned_scale():
+    assert module.cheap_scales((0.5, 1.0, 2.0, 3.0), (1.0, 2.0)) == (1.0, 2.0)
+    assert module.cheap_scales((2.0, 3.0), (1.0,)) == (2.0,)
+    plan = ClassDetector(FixedSquareFinder(), ClassSpec(scales=(0.5, 1.0, 2.0, 3.0), tile_size=640, flip=False), 1).plan(480, 640)
+    cheap, rest = module.split_plan(plan, (1.0, 2.0))
+    assert {p.scale for p in cheap} == {1.0, 2.0} and {p.scale for p in rest} == {0.5, 3.0}
+    assert sorted(cheap + rest) == sorted(plan)
