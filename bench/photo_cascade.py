@@ -173,26 +173,21 @@ def rates(caches: dict[str, dict]) -> tuple[float, float, float]:
 
 
 def default_rules(profile) -> list[Rule]:
-    """The frontier's rows: the full plan, deface's one pass, fixed subsets, and cascade settings."""
-    faces, plates = profile.detect.faces.cascade, profile.detect.plates.cascade
-    plate_rule = dataclasses.replace(plates, enabled=True)
+    """The frontier's rows: the full plan, fixed subsets of it, and cascade settings around the
+    profile's own (``detect.<class>.cascade``), faces and plates varied one at a time."""
+    faces = dataclasses.replace(profile.detect.faces.cascade, enabled=True)
+    plates = dataclasses.replace(profile.detect.plates.cascade, enabled=True)
     rules = [
-        Rule("full plan (the default without cascade)"),
-        Rule("faces 1x only (deface's passes; plates full)", face_passes=((1.0, False),)),
-        Rule("faces 1x + mirrored 1x (plates full)", face_passes=((1.0, False), (1.0, True))),
-        Rule("faces 1x, 2x + mirrored (plates full)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
+        Rule("full plan (every pass everywhere)"),
+        Rule("faces 1x only (deface's passes; plates: full plan)", face_passes=((1.0, False),)),
+        Rule("faces 1x and 2x, mirrored too (no 3x; plates: full plan)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
     ]
-    for cue, weak, below in itertools.product((0.03, 0.05), (0.2, 0.3, 0.5), (48.0, 64.0)):
-        face_rule = dataclasses.replace(faces, enabled=True, cue_threshold=cue, weak_below=weak, upscale_below_px=below)
-        rules.append(Rule(f"cascade: faces cue {cue:g}, weak below {weak:g}, upscale below {below:g} px", face=face_rule, plate=plate_rule))
-    for cue in (0.02, 0.05, 0.1, 0.2):
-        rules.append(
-            Rule(
-                f"cascade: faces default cascade; plates cue {cue:g}",
-                face=dataclasses.replace(faces, enabled=True),
-                plate=dataclasses.replace(plates, enabled=True, cue_threshold=cue),
-            )
-        )
+    for cue in (0.05, faces.cue_threshold, 0.12, 0.2):
+        rules.append(Rule(f"cascade, faces cue {cue:g} (plates: the profile's cascade)", face=dataclasses.replace(faces, cue_threshold=cue), plate=plates))
+    rules.append(
+        Rule("cascade, plates cheap pass 1x only, cue 0.01 (faces: the profile's)", face=faces,
+             plate=dataclasses.replace(plates, always_scales=(1.0,), cue_threshold=0.01))
+    )
     return rules
 
 
