@@ -122,6 +122,9 @@ class TrackSpec:
     # A track of weak candidates alone is masked once it holds this many of them (0 = never): a
     # small masked face can score 0.06-0.1 in every frame of a clip and never reach the threshold.
     confirm_sightings: int = 12
+    # ... if it is no larger than this (the median of its boxes' longer sides, in px; 0 = any
+    # size), or than twice the median confident track around it.
+    confirm_max_px: int = 64
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,7 @@ def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | Non
         lead_frames=c.get(trk, "track", "lead_frames", dflt.track.lead_frames, int, minimum=0, maximum=300),
         trail_frames=c.get(trk, "track", "trail_frames", dflt.track.trail_frames, int, minimum=0, maximum=300),
         confirm_sightings=c.get(trk, "track", "confirm_sightings", dflt.track.confirm_sightings, int, minimum=0, maximum=10000),
+        confirm_max_px=c.get(trk, "track", "confirm_max_px", dflt.track.confirm_max_px, int, minimum=0, maximum=100000),
     )
 
     msk = c.section(top.get("mask"), "mask", set(MaskSpec.__dataclass_fields__))

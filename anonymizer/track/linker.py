@@ -180,8 +180,21 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
     return added
 
 
-def _confirmed(track: Track, confident: float, sightings: int) -> bool:
-    return max(track.scores) >= confident or (sightings > 0 and len(track.frames) >= sightings)
+def _confirmed(track: Track, confident: float, sightings: int, max_size: float) -> bool:
+    """A track holding a confident detection, or a persistent track of weak candidates that is
+    sized like the faces around it: texture on a truck's front can persist as long as a small
+    masked face does, but it is far larger than any face in the scene, and its mask hides the
+    vehicle for the whole clip."""
+    if max(track.scores) >= confident:
+        return True
+    if sightings <= 0 or len(track.frames) < sightings:
+        return False
+    return not max_size or _median_side(track.boxes) <= max_size
+
+
+def _median_side(boxes: list[np.ndarray]) -> float:
+    b = np.stack(boxes)
+    return float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
 
 
 def _jumps(t: Track) -> np.ndarray:
@@ -264,7 +277,12 @@ def track_and_fill(
     strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
     strong = link(strong_frames, spec, detect_every)
     out = _as_detections(len(per_frame), strong, spec, detect_every)
-    confirmed = [t for t in link(per_frame, spec, detect_every) if _confirmed(t, confident, spec.confirm_sightings)]
+    # Persistence alone confirms a weak track up to confirm_max_px, or up to twice the median size
+    # of the confident tracks around it where they are larger (a scene filmed from up close).
+    max_size = float(spec.confirm_max_px)
+    if max_size and strong:
+        max_size = max(max_size, 2 * float(np.median([_median_side(t.boxes) for t in strong])))
+    confirmed = [t for t in link(per_frame, spec, detect_every) if _confirmed(t, confident, spec.confirm_sightings, max_size)]
     if confirmed:
         extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
         out = [Detections.merge([a, b]) for a, b in zip(out, extra)]

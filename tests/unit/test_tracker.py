@@ -189,3 +189,19 @@ def test_a_persistent_track_of_weak_candidates_is_masked_a_flickering_one_is_not
     assert all(len(filled) == 0 for filled in out)
     off = TrackSpec(iou_match=0.1, max_gap_frames=2, lead_frames=0, trail_frames=0, confirm_sightings=0)
     assert all(len(filled) == 0 for filled in track_and_fill(persistent, off, confident=0.12)[0])
+
+
+def test_persistence_alone_does_not_mask_weak_texture_far_larger_than_the_faces_around_it():
+    # Texture on a truck's front scores like a weak face in every frame; masking it for
+    # persisting hid the truck for the whole clip. A small weak track still earns its mask.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=2, lead_frames=0, trail_frames=0, confirm_sightings=5, confirm_max_px=64)
+    truck = [scored(([100, 100, 300, 260], 0.07), ([0, 0, 30, 30], 0.9)) for _ in range(6)]
+    out, _ = track_and_fill(truck, spec, confident=0.12)
+    assert all(f.xyxy.tolist() == [[0, 0, 30, 30]] for f in out)
+    small = [scored(([100, 100, 140, 140], 0.07), ([0, 0, 30, 30], 0.9)) for _ in range(6)]
+    assert all(len(f) == 2 for f in track_and_fill(small, spec, confident=0.12)[0])
+    # Filmed from up close, faces are large too: twice the confident tracks' size is allowed.
+    close = [scored(([100, 100, 300, 260], 0.07), ([400, 0, 520, 120], 0.9)) for _ in range(6)]
+    assert all(len(f) == 2 for f in track_and_fill(close, spec, confident=0.12)[0])
+    anysize = TrackSpec(iou_match=0.1, max_gap_frames=2, lead_frames=0, trail_frames=0, confirm_sightings=5, confirm_max_px=0)
+    assert all(len(f) == 2 for f in track_and_fill(truck, anysize, confident=0.12)[0])
