@@ -108,7 +108,7 @@ class DetectSpec:
             every_n_frames=2,
             margin=0.25,
             video_margin=None,
-            cascade=CascadeSpec(always_scales=(1.0, 2.0), cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
+            cascade=CascadeSpec(always_scales=(0.5, 1.0, 2.0), cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
         )
     )
 

@@ -184,10 +184,11 @@ def default_rules(profile) -> list[Rule]:
     ]
     for cue in (0.05, faces.cue_threshold, 0.12, 0.2):
         rules.append(Rule(f"cascade, faces cue {cue:g} (plates: the profile's cascade)", face=dataclasses.replace(faces, cue_threshold=cue), plate=plates))
-    rules.append(
-        Rule("cascade, plates cheap pass 1x only, cue 0.01 (faces: the profile's)", face=faces,
-             plate=dataclasses.replace(plates, always_scales=(1.0,), cue_threshold=0.01))
-    )
+    for always, cue in (((1.0,), 0.01), ((1.0, 2.0), 0.1)):
+        rules.append(
+            Rule(f"cascade, plates cheap pass {'+'.join(f'{s:g}x' for s in always)} only, cue {cue:g} (faces: the profile's)", face=faces,
+                 plate=dataclasses.replace(plates, always_scales=always, cue_threshold=cue))
+        )
     return rules
 
 
