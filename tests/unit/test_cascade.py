@@ -189,3 +189,11 @@ def test_always_scales_make_the_cheap_pass_and_fall_back_to_a_planned_scale():
     cheap, rest = module.split_plan(plan, (1.0, 2.0))
     assert {p.scale for p in cheap} == {1.0, 2.0} and {p.scale for p in rest} == {0.5, 3.0}
     assert sorted(cheap + rest) == sorted(plan)
+
+
+def test_the_cascade_reports_progress_for_every_inference_call():
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    seen: list[tuple[int, int]] = []
+    _, calls = module.detect_cascade(detector, RULE, picture([(100, 100, 4)]), progress=lambda d, t: seen.append((d, t)))
+    assert calls > 1 and seen[-1] == (calls, calls)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never goes backwards
