@@ -35,8 +35,10 @@ class CascadeSpec:
     # The cheap pass: the unmirrored passes at these scales run on the whole photo (plates: 2x
     # tiles are where a 1280 px photo is seen at full resolution; the 1x pass shrinks it to 640).
     always_scales: tuple[float, ...] = (1.0,)
+    # ... and their mirrored passes too (a turned face can score nothing unmirrored).
+    always_mirrored: bool = True
     # The cheap pass keeps candidates down to this score as cues.
-    cue_threshold: float = 0.08
+    cue_threshold: float = 0.05
     # A weak cue (scoring below ``weak_below``) gets every other pass around it: large turned
     # faces too are found only by an upscaled or mirrored pass. A confident one gets the upscaled
     # passes only when they show it at most ``upscale_below_px`` across (0 = every cue): a small
@@ -108,7 +110,7 @@ class DetectSpec:
             every_n_frames=2,
             margin=0.25,
             video_margin=None,
-            cascade=CascadeSpec(always_scales=(0.5, 1.0, 2.0), cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
+            cascade=CascadeSpec(always_scales=(0.5, 1.0, 2.0), always_mirrored=False, cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
         )
     )
 
@@ -342,6 +344,7 @@ def _cascade_spec(c: Checker, data: Any, path: str, default: CascadeSpec) -> Cas
     return CascadeSpec(
         enabled=c.get(d, path, "enabled", default.enabled, bool),
         always_scales=c.get(d, path, "always_scales", default.always_scales, tuple, convert=_float_list),
+        always_mirrored=c.get(d, path, "always_mirrored", default.always_mirrored, bool),
         cue_threshold=number("cue_threshold", minimum=0.01, maximum=0.99),
         upscale_below_px=number("upscale_below_px", minimum=0, maximum=10000),
         weak_below=number("weak_below", minimum=0.01, maximum=1),

@@ -125,8 +125,10 @@ def simulate_faces(detector: ClassDetector, rule: Rule, entry: dict) -> tuple[li
     elif rule.face is None:
         run = plan
     else:
-        cheap, rest = split_plan(plan, cheap_scale(detector.spec.scales))
-        xyxy, conf, _ = cached[(cheap_scale(detector.spec.scales), False)]
+        scale = cheap_scale(detector.spec.scales)
+        cheap, rest = split_plan(plan, scale, mirrored=rule.face.always_mirrored)
+        views = [cached[(scale, False)]] + ([cached[(scale, True)]] if rule.face.always_mirrored else [])
+        xyxy, conf = np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
         run = cheap + plan_expensive(detector, rule.face, h, w, rest, Cues(xyxy, conf))
     groups: dict[tuple[float, bool], list] = {}
     for p in run:

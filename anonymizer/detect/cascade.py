@@ -49,11 +49,17 @@ def cheap_scales(spec_scales: tuple[float, ...], always: tuple[float, ...]) -> t
     return planned or (cheap_scale(spec_scales),)
 
 
-def split_plan(plan: list[Pass], scales: float | tuple[float, ...]) -> tuple[list[Pass], list[Pass]]:
-    """Given the full plan, return (cheap passes: unmirrored at ``scales``, every other pass)."""
+def split_plan(
+    plan: list[Pass], scales: float | tuple[float, ...], *, mirrored: bool = False
+) -> tuple[list[Pass], list[Pass]]:
+    """Given the full plan, return (cheap passes: at ``scales``, unmirrored unless ``mirrored``
+    adds the mirrored ones, every other pass)."""
     scales = scales if isinstance(scales, tuple) else (scales,)
-    cheap = [p for p in plan if p.scale in scales and not p.flipped]
-    return cheap, [p for p in plan if not (p.scale in scales and not p.flipped)]
+
+    def is_cheap(p: Pass) -> bool:
+        return p.scale in scales and (mirrored or not p.flipped)
+
+    return [p for p in plan if is_cheap(p)], [p for p in plan if not is_cheap(p)]
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ def cascade_passes(
     the class's threshold, as ``ClassDetector.detect_passes`` returns them; inference calls made)."""
     height, width = rgb.shape[:2]
     spec = detector.spec
-    cheap, rest = split_plan(detector.plan(height, width), cheap_scales(spec.scales, rule.always_scales))
+    cheap, rest = split_plan(detector.plan(height, width), cheap_scales(spec.scales, rule.always_scales), mirrored=rule.always_mirrored)
     floor = min(rule.cue_threshold, spec.threshold)
     # Cues come from the same run: a lower threshold only adds weaker boxes (they never suppress
     # a stronger one in the model's own NMS), so the boxes at the class's threshold are unchanged.

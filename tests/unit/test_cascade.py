@@ -8,6 +8,8 @@ a detection at 2x), so upscaled passes find what the cheap pass only hints at, a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -50,7 +52,7 @@ class FixedSquareFinder(SquareFinder):
 
 
 FACES = ClassSpec(threshold=0.12, scales=(1.0, 2.0, 3.0), tile_size=1024, flip=True)
-RULE = CascadeSpec(enabled=True, cue_threshold=0.05, weak_below=0.3, upscale_below_px=96, context=1.0, context_px=16, full_above=0.9)
+RULE = CascadeSpec(enabled=True, always_mirrored=False, cue_threshold=0.05, weak_below=0.3, upscale_below_px=96, context=1.0, context_px=16, full_above=0.9)
 
 
 def picture(squares: list[tuple[int, int, int]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
@@ -118,6 +120,10 @@ def test_a_picture_without_cues_runs_only_the_cheap_pass():
     assert len(found) == 0 and calls == 1 and raw.calls == [(480, 640)]
     # The full plan would have run 1x, 2x and 3x (tiled), each mirrored too.
     assert len(detector.plan(480, 640)) > 6
+    # With always_mirrored the cheap pass is the 1x pass and its mirror image, and nothing else.
+    raw.calls.clear()
+    _, calls = module.detect_cascade(detector, replace(RULE, always_mirrored=True), picture([]))
+    assert calls == 2 and raw.calls == [(480, 640), (480, 640)]
 
 
 def test_upscaled_passes_run_only_on_crops_around_small_cues():
@@ -168,13 +174,13 @@ def test_the_cascade_is_a_validated_profile_setting():
     text = str(err.value)
     assert "x.yaml: at 'detect.faces.cascade.enabled': expected bool" in text
     assert "at 'detect.faces.cascade.cue_threshold': 2 is above the maximum 0.99" in text
-    assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: always_scales, cell_px, context" in text
+    assert "at 'detect.faces.cascade.speed': unknown key; allowed keys: always_mirrored, always_scales, cell_px" in text
 
 
 def test_a_large_confident_face_asks_for_no_upscaled_or_mirrored_pass():
     raw = SquareFinder()
     detector = ClassDetector(raw, FACES, 0)
-    rule = CascadeSpec(enabled=True, cue_threshold=0.05, upscale_below_px=96, weak_below=0.5)
+    rule = CascadeSpec(enabled=True, always_mirrored=False, cue_threshold=0.05, upscale_below_px=96, weak_below=0.5)
     found, calls = module.detect_cascade(detector, rule, picture([(300, 200, 60)]))  # scores 0.99 at 1x
     assert calls == 1 and len(found) == 1
     # A weak one (a 6 px square, 0.15) gets both, around it.
