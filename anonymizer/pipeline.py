@@ -241,7 +241,7 @@ class Engine:
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
         track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True))
-        stages = [detect, track, Mask(self.masker)]
+        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded)]
 
         writer: VideoWriter | None = None
         written = 0

@@ -1,8 +1,13 @@
 """The video path as stages: read -> detect -> track (bounded look-ahead) -> mask; the caller writes.
 
 Each stage is one object with one method, ``__call__(frames) -> frames``, over ``Frame`` items
-flowing one way. ``anonymizer.stream.run`` chains them, sequentially or threaded. Memory stays
-flat in the clip's duration: only the tracker's window of frames is held at once.
+flowing one way. ``anonymizer.stream.run`` chains them, sequentially or threaded.
+
+Memory stays flat in the clip's duration and small at any resolution: the tracker's look-ahead
+window holds detections, never pictures. The frames are decoded twice, side by side: once ahead,
+for detection, and once behind the tracker, for masking (decoding costs little beside detection,
+and holding a window of 4K frames would cost gigabytes). The second decode must give the same
+frames, pts for pts, or the job fails.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from anonymizer.detections import Detections
 from anonymizer.errors import MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.media.video import DecodedFrame, frame_rotation, iter_frames
+from anonymizer.stream.run import prefetch
 from anonymizer.track.window import ClassTrack, WindowTracker
 
 
@@ -33,7 +39,8 @@ class Frame:
     """One decoded frame on its way through the stages.
 
     Attributes:
-        decoded: the decoded frame and its pts (what is masked and encoded).
+        index, pts: the frame's position in the stream and its timestamp.
+        size: stored width and height.
         rotation: display rotation of the clip, from its first frame.
         rgb: the upright picture detection runs on; dropped once detected.
         blocks: block means for fixed-camera gating (``gating.block_means``), or None.
@@ -41,16 +48,14 @@ class Frame:
         regions: padded, clipped regions to mask, once tracked.
     """
 
-    decoded: DecodedFrame
+    index: int
+    pts: int | None
+    size: tuple[int, int]
     rotation: int = 0
     rgb: np.ndarray | None = None
     blocks: np.ndarray | None = None
     found: dict[str, Detections | None] = field(default_factory=dict)
     regions: Detections | None = None
-
-    @property
-    def index(self) -> int:
-        return self.decoded.index
 
 
 class Read:
@@ -73,7 +78,7 @@ class Read:
             if (decoded.frame.width, decoded.frame.height) != self.size:
                 raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
             self.frames, self.last_time = decoded.index + 1, decoded.frame.time
-            frame = Frame(decoded, rotation)
+            frame = Frame(decoded.index, decoded.pts, self.size, rotation)
             if self.wanted(decoded.index):
                 # Detect on the picture as it is displayed: a phone clip stored sideways shows
                 # sideways faces, which face detectors miss.
@@ -117,9 +122,9 @@ class Detect:
                 dets = schedule.detector.merge_passes(found)
                 if refresh:
                     schedule.refreshed(dets)
-                f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, f.decoded.frame.width, f.decoded.frame.height)
+                f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
         for f in frames:
-            f.rgb = None  # the encoder works on the decoded frame; free the copy now
+            f.rgb = None  # masking decodes the frame again; free the picture now
         self.seconds += time.perf_counter() - start
         return frames
 
@@ -150,30 +155,44 @@ class Track:
     def _release(self, held: deque[Frame], settled: list[dict[str, Detections]]) -> Iterator[Frame]:
         for per_class in settled:
             frame = held.popleft()
-            size = (frame.decoded.frame.width, frame.decoded.frame.height)
-            frame.regions = self.regions(Detections.merge(list(per_class.values())), size)
+            frame.regions = self.regions(Detections.merge(list(per_class.values())), frame.size)
             frame.found = {}
             yield frame
 
 
 class Mask:
-    """Mask each frame's regions; yields (frame to encode, its pts, its regions)."""
+    """Decode the clip a second time, behind the tracker, and mask each frame's regions.
 
-    def __init__(self, masker: Masker) -> None:
-        self.masker = masker
+    Yields (frame to encode, its pts, its regions). The second decode must match the first frame
+    for frame (count and pts): a source that changed while being processed fails the job.
+    """
+
+    def __init__(self, src: Path, limits: LimitsSpec, masker: Masker, *, threaded: bool = True) -> None:
+        self.src, self.limits, self.masker, self.threaded = src, limits, masker, threaded
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
-        for f in frames:
-            regions = f.regions if f.regions is not None else Detections.empty()
-            frame = f.decoded.frame
-            if not len(regions):
-                yield frame, f.decoded.pts, regions
-            elif frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
-                # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
-                yuv = self.masker.apply_yuv420(frame.to_ndarray(), regions)
-                yield av.VideoFrame.from_ndarray(yuv, format="yuv420p"), f.decoded.pts, regions
-            else:
-                yield self.masker.apply(f.decoded.rgb(), regions), f.decoded.pts, regions
+        decoded_frames = iter_frames(self.src, self.limits)
+        source = prefetch(decoded_frames, 4, "decode-mask") if self.threaded else decoded_frames
+        try:
+            for f in frames:
+                decoded = next(source, None)
+                if decoded is None or decoded.index != f.index or decoded.pts != f.pts:
+                    raise MediaError("source changed while being processed (the second decode differs)")
+                yield self._mask(decoded, f.regions if f.regions is not None else Detections.empty())
+            if next(source, None) is not None:
+                raise MediaError("source changed while being processed (more frames on the second decode)")
+        finally:
+            source.close()
+
+    def _mask(self, decoded: DecodedFrame, regions: Detections) -> tuple[av.VideoFrame | np.ndarray, int | None, Detections]:
+        frame = decoded.frame
+        if not len(regions):
+            return frame, decoded.pts, regions
+        if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
+            # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
+            yuv = self.masker.apply_yuv420(frame.to_ndarray(), regions)
+            return av.VideoFrame.from_ndarray(yuv, format="yuv420p"), decoded.pts, regions
+        return self.masker.apply(decoded.rgb(), regions), decoded.pts, regions
 
 
 def display_upright(rgb: np.ndarray, rotation: int) -> np.ndarray:

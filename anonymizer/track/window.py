@@ -51,8 +51,9 @@ class WindowTracker:
         self.spec = spec
         self.classes = classes
         self.margin = window_margin(spec, classes)
-        # Decoded frames are held for a chunk plus its look-ahead; the look-behind is detections only.
-        self.chunk = chunk or self.margin
+        # Only detections are held (the pictures are decoded again for masking), so a chunk can be
+        # long: each frame is then tracked about 1.5 times instead of three.
+        self.chunk = chunk or 4 * self.margin
         self.base = 0  # frame index of self.frames[0]
         self.frames: deque[dict[str, Detections | None]] = deque()
         self.settled = 0  # frames before this one have been returned
@@ -74,7 +75,7 @@ class WindowTracker:
 
     @property
     def held(self) -> int:
-        """Frames pushed but not settled yet (what the caller must keep decoded)."""
+        """Frames pushed but not settled yet."""
         return self.base + len(self.frames) - self.settled
 
     def _settle(self, upto: int, end: int) -> list[dict[str, Detections]]:
