@@ -104,9 +104,15 @@ class ClassSchedule:
                 crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
                 return restrict(passes, crops, self.fixed_input), carried, False
             self.stats["camera_moved"] += 1
+            self.reference = None  # stale: the next full frame starts a new one
+        if not full:
+            # A moving camera, or a refresh that is due: the cadence still decides which plan
+            # runs, over the whole frame; the next full plan is the refresh.
+            self.stats["dense"] += 1
+            return passes, Detections.empty(), False
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index
-        return self.detector.plan(height, width, video=True), Detections.empty(), True
+        return passes, Detections.empty(), True
 
     def refreshed(self, found: Detections) -> None:
         """Record what a refresh found: unchanged regions keep it until the next refresh."""

@@ -80,25 +80,31 @@ def test_schedule_cadence_gating_refresh_and_camera_motion():
     spec = ClassSpec(scales=(1.0,), video_scales=(1.0, 2.0), flip=True, video_full_every=3, tile_size=4096)
     schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=10)
     rgb = np.zeros((360, 640, 3), np.uint8)
-    still = gating.block_means(noisy(scene(), 1))
-    kinds = []
     kept = Detections(np.array([[10, 10, 40, 40]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
-    for i in range(12):
-        blocks = gating.block_means(noisy(scene(), 10 + i))
-        passes, carried, refresh = schedule.plan(i, rgb, blocks)
+    kinds = []
+    for i in range(13):
+        passes, carried, refresh = schedule.plan(i, rgb, gating.block_means(noisy(scene(), 10 + i)))
         if refresh:
             schedule.refreshed(kept)
             assert len(passes) == 4 and not len(carried)  # the full plan: 2 scales, each mirrored
-        else:
+            kinds.append("refresh")
+        elif i < 10:
             assert passes == [] and len(carried) == 1  # nothing changed: nothing runs, the refresh's boxes stay
-        kinds.append(refresh)
-    assert kinds == [True] + [False] * 9 + [True, False]  # refreshed every 10 frames
-    panned = gating.block_means(noisy(np.roll(scene(), 40, axis=1), 3))
-    passes, carried, refresh = schedule.plan(12, rgb, panned)
-    assert refresh and len(passes) == 4 and schedule.stats["camera_moved"] == 1
+            kinds.append("gated")
+        else:
+            assert len(passes) == 1 and not len(carried)  # refresh due: the dense pass, whole, until a full frame
+            kinds.append("dense")
+    assert kinds == ["refresh"] + ["gated"] * 9 + ["dense", "dense", "refresh"]
+
+    # A pan: the cadence goes on over whole frames, and the next full plan is a new refresh.
+    moving = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    frames = [np.roll(scene(), 8 * i, axis=1) for i in range(4)]
+    plans = [moving.plan(i, rgb, gating.block_means(noisy(f, i))) for i, f in enumerate(frames)]
+    assert [(len(p), r) for p, _, r in plans] == [(4, True), (1, False), (1, False), (4, True)]
+    assert moving.stats["camera_moved"] == 1  # frame 1; frame 2 had no reference left to compare with
 
     ungated = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=False, refresh_frames=10)
-    sizes = [len(ungated.plan(i, rgb, still)[0]) for i in range(6)]
+    sizes = [len(ungated.plan(i, rgb, None)[0]) for i in range(6)]
     assert sizes == [4, 1, 1, 4, 1, 1]  # full plan every third detector frame, the dense pass between
 
 
