@@ -246,7 +246,7 @@ class Engine:
         writer: VideoWriter | None = None
         written = 0
         try:
-            for image, pts, frame_regions in run(read, stages, threaded=self.threaded):
+            for image, pts, frame_regions in run(read, stages, threaded=self.threaded, depth=2):
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)

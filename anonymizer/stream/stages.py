@@ -172,7 +172,7 @@ class Mask:
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
         decoded_frames = iter_frames(self.src, self.limits)
-        source = prefetch(decoded_frames, 4, "decode-mask") if self.threaded else decoded_frames
+        source = prefetch(decoded_frames, 2, "decode-mask") if self.threaded else decoded_frames
         try:
             for f in frames:
                 decoded = next(source, None)
