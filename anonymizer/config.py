@@ -82,10 +82,10 @@ class ClassSpec:
     min_size_px: float = 0.0
     # Video cadence (anonymizer.detect.schedule): every detector frame gets one cheap dense pass
     # over the whole frame, at most this many px on its longer side (0 = at full size) ...
-    video_dense_side: int = 960
+    video_dense_side: int = 640
     # ... and every n-th detector frame the full plan (every video scale, tile and mirror); the
     # tracker covers the frames between (its lead and trail reach at least this far).
-    video_full_every: int = 1
+    video_full_every: int = 4
     cascade: CascadeSpec = field(default_factory=CascadeSpec)
 
 
@@ -110,6 +110,7 @@ class DetectSpec:
             every_n_frames=2,
             margin=0.25,
             video_margin=None,
+            video_full_every=3,
             cascade=CascadeSpec(always_scales=(0.5, 1.0, 2.0), always_mirrored=False, cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
         )
     )
