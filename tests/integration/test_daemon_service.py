@@ -132,8 +132,15 @@ def test_daemon_gives_each_input_file_an_output_and_deletes_sources_only_after_v
     by_outcome: dict[str, list[dict]] = {}
     for line in jobs.values():
         by_outcome.setdefault(line["outcome"], []).append(line)
-    assert sorted((k, len(v)) for k, v in by_outcome.items()) == [("anonymized", 3), ("quarantined", 1)]
+    # The copy of alice is anonymized again once the journal has forgotten where the first output
+    # is, or its verified output is reused if it still knows (a race with retention under load):
+    # either way the user finds an output under its own name (asserted above).
+    reused = by_outcome.pop("duplicate", [])
+    assert len(reused) <= 1 and all(l["input"]["sha256"] == dh.sha256(a) for l in reused)
+    assert sorted((k, len(v)) for k, v in by_outcome.items()) == [("anonymized", 3 - len(reused)), ("quarantined", 1)]
     out_hashes = {dh.sha256(p): p.stat().st_size for p in dh.files_under(out)}
+    for line in reused:
+        assert out_hashes[line["output"]["sha256"]] == line["output"]["size"]
     for line in by_outcome["anonymized"]:
         assert line["input"]["sha256"] in {dh.sha256(a), dh.sha256(b)}
         assert out_hashes[line["output"]["sha256"]] == line["output"]["size"]
