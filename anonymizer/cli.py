@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from anonymizer.media.memory import return_large_buffers
+
+    return_large_buffers()  # before any frame is decoded: RSS stays flat over long 4K clips
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ModelError) as exc:
