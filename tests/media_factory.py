@@ -81,3 +81,23 @@ def make_video(
             for packet in a_stream.encode(None):
                 container.mux(packet)
     return path
+
+
+def decode_rgb(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def assert_faces_changed(finder, src: Path, out: Path, *, frames: int, min_boxes: int) -> None:
+    """Pixels, not counts: every face ``finder.detect_image`` finds confidently (>= 0.5) in a
+    source frame is changed in the same output frame (mean difference over 6 levels)."""
+    pairs = list(zip(decode_rgb(src), decode_rgb(out)))
+    assert len(pairs) == frames
+    checked = 0
+    for before, after in pairs:
+        faces = finder.detect_image(before)
+        for x1, y1, x2, y2 in faces.xyxy[faces.confidence >= 0.5].astype(int):
+            region = np.s_[max(0, y1) : y2, max(0, x1) : x2]
+            assert np.abs(before[region].astype(np.int16) - after[region]).mean() > 6, (x1, y1, x2, y2)
+            checked += 1
+    assert checked >= min_boxes

@@ -1,13 +1,12 @@
 """The streaming video path on hand-made clips, with the real models: pixels, not counts."""
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from media_factory import FACES_PHOTO, load_rgb, make_video
+from media_factory import FACES_PHOTO, decode_rgb, load_rgb, make_video
 
 from anonymizer.config import profile_from_dict
 from anonymizer.errors import MediaError
@@ -47,9 +46,7 @@ def write_frames(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
     return path
 
 
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+decode = decode_rgb
 
 
 def sensor_noise(image: np.ndarray, seed: int) -> np.ndarray:
