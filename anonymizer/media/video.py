@@ -1,9 +1,10 @@
 """Video in and out with PyAV: probe with limits, decode frames with their pts, re-encode with audio.
 
-The pipeline reads a video twice: the first pass decodes every frame (proving the file complete
-and decodable before anything is written) while the detectors run; the second pass decodes again,
-masks and encodes. Timestamps are carried from the source frame to the encoded frame, never
-recomputed from a frame rate: phone and VMS video is often variable frame rate.
+The pipeline decodes a video twice, side by side (anonymizer.stream.stages): ahead of the tracker
+for detection, behind it for masking and encoding; the output is written under a temporary name
+and kept only when every frame decoded and was written. Timestamps are carried from the source
+frame to the encoded frame, never recomputed from a frame rate: phone and VMS video is often
+variable frame rate.
 """
 
 from __future__ import annotations
