@@ -245,8 +245,9 @@ class Engine:
 
         writer: VideoWriter | None = None
         written = 0
+        frames = run(read, stages, threaded=self.threaded, depth=2)
         try:
-            for image, pts, frame_regions in run(read, stages, threaded=self.threaded, depth=2):
+            for image, pts, frame_regions in frames:
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)
@@ -262,6 +263,10 @@ class Engine:
             if writer is not None:
                 writer.abort()
             raise
+        finally:
+            # Stop every stage's thread now, not when the traceback lets go of them: a job stopped
+            # by SIGTERM or failed mid-file must not keep decoding the source behind the daemon.
+            frames.close()
         if profile.output.audio == "drop" or not info.has_audio:
             result.audio = "dropped" if info.has_audio else "none"
         else:
