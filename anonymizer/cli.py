@@ -137,7 +137,7 @@ def _not_media(path: Path) -> str | None:
 
 
 # Top-level keys of a daemon config that no profile has (see anonymizer.daemon.config.TOP_KEYS).
-DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "audit_key", "folders", "metrics", "retry"}
+DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "audit_key", "folders", "metrics", "retry", "api", "buckets"}
 
 
 def _config_kind(path: Path) -> str:

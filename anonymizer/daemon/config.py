@@ -33,7 +33,7 @@ from anonymizer.errors import ConfigError
 # reliably: a journal on a share can corrupt silently, so it is refused up front.
 NETWORK_FS_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs"})
 
-TOP_KEYS = {"state_dir", "audit_dir", "audit_key", "metrics", "folders", "retry"}
+TOP_KEYS = {"state_dir", "audit_dir", "audit_key", "metrics", "folders", "retry", "api", "buckets"}
 FOLDER_KEYS = {
     "name",
     "input",
@@ -91,6 +91,10 @@ class DaemonConfig:
     # The audit chain's HMAC key file; None: ``state_dir/audit-chain.key``. Kept out of audit_dir,
     # so that write access to the audit folder is not enough to rewrite the chain.
     audit_key: Path | None = None
+    # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
+    # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
+    api: Any = None
+    buckets: tuple[Any, ...] = ()
 
     @property
     def audit_key_path(self) -> Path:
@@ -156,11 +160,17 @@ def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
     # The layout is checked on every folder, also those with other errors (a broken profile, a
     # missing key): otherwise a duplicate name or overlapping input surfaces only in a second round.
     _check_folder_layout(c, layouts, state_dir, audit_dir)
+    from anonymizer.api.settings import api_config_from_dict
+    from anonymizer.buckets.settings import buckets_from_list
+
+    folder_names = {f.name for f in folders}
+    api = api_config_from_dict(c, top.get("api"), base, folder_names)
+    buckets = buckets_from_list(c, top.get("buckets"), folder_names)
     if state_dir is not None and _is_network_fs(state_dir):
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
     c.raise_if_errors()
     assert state_dir is not None and audit_dir is not None  # guaranteed by raise_if_errors
-    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key)
+    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key, api, buckets)
 
 
 def _dir(c: Checker, data: dict[str, Any], path: str, key: str, base: Path) -> Path | None:
