@@ -1,0 +1,199 @@
+"""Per-frame provenance of a job's masks, for the QA report: compact, and without coordinates.
+
+Per class and frame, what put a mask there: a detection, a track interpolating between two
+sightings, a track's lead/trail guess, or nothing because an exclusion removed the detection;
+and whether a manual region was masked. Frames where a leak is most likely (a track starting or
+ending, only guesses, only weak detections) are picked from the same data.
+
+``Overlay`` is what the engine calls per frame: it applies the sidecar's exclusions and manual
+regions (anonymizer.mask.regions) and records what happened here.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from anonymizer.config import MaskSpec
+from anonymizer.detections import CLASS_NAMES, DETECTED, Detections
+from anonymizer.mask.regions import ManualMasks, paint_shapes
+
+# Bits of one class on one frame.
+DETECTED_BIT, INTERPOLATED_BIT, PREDICTED_BIT, EXCLUDED_BIT, WEAK_BIT = 1, 2, 4, 8, 16
+KINDS = {"detected": DETECTED_BIT, "interpolated": INTERPOLATED_BIT, "predicted": PREDICTED_BIT, "excluded": EXCLUDED_BIT}
+
+
+class Timeline:
+    """Collects per-frame provenance; ``as_dict()`` is JSON-able (runs of frames, no boxes)."""
+
+    def __init__(self, classes: dict[str, float], *, max_gap_frames: int = 15) -> None:
+        """Args: classes: class name -> its confidence threshold (a weaker detection is 'weak')."""
+        self.thresholds = {CLASS_IDS_BY_NAME[n]: t for n, t in classes.items()}
+        self.max_gap = max(1, max_gap_frames)
+        self.bits = {cid: bytearray() for cid in self.thresholds}
+        self.manual = bytearray()
+        self.counts = {cid: array("H") for cid in self.thresholds}
+        # (class, track id) -> frames detected; predicted (frame, class, track id) to classify later.
+        self._detected: dict[tuple[int, int], array] = defaultdict(lambda: array("i"))
+        self._predicted: list[tuple[int, int, int]] = []
+        self._lock = threading.Lock()  # the track and mask stages record from their own threads
+
+    def _grow(self, row: bytearray, index: int) -> None:
+        if len(row) <= index:
+            row.extend(bytes(index + 1 - len(row)))
+
+    def record(self, index: int, kept: Detections, excluded: Detections) -> None:
+        """One frame's tracked boxes: those to be masked and those an exclusion removed."""
+        with self._lock:
+            for cid, row in self.bits.items():
+                self._grow(row, index)
+                counts = self.counts[cid]
+                if len(counts) <= index:
+                    counts.extend([0] * (index + 1 - len(counts)))
+                sel = kept.class_id == cid
+                counts[index] = min(65535, int(np.count_nonzero(sel)))
+                det = sel & (kept.source == DETECTED)
+                if det.any():
+                    row[index] |= DETECTED_BIT
+                    if float(kept.confidence[det].max()) < self.thresholds[cid]:
+                        row[index] |= WEAK_BIT
+                for tid in kept.tracker_id[det]:
+                    self._detected[(cid, int(tid))].append(index)
+                for tid in kept.tracker_id[sel & (kept.source != DETECTED)]:
+                    self._predicted.append((index, cid, int(tid)))
+                if np.any(excluded.class_id == cid):
+                    row[index] |= EXCLUDED_BIT
+
+    def record_manual(self, index: int, n_regions: int) -> None:
+        with self._lock:
+            self._grow(self.manual, index)
+            if n_regions:
+                self.manual[index] = 1
+
+    def finish(self, frames: int) -> None:
+        """Classify the tracks' guesses: between two sightings of the same track (within the
+        tracker's gap) is interpolated, anything else a lead/trail prediction."""
+        for row in (*self.bits.values(), self.manual):
+            self._grow(row, frames - 1)
+            del row[frames:]
+        for index, cid, tid in self._predicted:
+            seen = self._detected.get((cid, tid))
+            before = after = False
+            if seen is not None:
+                arr = np.frombuffer(seen, np.int32) if len(seen) else np.zeros(0, np.int32)
+                before = bool(np.any((arr < index) & (arr >= index - self.max_gap - 1)))
+                after = bool(np.any((arr > index) & (arr <= index + self.max_gap + 1)))
+            self.bits[cid][index] |= INTERPOLATED_BIT if before and after else PREDICTED_BIT
+        self._predicted.clear()
+
+    def leak_frames(self, limit: int = 16) -> list[dict[str, Any]]:
+        """Frames a reviewer should look at first, with why: where a class's mask count changes
+        (an object appears or leaves: the frame before a track starts is where it leaks), where
+        only track guesses or only weak detections cover it, and where an exclusion applied."""
+        picks: dict[int, set[str]] = defaultdict(set)
+        for cid, row in self.bits.items():
+            name = CLASS_NAMES[cid]
+            counts = np.frombuffer(self.counts[cid], np.uint16)[: len(row)] if len(self.counts[cid]) else np.zeros(0)
+            bits = np.frombuffer(bytes(row), np.uint8)
+            if len(counts) > 1:
+                for f in np.flatnonzero(np.diff(counts.astype(np.int32)) != 0)[:limit]:
+                    picks[int(f) + 1 if counts[f + 1] > counts[f] else int(f)].add(f"{name} track starts or ends")
+            for reason, sel in (
+                (f"{name}: track guesses only", ((bits & (PREDICTED_BIT | INTERPOLATED_BIT)) != 0) & ((bits & DETECTED_BIT) == 0)),
+                (f"{name}: weak detections only", (bits & WEAK_BIT) != 0),
+                (f"{name}: detection excluded", (bits & EXCLUDED_BIT) != 0),
+            ):
+                for start, _length in _runs_of(sel)[:limit]:
+                    picks[start].add(reason)
+        ordered = sorted(picks.items())
+        if len(ordered) > limit:  # spread the picks over the clip rather than keep its start
+            keep = np.linspace(0, len(ordered) - 1, limit).round().astype(int)
+            ordered = [ordered[i] for i in sorted(set(keep.tolist()))]
+        return [{"frame": f, "why": sorted(why)} for f, why in ordered]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Per row (class name, 'manual'): runs [first frame, length, kind]."""
+        rows: dict[str, list[list[Any]]] = {}
+        for cid, row in self.bits.items():
+            runs = []
+            bits = np.frombuffer(bytes(row), np.uint8)
+            for kind, bit in KINDS.items():
+                for start, length in _runs_of((bits & bit) != 0):
+                    runs.append([start, length, kind])
+            rows[CLASS_NAMES[cid]] = sorted(runs)
+        rows["manual"] = [[s, n, "manual"] for s, n in _runs_of(np.frombuffer(bytes(self.manual), np.uint8) != 0)]
+        return {"frames": len(self.manual), "rows": rows}
+
+
+CLASS_IDS_BY_NAME = {name: cid for cid, name in CLASS_NAMES.items()}
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each run of True in a 1-D bool array."""
+    if not len(mask):
+        return []
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+class Overlay:
+    """The engine's per-frame hook: exclusions before padding, manual regions after masking.
+
+    Counts what it did for the job summary and the audit record: how many boxes the exclusions
+    removed, on how many frames, and how many frames got manual regions.
+    """
+
+    def __init__(self, masks: ManualMasks | None, timeline: Timeline, spec: MaskSpec) -> None:
+        self.masks = masks if masks else None
+        self.timeline = timeline
+        self.spec = spec
+        self.excluded = 0
+        self.excluded_frames = 0
+        self.manual_regions = 0
+        self.manual_frames = 0
+
+    def select(self, index: int, time_s: float | None, dets: Detections) -> Detections:
+        """Return the detections still to be masked on this frame (all, without exclusions)."""
+        if self.masks is None or not self.masks.exclusions:
+            self.timeline.record(index, dets, Detections.empty())
+            return dets
+        kept, excluded = self.masks.exclude(dets, index, time_s)
+        if excluded.any():
+            self.excluded += int(excluded.sum())
+            self.excluded_frames += 1
+        self.timeline.record(index, kept, dets[excluded])
+        return kept
+
+    def shapes_at(self, index: int, time_s: float | None) -> list[tuple[np.ndarray, str]]:
+        shapes = self.masks.shapes_at(index, time_s) if self.masks is not None else []
+        self.timeline.record_manual(index, len(shapes))
+        if shapes:
+            self.manual_regions += len(shapes)
+            self.manual_frames += 1
+        return shapes
+
+    def paint(self, image: np.ndarray, shapes: list[tuple[np.ndarray, str]]) -> np.ndarray:
+        return paint_shapes(image, shapes, self.spec) if shapes else image
+
+    def summary(self) -> dict[str, Any]:
+        """What the job summary and the audit record say about the sidecar: counts, hashes."""
+        if self.masks is None:
+            return {}
+        return {
+            "manual": {
+                "regions": len(self.masks.regions),
+                "masked": self.manual_regions,
+                "frames": self.manual_frames,
+            },
+            "exclusions": {
+                "rules": len(self.masks.exclusions),
+                "removed": self.excluded,
+                "frames": self.excluded_frames,
+                "sidecar_sha256": list(self.masks.sha256),
+            },
+        }
