@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import av
 import cv2
@@ -46,6 +47,7 @@ class Frame:
         blocks: block means for fixed-camera gating (``gating.block_means``), or None.
         found: per class, what the detector found (None: the class did not run on this frame).
         regions: padded, clipped regions to mask, once tracked.
+        time_s: seconds from the first frame (what a sidecar's time ranges refer to).
     """
 
     index: int
@@ -56,6 +58,26 @@ class Frame:
     blocks: np.ndarray | None = None
     found: dict[str, Detections | None] = field(default_factory=dict)
     regions: Detections | None = None
+    time_s: float | None = None
+
+
+class Overlay(Protocol):
+    """The operator's masks on each frame (anonymizer.review.timeline.Overlay)."""
+
+    def select(self, index: int, time_s: float | None, dets: Detections) -> Detections: ...
+
+    def shapes_at(self, index: int, time_s: float | None) -> list[tuple[np.ndarray, str]]: ...
+
+    def paint(self, image: np.ndarray, shapes: list[tuple[np.ndarray, str]]) -> np.ndarray: ...
+
+
+def _seconds_from(first: list[float | None], time: float | None) -> float | None:
+    """``time`` relative to the first frame's (kept in ``first``): a clip may start at pts > 0."""
+    if time is None:
+        return None
+    if first[0] is None:
+        first[0] = time
+    return time - first[0]
 
 
 class Read:
@@ -72,13 +94,14 @@ class Read:
 
     def __iter__(self) -> Iterator[Frame]:
         rotation = 0
+        first: list[float | None] = [None]
         for decoded in iter_frames(self.src, self.limits):
             if decoded.index == 0:
                 rotation = self.rotation = frame_rotation(decoded.frame)
             if (decoded.frame.width, decoded.frame.height) != self.size:
                 raise MediaError("frame size changes mid-stream; refusing rather than masking the wrong pixels")
             self.frames, self.last_time = decoded.index + 1, decoded.frame.time
-            frame = Frame(decoded.index, decoded.pts, self.size, rotation)
+            frame = Frame(decoded.index, decoded.pts, self.size, rotation, time_s=_seconds_from(first, decoded.frame.time))
             if self.wanted(decoded.index):
                 # Detect on the picture as it is displayed: a phone clip stored sideways shows
                 # sideways faces, which face detectors miss.
@@ -133,10 +156,15 @@ class Track:
     """Track each class over a bounded look-ahead window; frames leave with their regions."""
 
     def __init__(
-        self, spec: TrackSpec, classes: dict[str, ClassTrack], regions: Callable[[Detections, tuple[int, int]], Detections]
+        self,
+        spec: TrackSpec,
+        classes: dict[str, ClassTrack],
+        regions: Callable[[Detections, tuple[int, int]], Detections],
+        overlay: Overlay | None = None,
     ) -> None:
         self.tracker = WindowTracker(spec, classes)
         self.regions = regions
+        self.overlay = overlay
         self.seconds = 0.0
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
@@ -155,7 +183,12 @@ class Track:
     def _release(self, held: deque[Frame], settled: list[dict[str, Detections]]) -> Iterator[Frame]:
         for per_class in settled:
             frame = held.popleft()
-            frame.regions = self.regions(Detections.merge(list(per_class.values())), frame.size)
+            dets = Detections.merge(list(per_class.values()))
+            if self.overlay is not None:
+                # Exclusions judge the tracked boxes themselves, before padding: a face wholly
+                # inside a poster's box is excluded even if its padded mask would cross the edge.
+                dets = self.overlay.select(frame.index, frame.time_s, dets)
+            frame.regions = self.regions(dets, frame.size)
             frame.found = {}
             yield frame
 
@@ -167,8 +200,11 @@ class Mask:
     for frame (count and pts): a source that changed while being processed fails the job.
     """
 
-    def __init__(self, src: Path, limits: LimitsSpec, masker: Masker, *, threaded: bool = True) -> None:
+    def __init__(
+        self, src: Path, limits: LimitsSpec, masker: Masker, *, threaded: bool = True, overlay: Overlay | None = None
+    ) -> None:
         self.src, self.limits, self.masker, self.threaded = src, limits, masker, threaded
+        self.overlay = overlay
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
         decoded_frames = iter_frames(self.src, self.limits)
@@ -178,14 +214,22 @@ class Mask:
                 decoded = next(source, None)
                 if decoded is None or decoded.index != f.index or decoded.pts != f.pts:
                     raise MediaError("source changed while being processed (the second decode differs)")
-                yield self._mask(decoded, f.regions if f.regions is not None else Detections.empty())
+                shapes = self.overlay.shapes_at(f.index, f.time_s) if self.overlay is not None else []
+                yield self._mask(decoded, f.regions if f.regions is not None else Detections.empty(), shapes)
             if next(source, None) is not None:
                 raise MediaError("source changed while being processed (more frames on the second decode)")
         finally:
             source.close()
 
-    def _mask(self, decoded: DecodedFrame, regions: Detections) -> tuple[av.VideoFrame | np.ndarray, int | None, Detections]:
+    def _mask(
+        self, decoded: DecodedFrame, regions: Detections, shapes: list | None = None
+    ) -> tuple[av.VideoFrame | np.ndarray, int | None, Detections]:
         frame = decoded.frame
+        if shapes and self.overlay is not None:
+            # Manual regions (polygons) are painted on RGB: a frame that has them skips the
+            # yuv420p fast path; the detections are masked first, the manual regions on top.
+            rgb = self.masker.apply(decoded.rgb(), regions) if len(regions) else decoded.rgb()
+            return self.overlay.paint(rgb, shapes), decoded.pts, regions
         if not len(regions):
             return frame, decoded.pts, regions
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
