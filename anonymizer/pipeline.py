@@ -26,10 +26,11 @@ from anonymizer.detect.factory import build_detectors
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.errors import JobError, MediaError
 from anonymizer.mask.maskers import Masker
-from anonymizer.mask.regions import pad_and_clip
+from anonymizer.mask.regions import ManualMasks, pad_and_clip
 from anonymizer.media.image import read_photo, write_photo
 from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
 from anonymizer.media.video import OPEN_OPTIONS, VideoWriter, check_complete, probe_video
+from anonymizer.review.timeline import Overlay, Timeline
 from anonymizer.stream.run import run
 from anonymizer.stream.stages import Detect, Mask, Read, Track
 from anonymizer.track.window import ClassTrack
@@ -64,6 +65,10 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
     passes: dict[str, dict[str, int]] = field(default_factory=dict)  # video: frames per kind of pass
     output_path: Path | None = None  # not part of the summary: a path may name a person
+    # The sidecar's effect (counts, the files' SHA-256), when the job had one.
+    overlay: dict[str, Any] = field(default_factory=dict)
+    # Per-frame provenance for the QA report (anonymizer.review.report); not in the summary.
+    timeline: Timeline | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,7 @@ class JobResult:
             "counts": {name: vars(c) for name, c in self.counts.items()},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             **({"passes": self.passes} if self.passes else {}),
+            **self.overlay,
         }
 
 
@@ -157,9 +163,19 @@ class Engine:
     # ------------------------------------------------------------------ files
 
     def process(
-        self, src: Path, dst: Path, progress: ProgressFn | None = None, *, follow_symlinks: bool = False
+        self,
+        src: Path,
+        dst: Path,
+        progress: ProgressFn | None = None,
+        *,
+        follow_symlinks: bool = False,
+        masks: ManualMasks | None = None,
     ) -> JobResult:
         """Anonymize ``src`` into ``dst``. Raise MediaError for unusable input.
+
+        ``masks``: the operator's manual regions (masked as well as every detection) and
+        exclusions (see anonymizer.review.sidecar); a mask that does not fit the media raises
+        ManualMasksError (a MediaError) and nothing is written.
 
         The format is decided by content, not by name: when ``dst``'s suffix does not fit the
         content (a video named .jpg), the right suffix is appended; ``result.output_path`` says
@@ -172,9 +188,9 @@ class Engine:
         tmp = temp_path_for(dst)
         try:
             if sniffed.kind == "image":
-                result = self._process_photo(src, tmp, progress)
+                result = self._process_photo(src, tmp, progress, masks)
             else:
-                result = self._process_video(src, tmp, progress)
+                result = self._process_video(src, tmp, progress, masks)
             fsync_and_rename(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
@@ -195,16 +211,25 @@ class Engine:
             if raw is not None:
                 c.detections += int(np.count_nonzero(raw.class_id == cid))
 
-    def _process_photo(self, src: Path, tmp: Path, progress: ProgressFn | None = None) -> JobResult:
+    def _overlay(self, masks: ManualMasks | None) -> Overlay:
+        thresholds = {name: self.class_specs[CLASS_IDS[name]].threshold for name in self.detectors}
+        return Overlay(masks, Timeline(thresholds, max_gap_frames=self.profile.track.max_gap_frames), self.profile.mask)
+
+    def _process_photo(
+        self, src: Path, tmp: Path, progress: ProgressFn | None = None, masks: ManualMasks | None = None
+    ) -> JobResult:
         t0 = time.perf_counter()
         result = self._result("image")
         check_image_header(src, self.profile.limits.max_pixels)
         photo = read_photo(src, self.profile.limits)
+        if masks:
+            masks.check_fit(photo.rgb.shape[1], photo.rgb.shape[0], photo=True)
+        overlay = self._overlay(masks)
         t1 = time.perf_counter()
         raw = self.detect_image(photo.rgb, progress)
         t2 = time.perf_counter()
-        regions = self.regions(raw, (photo.rgb.shape[1], photo.rgb.shape[0]))
-        masked = self.masker.apply(photo.rgb, regions)
+        regions = self.regions(overlay.select(0, None, raw), (photo.rgb.shape[1], photo.rgb.shape[0]))
+        masked = overlay.paint(self.masker.apply(photo.rgb, regions), overlay.shapes_at(0, None))
         write_photo(photo, masked, tmp, self.profile.output)
         t3 = time.perf_counter()
         self._count(result, regions, raw)
@@ -213,9 +238,11 @@ class Engine:
         result.height, result.width = photo.rgb.shape[:2]
         result.frames = 1
         result.timings = {"decode_s": t1 - t0, "detect_s": t2 - t1, "mask_encode_s": t3 - t2, "total_s": t3 - t0}
+        overlay.timeline.finish(1)
+        result.timeline, result.overlay = overlay.timeline, overlay.summary()
         return result
 
-    def _process_video(self, src: Path, tmp: Path, progress: ProgressFn | None) -> JobResult:
+    def _process_video(self, src: Path, tmp: Path, progress: ProgressFn | None, masks: ManualMasks | None = None) -> JobResult:
         """One decode: read -> detect -> track over a bounded window -> mask -> encode.
 
         The output is written under ``tmp`` while frames stream through; any error (a decode error
@@ -228,6 +255,10 @@ class Engine:
         result = self._result("video")
         result.width, result.height = info.width, info.height
         total = info.frames_declared or int((info.duration_s or 0) * (info.fps or 0))
+        if masks:
+            # Checked again once every frame is decoded: a container may declare no frame count.
+            masks.check_fit(info.width, info.height, photo=False, frames=info.frames_declared or None, duration_s=info.duration_s)
+        overlay = self._overlay(masks)
 
         everies = [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
@@ -240,8 +271,8 @@ class Engine:
             confident = spec.threshold if spec.track_threshold is not None else None
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
-        track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True))
-        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded)]
+        track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay)
+        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay)]
 
         writer: VideoWriter | None = None
         written = 0
@@ -258,6 +289,8 @@ class Engine:
             check_complete(info, read.frames, read.last_time)
             if writer is None or written != read.frames:
                 raise MediaError(f"{written} of {read.frames} decoded frames were written")
+            if masks:
+                masks.check_fit(info.width, info.height, photo=False, frames=read.frames, duration_s=info.duration_s)
             writer.close()
         except BaseException:
             if writer is not None:
@@ -278,6 +311,8 @@ class Engine:
             result.counts[name].detections = track.tracker.detections[name]
         result.frames = written
         result.duration_s = float(read.last_time or 0.0) + (1.0 / info.fps if info.fps else 0.0)
+        overlay.timeline.finish(written)
+        result.timeline, result.overlay = overlay.timeline, overlay.summary()
         result.timings = {"detect_s": detect.seconds, "track_s": track.seconds, "total_s": t1 - t0}
         result.passes = {name: dict(s.stats) for name, s in detect.schedules.items()}
         return result
