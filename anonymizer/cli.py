@@ -69,6 +69,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     from anonymizer.pipeline import Engine
 
     profile = load_profile(args.profile)
+    given_masks = _given_masks(args)
     engine = Engine(profile)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,8 @@ def cmd_process(args: argparse.Namespace) -> int:
                 raise FileExistsError(17, "output exists (use --overwrite)")
             created = _make_parents(dst.parent)
             try:
-                result = engine.process(src, dst, progress, follow_symlinks=direct)
+                masks = given_masks if given_masks is not None else _sidecar_masks(src)
+                result = engine.process(src, dst, progress, follow_symlinks=direct, masks=masks)
             except BaseException:
                 _remove_empty(created)  # a refused input leaves nothing behind, not even folders
                 raise
@@ -106,14 +108,46 @@ def cmd_process(args: argparse.Namespace) -> int:
             continue
         finally:
             close()
+        report = _write_report(args, result, profile)
         if args.json:
-            print(json.dumps({"input": str(src), "output": str(result.output_path), "ok": True, **result.summary()}))
+            extra = {"report": str(report)} if report is not None else {}
+            print(json.dumps({"input": str(src), "output": str(result.output_path), "ok": True, **result.summary(), **extra}))
         else:
             counts = ", ".join(f"{c.regions} {name} regions" for name, c in result.counts.items())
             print(f"OK     {src} -> {result.output_path} ({counts}, {result.timings['total_s']:.1f}s)")
     if skipped and not args.json:
         print(f"skipped {skipped} file(s) in folders that are not photos or videos", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _given_masks(args: argparse.Namespace):
+    """The --masks file, validated (None when not given). Raise ConfigError for a bad file."""
+    if args.masks is None:
+        return None
+    if len(args.inputs) != 1 or args.inputs[0].is_dir():
+        raise ConfigError("--masks applies to one input file; for folders put <name>.masks.yaml beside each source")
+    from anonymizer.review.sidecar import load_sidecars
+
+    return load_sidecars([args.masks])
+
+
+def _sidecar_masks(src: Path):
+    """The sidecar files beside ``src`` (its own and its folder's), validated; None if there are none."""
+    from anonymizer.review.sidecar import load_sidecars, sidecars_of
+
+    paths = sidecars_of(src)
+    return load_sidecars(paths) if paths else None
+
+
+def _write_report(args: argparse.Namespace, result, profile) -> Path | None:
+    """Write the QA report of one output into --report (named after the output); return the HTML path."""
+    if args.report is None:
+        return None
+    from anonymizer.review.report import report_for_result
+
+    name = result.output_path.name if profile.privacy.log_file_names else None
+    html_path, _ = report_for_result(result, profile, args.report, result.output_path.name, file_name=name)
+    return html_path
 
 
 def _not_media(path: Path) -> str | None:
@@ -215,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--json", action="store_true", help="one JSON line per input instead of text")
+    p.add_argument(
+        "--masks", type=Path, metavar="FILE",
+        help=(
+            "sidecar of manual regions and exclusions for the one INPUT (default: <name>.masks.yaml "
+            "and the folder's .masks.yaml beside each source, when present; see docs/review.md)"
+        ),
+    )
+    p.add_argument(
+        "--report", type=Path, metavar="DIR",
+        help="write a QA report per output into DIR: <output name>.qa.html (self-contained) and .qa.json",
+    )
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser(
