@@ -19,8 +19,9 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from anonymizer.jobs.run import TMP_PREFIX  # temporary outputs are named where workers write them
+
 CHUNK = 1 << 20
-TMP_PREFIX = ".anonymizer-tmp-"
 # The journal, the audit log and the keys name jobs, hashes and (while a job is open) files:
 # readable by the service user only, whatever umask the daemon was started with.
 PRIVATE_FILE_MODE = 0o600

@@ -8,6 +8,11 @@ The order is what keeps evidence safe::
       ─▶ link to its final name (never overwriting) + fsync folder
       ─▶ journal 'done' ─▶ audit line ─▶ journal 'audited' ─▶ retention when due
 
+The engine call itself is ``anonymizer.jobs.run_job``, the part any worker runs: here in the
+daemon's process (``run``), or on a Celery worker when the daemon has a broker (``begin``,
+``prepare`` before the call, ``complete`` with what the worker returned; ``anonymizer.dist``).
+Everything else above is the coordinator's, in both cases.
+
 Errors are caught narrowly, once per job (borgmatic's pattern): a ``MediaError`` is the input's
 fault and quarantines at once; ``OSError``/``JobError``/``ModelError`` may be transient and are
 retried with backoff, then quarantined. Anything else is a bug and stops the process: systemd
@@ -23,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from anonymizer.audit.log import AuditLog, path_hmac
 from anonymizer.audit.records import job_record, retention_record, utc_iso
@@ -44,6 +49,7 @@ from anonymizer.daemon.quarantine import quarantine_file
 from anonymizer.daemon.retention import apply_retention
 from anonymizer.daemon.scanner import resolve_inside
 from anonymizer.errors import JobError, MediaError, ModelError
+from anonymizer.jobs.run import EngineLike, JobOutput, run_job, temp_output_for
 
 
 class StopRequested(BaseException):
@@ -60,10 +66,26 @@ class ShareUnavailable(OSError):
     waiting for it does not count as a failed attempt."""
 
 
-class EngineLike(Protocol):
-    models: list[dict[str, Any]]
+_PREPARED = "prepared"  # ``prepare``'s internal marker: no outcome yet, the engine must run
 
-    def process(self, src: Path, dst: Path, progress: Any = None) -> Any: ...
+
+@dataclass
+class Attempt:
+    """One attempt at a claimed job, filled in as it goes: what the coordinator knows of it
+    between the checks before the engine call and the verification after it."""
+
+    job: Job
+    folder: FolderConfig
+    log: Any
+    started: float  # monotonic
+    src: Path = field(default=Path())
+    final: Path = field(default=Path())
+    planned_tmp: Path = field(default=Path())
+    sniffed: Any = None
+    kind: str = ""
+    size: int = 0
+    engine: Any = None
+    tmp: Path | None = None  # written and not yet published: removed when the attempt ends
 
 
 @dataclass
@@ -180,141 +202,208 @@ class Worker:
     def run(self, job: Job, folder: FolderConfig) -> str:
         """Run one claimed job to an outcome; return it (anonymized, duplicate, quarantined,
         vanished, retry, requeued). Raise StopRequested only after requeueing the job."""
-        started = time.monotonic()
-        scrub_paths = [folder.input / job.rel_path, job.rel_path]
+        attempt = self.begin(job, folder)
+        if isinstance(attempt, str):
+            return attempt
+        return self._guarded(attempt, lambda: self._run_here(attempt))
+
+    def _run_here(self, a: Attempt) -> str:
+        # In this process: the same engine call a remote worker makes (anonymizer.jobs).
+        outcome = self._prepare(a)
+        if outcome is not None:
+            return outcome
+        a.tmp = a.planned_tmp
+        return self._complete(a, run_job(a.engine, a.src, a.planned_tmp, progress=self._progress))
+
+    # The coordinator's half of a job that a remote worker runs (anonymizer.dist): ``prepare``
+    # before the engine call, ``complete`` with what the worker returned. Both go through the
+    # same checks and error handling as ``run``.
+
+    def begin(self, job: Job, folder: FolderConfig) -> Attempt | str:
+        """Start a claimed job: an ``Attempt``, or the outcome when no attempt is left."""
         log = self.log.bind(**self._ctx(job, folder))
         if job.attempts >= self.retry.max_attempts:
             # The attempts were all made (interrupted ones are counted at restart): none now.
             reason = f"gave up after {job.attempts} attempts; last error: {job.error or 'process interrupted'}"
             return self._quarantine(job, folder, reason, "RetriesExhausted", log, attempts=job.attempts)
-        tmp: Path | None = None
-        try:
-            try:
-                src = resolve_inside(folder.input, job.rel_path)
-            except FileNotFoundError:
-                raise
-            except OSError:
-                # A folder on the path was swapped for a symlink since the scan: not ours to read.
-                return self._vanish(job, "path no longer lies inside the input folder (symlink)", log)
-            if self._stat(src) != job.stat:
-                return self._vanish(job, "source changed after it settled; it will be offered again", log)
-            from anonymizer.media.sniff import sniff
+        return Attempt(job, folder, log, time.monotonic())
 
-            limits = folder.profile.limits
-            if job.size <= limits.max_file_bytes:
-                # Hash before the allow-list check so that a quarantined file is identified too.
-                sha, size = sha256_file(src, follow_symlinks=False, every_64_mib=self._progress)
-                if self._stat(src) != job.stat:
-                    return self._vanish(job, "source changed while it was hashed; it will be offered again", log)
-                self.journal.set_hash(job.id, sha, None)
-            sniffed = sniff(src, max_file_bytes=limits.max_file_bytes)
-            engine = self.engine_for(folder.profile)
-            key = job_key(sha, folder.profile.sha256, [str(m.get("sha256")) for m in engine.models])
-            self.journal.set_hash(job.id, sha, key)
-            job = self.journal.get(job.id)  # type: ignore[assignment]
-            log = log.bind(sha256=sha)
-            log.info("job.started", kind=sniffed.kind, size=size, attempt=job.attempts + 1)
+    def prepare(self, a: Attempt) -> str | None:
+        """Run the checks before the engine call; return an outcome when the job ends there
+        (vanished, duplicate, quarantined...) or None when the engine must run on ``a.src``."""
+        result = self._guarded(a, lambda: self._prepare(a) or _PREPARED)
+        return None if result == _PREPARED else result
 
-            adopted = self._find_published(job, folder)
-            if adopted is not None:
-                log.warning("job.adopted_output", reason="published before an interruption, not yet recorded")
-                copy_of = job.summary.get("copy_of")  # the interrupted job was copying an earlier output
-                return self._finish(
-                    job,
-                    folder,
-                    engine,
-                    started,
-                    log,
-                    outcome="duplicate" if copy_of else "anonymized",
-                    duplicate_of=copy_of,
-                    output_rel=adopted,
-                    output_sha256=job.output_sha256,
-                    output_size=job.output_size,
-                    summary=job.summary,
-                    input_size=size,
-                )
+    def complete(self, a: Attempt, output: JobOutput | BaseException) -> str:
+        """Finish a prepared job with the remote worker's output (verify, publish, audit) or
+        with the error it reported (classified as if the engine had raised it here).
 
-            self._require_mounted(folder.input, folder.output)
-            reused = self._reuse_result(job, folder, engine, started, log, sniffed, size)
+        Jobs run side by side on several workers, so another job of the same content (same job
+        key) may have finished meanwhile: then its output is reused and this one discarded.
+        """
+
+        def step() -> str:
+            if isinstance(output, BaseException):
+                raise output
+            a.tmp = output.path
+            reused = self._reuse_result(a.job, a.folder, a.engine, a.started, a.log, a.sniffed, a.size)
             if reused is not None:
+                a.log.info("job.duplicate_result_discarded", reason="the same content finished first in another job")
                 return reused
+            return self._complete(a, output)
 
-            final = folder.output / job.rel_path
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f"{TMP_PREFIX}{job.id}{src.suffix}"
-            engine_started = time.monotonic()
-            result = engine.process(src, tmp, progress=self._progress)
-            written = Path(getattr(result, "output_path", None) or tmp)
-            if written != tmp:
-                # The engine appends the right suffix when the name does not fit the content
-                # (an MP4 called .avi); the published name gets the same suffix.
-                extra = written.name[len(tmp.name) :] if written.name.startswith(tmp.name) else written.suffix
-                tmp, final = written, final.with_name(final.name + extra)
-            summary = dict(result.summary())
-            summary.setdefault("timings", {})
-            engine_s = time.monotonic() - engine_started
-            if not self._source_unchanged(folder, job):
-                # The writer touched the file after it settled: what was anonymized may not be
-                # what was hashed. Drop the output (finally) and let the scanner offer it again.
-                return self._vanish(job, "source changed while it was processed; it will be offered again", log)
+        return self._guarded(a, step)
 
-            verify_started = time.monotonic()
-            out_sha, out_size = self._verify_output(tmp, sniffed.kind, folder.profile, summary)
-            summary["timings"] = {
-                **summary["timings"],
-                "engine_s": round(engine_s, 3),
-                "verify_s": round(time.monotonic() - verify_started, 3),
-            }
-            self.journal.set_pending_output(
-                job.id, final.relative_to(folder.output).as_posix(), out_sha, out_size, summary
-            )
-            self._require_mounted(folder.output)
-            published = place_no_overwrite(tmp, final)
-            tmp = None
-            return self._finish(
-                job,
-                folder,
-                engine,
-                started,
-                log,
-                outcome="anonymized",
-                output_rel=published.relative_to(folder.output).as_posix(),
-                output_sha256=out_sha,
-                output_size=out_size,
-                summary=summary,
-                input_size=size,
-            )
+    def give_up(self, a: Attempt, reason: str, error_type: str) -> str:
+        """Quarantine a prepared job with ``reason`` (a remote worker died on it too often)."""
+        return self._guarded(a, lambda: self._quarantine(a.job, a.folder, reason, error_type, a.log))
+
+    def defer(self, a: Attempt, reason: str) -> str:
+        """Queue a prepared job again later without counting an attempt: no worker could take it
+        (its models differ from ours). The input is not at fault, so it is never quarantined."""
+        delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
+        self.journal.defer(a.job.id, reason, delay)
+        a.log.error("job.worker_refused", reason=reason, retry_in_s=round(delay, 1))
+        return "deferred"
+
+    def _guarded(self, a: Attempt, step: Callable[[], str]) -> str:
+        """Run ``step`` with the per-job error handling: each expected error becomes an outcome."""
+        job, folder = a.job, a.folder
+        scrub_paths = [folder.input / job.rel_path, job.rel_path]
+        try:
+            return step()
         except StopRequested:
-            self.journal.requeue(job.id)
-            log.info("job.requeued", reason="stop requested")
+            self.journal.requeue(a.job.id)
+            a.log.info("job.requeued", reason="stop requested")
             raise
         except ShareUnavailable as exc:
             delay = backoff_s(1, self.retry.base_s, self.retry.max_s)
-            self.journal.defer(job.id, describe_error(exc, scrub_paths), delay)
+            self.journal.defer(a.job.id, describe_error(exc, scrub_paths), delay)
             if self.metrics is not None:
                 self.metrics.failures.labels(folder.name, "io").inc()
-            log.warning("job.deferred", reason=exc.strerror, retry_in_s=round(delay, 1))
+            a.log.warning("job.deferred", reason=exc.strerror, retry_in_s=round(delay, 1))
             return "deferred"
         except MediaError as exc:
-            if not self._source_unchanged(folder, job):
-                return self._vanish(job, "source changed or disappeared while it was processed", log)
-            return self._quarantine(job, folder, describe_error(exc, scrub_paths), type(exc).__name__, log)
+            if not self._source_unchanged(folder, a.job):
+                return self._vanish(a.job, "source changed or disappeared while it was processed", a.log)
+            return self._quarantine(a.job, folder, describe_error(exc, scrub_paths), type(exc).__name__, a.log)
         except FileNotFoundError as exc:
-            if not self._source_unchanged(folder, job):
-                return self._vanish(job, "source disappeared before it was processed", log)
-            return self._retry(job, folder, describe_error(exc, scrub_paths), "io", log)
+            if not self._source_unchanged(folder, a.job):
+                return self._vanish(a.job, "source disappeared before it was processed", a.log)
+            return self._retry(a.job, folder, describe_error(exc, scrub_paths), "io", a.log)
         except (OSError, JobError, ModelError) as exc:
             kind = "io" if isinstance(exc, OSError) else "job"
-            return self._retry(job, folder, describe_error(exc, scrub_paths), kind, log)
+            return self._retry(a.job, folder, describe_error(exc, scrub_paths), kind, a.log)
         finally:
-            if tmp is not None:
+            if a.tmp is not None:
                 try:
-                    tmp.unlink()
+                    a.tmp.unlink()
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
                     # A read-only or vanished share: nothing was published; startup cleans up.
-                    log.warning("output.cleanup_failed", reason=exc.strerror or type(exc).__name__)
+                    a.log.warning("output.cleanup_failed", reason=exc.strerror or type(exc).__name__)
+                a.tmp = None
+
+    def _prepare(self, a: Attempt) -> str | None:
+        """Source checks, hashing, job key, adoption of an unrecorded output, reuse of an earlier
+        one. Return the outcome if the job ends here; else fill in ``a`` for the engine call."""
+        job, folder, log = a.job, a.folder, a.log
+        try:
+            src = resolve_inside(folder.input, job.rel_path)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            # A folder on the path was swapped for a symlink since the scan: not ours to read.
+            return self._vanish(job, "path no longer lies inside the input folder (symlink)", log)
+        if self._stat(src) != job.stat:
+            return self._vanish(job, "source changed after it settled; it will be offered again", log)
+        from anonymizer.media.sniff import sniff
+
+        limits = folder.profile.limits
+        if job.size <= limits.max_file_bytes:
+            # Hash before the allow-list check so that a quarantined file is identified too.
+            sha, size = sha256_file(src, follow_symlinks=False, every_64_mib=self._progress)
+            if self._stat(src) != job.stat:
+                return self._vanish(job, "source changed while it was hashed; it will be offered again", log)
+            self.journal.set_hash(job.id, sha, None)
+        sniffed = sniff(src, max_file_bytes=limits.max_file_bytes)
+        engine = self.engine_for(folder.profile)
+        key = job_key(sha, folder.profile.sha256, [str(m.get("sha256")) for m in engine.models])
+        self.journal.set_hash(job.id, sha, key)
+        job = a.job = self.journal.get(job.id)  # type: ignore[assignment]
+        log = a.log = log.bind(sha256=sha)
+        log.info("job.started", kind=sniffed.kind, size=size, attempt=job.attempts + 1)
+
+        adopted = self._find_published(job, folder)
+        if adopted is not None:
+            log.warning("job.adopted_output", reason="published before an interruption, not yet recorded")
+            copy_of = job.summary.get("copy_of")  # the interrupted job was copying an earlier output
+            return self._finish(
+                job,
+                folder,
+                engine,
+                a.started,
+                log,
+                outcome="duplicate" if copy_of else "anonymized",
+                duplicate_of=copy_of,
+                output_rel=adopted,
+                output_sha256=job.output_sha256,
+                output_size=job.output_size,
+                summary=job.summary,
+                input_size=size,
+            )
+
+        self._require_mounted(folder.input, folder.output)
+        reused = self._reuse_result(job, folder, engine, a.started, log, sniffed, size)
+        if reused is not None:
+            return reused
+
+        a.src, a.engine, a.sniffed, a.kind, a.size = src, engine, sniffed, sniffed.kind, size
+        a.final = folder.output / job.rel_path
+        a.final.parent.mkdir(parents=True, exist_ok=True)
+        a.planned_tmp = temp_output_for(a.final, job.id, src.suffix)
+        return None
+
+    def _complete(self, a: Attempt, output: JobOutput) -> str:
+        """Verify the engine's output at ``output.path``, publish it, record and audit the job."""
+        job, folder, log = a.job, a.folder, a.log
+        tmp, final = output.path, a.final
+        if output.extra_suffix:
+            # The engine appends the right suffix when the name does not fit the content
+            # (an MP4 called .avi); the published name gets the same suffix.
+            final = final.with_name(final.name + output.extra_suffix)
+        summary = dict(output.summary)
+        summary.setdefault("timings", {})
+        if not self._source_unchanged(folder, job):
+            # The writer touched the file after it settled: what was anonymized may not be
+            # what was hashed. Drop the output (finally) and let the scanner offer it again.
+            return self._vanish(job, "source changed while it was processed; it will be offered again", log)
+
+        verify_started = time.monotonic()
+        out_sha, out_size = self._verify_output(tmp, a.kind, folder.profile, summary)
+        summary["timings"] = {
+            **summary["timings"],
+            "engine_s": round(output.engine_s, 3),
+            "verify_s": round(time.monotonic() - verify_started, 3),
+        }
+        self.journal.set_pending_output(job.id, final.relative_to(folder.output).as_posix(), out_sha, out_size, summary)
+        self._require_mounted(folder.output)
+        published = place_no_overwrite(tmp, final)
+        a.tmp = None
+        return self._finish(
+            job,
+            folder,
+            a.engine,
+            a.started,
+            log,
+            outcome="anonymized",
+            output_rel=published.relative_to(folder.output).as_posix(),
+            output_sha256=out_sha,
+            output_size=out_size,
+            summary=summary,
+            input_size=a.size,
+        )
 
     @staticmethod
     def _output_in_place(folder: FolderConfig, job: Job | None) -> bool:
