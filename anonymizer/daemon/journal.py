@@ -434,13 +434,15 @@ class Journal:
             )
         return self.get(row["id"])
 
-    def recover_interrupted(self) -> list[Job]:
+    def recover_interrupted(self, keep: Iterable[str] = ()) -> list[Job]:
         """At start-up, return jobs left ``running`` by a crash to the queue and return them.
 
         The interruption counts as an attempt: a file that crashes the process every time (an
         out-of-memory kill on a hostile input) must end in quarantine, not in a restart loop.
+        ``keep``: ids of jobs still running elsewhere (on a remote worker), left running.
         """
-        jobs = self._rows("SELECT * FROM jobs WHERE state = 'running'")
+        kept = set(keep)
+        jobs = [j for j in self._rows("SELECT * FROM jobs WHERE state = 'running'") if j.id not in kept]
         for job in jobs:
             self._update(job.id, state="queued", attempts=job.attempts + 1, next_attempt_at=0.0)
         return [self.get(j.id) for j in jobs]  # type: ignore[misc]
