@@ -1,0 +1,182 @@
+"""Feeding a daemon folder from outside: place a file in its input, offer it, find its output.
+
+The REST API and the S3 buckets have no job machinery of their own. A file they receive is
+written into the input folder of a configured daemon folder under a name derived from its
+content (never the client's or the object's name), then offered to the same journal the scanner
+feeds. The daemon's worker hashes, anonymizes, verifies, publishes, audits and retires it as any
+dropped file; the caller reads the outcome back from the journal and serves or uploads the
+verified output. So `anonymizer status`, metrics, `audit verify` and retention cover these jobs
+with no special case.
+
+Uploads are written as dot-names (which the scanner never offers) in the folder they end in, so
+the final rename is atomic and a half-written file is never seen as complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file, path_hmac
+from anonymizer.daemon.config import DaemonConfig, FolderConfig
+from anonymizer.daemon.fsutil import fsync_dir, make_private_dir, sha256_file
+from anonymizer.daemon.journal import FileStat, Job, Journal
+
+JOURNAL_FILE = "journal.sqlite3"  # the daemon's (anonymizer.daemon.service.JOURNAL_FILE)
+# Finished journal states whose output the caller may use.
+FINISHED = ("done", "retired")
+OUTPUT_OUTCOMES = ("anonymized", "duplicate")
+
+
+class Staged:
+    """A file being received into a folder's input under a dot-name; hashed as it is written."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f".incoming-{secrets.token_hex(8)}.part"
+        self._fh = open(self.path, "xb")  # noqa: SIM115 - closed by finish() or discard()
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+
+    def finish(self) -> str:
+        """Flush to disk; return the SHA-256 of what was written."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        return self._sha.hexdigest()
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A verified output on disk: the file and its recorded SHA-256 and size."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class Inbox:
+    """The daemon state an API or bucket process shares: journal (one connection per thread),
+    audit chain, the path HMAC key. Opened by ``anonymizer api`` and by the daemon's bucket loop.
+    """
+
+    def __init__(self, cfg: DaemonConfig) -> None:
+        self.cfg = cfg
+        make_private_dir(cfg.state_dir)
+        self.hmac_key = load_or_create_key(cfg.state_dir)
+        self._local = threading.local()
+        self._audit: AuditLog | None = None
+        self._audit_lock = threading.Lock()
+
+    @property
+    def journal(self) -> Journal:
+        """This thread's journal connection (SQLite connections stay on the thread that made them)."""
+        journal = getattr(self._local, "journal", None)
+        if journal is None:
+            journal = self._local.journal = Journal(self.cfg.state_dir / JOURNAL_FILE, hmac_key=self.hmac_key)
+        return journal
+
+    def folder(self, name: str) -> FolderConfig:
+        folder = self.cfg.folder(name)
+        if folder is None:
+            raise KeyError(name)
+        return folder
+
+    def name_hmac(self, purpose: str, value: str) -> str:
+        """HMAC of a client id or object key: names it in folders, logs and state without revealing it."""
+        return hmac.new(self.hmac_key, f"{purpose}\n{value}".encode(), hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------------ submit
+
+    def place(self, folder: FolderConfig, staged: Staged, rel_path: str) -> str:
+        """Move a finished ``staged`` file to ``folder.input/rel_path`` and offer it to the journal.
+
+        ``rel_path`` is derived from the content, so a file already there is the same content:
+        the staged copy is dropped and the existing one is offered. Return the journal job id
+        (new, or the one that already covers the file).
+        """
+        final = folder.input / rel_path
+        if final.parent != staged.path.parent:
+            raise ValueError("staged file and final name must share a folder (atomic rename)")
+        try:
+            os.link(staged.path, final)  # never replaces a file that is already there
+        except FileExistsError:
+            pass
+        staged.discard()
+        fsync_dir(final.parent)
+        st = os.lstat(final)
+        journal = self.journal
+        job_id = journal.offer(folder.name, rel_path, FileStat(st.st_size, st.st_mtime_ns, st.st_ino))
+        if job_id is None:
+            known = journal.latest_job_for(folder.name, rel_path)
+            if known is None:
+                raise OSError(errno.EAGAIN, "the journal knows the file but has no job for it")
+            job_id = known.id
+        return job_id
+
+    # ------------------------------------------------------------------ results
+
+    def find_output(self, folder: FolderConfig, job: Job, rel_path: str) -> Output | None:
+        """Return the job's published output if it is in place with its recorded SHA-256, else None.
+
+        The journal forgets the output's name once the job is retired and keeps its HMAC; the
+        output then lies beside where ``rel_path`` would put it (same folder, a suffix the engine
+        may have added), which is the only folder searched.
+        """
+        if job.state not in FINISHED or job.outcome not in OUTPUT_OUTCOMES or not job.output_sha256:
+            return None
+        out_rel = job.output_rel
+        if out_rel is None and job.output_hmac:
+            parent = Path(rel_path).parent.as_posix()
+            try:
+                names = sorted(os.listdir(folder.output / parent))
+            except OSError:
+                names = []
+            for name in names:
+                rel = name if parent == "." else f"{parent}/{name}"
+                if not name.startswith(".") and path_hmac(self.hmac_key, folder.name, rel) == job.output_hmac:
+                    out_rel = rel
+                    break
+        if out_rel is None:
+            return None
+        path = folder.output / out_rel
+        try:
+            sha, size = sha256_file(path, follow_symlinks=False)
+        except OSError:
+            return None
+        if (sha, size) != (job.output_sha256, job.output_size):
+            return None
+        return Output(path, sha, size)
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to the daemon's keyed audit chain (flock-serialised with the daemon)."""
+        with self._audit_lock:
+            if self._audit is None:
+                self._audit = AuditLog(self.cfg.audit_dir, key=load_or_create_key_file(self.cfg.audit_key_path))
+            head, lines = self._audit.append(record)
+        self.journal.set_meta("audit_head", f"{lines}:{head}")
+
+    def close(self) -> None:
+        journal = getattr(self._local, "journal", None)
+        if journal is not None:
+            journal.close()
+            self._local.journal = None

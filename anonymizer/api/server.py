@@ -1,0 +1,91 @@
+"""``anonymizer api``: serve the job API with uvicorn (TLS from api.tls_cert / api.tls_key).
+
+It runs beside the daemon (its own process and systemd unit) on the same config: the API only
+receives uploads into the daemon's folders and reads results back from the journal; the daemon
+does the work. Logs are the daemon's structlog JSON lines; uvicorn's own access log is off (our
+``api.request`` line names the route template, never a query string or header).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from anonymizer.errors import ConfigError
+
+
+def openapi_document() -> dict:
+    """The OpenAPI document of the app (what docs/openapi.json holds)."""
+    from anonymizer.api.app import build_app
+
+    return build_app().openapi()
+
+
+def write_openapi(path: Path) -> None:
+    path.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def run_api(config_path: Path, *, log_level: str = "info") -> int:
+    import uvicorn
+
+    from anonymizer.api.app import ApiService, build_app
+    from anonymizer.daemon.config import load_daemon_config
+    from anonymizer.daemon.logging import configure_logging, get_logger
+
+    configure_logging(log_level)
+    cfg = load_daemon_config(config_path)
+    if cfg.api is None:
+        raise ConfigError(f"{cfg.source_path}: at 'api': the config has no api: section to serve")
+    log = get_logger(component="api")
+    service = ApiService(cfg, log)
+    api = cfg.api
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(service),
+            host=api.host,
+            port=api.port,
+            log_config=None,
+            access_log=False,
+            log_level="warning",
+            ssl_certfile=str(api.tls_cert) if api.tls_cert else None,
+            ssl_keyfile=str(api.tls_key) if api.tls_key else None,
+            server_header=False,
+        )
+    )
+    log.info("api.ready", host=api.host, port=api.port, tls=api.tls_cert is not None, profiles=len(api.profiles))
+    ok = server.run()
+    service.inbox.close()
+    log.info("api.stopped")
+    return 0 if ok is not False else 1
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    if args.openapi:
+        if args.openapi == "-":
+            json.dump(openapi_document(), sys.stdout, indent=2, sort_keys=True)
+            print()
+        else:
+            write_openapi(Path(args.openapi))
+        return 0
+    if args.config is None:
+        raise ConfigError("anonymizer api: --config FILE is required (or --openapi FILE)")
+    return run_api(args.config, log_level=args.log_level)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "api",
+        help="serve the REST job API (uploads into the daemon's folders; see docs/api.md)",
+        description=(
+            "Serve POST/GET/DELETE /v1/jobs with uvicorn on the config's api.listen address, TLS when "
+            "api.tls_cert/api.tls_key are set. Bearer JWTs are checked against api.jwks_file. Uploads "
+            "go into the input of the folder a profile name maps to, and the daemon (running on the same "
+            "config) processes them. --openapi FILE writes the OpenAPI document instead ('-': stdout)."
+        ),
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="daemon config YAML with an api: section")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--openapi", metavar="FILE", help="write the OpenAPI document and exit")
+    p.set_defaults(func=cmd_api)
