@@ -1,4 +1,4 @@
-"""Command line: ``anonymizer process | validate-config | evaluate | daemon | status | audit | demo``."""
+"""Command line: ``anonymizer process | validate-config | evaluate | daemon | status | audit | demo | worker``."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def _not_media(path: Path) -> str | None:
 
 
 # Top-level keys of a daemon config that no profile has (see anonymizer.daemon.config.TOP_KEYS).
-DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "audit_key", "folders", "metrics", "retry", "api", "buckets"}
+DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "audit_key", "folders", "metrics", "retry", "api", "buckets", "broker"}
 
 
 def _config_kind(path: Path) -> str:
@@ -294,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_daemon(sub)
     register_evaluate(sub)
+    from anonymizer.dist.commands import register as register_dist
+
+    register_dist(sub)
+    from anonymizer.api.server import register as register_api
+
+    register_api(sub)
     return parser
 
 
