@@ -148,3 +148,17 @@ def test_a_decode_error_in_the_middle_leaves_no_output(engine, tmp_path):
     with pytest.raises(MediaError):
         engine.process(broken, out_dir / "broken.mp4")
     assert list(out_dir.iterdir()) == []  # neither the output nor its temporary file
+
+
+def test_frames_leave_the_detect_stage_without_pixels(engine, tmp_path):
+    """The tracker's look-ahead holds detections only: no picture and no block means per frame."""
+    from anonymizer.stream.stages import Detect, Read
+
+    clip = write_frames(tmp_path / "still.mp4", [sensor_noise(still_scene(), i) for i in range(6)])
+    profile = engine.profile
+    read = Read(clip, profile.limits, (W, H), lambda i: True, blocks=True)
+    detect = Detect(engine.detectors, gate=True, refresh_frames=40)
+    frames = list(detect(iter(read)))
+    assert len(frames) == 6
+    assert all(f.rgb is None and f.blocks is None for f in frames)
+    assert any(len(f.found["face"]) for f in frames)  # it did detect on them
