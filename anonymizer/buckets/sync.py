@@ -1,0 +1,363 @@
+"""One S3 source prefix anonymized into a sink: list, settle, download, process, upload, verify,
+and only then retire the source object.
+
+Each ``tick()``::
+
+    list source/prefix ─▶ settled? (same ETag and size over two listings, settle_s apart)
+      ─▶ GET (If-Match the settled ETag) into the daemon folder's input, hashed on the way,
+         under a name made of the content hash (never the object key)
+      ─▶ journal offer: the daemon's worker anonymizes, verifies, publishes and audits it
+    journal job done ─▶ source still that version? (HEAD: ETag, version id) ─▶ PUT the verified
+      output to sink/prefix with input/output SHA-256 in its metadata (multipart when large)
+      ─▶ HEAD the sink object: size and SHA-256 metadata match ─▶ audit ─▶ retention: delete
+         the source object (its exact version in a versioned bucket) or keep it
+
+A source replaced while it was processed is "superseded": nothing is uploaded or deleted for the
+old version, and the new version settles and runs on its own. A failed upload or delete is
+retried with backoff (the source stays) and held after ``max_attempts``.
+
+Per-object state is a small JSON file in ``state_dir/buckets/<name>/``, named by the HMAC of the
+key. It holds the key only while the object is being handled (to upload and retire it); once
+settled it keeps the HMAC, ETag and outcome, so a kept source is not processed twice.
+Logs and audit name objects by that HMAC, never by key. Credentials come from boto3's standard
+chain and are never read by this code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged
+from anonymizer.audit.records import utc_iso
+from anonymizer.buckets.settings import BucketConfig
+from anonymizer.daemon.fsutil import make_private_dir
+from anonymizer.daemon.scanner import is_ignored_name
+
+META_INPUT = "anonymizer-input-sha256"
+META_OUTPUT = "anonymizer-output-sha256"
+META_JOB = "anonymizer-job-id"
+CHUNK = 1 << 20
+# Stages of an object: processing -> done | superseded | failed | held
+ACTIVE = ("processing",)
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    key_hmac: str
+    etag: str
+    size: int
+    stage: str
+    key: str | None = None  # only while the object is being handled
+    version_id: str | None = None
+    rel_path: str | None = None
+    journal_id: str | None = None
+    input_sha256: str | None = None
+    attempts: int = 0
+    next_try_at: float = 0.0
+    error: str | None = None
+
+
+class TransientError(Exception):
+    """A step that may succeed later (S3 or disk refused); retried with backoff."""
+
+
+def make_client(bucket: BucketConfig) -> Any:
+    """An S3 client for ``bucket`` (credentials: boto3's standard chain)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        s3={"addressing_style": "path"} if bucket.endpoint_url else {},
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=bucket.endpoint_url, region_name=bucket.region, config=config
+    )
+
+
+def upload_verified(client: Any, bucket: BucketConfig, output: Output, key: str, metadata: dict[str, str]) -> None:
+    """Upload ``output`` to ``key`` in the sink (multipart above the threshold), then check it.
+
+    Raise TransientError unless a HEAD of the new object shows the output's size and SHA-256.
+    """
+    from boto3.s3.transfer import TransferConfig
+
+    # ChecksumAlgorithm: S3 hashes what it received and refuses a body that does not match what
+    # boto3 sent; the HEAD below then compares S3's own SHA-256 with the verified output's.
+    extra: dict[str, Any] = {
+        "Metadata": {**metadata, META_OUTPUT: output.sha256},
+        "ChecksumAlgorithm": "SHA256",
+        **bucket.upload_args(),
+    }
+    transfer = TransferConfig(
+        multipart_threshold=bucket.multipart_threshold_bytes,
+        # 10,000 parts at most (S3): half the threshold allows outputs of 5,000 thresholds.
+        multipart_chunksize=max(5 * 1024**2, bucket.multipart_threshold_bytes // 2),
+        use_threads=False,
+    )
+    client.upload_file(str(output.path), bucket.sink_bucket, key, ExtraArgs=extra, Config=transfer)
+    head = client.head_object(Bucket=bucket.sink_bucket, Key=key, ChecksumMode="ENABLED")
+    if head.get("ContentLength") != output.size or head.get("Metadata", {}).get(META_OUTPUT) != output.sha256:
+        raise TransientError("the sink object does not show the output's size and SHA-256")
+    stored = head.get("ChecksumSHA256")
+    # A multipart object's checksum is one of its parts' checksums (S3 checked each part as it
+    # arrived): size and metadata are what can be compared there. A single-part object's is the
+    # SHA-256 of its bytes.
+    single_part = output.size < bucket.multipart_threshold_bytes
+    if single_part and stored and base64.b64decode(stored).hex() != output.sha256:
+        raise TransientError("the sink object's SHA-256 (computed by S3) is not the output's")
+
+
+class BucketSync:
+    """Moves one ``BucketConfig``'s objects through its daemon folder. Not thread-safe: one thread."""
+
+    def __init__(self, bucket: BucketConfig, inbox: Inbox, log: Any, *, client: Any = None, clock=time.time) -> None:
+        self.bucket = bucket
+        self.inbox = inbox
+        self.folder = inbox.folder(bucket.folder)
+        self.log = log.bind(bucket=bucket.name)
+        self.client = client or make_client(bucket)
+        self.clock = clock
+        self.state_dir = make_private_dir(inbox.cfg.state_dir / "buckets" / bucket.name)
+        self._seen: dict[str, tuple[str, int, float, int]] = {}  # key -> (etag, size, first seen, listings)
+
+    # ------------------------------------------------------------------ state files
+
+    def _state_path(self, key_hmac: str) -> Path:
+        return self.state_dir / f"{key_hmac}.json"
+
+    def load(self, key_hmac: str) -> ObjectState | None:
+        try:
+            return ObjectState(**json.loads(self._state_path(key_hmac).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+
+    def save(self, state: ObjectState) -> None:
+        path = self._state_path(state.key_hmac)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(asdict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def states(self) -> list[ObjectState]:
+        out = []
+        for name in sorted(os.listdir(self.state_dir)):
+            if name.endswith(".json") and not name.startswith("."):
+                state = self.load(name[: -len(".json")])
+                if state is not None:
+                    out.append(state)
+        return out
+
+    def key_hmac(self, key: str) -> str:
+        return self.inbox.name_hmac(f"s3:{self.bucket.source_bucket}", key)
+
+    # ------------------------------------------------------------------ one round
+
+    def tick(self) -> None:
+        """List once, start settled objects, advance every object in progress."""
+        for key, etag, size in self._list():
+            if self._settled(key, etag, size):
+                self._maybe_start(key, etag, size)
+        now = self.clock()
+        for state in self.states():
+            if state.stage in ACTIVE and state.next_try_at <= now:
+                self._advance(state)
+
+    def _list(self) -> list[tuple[str, str, int]]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket.source_bucket, Prefix=self.bucket.source_prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                name = PurePosixPath(key).name
+                if key.endswith("/") or not name or is_ignored_name(name):
+                    continue  # folder markers, and names writers use while incomplete
+                found.append((key, obj["ETag"], int(obj["Size"])))
+        keys = {k for k, _, _ in found}
+        for gone in set(self._seen) - keys:
+            del self._seen[gone]
+        return found
+
+    def _settled(self, key: str, etag: str, size: int) -> bool:
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is None or seen[:2] != (etag, size):
+            self._seen[key] = (etag, size, now, 1)
+            return False
+        self._seen[key] = (etag, size, seen[2], seen[3] + 1)
+        return seen[3] + 1 >= 2 and now - seen[2] >= self.bucket.settle_s
+
+    def _maybe_start(self, key: str, etag: str, size: int) -> None:
+        key_hmac = self.key_hmac(key)
+        state = self.load(key_hmac)
+        if state is not None and state.etag == etag:
+            return  # this version is handled (or being handled) already
+        if state is not None and state.stage in ACTIVE:
+            self._supersede(state, "the source object was replaced before its output was uploaded")
+        try:
+            self._download(key, etag, size, key_hmac)
+        except TransientError as exc:
+            self._seen.pop(key, None)  # settle again before the next try
+            self.log.warning("bucket.download_failed", object=key_hmac[:16], reason=str(exc))
+
+    # ------------------------------------------------------------------ steps
+
+    def _download(self, key: str, etag: str, size: int, key_hmac: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from anonymizer.errors import MediaError
+        from anonymizer.media.sniff import sniff
+
+        staged = Staged(self.folder.input / "s3" / self.bucket.name)
+        try:
+            # If-Match: what is downloaded is the version that settled, or nothing.
+            resp = self.client.get_object(Bucket=self.bucket.source_bucket, Key=key, IfMatch=etag)
+            body = resp["Body"]
+            while chunk := body.read(CHUNK):
+                staged.write(chunk)
+            sha = staged.finish()
+            if staged.size != size:
+                raise TransientError("the object's size changed during the download")
+            try:
+                suffix = sniff(staged.path).suffix
+            except (MediaError, OSError):
+                suffix = ".bin"  # the daemon quarantines it with its reason; the source stays
+            rel_path = f"s3/{self.bucket.name}/{sha}{suffix}"
+            journal_id = self.inbox.place(self.folder, staged, rel_path)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise TransientError(_reason(exc)) from None
+        finally:
+            staged.discard()
+        state = ObjectState(
+            key_hmac=key_hmac,
+            etag=etag,
+            size=size,
+            stage="processing",
+            key=key,
+            version_id=resp.get("VersionId"),
+            rel_path=rel_path,
+            journal_id=journal_id,
+            input_sha256=sha,
+        )
+        self.save(state)
+        self.log.info("bucket.downloaded", object=key_hmac[:16], job_id=journal_id, sha256=sha, size=size)
+
+    def _advance(self, state: ObjectState) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        job = self.inbox.journal.get(state.journal_id or "")
+        if job is None:
+            return self._finish(state, "failed", "the journal has no job for the object")
+        if job.state in ("queued", "running"):
+            return None
+        if job.state not in FINISHED or job.outcome not in OUTPUT_OUTCOMES:
+            # Quarantined (bad media, retries exhausted) or vanished: the daemon said why; the
+            # source stays in the bucket.
+            return self._finish(state, "failed", job.error or job.outcome or job.state)
+        try:
+            output = self.inbox.find_output(self.folder, job, state.rel_path or "")
+            if output is None:
+                raise TransientError("the output is not in place with its recorded SHA-256")
+            if not self._source_unchanged(state):
+                return self._supersede(state, "the source object was replaced while it was processed")
+            sink_key = self._sink_key(state.key or "", output)
+            upload_verified(
+                self.client,
+                self.bucket,
+                output,
+                sink_key,
+                {META_INPUT: state.input_sha256 or "", META_JOB: job.id},
+            )
+            self._audit("bucket.upload", state, job_id=job.id, output={"sha256": output.sha256, "size": output.size})
+            self.log.info("bucket.uploaded", object=state.key_hmac[:16], job_id=job.id, output_sha256=output.sha256)
+            action = "kept"
+            if self.bucket.retention == "delete":
+                if not self._source_unchanged(state):
+                    return self._finish(state, "done", None, action="source-changed")
+                args: dict[str, Any] = {"Bucket": self.bucket.source_bucket, "Key": state.key}
+                if state.version_id:
+                    args["VersionId"] = state.version_id  # this version only, not a delete marker
+                self.client.delete_object(**args)
+                action = "deleted"
+            return self._finish(state, "done", None, action=action)
+        except (TransientError, ClientError, BotoCoreError, OSError) as exc:
+            return self._retry(state, _reason(exc))
+
+    def _source_unchanged(self, state: ObjectState) -> bool:
+        """True while the source key still holds the version that was downloaded."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket.source_bucket, Key=state.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return head.get("ETag") == state.etag and (state.version_id is None or head.get("VersionId") == state.version_id)
+
+    def _sink_key(self, key: str, output: Output) -> str:
+        rel = key[len(self.bucket.source_prefix) :]
+        if PurePosixPath(rel).suffix.lower() != output.path.suffix.lower():
+            rel += output.path.suffix  # the engine's rule: the name tells the output's format
+        return self.bucket.sink_prefix + rel
+
+    def _retry(self, state: ObjectState, reason: str) -> None:
+        attempts = state.attempts + 1
+        if attempts >= self.bucket.max_attempts:
+            self.save(replace(state, attempts=attempts, error=reason, stage="held"))
+            self.log.error("bucket.held", object=state.key_hmac[:16], reason=reason, source="left in place")
+            return
+        delay = min(3600.0, self.bucket.poll_interval_s * 2**attempts) * random.uniform(0.5, 1.5)
+        self.save(replace(state, attempts=attempts, error=reason, next_try_at=self.clock() + delay))
+        self.log.warning("bucket.retry", object=state.key_hmac[:16], reason=reason, attempt=attempts)
+
+    def _supersede(self, state: ObjectState, reason: str) -> None:
+        self._finish(state, "superseded", reason)
+
+    def _finish(self, state: ObjectState, stage: str, reason: str | None, *, action: str | None = None) -> None:
+        # The key is forgotten: the state keeps its HMAC and ETag, which is all a kept source needs.
+        self.save(replace(state, stage=stage, error=reason, key=None))
+        if action is not None:
+            self._audit("bucket.retention", state, action=action)
+        log = self.log.warning if stage in ("failed", "superseded") else self.log.info
+        log(f"bucket.{stage}", object=state.key_hmac[:16], job_id=state.journal_id, reason=reason, action=action)
+
+    def _audit(self, event: str, state: ObjectState, **fields: Any) -> None:
+        self.inbox.audit(
+            {
+                "event": event,
+                "time": utc_iso(self.clock()),
+                "bucket": self.bucket.name,
+                "object_hmac": state.key_hmac,
+                "etag": state.etag,
+                "version_id": state.version_id,
+                "job_id": state.journal_id,
+                "input": {"sha256": state.input_sha256, "size": state.size},
+                **fields,
+            }
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason naming no key, bucket path or file (S3 error codes, OS error strings)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return f"S3 {exc.response.get('Error', {}).get('Code', 'error')}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, TransientError):
+        return str(exc)
+    return type(exc).__name__

@@ -1,0 +1,102 @@
+"""Package fixtures: moto's S3 server process, a cutting proxy in front of it, and the real daemon
+running one bucket itself; the other buckets are driven tick by tick from the tests, with the
+same daemon doing their jobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import daemon_helpers as dh
+import pytest
+from s3_helpers import CREDENTIALS, CuttingProxy, MotoServer, make_profile
+
+
+@dataclass
+class Stack:
+    root: Path
+    moto: MotoServer
+    proxy: CuttingProxy
+    daemon: dh.DaemonProcess
+    manual_config: Path
+    s3: Any  # a boto3 client straight to moto
+
+    def sync(self, name: str):
+        """A BucketSync for one of the manual buckets, logging JSON lines to ``bucket-sync.log``."""
+        import structlog
+
+        from anonymizer.api.inbox import Inbox
+        from anonymizer.buckets.sync import BucketSync
+        from anonymizer.daemon.config import load_daemon_config
+
+        cfg = load_daemon_config(self.manual_config)
+        bucket = next(b for b in cfg.buckets if b.name == name)
+        fh = open(self.root / "bucket-sync.log", "a", encoding="utf-8")  # noqa: SIM115 - lives for the run
+        log = structlog.wrap_logger(structlog.WriteLogger(fh), processors=[structlog.processors.JSONRenderer()])
+        return BucketSync(bucket, Inbox(cfg), log)
+
+    def logs(self) -> str:
+        sync_log = self.root / "bucket-sync.log"
+        return self.daemon.logs() + (sync_log.read_text(errors="replace") if sync_log.exists() else "")
+
+
+def bucket_entry(name: str, url: str, **extra: Any) -> dict[str, Any]:
+    entry = {
+        "name": name,
+        "folder": "s3-scratch",
+        "source": {"bucket": f"{name}-src", "prefix": "in/"},
+        "sink": {"bucket": f"{name}-sink", "prefix": "anon/"},
+        "retention": "delete",
+        "endpoint_url": url,
+        "region": "us-east-1",
+        "poll_interval_s": 0.1,
+        "settle_s": 0.3,
+    }
+    entry.update(extra)
+    return entry
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("buckets")
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)  # boto3's standard chain, in this process and the daemon's
+    moto = MotoServer(root).start()
+    proxy = CuttingProxy(moto.port)
+    proxy.start()
+    s3 = moto.client()
+    for name in ("auto", "cut", "replace", "versioned"):
+        s3.create_bucket(Bucket=f"{name}-src")
+        s3.create_bucket(Bucket=f"{name}-sink")
+    s3.put_bucket_versioning(Bucket="versioned-src", VersioningConfiguration={"Status": "Enabled"})
+    profile = make_profile(root)
+    folder = dh.folder_entry(root, "s3-scratch", profile)
+    config = dh.write_daemon_config(
+        root / "daemon.yaml", [folder], buckets=[bucket_entry("auto", moto.url, poll_interval_s=0.3)]
+    )
+    manual = dh.write_daemon_config(
+        root / "manual.yaml",
+        [folder],
+        buckets=[
+            bucket_entry("cut", proxy.url),
+            bucket_entry("replace", moto.url, multipart_threshold_bytes=5 * 1024**2),
+            bucket_entry("versioned", moto.url, sse={"mode": "AES256"}),
+        ],
+    )
+    daemon = dh.DaemonProcess(config, root)
+    try:
+        daemon.start()
+        yield Stack(root, moto, proxy, daemon, manual, s3)
+    finally:
+        daemon.stop()
+        daemon.close()
+        proxy.close()
+        moto.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
