@@ -30,8 +30,12 @@ def make_video(
     vfr_pts: list[int] | None = None,
     rotation: int = 0,
     metadata: dict[str, str] | None = None,
+    pan: bool = True,
 ) -> Path:
     """Write a clip that pans slowly across ``source`` (so faces move), with a sine-wave track.
+
+    ``pan=False`` holds ``source`` still at its own size (it must be ``size``): every frame's
+    pixels are then known exactly, and fixed-camera gating keeps detection cheap.
 
     ``vfr_pts`` gives explicit pts (time base 1/1000) for a variable-frame-rate clip.
     """
@@ -40,6 +44,8 @@ def make_video(
     scale = max(w / image.shape[1], h / image.shape[0]) * 1.2
     big = np.array(Image.fromarray(image).resize((int(image.shape[1] * scale) + 1, int(image.shape[0] * scale) + 1)))
     max_dx, max_dy = big.shape[1] - w, big.shape[0] - h
+    if not pan:
+        big, max_dx, max_dy = image, 0, 0
     with av.open(str(path), "w") as container:
         if metadata:
             container.metadata.update(metadata)
