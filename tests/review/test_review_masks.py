@@ -24,7 +24,7 @@ def _box_at(frame: int) -> np.ndarray:
 
 
 def test_moving_box_is_masked_on_exactly_its_frames(fast_engine, tmp_path):
-    src = make_video(tmp_path / "clip.mp4", source=texture((320, 240)), audio=False)
+    src = make_video(tmp_path / "clip.mp4", source=texture((320, 240)), audio=False, pan=False)
     result = fast_engine.process(src, tmp_path / "out.mp4", masks=parse_sidecar_text(MOVING))
     frames = decode_rgb(result.output_path)
     assert len(frames) == 24
@@ -109,7 +109,7 @@ def test_a_sidecar_with_several_errors_reports_every_one(tmp_path):
 
 
 def test_masks_outside_the_frame_or_past_the_end_fail_the_job_and_write_nothing(fast_engine, tmp_path):
-    src = make_video(tmp_path / "clip.mp4", source=texture((160, 120)), frames=12, size=(160, 120), fps=12, audio=False)
+    src = make_video(tmp_path / "clip.mp4", source=texture((160, 120)), frames=12, size=(160, 120), audio=False, pan=False)
     masks = parse_sidecar_text(
         "regions:\n"
         "  - box: [100, 10, 170, 50]\n"  # 10 px past the right edge
