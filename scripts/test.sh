@@ -9,6 +9,7 @@
 # - run as root with apt-get: the Debian packages openssh-server, sshfs and strace, if missing,
 #   for the network_mount tests (a real sshfs mount over loopback) and the crash tests that kill
 #   the daemon inside one system call. ANONYMIZER_NO_APT=1 skips this; without them those tests skip.
+#   And chromium: the real headless browser that renders the QA report in tests/review.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo} ./scripts/install.sh
@@ -17,6 +18,7 @@ need=()
 command -v sshfs >/dev/null || need+=(sshfs)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v strace >/dev/null || need+=(strace)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${ANONYMIZER_NO_APT:-0}" != 1 ]; then
     log=$(mktemp -t anonymizer-apt.XXXXXX)
