@@ -56,7 +56,9 @@ def job_record(
         "profile_sha256": profile_sha256 or summary.get("profile_sha256"),
         "models": [{"id": m.get("id"), "sha256": m.get("sha256")} for m in (models or summary.get("models") or [])],
     }
-    for key in ("kind", "counts", "frames", "duration_s", "timings"):
+    # manual/exclusions: what the operator's sidecar added or removed, with its SHA-256 (an
+    # exclusion is the one way to remove a mask, so the record says how many and where from).
+    for key in ("kind", "counts", "frames", "duration_s", "timings", "manual", "exclusions"):
         if key in summary:
             record[key] = summary[key]
     if duplicate_of is not None:
