@@ -24,7 +24,8 @@ from pathlib import Path
 from anonymizer.daemon.journal import FileStat
 
 DONE_SUFFIX = ".done"
-IGNORED_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", DONE_SUFFIX)
+# ".masks.yaml": an operator's sidecar (anonymizer.review.sidecar), read with its source, never a job.
+IGNORED_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", DONE_SUFFIX, ".masks.yaml")
 IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 
 
