@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from anonymizer.api.auth import READ, SUBMIT, AuthError, Authenticator, KeySet, Principal, RateLimiter
+from anonymizer.api.auth import READ, SUBMIT, Authenticator, AuthError, KeySet, Principal, RateLimiter
 from anonymizer.api.inbox import Inbox, Staged
 from anonymizer.api.jobs import ApiJob, JobStore, now
 from anonymizer.api.settings import ApiConfig
@@ -119,7 +119,9 @@ class ApiService:
             raise
         wait = self.rate.take(who.client_id)
         if wait > 0:
-            raise ApiProblem(429, "Too Many Requests", "request rate limit reached", {"Retry-After": str(int(wait) + 1)})
+            raise ApiProblem(
+                429, "Too Many Requests", "request rate limit reached", {"Retry-After": str(int(wait) + 1)}
+            )
         return who
 
     def job_for(self, job_id: str, who: Principal) -> ApiJob:
@@ -128,6 +130,24 @@ class ApiService:
         if job is None or job.deleted_at is not None or (job.client_id != who.client_id and not who.is_admin):
             raise ApiProblem(404, "Not Found", "no such job")
         return job
+
+
+BEARER = HTTPBearer(auto_error=False, description="JWT access token; scopes jobs:submit / jobs:read / jobs:admin")
+
+
+def _svc(request: Request) -> ApiService:
+    return request.app.state.service
+
+
+Svc = Annotated[ApiService, Depends(_svc)]
+
+
+def _who(request: Request, _credentials: Annotated[Any, Security(BEARER)], s: Svc) -> Principal:
+    # BEARER only documents the scheme in OpenAPI; the header is checked by the Authenticator.
+    return s.principal(request)
+
+
+Who = Annotated[Principal, Depends(_who)]
 
 
 def build_app(service: ApiService | None = None) -> FastAPI:
@@ -140,14 +160,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    bearer = HTTPBearer(auto_error=False, description="JWT access token; scopes jobs:submit / jobs:read / jobs:admin")
-
-    def svc() -> ApiService:
-        assert service is not None
-        return service
-
-    def who(request: Request, _credentials: Any = Security(bearer), s: ApiService = Depends(svc)) -> Principal:
-        return s.principal(request)
+    app.state.service = service
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
@@ -217,9 +230,9 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     )
     async def submit(
         request: Request,
-        profile: str = Query(..., description="a profile name from the server's api.profiles"),
-        principal: Principal = Depends(who),
-        s: ApiService = Depends(svc),
+        profile: Annotated[str, Query(description="a profile name from the server's api.profiles")],
+        principal: Who,
+        s: Svc,
     ) -> Response:
         """Upload one file as the multipart part ``file``; returns the job (202, or 200 if known)."""
         principal.require(SUBMIT)
@@ -250,7 +263,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
             s.uploading[client] -= 1
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERRORS, summary="A job's state and summary")
-    def status(job_id: str, principal: Principal = Depends(who), s: ApiService = Depends(svc)) -> dict[str, Any]:
+    def status(job_id: str, principal: Who, s: Svc) -> dict[str, Any]:
         principal.require(READ)
         job = s.job_for(job_id, principal)
         return s.store.view(job, s.inbox.journal.get(job.journal_id))
@@ -261,7 +274,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         response_class=FileResponse,
         summary="Download the anonymized file (SHA-256 in X-Content-SHA256 and Repr-Digest)",
     )
-    def output(job_id: str, principal: Principal = Depends(who), s: ApiService = Depends(svc)) -> Response:
+    def output(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(READ)
         job = s.job_for(job_id, principal)
         journal_job = s.inbox.journal.get(job.journal_id)
@@ -280,7 +293,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         )
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, responses=ERRORS, summary="Delete a job's source and output")
-    def delete(job_id: str, principal: Principal = Depends(who), s: ApiService = Depends(svc)) -> Response:
+    def delete(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(SUBMIT)
         job = s.job_for(job_id, principal)
         _delete(s, job, principal)

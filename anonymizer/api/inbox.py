@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import threading
@@ -33,6 +34,17 @@ JOURNAL_FILE = "journal.sqlite3"  # the daemon's (anonymizer.daemon.service.JOUR
 # Finished journal states whose output the caller may use.
 FINISHED = ("done", "retired")
 OUTPUT_OUTCOMES = ("anonymized", "duplicate")
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` (0600) through a temporary name: readers see old or new."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 class Staged:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox
+from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, write_private_json
 from anonymizer.audit.records import utc_iso
 from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.journal import Job
@@ -70,14 +70,7 @@ class JobStore:
             return None
 
     def save(self, job: ApiJob) -> None:
-        path = self._path(job.id)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(job), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private_json(self._path(job.id), asdict(job))
 
     # ------------------------------------------------------------------ concurrency
 

@@ -86,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="daemon config YAML with an api: section")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level (default: info)"
+    )
     p.add_argument("--openapi", metavar="FILE", help="write the OpenAPI document and exit")
     p.set_defaults(func=cmd_api)

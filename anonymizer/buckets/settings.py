@@ -129,18 +129,20 @@ def buckets_from_list(c: Checker, raw: Any, folder_names: set[str]) -> tuple[Buc
         if kms is not None and sse_mode != "aws:kms":
             c.error(f"{path}.sse.kms_key_id", "only with mode: aws:kms")
         dflt = BucketConfig("", "", "", "", "", "")
-        entry = dict(
-            retention=c.get(d, path, "retention", dflt.retention, str, choices=RETENTION),
-            endpoint_url=c.get(d, path, "endpoint_url", None, str),
-            region=c.get(d, path, "region", None, str),
-            poll_interval_s=float(c.get(d, path, "poll_interval_s", 30.0, (int, float), minimum=0.05, maximum=86400)),
-            settle_s=float(c.get(d, path, "settle_s", 60.0, (int, float), minimum=0, maximum=86400)),
+        entry: dict[str, Any] = {
+            "retention": c.get(d, path, "retention", dflt.retention, str, choices=RETENTION),
+            "endpoint_url": c.get(d, path, "endpoint_url", None, str),
+            "region": c.get(d, path, "region", None, str),
+            "poll_interval_s": float(
+                c.get(d, path, "poll_interval_s", 30.0, (int, float), minimum=0.05, maximum=86400)
+            ),
+            "settle_s": float(c.get(d, path, "settle_s", 60.0, (int, float), minimum=0, maximum=86400)),
             # S3 refuses multipart parts under 5 MiB (except the last).
-            multipart_threshold_bytes=c.get(
+            "multipart_threshold_bytes": c.get(
                 d, path, "multipart_threshold_bytes", dflt.multipart_threshold_bytes, int, minimum=5 * 1024**2
             ),
-            max_attempts=c.get(d, path, "max_attempts", dflt.max_attempts, int, minimum=1, maximum=100),
-        )
+            "max_attempts": c.get(d, path, "max_attempts", dflt.max_attempts, int, minimum=1, maximum=100),
+        }
         if len(c.errors) > before or None in (name, folder, source, sink):
             continue
         assert name is not None and folder is not None and source is not None and sink is not None

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged
+from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged, write_private_json
 from anonymizer.audit.records import utc_iso
 from anonymizer.buckets.settings import BucketConfig
 from anonymizer.daemon.fsutil import make_private_dir
@@ -142,14 +142,7 @@ class BucketSync:
             return None
 
     def save(self, state: ObjectState) -> None:
-        path = self._state_path(state.key_hmac)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private_json(self._state_path(state.key_hmac), asdict(state))
 
     def states(self) -> list[ObjectState]:
         out = []
@@ -305,7 +298,9 @@ class BucketSync:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
-        return head.get("ETag") == state.etag and (state.version_id is None or head.get("VersionId") == state.version_id)
+        return head.get("ETag") == state.etag and (
+            state.version_id is None or head.get("VersionId") == state.version_id
+        )
 
     def _sink_key(self, key: str, output: Output) -> str:
         rel = key[len(self.bucket.source_prefix) :]

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +53,9 @@ class Api:
         self.tokens: list[str] = []  # every token minted: none may show up in a log (test_privacy)
         self.names: list[str] = []  # every upload name sent
 
-    def token(self, client: str = "dam-1", scope: str = "jobs:submit jobs:read", *, key: Any = None, **claims: Any) -> str:
+    def token(
+        self, client: str = "dam-1", scope: str = "jobs:submit jobs:read", *, key: Any = None, **claims: Any
+    ) -> str:
         """A token signed by the test key (or ``key``); ``claims`` override or add claims."""
         now = int(time.time())
         body = {"iss": ISSUER, "aud": AUDIENCE, "client_id": client, "scope": scope, "iat": now, "exp": now + 300}
@@ -68,7 +68,9 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
-    def submit(self, token: str, data: bytes, *, name: str = "holiday-IMG_4711.jpg", profile: str = "fast") -> httpx.Response:
+    def submit(
+        self, token: str, data: bytes, *, name: str = "holiday-IMG_4711.jpg", profile: str = "fast"
+    ) -> httpx.Response:
         self.names.append(name)
         with self.client(token) as c:
             return c.post("/v1/jobs", params={"profile": profile}, files={"file": (name, data, "image/jpeg")})

@@ -9,7 +9,19 @@ from collections.abc import Iterator
 
 import daemon_helpers as dh
 import pytest
-from api_helpers import AUDIENCE, ISSUER, KID, MAX_ACTIVE, MAX_UPLOAD, RATE_PER_MINUTE, Api, free_port, httpx, jwks_of, rsa_key
+from api_helpers import (
+    AUDIENCE,
+    ISSUER,
+    KID,
+    MAX_ACTIVE,
+    MAX_UPLOAD,
+    RATE_PER_MINUTE,
+    Api,
+    free_port,
+    httpx,
+    jwks_of,
+    rsa_key,
+)
 
 
 @pytest.fixture(scope="package")

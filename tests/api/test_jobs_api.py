@@ -202,7 +202,9 @@ def test_truncated_uploads_get_400_or_are_dropped_and_concurrency_is_limited(api
     assert "application/problem+json" in reply
 
     # Uploads still in flight count towards the client's limit of unfinished jobs.
-    open_uploads = [raw_upload(api, token, declared=len(PHOTO) + 500, send=part + PHOTO[:5000]) for _ in range(MAX_ACTIVE)]
+    open_uploads = [
+        raw_upload(api, token, declared=len(PHOTO) + 500, send=part + PHOTO[:5000]) for _ in range(MAX_ACTIVE)
+    ]
     time.sleep(0.5)
     assert api.submit(token, variant(6)).status_code == 429
     assert api.submit(api.token("dam-other-client"), variant(6)).status_code == 202  # limits are per client
