@@ -428,6 +428,13 @@ class Service:
         scan = ScanLoop(cfg.state_dir / JOURNAL_FILE, self.log, self.wake)
         scan.set_folders(cfg.folders)
         scan.start()
+        self._buckets = None
+        if cfg.buckets:
+            # S3 sources and sinks (anonymizer/buckets): a thread of their own feeding the folders.
+            from anonymizer.buckets.loop import BucketLoop
+
+            self._buckets = BucketLoop(cfg, self.log)
+            self._buckets.start()
         metrics.ready.set(1)
         heartbeat.state = "running"
         heartbeat.tick()
@@ -441,6 +448,9 @@ class Service:
             self.notifier.send("STOPPING=1", "STATUS=stopping")
             scan.stop()
             scan.join(timeout=30)
+            if self._buckets is not None:
+                self._buckets.stop()
+                self._buckets.join(timeout=30)
             journal.close()
         if scan.error is not None:
             self.log.error("daemon.stopped", reason="scanner thread failed")
@@ -587,6 +597,8 @@ class Service:
         engines.replace(ready)
         worker.note_mounts(new.folders)
         scan.set_folders(new.folders)
+        if getattr(self, "_buckets", None) is not None:
+            self._buckets.set_config(new)  # a bucket section added by a reload waits for a restart
         self.log.info("config.reloaded", folders=len(new.folders))
         self.notifier.send("READY=1", "STATUS=configuration reloaded")
         return new
