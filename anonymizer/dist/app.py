@@ -1,0 +1,65 @@
+"""The Celery application shared by the coordinator and the workers.
+
+Defaults that bite long tasks, and what is set instead:
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: the message is acknowledged after the job,
+  and a worker process that dies mid-job (OOM kill, segfault, ``kill -9``) puts it back in the
+  queue instead of losing it.
+- ``worker_prefetch_multiplier = 1``: a worker holds one job at a time; a second one reserved
+  behind a 2-hour video would wait for nothing while another host idles.
+- ``visibility_timeout`` (Redis): a message not acknowledged this long after delivery is given to
+  another worker. It must exceed the longest job, or a healthy long job runs twice; it is also how
+  long a job waits when its whole worker host dies (the broker cannot tell death from slowness).
+- JSON only: no pickle from the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TASK_NAME = "anonymizer.run_job"
+QUEUE = "anonymizer"
+# Default visibility timeout: above the profile limit's 6 h maximum video plus its verification.
+DEFAULT_VISIBILITY_TIMEOUT_S = 8 * 3600.0
+
+
+def make_app(broker_url: str, *, result_backend: str | None = None, visibility_timeout_s: float | None = None) -> Any:
+    """Return a Celery app for ``broker_url`` (``redis://``, ``rediss://`` or ``amqp://``).
+
+    ``result_backend`` defaults to the broker URL for Redis; an AMQP broker needs a Redis
+    result backend (``rpc://`` cannot be read by a coordinator that restarted).
+    """
+    from celery import Celery
+
+    backend = result_backend or broker_url
+    app = Celery("anonymizer", broker=broker_url, backend=backend, set_as_current=False)
+    timeout = float(visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue=QUEUE,
+        # Results are read by the coordinator, possibly after a restart: kept a week.
+        result_expires=7 * 24 * 3600,
+        result_extended=True,
+        broker_transport_options={"visibility_timeout": timeout},
+        result_backend_transport_options={"visibility_timeout": timeout},
+        broker_connection_retry_on_startup=True,
+        # A worker that loses the broker must not abandon (and redeliver) the job it runs.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # A job is one long call: no soft time limit here, the profile's limits bound it.
+        task_time_limit=None,
+    )
+    from anonymizer.dist.task import register
+
+    register(app)
+    return app

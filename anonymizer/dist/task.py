@@ -1,0 +1,144 @@
+"""The task a worker runs: ``anonymizer.jobs.run_job`` on one payload, in a per-delivery folder.
+
+The result is a JSON dict, never an exception, so that the coordinator classifies every outcome
+exactly as it does for a job run in its own process:
+
+- ``{"status": "ok", "path", "extra_suffix", "summary", "engine_s", ...}``: the output lies at
+  ``path`` (under the job's work folder) for the coordinator to verify and publish;
+- ``{"status": "error", "type": "MediaError" | "JobError" | "ModelError" | "OSError", "reason"}``;
+- ``{"status": "mismatch", "reason"}``: this worker's models or version differ from the
+  coordinator's; the job waits for a worker that matches;
+- ``{"status": "poison", "deliveries"}``: the worker process died ``max_deliveries`` times on this
+  job (a file that crashes the decoder, an OOM kill); it is not run again.
+
+Deliveries are counted in the result backend (Redis ``INCR``) before the engine starts, so a
+process killed mid-job has already counted its delivery.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from anonymizer.dist.app import TASK_NAME
+from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
+from anonymizer.errors import ConfigError, JobError, MediaError, ModelError
+from anonymizer.jobs.run import run_job
+
+DELIVERY_KEY = "anonymizer:deliveries:"
+# How an error travels: by the name of the first class it is an instance of (most specific first).
+ERROR_KINDS: tuple[type[BaseException], ...] = (MediaError, FileNotFoundError, OSError, ModelError, JobError)
+PROGRESS_EVERY_S = 0.5  # a Redis write per half second per worker: cheap, and status stays current
+_engines: dict[str, Any] = {}
+_engines_lock = threading.Lock()
+
+
+def register(app: Any) -> None:
+    @app.task(name=TASK_NAME, bind=True)
+    def run_job_task(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        return execute(self, payload)
+
+
+def worker_name() -> str:
+    return os.environ.get("ANONYMIZER_WORKER_NAME") or socket.gethostname()
+
+
+def count_delivery(app: Any, task_id: str) -> int:
+    """Count one more delivery of ``task_id``; return the count (1 on the first delivery)."""
+    client = getattr(app.backend, "client", None)
+    if client is None:
+        return 1  # a backend without counters: no delivery limit (docs/scale-out.md)
+    key = DELIVERY_KEY + task_id
+    n = int(client.incr(key))
+    client.expire(key, 7 * 24 * 3600)
+    return n
+
+
+def engine_for(profile: Any) -> Any:
+    """One warm engine per profile hash in this worker process (engines are slow to build)."""
+    from anonymizer.pipeline import Engine
+
+    with _engines_lock:
+        engine = _engines.get(profile.sha256)
+        if engine is None:
+            if len(_engines) >= 4:
+                _engines.clear()  # profiles change rarely; a bounded cache keeps memory flat
+            engine = _engines[profile.sha256] = Engine(profile)
+        return engine
+
+
+def _reason(exc: BaseException, source: str) -> str:
+    # No file names leave the worker: OSError's str() quotes the path, messages may too.
+    if isinstance(exc, OSError) and not type(exc).__module__.startswith("anonymizer"):
+        text = exc.strerror or type(exc).__name__
+    else:
+        text = str(exc) or type(exc).__name__
+    for name in (source, Path(source).name):
+        if name:
+            text = text.replace(name, "<source>")
+    return " ".join(text.split())
+
+
+def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """Run one delivery of a job; return its result dict (see the module docstring)."""
+    from anonymizer.daemon.logging import get_logger  # structlog JSON, as the daemon logs
+
+    payload = JobPayload.from_dict(raw)
+    me = worker_name()
+    log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)
+    deliveries = count_delivery(task.app, payload.task_id)
+    if deliveries > payload.max_deliveries:
+        log.error("task.poison", deliveries=deliveries - 1, limit=payload.max_deliveries)
+        return {"status": "poison", "deliveries": deliveries - 1, "worker": me}
+    try:
+        profile = profile_from_content(payload.profile, payload.profile_sha256)
+        engine = engine_for(profile)
+        check_models(payload.models, engine.models, worker=me)
+    except (ConfigError, ModelError) as exc:
+        log.error("task.refused", reason=str(exc))
+        return {"status": "mismatch", "reason": str(exc), "worker": me}
+
+    work = Path(payload.work_dir)
+    # Earlier deliveries of this job died (or are stale): their partial outputs go.
+    if work.is_dir():
+        for old in work.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
+    own = work / f"d{deliveries}"
+    own.mkdir(parents=True, exist_ok=True)
+    tmp = own / f"{payload.job_id}{payload.suffix}"
+    last = [0.0]
+
+    def progress(*args: Any, **_: Any) -> None:
+        now = time.monotonic()
+        if len(args) == 3 and isinstance(args[0], str) and now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            stage, done, total = args
+            task.update_state(
+                state="PROGRESS",
+                meta={"stage": stage, "done": done, "total": total, "worker": me, "pid": os.getpid()},
+            )
+
+    log.info("task.started", delivery=deliveries, pid=os.getpid())
+    task.update_state(state="PROGRESS", meta={"stage": "starting", "done": 0, "total": 0, "worker": me, "pid": os.getpid()})
+    try:
+        out = run_job(engine, Path(payload.source), tmp, progress=progress)
+    except (MediaError, JobError, ModelError, OSError) as exc:
+        shutil.rmtree(own, ignore_errors=True)
+        kind = next(t.__name__ for t in ERROR_KINDS if isinstance(exc, t))
+        log.warning("task.failed", error=kind)
+        return {"status": "error", "type": kind, "reason": _reason(exc, payload.source), "worker": me}
+    log.info("task.done", engine_s=round(out.engine_s, 3), frames=out.summary.get("frames"))
+    return {
+        "status": "ok",
+        "path": str(out.path),
+        "extra_suffix": out.extra_suffix,
+        "summary": out.summary,
+        "engine_s": out.engine_s,
+        "deliveries": deliveries,
+        "worker": me,
+    }
