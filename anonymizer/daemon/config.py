@@ -46,6 +46,9 @@ FOLDER_KEYS = {
     "rescan_interval_s",
 }
 RETRY_KEYS = {"max_attempts", "base_s", "max_s"}
+# Scale-out (docs/scale-out.md): with ``broker`` the daemon enqueues jobs for `anonymizer worker`.
+BROKER_KEYS = {"broker", "result_backend", "broker_in_flight", "visibility_timeout_s"}
+TOP_KEYS |= BROKER_KEYS
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,16 @@ class RetryPolicy:
     max_attempts: int = 5
     base_s: float = 30.0
     max_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where jobs are enqueued for remote workers, and how many may be out at once."""
+
+    url: str
+    result_backend: str | None = None
+    in_flight: int = 8
+    visibility_timeout_s: float = 8 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class DaemonConfig:
     # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
     api: Any = None
     buckets: tuple[Any, ...] = ()
+    broker: BrokerConfig | None = None  # None: every job runs in the daemon's own process
 
     @property
     def audit_key_path(self) -> Path:
@@ -168,9 +182,29 @@ def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
     buckets = buckets_from_list(c, top.get("buckets"), folder_names)
     if state_dir is not None and _is_network_fs(state_dir):
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
+    broker = _broker(c, top)
     c.raise_if_errors()
     assert state_dir is not None and audit_dir is not None  # guaranteed by raise_if_errors
-    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key, api, buckets)
+    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key, api, buckets, broker)
+
+
+def _broker(c: Checker, top: dict[str, Any]) -> BrokerConfig | None:
+    from anonymizer.dist.config import BACKEND_SCHEMES, BROKER_SCHEMES, check_backend_pair, check_url
+
+    url = check_url(c, "broker", top.get("broker"), BROKER_SCHEMES)
+    backend = check_url(c, "result_backend", top.get("result_backend"), BACKEND_SCHEMES)
+    dflt = BrokerConfig("")
+    in_flight = c.get(top, "", "broker_in_flight", dflt.in_flight, int, minimum=1, maximum=10000)
+    timeout = float(
+        c.get(top, "", "visibility_timeout_s", dflt.visibility_timeout_s, (int, float), minimum=10, maximum=7 * 86400)
+    )
+    if url is None:
+        for key in sorted(BROKER_KEYS - {"broker"}):
+            if key in top:
+                c.error(key, "only meaningful with a broker (set broker: URL or remove this key)")
+        return None
+    check_backend_pair(c, url, backend)
+    return BrokerConfig(url, backend, in_flight, timeout)
 
 
 def _dir(c: Checker, data: dict[str, Any], path: str, key: str, base: Path) -> Path | None:
