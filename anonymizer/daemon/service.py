@@ -424,6 +424,13 @@ class Service:
             report=heartbeat.report,
         )
         worker.note_mounts(cfg.folders)
+        remote = None
+        if cfg.broker is not None:
+            # Jobs go to `anonymizer worker` processes; this process stays the coordinator.
+            from anonymizer.daemon.remote import RemoteRunner
+
+            remote = RemoteRunner(worker, journal, cfg.broker, self.log)
+        self._remote = remote
         self._recover(cfg, journal, worker)
         scan = ScanLoop(cfg.state_dir / JOURNAL_FILE, self.log, self.wake)
         scan.set_folders(cfg.folders)
@@ -497,7 +504,8 @@ class Service:
 
     def _recover(self, cfg: DaemonConfig, journal: Journal, worker: Worker) -> None:
         """Undo what a crash may have left: running jobs, unaudited outcomes, temporary outputs."""
-        interrupted = journal.recover_interrupted()
+        remote = getattr(self, "_remote", None)
+        interrupted = journal.recover_interrupted(keep=remote.still_out() if remote is not None else ())
         if interrupted:
             self.log.warning("journal.recovered", requeued=len(interrupted), job_ids=[j.id for j in interrupted])
         audited = worker.write_missing_audit({f.name: f for f in cfg.folders})
@@ -520,6 +528,10 @@ class Service:
                             pass
         if removed:
             self.log.warning("output.temporaries_removed", count=removed)
+        if remote is not None:
+            reattached = remote.reattach({f.name: f for f in cfg.folders})
+            if reattached:
+                self.log.info("dist.reattached", jobs=reattached)
 
     def _loop(
         self,
@@ -553,6 +565,9 @@ class Service:
             if time.monotonic() >= next_gauges:
                 self._update_status(journal, metrics, cfg, None)
                 next_gauges = time.monotonic() + 2.0
+            if self._remote is not None:
+                self._step_remote(folders)
+                continue
             job = journal.claim(folders)
             if job is None:
                 self.wake.wait(1.0)
@@ -569,6 +584,30 @@ class Service:
             worker.retire_due(folders)
             self._update_status(journal, metrics, cfg, None)
         return cfg
+
+    def _step_remote(self, folders: dict[str, FolderConfig]) -> None:
+        """One turn with a broker: complete the jobs whose results arrived, send more while
+        there is room, then wait briefly (results are polled; a new file wakes us at once)."""
+        remote = self._remote
+        try:
+            done = remote.collect(folders)
+            while remote.has_room():
+                job = self._journal.claim(folders)
+                if job is None:
+                    break
+                remote.dispatch(job, folders[job.folder])
+        except StopRequested:
+            return
+        except remote.unavailable_errors() as exc:
+            # The broker or result backend is away: jobs out stay out (the journal has them);
+            # the loop keeps retiring and auditing, and tries again shortly.
+            self.log.error("dist.broker_unavailable", error=type(exc).__name__)
+            self._stop.wait(2.0)
+            return
+        if done:
+            self.heartbeat.tick()
+        self.wake.wait(0.2)
+        self.wake.clear()
 
     def _apply_reload(self, cfg: DaemonConfig, engines: EngineCache, scan: ScanLoop, worker: Worker) -> DaemonConfig:
         self.notifier.send(
