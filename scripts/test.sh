@@ -3,6 +3,8 @@
 # Long runs are excluded by default; run them with: .venv/bin/python -m pytest -m slow
 #
 # What it installs, and says so as it does:
+# - the api and s3test extras (FastAPI, uvicorn, PyJWT, boto3; moto's S3 server) for tests/api
+#   and tests/buckets, which start uvicorn and moto's server on loopback themselves.
 # - the project with the test and yolo extras (scripts/install.sh): the yolo extra brings
 #   ultralytics and torch, several GB, for the operator-weights tests. ANONYMIZER_EXTRAS=none
 #   ./scripts/test.sh keeps the CPU-only install, and those tests then skip saying why.
@@ -12,7 +14,7 @@
 #   And chromium: the real headless browser that renders the QA report in tests/review.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo} ./scripts/install.sh
+ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,api,s3test} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)
