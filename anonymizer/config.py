@@ -180,6 +180,9 @@ class Profile:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     privacy: PrivacySpec = field(default_factory=PrivacySpec)
     source_path: str | None = field(default=None, compare=False)
+    # 'required': the daemon holds each finished output for review (anonymizer.review.hold)
+    # instead of publishing it; 'none': outputs are published at once.
+    review: str = "none"
 
     def classes(self) -> dict[str, ClassSpec]:
         """Return the enabled classes by name ('face', 'plate')."""
@@ -197,8 +200,14 @@ class Profile:
 
     @property
     def sha256(self) -> str:
-        """Hash of the effective settings (not of the file's bytes): same settings, same hash."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        """Hash of the effective settings (not of the file's bytes): same settings, same hash.
+
+        ``review`` is left out: holding an output for review changes where it waits, not a
+        pixel of it, so the same content is the same job either way.
+        """
+        data = self.to_dict()
+        data.pop("review", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
@@ -396,7 +405,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
 def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | None = None) -> Profile:
     """Given parsed YAML, return a frozen Profile. Raise ConfigError listing every problem."""
     c = Checker(source)
-    top = c.section(data, "", {"name", "detect", "track", "mask", "output", "limits", "retention", "privacy"})
+    top = c.section(data, "", {"name", "detect", "track", "mask", "output", "limits", "retention", "privacy", "review"})
     dflt = Profile()
 
     det = c.section(top.get("detect"), "detect", {"device", "threads", "gating", "gating_refresh_frames", "faces", "plates"})
@@ -465,10 +474,11 @@ def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | Non
     privacy = PrivacySpec(log_file_names=c.get(prv, "privacy", "log_file_names", False, bool))
 
     name = c.get(top, "", "name", dflt.name, str)
+    review = c.get(top, "", "review", dflt.review, str, choices=("none", "required"))
     if not detect.faces.enabled and not detect.plates.enabled:
         c.error("detect", "at least one of faces, plates must be enabled")
     c.raise_if_errors()
-    return Profile(name, detect, track, mask, output, limits, retention, privacy, source_path=c.source)
+    return Profile(name, detect, track, mask, output, limits, retention, privacy, source_path=c.source, review=review)
 
 
 def load_profile(path: str | Path | None = None) -> Profile:
