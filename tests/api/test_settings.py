@@ -1,0 +1,92 @@
+"""The api: and buckets: sections of the daemon config: valid ones load into frozen dataclasses,
+mistakes are reported all at once, naming file, key and allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import daemon_helpers as dh
+import pytest
+import yaml
+
+from anonymizer.daemon.config import load_daemon_config
+from anonymizer.errors import ConfigError
+
+
+def config(tmp_path: Path, **top) -> Path:
+    profile = dh.write_fast_profile(tmp_path / "fast.yaml")
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    folder = dh.folder_entry(tmp_path, "inbox", profile)
+    return dh.write_daemon_config(tmp_path / "daemon.yaml", [folder], **top)
+
+
+API = {
+    "listen": "127.0.0.1:8443",
+    "jwks_file": "jwks.json",
+    "issuer": "https://idp.test",
+    "audience": "anonymizer",
+    "profiles": {"cctv": "inbox"},
+}
+BUCKET = {"name": "archive", "folder": "inbox", "source": {"bucket": "raw"}, "sink": {"bucket": "anon"}}
+
+
+def test_valid_sections_load_with_their_defaults(tmp_path: Path) -> None:
+    cfg = load_daemon_config(
+        config(tmp_path, api=API, buckets=[BUCKET | {"sse": {"mode": "aws:kms", "kms_key_id": "k"}}])
+    )
+    assert (cfg.api.host, cfg.api.port, cfg.api.folder_for("cctv"), cfg.api.folder_for("other")) == (
+        "127.0.0.1",
+        8443,
+        "inbox",
+        None,
+    )
+    assert cfg.api.jwks_file == (tmp_path / "jwks.json").resolve()  # relative to the config file
+    (bucket,) = cfg.buckets
+    assert (bucket.retention, bucket.source_prefix, bucket.upload_args()) == (
+        "keep",
+        "",
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "k"},
+    )
+    assert load_daemon_config(config(tmp_path)).api is None
+
+
+def test_every_mistake_is_reported_with_its_key_and_the_allowed_values(tmp_path: Path) -> None:
+    bad_api = API | {
+        "listen": "8443",
+        "profiles": {"cctv": "nowhere", "../x": "inbox"},
+        "tls_cert": "c.pem",
+        "bogus": 1,
+    }
+    bad_bucket = BUCKET | {
+        "retention": "shred",
+        "folder": "nowhere",
+        "sink": {"bucket": "raw"},
+        "source": {"bucket": "raw", "prefix": "/in"},
+    }
+    path = config(tmp_path, api=bad_api, buckets=[bad_bucket])
+    with pytest.raises(ConfigError) as err:
+        load_daemon_config(path)
+    text = str(err.value)
+    for expected in (
+        "at 'api.listen': expected HOST:PORT",
+        "at 'api.profiles.cctv': 'nowhere' is not a folder of this config; allowed: inbox",
+        "at 'api.profiles.../x': a profile name is",
+        "at 'api.tls_cert'",
+        "at 'api.bogus': unknown key",
+        "at 'buckets[0].retention': 'shred' is not one of: keep, delete",
+        "at 'buckets[0].folder': 'nowhere' is not a folder",
+        "at 'buckets[0].source.prefix'",
+    ):
+        assert expected in text, (expected, text)
+    assert str(path) in text
+    data = yaml.safe_load(path.read_text())
+    data["buckets"] = [
+        BUCKET | {"source": {"bucket": "raw", "prefix": "in/"}, "sink": {"bucket": "raw", "prefix": "out/"}}
+    ]
+    data.pop("api")
+    path.write_text(yaml.safe_dump(data))
+    load_daemon_config(path)  # same bucket, separate prefixes: fine
+    data["buckets"] = [BUCKET | {"sink": {"bucket": "raw"}}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="must not contain each other"):
+        load_daemon_config(path)
