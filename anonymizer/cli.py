@@ -202,6 +202,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 cfg = load_daemon_config(path)
                 folders = ", ".join(f"{f.name} (profile sha256 {f.profile.sha256[:16]})" for f in cfg.folders)
                 print(f"{path}: valid daemon config, {len(cfg.folders)} folder(s): {folders}")
+                if cfg.api is not None:
+                    names = ", ".join(f"{n} -> {f}" for n, f in cfg.api.profiles)
+                    tls = "https" if cfg.api.tls_cert else "http"
+                    print(f"  api: {tls}://{cfg.api.host}:{cfg.api.port}, profiles {names}")
+                for b in cfg.buckets:
+                    print(f"  bucket {b.name}: s3://{b.source_bucket}/{b.source_prefix} -> s3://{b.sink_bucket}/"
+                          f"{b.sink_prefix} via folder {b.folder}, source {b.retention}")  # fmt: skip
             else:
                 profile = load_profile(path)
                 print(f"{path}: valid profile {profile.name!r}, sha256 {profile.sha256[:16]}")
