@@ -90,3 +90,29 @@ def test_every_mistake_is_reported_with_its_key_and_the_allowed_values(tmp_path:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="must not contain each other"):
         load_daemon_config(path)
+
+
+def _commented_block(text: str, start: str) -> str:
+    lines = text.splitlines()
+    i = lines.index(start)
+    block = []
+    for line in lines[i:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    return "\n".join(block)
+
+
+def test_the_commented_examples_in_the_shipped_config_use_only_valid_keys() -> None:
+    from anonymizer.api.settings import api_config_from_dict
+    from anonymizer.buckets.settings import buckets_from_list
+    from anonymizer.config import Checker
+
+    text = (dh.REPO / "systemd" / "daemon.example.yaml").read_text()
+    api = yaml.safe_load(_commented_block(text, "# api:"))["api"]
+    buckets = yaml.safe_load(_commented_block(text, "# buckets:"))["buckets"]
+    c = Checker("daemon.example.yaml")
+    api_config_from_dict(c, api, Path("/"), {"api-cctv"})
+    assert len(buckets_from_list(c, buckets, {"s3-scratch"})) == 1
+    # /etc/anonymizer/... does not exist on a test machine; nothing else may fail.
+    assert all("is not an existing file" in e for e in c.errors), c.errors
