@@ -248,17 +248,22 @@ window.addEventListener("load", function () {{
 """
 
 
+def write_job_report(
+    output: Path, summary: dict[str, Any], profile: Profile, folder: Path, stem: str, *,
+    job_id: str | None = None, file_name: str | None = None,
+) -> tuple[Path, Path]:
+    """Write the report of one output from its job summary (``JobResult.summary()``, whose
+    ``provenance`` holds the timeline); return the HTML and JSON paths."""
+    provenance = summary.get("provenance") or {}
+    summary = {k: v for k, v in summary.items() if k != "provenance"}
+    report, sheet = build_report(
+        Path(output), summary, provenance.get("timeline"), provenance.get("leak_frames") or [], profile,
+        job_id=job_id, file_name=file_name,
+    )
+    return write_report(folder, stem, report, sheet)
+
+
 def report_for_result(result: Any, profile: Profile, folder: Path, stem: str, *, job_id: str | None = None,
                       file_name: str | None = None) -> tuple[Path, Path]:
     """Write the report of an engine ``JobResult`` whose output is at ``result.output_path``."""
-    timeline = result.timeline
-    report, sheet = build_report(
-        Path(result.output_path),
-        result.summary(),
-        timeline.as_dict() if timeline is not None else None,
-        timeline.leak_frames() if timeline is not None else [],
-        profile,
-        job_id=job_id,
-        file_name=file_name,
-    )
-    return write_report(folder, stem, report, sheet)
+    return write_job_report(result.output_path, result.summary(), profile, folder, stem, job_id=job_id, file_name=file_name)

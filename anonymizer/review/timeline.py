@@ -115,6 +115,10 @@ class Timeline:
             ordered = [ordered[i] for i in sorted(set(keep.tolist()))]
         return [{"frame": f, "why": sorted(why)} for f, why in ordered]
 
+    def provenance(self) -> dict[str, Any]:
+        """What the job summary carries for the QA report: the timeline and the leak frames."""
+        return {"timeline": self.as_dict(), "leak_frames": self.leak_frames()}
+
     def as_dict(self) -> dict[str, Any]:
         """Per row (class name, 'manual'): runs [first frame, length, kind]."""
         rows: dict[str, list[list[Any]]] = {}
