@@ -67,7 +67,8 @@ class JobResult:
     output_path: Path | None = None  # not part of the summary: a path may name a person
     # The sidecar's effect (counts, the files' SHA-256), when the job had one.
     overlay: dict[str, Any] = field(default_factory=dict)
-    # Per-frame provenance for the QA report (anonymizer.review.report); not in the summary.
+    # Per-frame provenance for the QA report (anonymizer.review.report): in the summary as runs
+    # of frames per class and the frames worth a look, never a box or a coordinate.
     timeline: Timeline | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class JobResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             **({"passes": self.passes} if self.passes else {}),
             **self.overlay,
+            **({"provenance": self.timeline.provenance()} if self.timeline is not None else {}),
         }
 
 
