@@ -1,0 +1,46 @@
+"""Fixtures for the scale-out tests: a real redis-server and two real `anonymizer worker`s.
+
+The broker and the workers are started once per module (a worker takes seconds to start and
+warm its engine); each test runs its own coordinator daemon on its own folders.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from dist_helpers import RedisServer, WorkerProcess, redis_server_binary, wait_for_workers
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/dist/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.dist)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
+        pytest.skip("the dist extra is not installed (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
+    if redis_server_binary() is None:
+        pytest.skip("redis-server not found: install Debian's redis-server (scripts/test.sh does, as root)")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def workers(broker, tmp_path_factory):
+    """Two worker processes, through fault_worker.py: a source named *poison* kills its process."""
+    workdir = tmp_path_factory.mktemp("workers")
+    procs = [WorkerProcess(workdir, broker.url, name, fault=True).start() for name in ("w1", "w2")]
+    try:
+        wait_for_workers(broker.url, ["w1", "w2"])
+    except AssertionError:
+        logs = "\n".join(p.logs()[-3000:] for p in procs)
+        for p in procs:
+            p.stop()
+        raise AssertionError(f"workers did not start:\n{logs}") from None
+    yield procs
+    for p in procs:
+        p.stop()

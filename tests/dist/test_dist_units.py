@@ -1,0 +1,90 @@
+"""Scale-out pieces without a broker: config validation, the profile by content, model checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from anonymizer.config import load_profile, profile_from_dict
+from anonymizer.daemon.config import daemon_config_from_dict
+from anonymizer.dist.config import load_worker_config, redacted
+from anonymizer.dist.payload import JobPayload, check_models, profile_from_content, profile_to_content
+from anonymizer.errors import ConfigError, ModelError
+
+
+def _daemon(tmp_path, **top):
+    (tmp_path / "in").mkdir(exist_ok=True)
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\n")
+    data = {
+        "state_dir": str(tmp_path / "state"),
+        "audit_dir": str(tmp_path / "audit"),
+        "folders": [
+            {"name": "a", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
+             "quarantine": str(tmp_path / "q"), "profile": str(profile)}
+        ],
+        **top,
+    }
+    return daemon_config_from_dict(data, tmp_path / "daemon.yaml")
+
+
+def test_daemon_without_broker_runs_jobs_in_process(tmp_path):
+    assert _daemon(tmp_path).broker is None
+
+
+def test_daemon_broker_is_validated_and_its_password_never_echoed(tmp_path):
+    cfg = _daemon(tmp_path, broker="redis://:s3cret@10.0.0.5:6379/0", broker_in_flight=4)
+    assert cfg.broker.url.endswith("/0") and cfg.broker.in_flight == 4
+    with pytest.raises(ConfigError) as err:
+        _daemon(tmp_path, broker="http://:s3cret@host/0")
+    assert "at 'broker'" in str(err.value) and "'http' is not one of" in str(err.value)
+    assert "s3cret" not in str(err.value)
+    with pytest.raises(ConfigError, match="needs a redis:// result backend"):
+        _daemon(tmp_path, broker="amqp://guest@rabbit:5672//")
+    assert _daemon(tmp_path, broker="amqp://rabbit//", result_backend="redis://r:6379/1").broker.result_backend
+    with pytest.raises(ConfigError, match="only meaningful with a broker"):
+        _daemon(tmp_path, broker_in_flight=3)
+    assert redacted("redis://:s3cret@h:1/0") == "redis://:***@h:1/0"
+
+
+def test_worker_config_names_file_key_and_allowed_values(tmp_path):
+    path = tmp_path / "worker.yaml"
+    path.write_text(yaml.safe_dump({"broker": "redis://127.0.0.1:6379/0", "concurrency": 0, "gpu": 1}))
+    with pytest.raises(ConfigError) as err:
+        load_worker_config(path)
+    text = str(err.value)
+    assert str(path) in text and "at 'concurrency'" in text and "below the minimum 1" in text
+    assert "at 'gpu': unknown key" in text
+    path.write_text(yaml.safe_dump({"broker": "rediss://broker:6380/0", "name": "gpu-1"}))
+    cfg = load_worker_config(path)
+    assert (cfg.concurrency, cfg.name) == (1, "gpu-1")
+
+
+def test_profile_travels_by_content_and_a_changed_one_is_refused():
+    profile = load_profile()
+    content, sha = profile_to_content(profile)
+    content = json.loads(json.dumps(content))  # as it crosses the broker
+    assert profile_from_content(content, sha) == profile
+    content["mask"]["strength"] = 2.0
+    with pytest.raises(ConfigError, match="hashes to"):
+        profile_from_content(content, sha)
+    with pytest.raises(ConfigError, match="does not fit"):
+        profile_from_content({**content, "extra": 1}, sha)
+
+
+def test_worker_refuses_models_that_differ_from_the_coordinators():
+    ours = [{"id": "centerface", "sha256": "a" * 64, "license": "MIT"}]
+    check_models([{"id": "centerface", "sha256": "a" * 64}], ours, worker="w1")
+    with pytest.raises(ModelError, match="model SHA-256 mismatch on worker w1 .*centerface: coordinator bbbb"):
+        check_models([{"id": "centerface", "sha256": "b" * 64}], ours, worker="w1")
+
+
+def test_payload_refuses_unknown_or_missing_keys():
+    profile = profile_from_dict({"name": "x"})
+    content, sha = profile_to_content(profile)
+    payload = JobPayload("j-1", "j-1-t", "/s/a.jpg", "/o/.d", ".jpg", content, sha, [], 3)
+    assert JobPayload.from_dict(payload.to_dict()) == payload
+    with pytest.raises(ConfigError, match="expected keys"):
+        JobPayload.from_dict({**payload.to_dict(), "shell": "rm -rf /"})

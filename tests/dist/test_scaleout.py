@@ -1,0 +1,159 @@
+"""Scale-out end to end: a coordinator daemon, a real Redis broker, two real Celery workers.
+
+Each test drops files into the daemon's input folder and checks what a DPO relies on: one
+verified output per input, an audit chain that verifies, no temporary files left, and bad files
+quarantined with a reason while the others finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+from pathlib import Path
+
+import daemon_helpers as dh
+import numpy as np
+from dist_helpers import backend_info
+from media_factory import make_video
+
+from anonymizer.jobs.run import TMP_PREFIX
+
+
+def _config(tmp_path: Path, broker_url: str, *, max_attempts: int = 3) -> Path:
+    profile = dh.write_fast_profile(tmp_path / "profile.yaml")
+    folder = dh.folder_entry(tmp_path, "cams", profile, poll_interval_s=0.2, settle_s=0.5)
+    return dh.write_daemon_config(
+        tmp_path / "daemon.yaml",
+        [folder],
+        broker=broker_url,
+        retry={"max_attempts": max_attempts, "base_s": 0.2, "max_s": 1},
+    )
+
+
+def _jobs(tmp_path: Path) -> list[dict]:
+    db = sqlite3.connect(f"file:{tmp_path / 'state' / 'journal.sqlite3'}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM jobs")]
+    finally:
+        db.close()
+
+
+def _in_flight(tmp_path: Path) -> dict[str, str]:
+    db = sqlite3.connect(f"file:{tmp_path / 'state' / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'dist.in_flight'").fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def _finished(tmp_path: Path, n: int) -> bool:
+    jobs = _jobs(tmp_path)
+    return len(jobs) == n and all(j["state"] in ("done", "retired", "quarantined") and j["audited"] for j in jobs)
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(TMP_PREFIX) or ".partial" in p.name]
+
+
+def _assert_audit_verifies(config: Path) -> None:
+    verify = dh.run_cli("audit", "verify", "--config", str(config))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_coordinator_and_two_workers_process_a_batch_once(tmp_path, broker, workers):
+    config = _config(tmp_path, broker.url)
+    inbox = tmp_path / "cams" / "in"
+    names = []
+    for sample in [*dh.FACE_SAMPLES, *sorted(dh.SAMPLES.glob("plate-*.jpg"))]:
+        shutil.copy(sample, inbox / sample.name)
+        names.append(sample.name)
+    make_video(inbox / "clip.mp4", frames=24)
+    names.append("clip.mp4")
+    # The same content under a second name: one engine run, two outputs (the second a reuse).
+    shutil.copy(dh.FACE_SAMPLES[0], inbox / "copy.jpg")
+    names.append("copy.jpg")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, len(names)), 120, "every job to be done and audited")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    jobs = _jobs(tmp_path)
+    outcomes = sorted(j["outcome"] for j in jobs)
+    assert outcomes == sorted(["anonymized"] * (len(names) - 1) + ["duplicate"]), jobs
+    out = tmp_path / "cams" / "out"
+    published = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert published == sorted(names)  # one output per input, none twice, nothing else
+    for name in names:
+        assert dh.sha256(out / name) != dh.sha256(inbox / name)
+    assert not _temporaries(out)
+    done = [e for e in events if e.get("event") == "job.done" and e.get("outcome") == "anonymized"]
+    assert len(done) == len(names) - 1
+    # The coordinator ran no engine itself: every anonymized job came back from a worker, once.
+    assert {e.get("worker") for e in done} == {"w1", "w2"}, "both workers took jobs"
+    assert all(e.get("deliveries") == 1 for e in done)
+    assert dh.sha256(out / "copy.jpg") == dh.sha256(out / dh.FACE_SAMPLES[0].name)
+    text = (tmp_path / "daemon-0.stdout").read_text()
+    assert not any(name in text for name in names), "a file name reached the log"
+    _assert_audit_verifies(config)
+
+
+def test_worker_killed_mid_video_job_is_redelivered_and_published_once(tmp_path, broker, workers):
+    config = _config(tmp_path, broker.url)
+    inbox = tmp_path / "cams" / "in"
+    # A clip with nothing to detect: the cheapest real video job that still takes seconds.
+    y, x = np.mgrid[0:480, 0:640]
+    plain = np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
+    make_video(tmp_path / "long.mp4", source=plain, frames=72)
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        os.replace(tmp_path / "long.mp4", inbox / "long.mp4")
+        flight = dh.wait_for(lambda: _in_flight(tmp_path), 60, "the job to be sent to a worker")
+        ((job_id, task_id),) = flight.items()
+
+        def mid_job_pid() -> int | None:
+            # The worker reports the frames it has done: kill it between the first and the last.
+            info = backend_info(broker.url, task_id)
+            if isinstance(info, dict) and 0 < int(info.get("done") or 0) < int(info.get("total") or 0):
+                return int(info["pid"])
+            return None
+
+        pid = dh.wait_for(mid_job_pid, 90, "the video job to be half-way on a worker", interval_s=0.05)
+        work = tmp_path / "cams" / "out" / f"{TMP_PREFIX}{job_id}.d"
+        assert any(work.rglob("*")), "the first delivery was writing under the job's work folder"
+        os.kill(pid, signal.SIGKILL)
+        dh.wait_for(lambda: _finished(tmp_path, 1), 180, "the redelivered job to finish")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["outcome"] == "anonymized", job
+    out = tmp_path / "cams" / "out"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["long.mp4"]
+    assert not work.exists()
+    assert not _temporaries(out), "the dead worker's partial output is gone"
+    (done,) = [e for e in events if e.get("event") == "job.done"]
+    assert done["deliveries"] == 2, done
+    _assert_audit_verifies(config)
+
+
+def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish(tmp_path, broker, workers):
+    config = _config(tmp_path, broker.url, max_attempts=2)
+    inbox = tmp_path / "cams" / "in"
+    shutil.copy(dh.FACE_SAMPLES[0], inbox / "poison.jpg")
+    for i, sample in enumerate(dh.FACE_SAMPLES):
+        shutil.copy(sample, inbox / f"ok{i}.jpg")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, 1 + len(dh.FACE_SAMPLES)), 120, "every job to end")
+        assert daemon.stop() == 0
+    jobs = {j["outcome"]: j for j in _jobs(tmp_path) if j["outcome"] == "quarantined"}
+    assert list(jobs) == ["quarantined"]
+    assert "died 2 times" in jobs["quarantined"]["error"] and "delivery limit" in jobs["quarantined"]["error"]
+    assert sorted(p.name for p in (tmp_path / "cams" / "quarantine").iterdir() if not p.name.endswith(".json"))[:1] == [
+        "poison.jpg"
+    ]
+    outputs = sorted(p.name for p in (tmp_path / "cams" / "out").rglob("*") if p.is_file())
+    assert outputs == [f"ok{i}.jpg" for i in range(len(dh.FACE_SAMPLES))]
+    assert not _temporaries(tmp_path / "cams" / "out")
+    _assert_audit_verifies(config)
