@@ -5,22 +5,26 @@
 # What it installs, and says so as it does:
 # - the api and s3test extras (FastAPI, uvicorn, PyJWT, boto3; moto's S3 server) for tests/api
 #   and tests/buckets, which start uvicorn and moto's server on loopback themselves.
-# - the project with the test and yolo extras (scripts/install.sh): the yolo extra brings
+# - the project with the test, yolo and dist extras (scripts/install.sh): the yolo extra brings
 #   ultralytics and torch, several GB, for the operator-weights tests. ANONYMIZER_EXTRAS=none
 #   ./scripts/test.sh keeps the CPU-only install, and those tests then skip saying why.
-# - run as root with apt-get: the Debian packages openssh-server, sshfs and strace, if missing,
-#   for the network_mount tests (a real sshfs mount over loopback) and the crash tests that kill
-#   the daemon inside one system call. ANONYMIZER_NO_APT=1 skips this; without them those tests skip.
+# - the dist extra (celery, redis-py) for the scale-out tests in tests/dist/.
+# - run as root with apt-get: the Debian packages openssh-server, sshfs, strace and redis-server,
+#   if missing, for the network_mount tests (a real sshfs mount over loopback), the crash tests
+#   that kill the daemon inside one system call, and the scale-out tests (a real Redis broker on
+#   loopback, started by the tests themselves; the package's own service is not needed).
+#   ANONYMIZER_NO_APT=1 skips this; without them those tests skip.
 #   And chromium: the real headless browser that renders the QA report in tests/review.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,api,s3test} ./scripts/install.sh
+ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,dist,api,s3test} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v strace >/dev/null || need+=(strace)
 command -v chromium >/dev/null || need+=(chromium)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${ANONYMIZER_NO_APT:-0}" != 1 ]; then
     log=$(mktemp -t anonymizer-apt.XXXXXX)
