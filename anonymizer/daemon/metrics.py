@@ -49,6 +49,13 @@ class Metrics:
             ["folder"],
             registry=r,
         )
+        # The review hold (profile review: required): outputs waiting for a decision.
+        self.review_waiting = Gauge(
+            "anonymizer_review_waiting", "Outputs held for review, waiting for a decision", ["folder"], registry=r
+        )
+        self.review_oldest_waiting_s = Gauge(
+            "anonymizer_review_oldest_waiting_seconds", "Age of the oldest output waiting for review", registry=r
+        )
         self.ready = Gauge("anonymizer_ready", "1 once the engine is warm and the daemon serves", registry=r)
 
     def serve(self, host: str, port: int) -> None:
