@@ -127,6 +127,12 @@ class ReviewStore:
     def all(self) -> list[Review]:
         return self._all("SELECT * FROM reviews ORDER BY held_at")
 
+    def job_row(self, job_id: str) -> sqlite3.Row | None:
+        """The job's own row (state, hashes, summary) for ``review show``."""
+        return self._db.execute(
+            "SELECT state, input_sha256, output_sha256, output_size, summary_json FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+
     def copy_dir(self, job_id: str) -> Path:
         return self.review_root / job_id
 
