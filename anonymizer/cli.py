@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_daemon(sub)
     register_evaluate(sub)
+    from anonymizer.review.commands import register as register_review
+
+    register_review(sub)
     from anonymizer.dist.commands import register as register_dist
 
     register_dist(sub)
