@@ -199,6 +199,24 @@ def _describe_progress(job: dict[str, Any] | None) -> str:
     return text
 
 
+def _review_summary(state_dir: Path, now: float) -> dict[str, Any]:
+    """Outputs held for review (anonymizer.review.hold): how many wait, and for how long."""
+    import sqlite3
+
+    from anonymizer.daemon.service import JOURNAL_FILE
+    from anonymizer.review.hold import ReviewStore
+
+    try:
+        store = ReviewStore(state_dir / JOURNAL_FILE, readonly=True)
+    except sqlite3.Error:
+        return {"waiting": 0, "oldest_waiting_s": None}
+    try:
+        waiting = store.waiting()
+    finally:
+        store.close()
+    return {"waiting": len(waiting), "oldest_waiting_s": round(now - waiting[0].held_at, 1) if waiting else None}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import sqlite3
 
@@ -223,12 +241,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             sources, retention = {}, []
     finally:
         journal.close()
+    review = _review_summary(cfg.state_dir, now)
     live_job = daemon.get("job") or {}
     data = {
         "daemon": {k: v for k, v in daemon.items() if k != "job"},
         "queue": depth,
         "states": counts,
         "sources": sources,
+        "review": review,
         "running": [
             {
                 "job_id": j.id,
@@ -304,6 +324,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                  "deleted": "deleted", "moved": "moved", "source-gone": "already gone",
                  "source-changed": "changed since hashed, left"}  # fmt: skip
         print("sources of finished jobs: " + ", ".join(f"{words.get(k, k)} {v}" for k, v in sorted(sources.items())))
+    if review["waiting"]:
+        print(f"review: {review['waiting']} output(s) waiting for a decision, oldest for {review['oldest_waiting_s']:.0f} s"
+              " (anonymizer review list)")
     if data["retention_problems"]:
         print("retention problems (sources left in place):")
         for r in data["retention_problems"]:
