@@ -37,16 +37,28 @@ def register(subparsers: Any) -> None:
         q.add_argument("--config", required=True, type=Path, metavar="FILE", help="the daemon's YAML config")
         q.add_argument("--json", action="store_true", help="print JSON")
 
-    q = sub.add_parser("list", help="outputs waiting for a decision, oldest first")
+    q = sub.add_parser("list", help="outputs waiting for a decision, oldest first", description=(
+        "List the jobs whose output waits for review, oldest first: job id, folder, when it was held and "
+        "for how long, and the masked counts. No file names (the journal's job ids and hashes)."))
     common(q)
     q.set_defaults(func=cmd_list)
-    q = sub.add_parser("show", help="one held job: counts, sidecar effect, review copy and QA report paths")
+    q = sub.add_parser("show", help="one held job: counts, sidecar effect, review copy and QA report paths",
+                       description=(
+        "Show one job of the review hold: its review state and rounds, the operator of the last decision, "
+        "input and output SHA-256, counts, what its sidecar added or excluded, and where the review copy "
+        "and its QA report are. Exit 1 for a job that was never held."))
     common(q)
     q.add_argument("job", metavar="JOB", help="job id (from review list)")
     q.set_defaults(func=cmd_show)
     for name, text in (("approve", "publish the held output and let retention proceed"),
                        ("reject", "discard the held output; with --masks, run the job again with them")):
-        q = sub.add_parser(name, help=text)
+        q = sub.add_parser(name, help=text, description=(
+            f"Record the decision to {name} a held output in the daemon's journal; the daemon applies it "
+            "once (a repeated decision changes nothing and exits 0, a contrary one exits 1). "
+            + ("Approving publishes the review copy into the output share (never overwriting) and lets "
+               "retention proceed." if name == "approve" else
+               "Rejecting deletes the review copy; the source stays. With --masks the job runs again with "
+               "those masks added to the sidecars beside the source, and is held again.")))
         common(q)
         q.add_argument("job", metavar="JOB", help="job id (from review list)")
         q.add_argument("--operator", metavar="ID", help="who decides, as an id (default: the local user name)")
