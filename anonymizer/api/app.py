@@ -110,6 +110,10 @@ class ApiService:
         )
         self.rate = RateLimiter(api.rate_per_minute)
         self.uploading: dict[str, int] = {}
+        for _, folder in api.profiles:
+            removed = self.inbox.remove_partials(self.inbox.folder(folder).input / "api")
+            if removed:
+                log.warning("api.partial_uploads_removed", folder=folder, count=removed)
 
     def principal(self, request: Request) -> Principal:
         try:
@@ -253,13 +257,15 @@ def build_app(service: ApiService | None = None) -> FastAPI:
             )  # fmt: skip
         tag = s.store.client_tag(client)
         s.uploading[client] = s.uploading.get(client, 0) + 1
-        staged = Staged(folder.input / "api" / tag)
+        staged = None
         try:
+            staged = Staged(folder.input / "api" / tag)
             await _receive(request, staged, limit)
             sha = await run_in_threadpool(staged.finish)
             return await run_in_threadpool(_accept, s, principal, profile, folder_name, staged, sha, tag)
         finally:
-            staged.discard()  # gone already when accepted (linked to its final name)
+            if staged is not None:
+                staged.discard()  # gone already when accepted (linked to its final name)
             s.uploading[client] -= 1
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERRORS, summary="A job's state and summary")

@@ -47,12 +47,15 @@ def write_private_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+PARTIAL_PREFIX = ".incoming-"
+
+
 class Staged:
     """A file being received into a folder's input under a dot-name; hashed as it is written."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f".incoming-{secrets.token_hex(8)}.part"
+        self.path = directory / f"{PARTIAL_PREFIX}{secrets.token_hex(8)}.part"
         self._fh = open(self.path, "xb")  # noqa: SIM115 - closed by finish() or discard()
         self._sha = hashlib.sha256()
         self.size = 0
@@ -142,6 +145,23 @@ class Inbox:
                 raise OSError(errno.EAGAIN, "the journal knows the file but has no job for it")
             job_id = known.id
         return job_id
+
+    @staticmethod
+    def remove_partials(root: Path) -> int:
+        """Remove files a crash left half-received under ``root`` (only our own dot-names); return how many.
+
+        Call it before receiving into ``root``: a process that receives there is the only writer.
+        """
+        removed = 0
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                if name.startswith(PARTIAL_PREFIX) and name.endswith(".part"):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
 
     # ------------------------------------------------------------------ results
 

@@ -59,6 +59,7 @@ class ObjectState:
     rel_path: str | None = None
     journal_id: str | None = None
     input_sha256: str | None = None
+    uploaded: bool = False  # the sink has the verified output; the source's retention is done
     attempts: int = 0
     next_try_at: float = 0.0
     error: str | None = None
@@ -129,6 +130,9 @@ class BucketSync:
         self.clock = clock
         self.state_dir = make_private_dir(inbox.cfg.state_dir / "buckets" / bucket.name)
         self._seen: dict[str, tuple[str, int, float, int]] = {}  # key -> (etag, size, first seen, listings)
+        removed = inbox.remove_partials(self.folder.input / "s3" / bucket.name)
+        if removed:
+            self.log.warning("bucket.partial_downloads_removed", count=removed)
 
     # ------------------------------------------------------------------ state files
 
@@ -255,6 +259,8 @@ class BucketSync:
             return self._finish(state, "failed", "the journal has no job for the object")
         if job.state in ("queued", "running"):
             return None
+        if state.uploaded:
+            return self._drop_local_output(state, job)
         if job.state not in FINISHED or job.outcome not in OUTPUT_OUTCOMES:
             # Quarantined (bad media, retries exhausted) or vanished: the daemon said why; the
             # source stays in the bucket.
@@ -278,15 +284,30 @@ class BucketSync:
             action = "kept"
             if self.bucket.retention == "delete":
                 if not self._source_unchanged(state):
-                    return self._finish(state, "done", None, action="source-changed")
-                args: dict[str, Any] = {"Bucket": self.bucket.source_bucket, "Key": state.key}
-                if state.version_id:
-                    args["VersionId"] = state.version_id  # this version only, not a delete marker
-                self.client.delete_object(**args)
-                action = "deleted"
-            return self._finish(state, "done", None, action=action)
+                    action = "source-changed"  # replaced since: new evidence, not ours to delete
+                else:
+                    args: dict[str, Any] = {"Bucket": self.bucket.source_bucket, "Key": state.key}
+                    if state.version_id:
+                        args["VersionId"] = state.version_id  # this version only, not a delete marker
+                    self.client.delete_object(**args)
+                    action = "deleted"
+            self._audit("bucket.retention", state, action=action)
+            # The key is no longer needed; the local copy of the output goes once the daemon has
+            # retired the local source (its retention checks that output is still in place).
+            state = replace(state, uploaded=True, key=None, attempts=0, error=None)
+            self.save(state)
+            return self._drop_local_output(state, job)
         except (TransientError, ClientError, BotoCoreError, OSError) as exc:
             return self._retry(state, _reason(exc))
+
+    def _drop_local_output(self, state: ObjectState, job: Any) -> None:
+        """Once the journal has retired the local job, remove its local output: the sink has it."""
+        if job.state != "retired":
+            return None  # retention of the local copy still due (or held: ``anonymizer status``)
+        output = self.inbox.find_output(self.folder, job, state.rel_path or "")
+        if output is not None:
+            output.path.unlink(missing_ok=True)
+        return self._finish(state, "done", None)
 
     def _source_unchanged(self, state: ObjectState) -> bool:
         """True while the source key still holds the version that was downloaded."""

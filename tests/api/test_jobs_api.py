@@ -215,8 +215,16 @@ def test_truncated_uploads_get_400_or_are_dropped_and_concurrency_is_limited(api
 
 
 def test_a_client_over_its_request_rate_gets_429_with_retry_after(api: Api) -> None:
+    codes = []
     with api.client(api.token("dam-burst", scope="jobs:read")) as c:
-        codes = [c.get("/v1/jobs/a-000000000000000000000000") for _ in range(RATE_PER_MINUTE + 5)]
-    assert {r.status_code for r in codes} == {404, 429}
-    limited = next(r for r in codes if r.status_code == 429)
-    assert int(limited.headers["retry-after"]) >= 1
+        # A burst of the bucket's size passes; tokens refill at RATE/60 per second, so a loaded
+        # machine may get a few more through before the first 429.
+        for _ in range(3 * RATE_PER_MINUTE):
+            codes.append(c.get("/v1/jobs/a-000000000000000000000000"))
+            if codes[-1].status_code == 429:
+                break
+    assert codes[-1].status_code == 429
+    assert len(codes) > RATE_PER_MINUTE and {r.status_code for r in codes[:-1]} == {404}
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    with api.client(api.token("dam-calm", scope="jobs:read")) as c:
+        assert c.get("/v1/jobs/a-000000000000000000000000").status_code == 404  # per client

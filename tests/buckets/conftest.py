@@ -6,57 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import daemon_helpers as dh
 import pytest
-from s3_helpers import CREDENTIALS, CuttingProxy, MotoServer, make_profile
-
-
-@dataclass
-class Stack:
-    root: Path
-    moto: MotoServer
-    proxy: CuttingProxy
-    daemon: dh.DaemonProcess
-    manual_config: Path
-    s3: Any  # a boto3 client straight to moto
-
-    def sync(self, name: str):
-        """A BucketSync for one of the manual buckets, logging JSON lines to ``bucket-sync.log``."""
-        import structlog
-
-        from anonymizer.api.inbox import Inbox
-        from anonymizer.buckets.sync import BucketSync
-        from anonymizer.daemon.config import load_daemon_config
-
-        cfg = load_daemon_config(self.manual_config)
-        bucket = next(b for b in cfg.buckets if b.name == name)
-        fh = open(self.root / "bucket-sync.log", "a", encoding="utf-8")  # noqa: SIM115 - lives for the run
-        log = structlog.wrap_logger(structlog.WriteLogger(fh), processors=[structlog.processors.JSONRenderer()])
-        return BucketSync(bucket, Inbox(cfg), log)
-
-    def logs(self) -> str:
-        sync_log = self.root / "bucket-sync.log"
-        return self.daemon.logs() + (sync_log.read_text(errors="replace") if sync_log.exists() else "")
-
-
-def bucket_entry(name: str, url: str, **extra: Any) -> dict[str, Any]:
-    entry = {
-        "name": name,
-        "folder": "s3-scratch",
-        "source": {"bucket": f"{name}-src", "prefix": "in/"},
-        "sink": {"bucket": f"{name}-sink", "prefix": "anon/"},
-        "retention": "delete",
-        "endpoint_url": url,
-        "region": "us-east-1",
-        "poll_interval_s": 0.1,
-        "settle_s": 0.3,
-    }
-    entry.update(extra)
-    return entry
+from s3_helpers import CREDENTIALS, CuttingProxy, MotoServer, Stack, bucket_entry, make_profile
 
 
 @pytest.fixture(scope="package")

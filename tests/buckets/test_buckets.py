@@ -10,7 +10,7 @@ from typing import Any
 
 import daemon_helpers as dh
 import pytest
-from conftest import Stack
+from s3_helpers import Stack
 
 PHOTOS = [p.read_bytes() for p in dh.FACE_SAMPLES]
 pytestmark = pytest.mark.skipif(len(PHOTOS) < 2, reason="sample photos are missing")
@@ -112,6 +112,11 @@ def test_a_versioned_bucket_loses_exactly_the_processed_version(stack: Stack) ->
     assert not versions.get("Versions") and not versions.get("DeleteMarkers")  # gone, not hidden
     head = stack.s3.head_object(Bucket="versioned-sink", Key="anon/camera 7/Jane Doe 2024-06-01.jpg")
     assert head["ServerSideEncryption"] == "AES256"
+    # The local scratch copies are gone too: the source by the folder's retention, the output
+    # once the sink held it verified.
+    scratch = stack.root / "s3-scratch"
+    assert not [p for p in (scratch / "in" / "s3" / "versioned").rglob("*") if p.is_file()]
+    assert not [p for p in (scratch / "out" / "s3" / "versioned").rglob("*") if p.is_file()]
 
 
 def test_a_large_output_goes_up_in_parts_and_is_verified(stack: Stack, tmp_path) -> None:
