@@ -186,7 +186,10 @@ def _config_kind(path: Path) -> str:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return "profile"  # the loader reports the unreadable file or the YAML error itself
-    if isinstance(data, dict) and DAEMON_ONLY_KEYS & set(map(str, data)):
+    keys = set(map(str, data)) if isinstance(data, dict) else set()
+    if "broker" in keys and not keys & (DAEMON_ONLY_KEYS - {"broker"}):
+        return "worker"  # `anonymizer worker --config`: a broker and no folders
+    if DAEMON_ONLY_KEYS & keys:
         return "daemon"
     return "profile"
 
@@ -198,7 +201,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            if _config_kind(path) == "daemon":
+            kind = _config_kind(path)
+            if kind == "worker":
+                from anonymizer.dist.config import load_worker_config, redacted
+
+                wcfg = load_worker_config(path)
+                print(f"{path}: valid worker config, broker {redacted(wcfg.broker)}, concurrency {wcfg.concurrency}")
+            elif kind == "daemon":
                 cfg = load_daemon_config(path)
                 folders = ", ".join(f"{f.name} (profile sha256 {f.profile.sha256[:16]})" for f in cfg.folders)
                 print(f"{path}: valid daemon config, {len(cfg.folders)} folder(s): {folders}")
@@ -206,6 +215,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     names = ", ".join(f"{n} -> {f}" for n, f in cfg.api.profiles)
                     tls = "https" if cfg.api.tls_cert else "http"
                     print(f"  api: {tls}://{cfg.api.host}:{cfg.api.port}, profiles {names}")
+                if cfg.broker is not None:
+                    from anonymizer.dist.config import redacted
+
+                    print(f"  broker: {redacted(cfg.broker.url)} (jobs run on `anonymizer worker` processes), "
+                          f"{cfg.broker.in_flight} in flight at most")
                 for b in cfg.buckets:
                     print(f"  bucket {b.name}: s3://{b.source_bucket}/{b.source_prefix} -> s3://{b.sink_bucket}/"
                           f"{b.sink_prefix} via folder {b.folder}, source {b.retention}")  # fmt: skip
@@ -273,13 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         "validate-config",
         help="check profiles and daemon configs; exit 1 naming file, key and allowed values",
         description=(
-            "Check profile and daemon config files without running anything. Each file's kind is "
-            "told from its keys (a daemon config has state_dir/audit_dir/folders); a daemon config "
+            "Check profile, daemon and worker config files without running anything. Each file's kind "
+            "is told from its keys (a daemon config has state_dir/audit_dir/folders, a worker config a "
+            "broker and no folders); a daemon config "
             "is checked as a whole, with each folder's profile and the folder layout. Every error "
             "of a file is listed in one round. Exit 0 when all are valid, 1 otherwise."
         ),
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile or daemon config YAML")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile, daemon or worker config YAML")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
