@@ -88,3 +88,24 @@ def test_payload_refuses_unknown_or_missing_keys():
     assert JobPayload.from_dict(payload.to_dict()) == payload
     with pytest.raises(ConfigError, match="expected keys"):
         JobPayload.from_dict({**payload.to_dict(), "shell": "rm -rf /"})
+
+
+def test_validate_config_tells_worker_configs_and_shows_the_broker_without_password(tmp_path):
+    from daemon_helpers import run_cli
+
+    worker = tmp_path / "worker.yaml"
+    worker.write_text(yaml.safe_dump({"broker": "redis://:s3cret@h:6379/0", "concurrency": 2}))
+    result = run_cli("validate-config", str(worker))
+    assert result.returncode == 0, result.stderr
+    assert "valid worker config, broker redis://:***@h:6379/0, concurrency 2" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr
+    _daemon(tmp_path)  # creates the folders the daemon config names
+    daemon = tmp_path / "daemon.yaml"
+    daemon.write_text(yaml.safe_dump({
+        "state_dir": str(tmp_path / "state"), "audit_dir": str(tmp_path / "audit"), "broker": "redis://h:6379/0",
+        "folders": [{"name": "a", "input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
+                     "quarantine": str(tmp_path / "q"), "profile": str(tmp_path / "p.yaml")}],
+    }))
+    result = run_cli("validate-config", str(daemon))
+    assert result.returncode == 0, result.stderr
+    assert "broker: redis://h:6379/0 (jobs run on `anonymizer worker` processes)" in result.stdout
