@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from media_factory import decode_rgb, load_rgb, make_video
@@ -124,3 +126,25 @@ def test_masks_outside_the_frame_or_past_the_end_fail_the_job_and_write_nothing(
     assert "regions[1]: frame 12 is past the last frame (11)" in text
     assert "exclusions[0]: 1.5 s is past the end of the clip" in text
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".anonymizer-*"))
+
+
+def test_process_reads_the_sidecar_beside_a_photo_and_writes_its_report(fast_profile_path, tmp_path):
+    from daemon_helpers import run_cli
+
+    (tmp_path / "in").mkdir()
+    src = two_faces_photo(tmp_path / "in" / "two.jpg")
+    sidecar_for(src).write_text("regions:\n  - box: [200, 220, 280, 290]\n")
+    run = run_cli("process", str(src), "--out", str(tmp_path / "out"), "--profile", str(fast_profile_path),
+                  "--report", str(tmp_path / "qa"), "--json")
+    assert run.returncode == 0, run.stderr
+    line = json.loads(run.stdout)
+    assert line["manual"] == {"regions": 1, "masked": 1, "frames": 1} and line["report"].endswith("two.jpg.qa.html")
+    out = load_rgb(tmp_path / "out" / "two.jpg")
+    assert out[222:288, 202:278].mean() < 10  # the profile's fill colour (black) over the box
+    assert (tmp_path / "qa" / "two.jpg.qa.json").is_file()
+    # --masks with errors: every one, exit 2, nothing written.
+    bad = tmp_path / "bad.masks.yaml"
+    bad.write_text("regions:\n  - box: [1, 2, 3]\n  - polygon: []\n")
+    run = run_cli("process", str(src), "--out", str(tmp_path / "out2"), "--masks", str(bad))
+    assert run.returncode == 2 and "regions[0].box" in run.stderr and "regions[1].polygon" in run.stderr
+    assert not (tmp_path / "out2").exists()
