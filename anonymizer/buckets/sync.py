@@ -130,27 +130,43 @@ class BucketSync:
         self.clock = clock
         self.state_dir = make_private_dir(inbox.cfg.state_dir / "buckets" / bucket.name)
         self._seen: dict[str, tuple[str, int, float, int]] = {}  # key -> (etag, size, first seen, listings)
+        self._known: dict[str, str] = {}  # key -> ETag of the version already handled (saves a file read)
         removed = inbox.remove_partials(self.folder.input / "s3" / bucket.name)
         if removed:
             self.log.warning("bucket.partial_downloads_removed", count=removed)
 
     # ------------------------------------------------------------------ state files
 
-    def _state_path(self, key_hmac: str) -> Path:
-        return self.state_dir / f"{key_hmac}.json"
+    # Objects in progress live in active/, settled ones in settled/: each round reads only the
+    # few active files, however many objects a kept archive has seen.
+
+    def _state_path(self, key_hmac: str, stage: str) -> Path:
+        return self.state_dir / ("active" if stage in ACTIVE else "settled") / f"{key_hmac}.json"
 
     def load(self, key_hmac: str) -> ObjectState | None:
-        try:
-            return ObjectState(**json.loads(self._state_path(key_hmac).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return None
+        for stage in ("processing", "done"):
+            try:
+                path = self._state_path(key_hmac, stage)
+                return ObjectState(**json.loads(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue
+        return None
 
     def save(self, state: ObjectState) -> None:
-        write_private_json(self._state_path(state.key_hmac), asdict(state))
+        path = self._state_path(state.key_hmac, state.stage)
+        make_private_dir(path.parent)
+        write_private_json(path, asdict(state))
+        other = self._state_path(state.key_hmac, "done" if state.stage in ACTIVE else "processing")
+        other.unlink(missing_ok=True)
 
     def states(self) -> list[ObjectState]:
+        """Every object in progress (stage ``processing``)."""
         out = []
-        for name in sorted(os.listdir(self.state_dir)):
+        try:
+            names = sorted(os.listdir(self.state_dir / "active"))
+        except FileNotFoundError:
+            return []
+        for name in names:
             if name.endswith(".json") and not name.startswith("."):
                 state = self.load(name[: -len(".json")])
                 if state is not None:
@@ -185,6 +201,8 @@ class BucketSync:
         keys = {k for k, _, _ in found}
         for gone in set(self._seen) - keys:
             del self._seen[gone]
+        for gone in set(self._known) - keys:
+            del self._known[gone]
         return found
 
     def _settled(self, key: str, etag: str, size: int) -> bool:
@@ -197,9 +215,12 @@ class BucketSync:
         return seen[3] + 1 >= 2 and now - seen[2] >= self.bucket.settle_s
 
     def _maybe_start(self, key: str, etag: str, size: int) -> None:
+        if self._known.get(key) == etag:
+            return
         key_hmac = self.key_hmac(key)
         state = self.load(key_hmac)
         if state is not None and state.etag == etag:
+            self._known[key] = etag
             return  # this version is handled (or being handled) already
         if state is not None and state.stage in ACTIVE:
             self._supersede(state, "the source object was replaced before its output was uploaded")
