@@ -22,6 +22,12 @@ against the clip re-encoded without masks).
     .venv/bin/python bench/eval_video.py --profile bench/profiles/x.yaml --clips-per-set 1 --frames 24
     .venv/bin/python bench/eval_video.py --json /tmp/video.json           # all leaks, frame by frame
     .venv/bin/python bench/eval_video.py --seed 11                        # other photos, other camera paths
+    .venv/bin/python bench/eval_video.py --kind both --oracle             # the collateral floor of the masks
+
+``--oracle`` replaces the detector and tracker by the truth: every counted true box of every frame
+is padded and masked exactly as the profile pads and masks a detection (``Engine.regions``, its
+masker, its encoder). No object leaks then, and the collateral it reports is what the profile's
+margins and mask shape cost on their own: no rule about detections can bring collateral below it.
 
 Each set and kind draws its photos from its own seeded stream, so ``--sets`` and ``--kind`` pick
 the same clips in any combination, and adding fixed clips leaves the panned ones as they were.
@@ -54,6 +60,33 @@ DEFAULT_EVAL_DIR = Path(os.environ.get("ANONYMIZER_EVAL_DIR", ROOT.parent / "sha
 SETS = ("faces-wider", "faces-masks", "plates-openalpr", "plates-uc3m-lowres")
 
 
+class Oracle:
+    """Masks each frame's counted true boxes as the engine masks detections (``--oracle``)."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.profile = engine, engine.profile
+        self.truths: list[videos.FrameTruth] = []
+        self.is_face: np.ndarray | None = None
+
+    def expect(self, truths: list[videos.FrameTruth], is_face: np.ndarray | None) -> None:
+        self.truths, self.is_face = truths, is_face
+
+    def process(self, src: Path, dst: Path) -> None:
+        from anonymizer.detections import PLATE, Detections
+        from anonymizer.media.video import VideoWriter, iter_frames, probe_video
+
+        limits = self.profile.limits
+        info = probe_video(src, limits)
+        writer = VideoWriter(src, dst, self.profile.output, info)
+        for decoded, truth in zip(iter_frames(src, limits), self.truths):
+            faces = self.is_face[truth.object_ids] if self.is_face is not None else np.ones(len(truth.object_ids), bool)
+            dets = Detections(truth.boxes, np.ones(len(truth.boxes)), np.where(faces, FACE, PLATE))
+            rgb = decoded.rgb()
+            regions = self.engine.regions(dets, (rgb.shape[1], rgb.shape[0]), video=True)
+            writer.write(self.engine.masker.apply(rgb, regions), decoded.pts)
+        writer.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
@@ -69,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None, help="write every clip's summary and leaks here")
     parser.add_argument("--keep", type=Path, default=None, help="keep every clip (input, output, plain re-encode) in this folder")
+    parser.add_argument("--oracle", action="store_true", help="mask the true boxes instead of detecting: the collateral floor of the margins")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     kinds = ("panned", "fixed") if args.kind == "both" else (args.kind,)
@@ -77,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = load_profile(args.profile)
     engine = Engine(profile)
+    if args.oracle:
+        engine = Oracle(engine)
     results: list[tuple[str, str, videos.ClipResult]] = []  # (kind, set, result)
 
     def report(kind: str, set_name: str, name: str, image: str, result: videos.ClipResult, started: float) -> None:
