@@ -66,6 +66,20 @@ class ApiConfig:
         return dict(self.profiles).get(profile_name)
 
 
+def missing_modules(*names: str) -> list[str]:
+    """Return those of ``names`` that cannot be imported here (an optional extra not installed)."""
+    from importlib.util import find_spec
+
+    missing = []
+    for name in names:
+        try:
+            if find_spec(name) is None:
+                missing.append(name)
+        except (ImportError, ValueError, AttributeError):  # blocked or broken: as good as absent
+            missing.append(name)
+    return missing
+
+
 def parse_listen(c: Checker, path: str, value: Any) -> tuple[str, int] | None:
     """Given HOST:PORT, return (host, port); record an error and return None otherwise."""
     if not isinstance(value, str) or ":" not in value:
@@ -99,6 +113,9 @@ def api_config_from_dict(c: Checker, raw: Any, base: Path, folder_names: set[str
             c.error("api", "expected a mapping with listen, jwks_file, issuer, audience, profiles")
         return None
     errors_before = len(c.errors)
+    missing = missing_modules("fastapi", "uvicorn", "jwt", "python_multipart", "cryptography")
+    if missing:
+        c.error("api", f"needs the api extra (pip install 'anonymizer[api]'); missing: {', '.join(missing)}")
     for key in ("listen", "jwks_file", "issuer", "audience", "profiles"):
         if key not in d:
             c.error(f"api.{key}", "required key is missing")

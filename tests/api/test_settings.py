@@ -116,3 +116,18 @@ def test_the_commented_examples_in_the_shipped_config_use_only_valid_keys() -> N
     assert len(buckets_from_list(c, buckets, {"s3-scratch"})) == 1
     # /etc/anonymizer/... does not exist on a test machine; nothing else may fail.
     assert all("is not an existing file" in e for e in c.errors), c.errors
+
+
+def test_without_the_api_extra_the_sections_are_refused_naming_the_extra(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = config(tmp_path, api=API, buckets=[BUCKET])
+    block = "import sys\nfor n in ('fastapi', 'uvicorn', 'boto3'):\n    sys.modules[n] = None\n"
+    code = block + f"from anonymizer.cli import main\nsys.exit(main(['validate-config', {str(path)!r}]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120, cwd=dh.REPO
+    )
+    assert proc.returncode == 1
+    assert "at 'api': needs the api extra" in proc.stderr and "missing: fastapi, uvicorn" in proc.stderr
+    assert "at 'buckets': needs boto3: install the api extra" in proc.stderr
