@@ -165,6 +165,9 @@ class RemoteRunner:
             models=model_identities(a.engine.models),
             max_deliveries=self.worker.retry.max_attempts,
         )
+        # The work folder exists exactly while the job is out: a delivery that finds none is a
+        # late duplicate and runs nothing (anonymizer.dist.task).
+        _work_dir(a).mkdir(exist_ok=True)
         self.queue.submit(payload)
 
     def collect(self, folders: dict[str, FolderConfig]) -> list[str]:
@@ -206,6 +209,8 @@ class RemoteRunner:
             n = int(result.get("deliveries") or 0)
             reason = f"the worker process died {n} times while processing it (delivery limit {self.worker.retry.max_attempts})"
             return self.worker.give_up(a, reason, "DeliveryLimit")
+        if status == "stale":
+            return self.worker.complete(a, JobError("the job's work folder vanished while it was out"))
         if status == "mismatch":
             return self.worker.defer(a, str(result.get("reason") or "worker refused the job"))
         if status == "error":

@@ -9,7 +9,9 @@ exactly as it does for a job run in its own process:
 - ``{"status": "mismatch", "reason"}``: this worker's models or version differ from the
   coordinator's; the job waits for a worker that matches;
 - ``{"status": "poison", "deliveries"}``: the worker process died ``max_deliveries`` times on this
-  job (a file that crashes the decoder, an OOM kill); it is not run again.
+  job (a file that crashes the decoder, an OOM kill); it is not run again;
+- ``{"status": "stale"}``: the job's work folder is gone, so the job has an outcome already (a
+  late duplicate delivery); nothing was run.
 
 Deliveries are counted in the result backend (Redis ``INCR``) before the engine starts, so a
 process killed mid-job has already counted its delivery.
@@ -104,12 +106,17 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
         return {"status": "mismatch", "reason": str(exc), "worker": me}
 
     work = Path(payload.work_dir)
-    # Earlier deliveries of this job died (or are stale): their partial outputs go.
-    if work.is_dir():
-        for old in work.iterdir():
-            shutil.rmtree(old, ignore_errors=True)
+    if not work.is_dir():
+        # The coordinator creates the work folder before it sends a job and removes it once the
+        # job has an outcome: this is a late duplicate delivery (say, redelivered by a broker
+        # that restarted) of a finished job. Running it would leave an output nobody collects.
+        log.info("task.stale", reason="the job has an outcome already")
+        return {"status": "stale", "worker": me}
+    # Earlier deliveries of this job died: their partial outputs go.
+    for old in work.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
     own = work / f"d{deliveries}"
-    own.mkdir(parents=True, exist_ok=True)
+    own.mkdir(exist_ok=True)  # never parents: a work folder removed meanwhile stays removed
     tmp = own / f"{payload.job_id}{payload.suffix}"
     last = [0.0]
 

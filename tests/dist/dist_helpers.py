@@ -64,6 +64,12 @@ class RedisServer:
         except OSError:
             return False
 
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port (without persistence it forgets
+        every queued message and stored result, as a broker host that rebooted)."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -108,6 +114,10 @@ class WorkerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import daemon_helpers as dh
 import numpy as np
+import pytest
 from dist_helpers import backend_info
 from media_factory import make_video
 
@@ -69,10 +70,10 @@ def test_coordinator_and_two_workers_process_a_batch_once(tmp_path, broker, work
     config = _config(tmp_path, broker.url)
     inbox = tmp_path / "cams" / "in"
     names = []
-    for sample in [*dh.FACE_SAMPLES, *sorted(dh.SAMPLES.glob("plate-*.jpg"))]:
+    for sample in dh.FACE_SAMPLES:
         shutil.copy(sample, inbox / sample.name)
         names.append(sample.name)
-    make_video(inbox / "clip.mp4", frames=24)
+    make_video(inbox / "clip.mp4", frames=12)
     names.append("clip.mp4")
     # The same content under a second name: one engine run, two outputs (the second a reuse).
     shutil.copy(dh.FACE_SAMPLES[0], inbox / "copy.jpg")
@@ -104,23 +105,16 @@ def test_coordinator_and_two_workers_process_a_batch_once(tmp_path, broker, work
 def test_worker_killed_mid_video_job_is_redelivered_and_published_once(tmp_path, broker, workers):
     config = _config(tmp_path, broker.url)
     inbox = tmp_path / "cams" / "in"
-    # A clip with nothing to detect: the cheapest real video job that still takes seconds.
-    y, x = np.mgrid[0:480, 0:640]
-    plain = np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
-    make_video(tmp_path / "long.mp4", source=plain, frames=72)
+    _plain_video(tmp_path / "long.mp4", 72)
     with dh.DaemonProcess(config, tmp_path).start() as daemon:
         os.replace(tmp_path / "long.mp4", inbox / "long.mp4")
         flight = dh.wait_for(lambda: _in_flight(tmp_path), 60, "the job to be sent to a worker")
         ((job_id, task_id),) = flight.items()
 
-        def mid_job_pid() -> int | None:
-            # The worker reports the frames it has done: kill it between the first and the last.
-            info = backend_info(broker.url, task_id)
-            if isinstance(info, dict) and 0 < int(info.get("done") or 0) < int(info.get("total") or 0):
-                return int(info["pid"])
-            return None
-
-        pid = dh.wait_for(mid_job_pid, 90, "the video job to be half-way on a worker", interval_s=0.05)
+        # The worker reports the frames it has done: kill it between the first and the last.
+        pid = dh.wait_for(
+            lambda: _mid_job_pid(broker.url, task_id), 90, "the video job to be half-way on a worker", interval_s=0.05
+        )
         work = tmp_path / "cams" / "out" / f"{TMP_PREFIX}{job_id}.d"
         assert any(work.rglob("*")), "the first delivery was writing under the job's work folder"
         os.kill(pid, signal.SIGKILL)
@@ -156,4 +150,91 @@ def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish
     outputs = sorted(p.name for p in (tmp_path / "cams" / "out").rglob("*") if p.is_file())
     assert outputs == [f"ok{i}.jpg" for i in range(len(dh.FACE_SAMPLES))]
     assert not _temporaries(tmp_path / "cams" / "out")
+    _assert_audit_verifies(config)
+
+
+def _plain_video(path: Path, frames: int) -> Path:
+    """A clip with nothing to detect: the cheapest real video job that still takes seconds."""
+    y, x = np.mgrid[0:480, 0:640]
+    plain = np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
+    return make_video(path, source=plain, frames=frames)
+
+
+def _mid_job_pid(broker_url: str, task_id: str) -> int | None:
+    """The pid of the worker process running ``task_id``, once it is between its first and last frame."""
+    info = backend_info(broker_url, task_id)
+    if isinstance(info, dict) and 0 < int(info.get("done") or 0) < int(info.get("total") or 0):
+        return int(info["pid"])
+    return None
+
+
+@pytest.mark.slow  # two coordinator start-ups: ~22 s on 2 busy cores, over the default set's budget
+def test_coordinator_killed_with_a_job_out_reattaches_and_repeats_nothing(tmp_path, broker, workers):
+    config = _config(tmp_path, broker.url)
+    inbox = tmp_path / "cams" / "in"
+    _plain_video(tmp_path / "long.mp4", 96)
+    first = dh.DaemonProcess(config, tmp_path).start()
+    try:
+        os.replace(tmp_path / "long.mp4", inbox / "long.mp4")
+        ((_, task_id),) = dh.wait_for(lambda: _in_flight(tmp_path), 60, "the job to be sent").items()
+        dh.wait_for(lambda: _mid_job_pid(broker.url, task_id), 90, "the job to be half-way", interval_s=0.05)
+        first.kill()  # kill -9 of the coordinator while a worker runs its job
+    finally:
+        first.close()
+    with dh.DaemonProcess(config, tmp_path).start() as second:
+        dh.wait_for(lambda: _finished(tmp_path, 1), 180, "the job to finish under the new coordinator")
+        events = second.events()
+        assert second.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["outcome"] == "anonymized" and job["attempts"] == 0, job  # no attempt lost to the restart
+    names = [e.get("event") for e in events]
+    assert "job.reattached" in names and "job.dispatched" not in names, "followed, not sent again"
+    (done,) = [e for e in events if e.get("event") == "job.done"]
+    assert done["deliveries"] == 1 and done["task_id"] == task_id, done
+    out = tmp_path / "cams" / "out"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["long.mp4"]
+    assert not _temporaries(out)
+    _assert_audit_verifies(config)
+
+
+@pytest.mark.slow
+def test_broker_restarted_mid_batch_loses_nothing(tmp_path, tmp_path_factory):
+    # Its own broker and workers: restarting the shared one would disturb the other tests.
+    from dist_helpers import RedisServer, WorkerProcess, wait_for_workers
+
+    redis = RedisServer(tmp_path_factory.mktemp("redis-restart")).start()
+    procs = [WorkerProcess(tmp_path, redis.url, name).start() for name in ("r1", "r2")]
+    try:
+        wait_for_workers(redis.url, ["r1", "r2"])
+        config = _config(tmp_path, redis.url)
+        inbox = tmp_path / "cams" / "in"
+        _plain_video(tmp_path / "long.mp4", 96)
+        names = ["long.mp4"]
+        for sample in [*dh.FACE_SAMPLES, *sorted(dh.SAMPLES.glob("plate-*.jpg"))]:
+            shutil.copy(sample, tmp_path / sample.name)
+            names.append(sample.name)
+        with dh.DaemonProcess(config, tmp_path).start() as daemon:
+            for name in names:
+                os.replace(tmp_path / name, inbox / name)
+
+            def mid_batch() -> bool:
+                flight = _in_flight(tmp_path)
+                return bool(flight) and any(_mid_job_pid(redis.url, task) for task in flight.values())
+
+            dh.wait_for(mid_batch, 90, "a job to be half-way on a worker", interval_s=0.05)
+            redis.restart()  # no persistence: every queued message and every stored state is gone
+            dh.wait_for(lambda: _finished(tmp_path, len(names)), 240, "every job to finish after the restart")
+            events = daemon.events()
+            assert daemon.stop() == 0
+    finally:
+        for p in procs:
+            p.stop()
+        redis.stop()
+    assert sorted(j["outcome"] for j in _jobs(tmp_path)) == ["anonymized"] * len(names)
+    out = tmp_path / "cams" / "out"
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(names)
+    assert not _temporaries(out)
+    assert "dist.broker_unavailable" in [e.get("event") for e in events] or "dist.task_lost" in [
+        e.get("event") for e in events
+    ]
     _assert_audit_verifies(config)
