@@ -450,9 +450,9 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
         if out is not None:
             out.path.unlink(missing_ok=True)
             removed_output = True
-        if journal_job.state == "done":
-            # Retention had not run yet: this delete is its retention. The source is removed only
-            # while it is still the version the journal hashed.
+        pending = journal_job.state == "done"  # retention not run yet: this delete is its retention
+        if pending or (journal_job.state == "retired" and journal_job.retention == "kept"):
+            # The source is removed only while it is still the version the journal hashed.
             try:
                 src = resolve_inside(folder.input, job.rel_path)
                 st = os.lstat(src)
@@ -461,6 +461,7 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
                     removed_source = True
             except OSError:
                 pass
+        if pending:
             journal.mark_retired(journal_job.id, "deleted" if removed_source else "source-gone")
     s.store.save(dataclasses.replace(job, deleted_at=now()))
     s.inbox.audit(

@@ -31,16 +31,19 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     (root / "jwks.json").write_text(json.dumps(jwks_of(key, KID)))
     profile = dh.write_fast_profile(root / "fast.yaml", retention={"source": "delete", "after": "0s"})
     folder = dh.folder_entry(root, "api-inbox", profile)
+    # A second profile whose folder keeps sources: DELETE then removes the upload itself.
+    keep_profile = dh.write_fast_profile(root / "keep.yaml", retention={"source": "keep"})
+    keep_folder = dh.folder_entry(root, "api-keep", keep_profile)
     port = free_port()
     config = dh.write_daemon_config(
         root / "daemon.yaml",
-        [folder],
+        [folder, keep_folder],
         api={
             "listen": f"127.0.0.1:{port}",
             "jwks_file": str(root / "jwks.json"),
             "issuer": ISSUER,
             "audience": AUDIENCE,
-            "profiles": {"fast": "api-inbox"},
+            "profiles": {"fast": "api-inbox", "keep": "api-keep"},
             "max_upload_bytes": MAX_UPLOAD,
             "rate_per_minute": RATE_PER_MINUTE,
             "max_active_jobs": MAX_ACTIVE,

@@ -77,6 +77,24 @@ def test_a_photo_is_anonymized_fetched_with_its_sha256_and_deleted(api: Api) -> 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_delete_removes_a_kept_upload_and_its_output(api: Api) -> None:
+    token = api.token("dam-keep")
+    r = api.submit(token, variant(8), profile="keep")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert api.wait_done(token, job_id)["state"] == "done"
+    kept_in = [p for p in (api.root / "api-keep" / "in").rglob("*") if p.is_file()]
+    kept_out = [p for p in (api.root / "api-keep" / "out").rglob("*") if p.is_file()]
+    assert len(kept_in) == 1 and len(kept_out) == 1  # the profile keeps the source
+    with api.client(token) as c:
+        assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert not kept_in[0].exists() and not kept_out[0].exists()
+    (line,) = [
+        a for a in dh.audit_lines(api.root / "audit") if a.get("api_job_id") == job_id and a["event"] == "api.delete"
+    ]
+    assert line["source_removed"] is True and line["output_removed"] is True
+
+
 @pytest.mark.parametrize(
     "how",
     ["none", "garbage", "expired", "wrong audience", "wrong issuer", "foreign key", "no exp"],
