@@ -21,7 +21,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     proxy = CuttingProxy(moto.port)
     proxy.start()
     s3 = moto.client()
-    for name in ("auto", "cut", "replace", "versioned"):
+    for name in ("auto", "cut", "replace", "versioned", "junk"):
         s3.create_bucket(Bucket=f"{name}-src")
         s3.create_bucket(Bucket=f"{name}-sink")
     s3.put_bucket_versioning(Bucket="versioned-src", VersioningConfiguration={"Status": "Enabled"})
@@ -37,6 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             bucket_entry("cut", proxy.url),
             bucket_entry("replace", moto.url, multipart_threshold_bytes=5 * 1024**2),
             bucket_entry("versioned", moto.url, sse={"mode": "AES256"}),
+            bucket_entry("junk", moto.url),
         ],
     )
     daemon = dh.DaemonProcess(config, root)

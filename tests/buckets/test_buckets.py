@@ -124,6 +124,20 @@ def test_a_versioned_bucket_loses_exactly_the_processed_version(stack: Stack) ->
     assert not [p for p in (scratch / "out" / "s3" / "versioned").rglob("*") if p.is_file()]
 
 
+def test_an_object_that_is_no_photo_is_quarantined_and_its_source_kept(stack: Stack) -> None:
+    sync = stack.sync("junk")
+    stack.s3.put_object(Bucket="junk-src", Key=KEY, Body=b"%PDF-1.7 not a photo at all\n" * 50)
+    drive(sync, lambda: stage_of(sync) == "failed", "the daemon to refuse the object")
+    assert "not" in (state_of(sync).error or "")  # the daemon's reason, e.g. "... not a photo or video"
+    assert keys(stack, "junk-src") == [KEY]  # bad input is never deleted
+    assert keys(stack, "junk-sink") == []
+    quarantined = [p for p in (stack.root / "s3-scratch" / "quarantine").rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".reason.json") for p in quarantined)
+    for _ in range(3):  # the same version is not downloaded again
+        sync.tick()
+    assert stage_of(sync) == "failed"
+
+
 def test_a_large_output_goes_up_in_parts_and_is_verified(stack: Stack, tmp_path) -> None:
     from anonymizer.api.inbox import Output
     from anonymizer.buckets.sync import TransientError, make_client, upload_verified
