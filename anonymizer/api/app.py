@@ -104,6 +104,7 @@ class ApiService:
         self.api = api
         self.log = log
         self.inbox = Inbox(cfg)
+        self.inbox.open_audit()
         self.store = JobStore(self.inbox)
         self.auth = Authenticator(
             KeySet(api.jwks_file), issuer=api.issuer, audience=api.audience, leeway_s=api.leeway_s

@@ -199,12 +199,18 @@ class Inbox:
 
     # ------------------------------------------------------------------ audit
 
-    def audit(self, record: dict[str, Any]) -> None:
-        """Append ``record`` to the daemon's keyed audit chain (flock-serialised with the daemon)."""
+    def open_audit(self) -> AuditLog:
+        """The audit chain with its key; call at start-up so that an unreadable key fails there."""
         with self._audit_lock:
             if self._audit is None:
                 self._audit = AuditLog(self.cfg.audit_dir, key=load_or_create_key_file(self.cfg.audit_key_path))
-            head, lines = self._audit.append(record)
+            return self._audit
+
+    def audit(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to the daemon's keyed audit chain (flock-serialised with the daemon)."""
+        audit = self.open_audit()
+        with self._audit_lock:
+            head, lines = audit.append(record)
         self.journal.set_meta("audit_head", f"{lines}:{head}")
 
     def close(self) -> None:

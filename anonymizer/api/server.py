@@ -39,7 +39,13 @@ def run_api(config_path: Path, *, log_level: str = "info") -> int:
     if cfg.api is None:
         raise ConfigError(f"{cfg.source_path}: at 'api': the config has no api: section to serve")
     log = get_logger(component="api")
-    service = ApiService(cfg, log)
+    try:
+        service = ApiService(cfg, log)
+    except OSError as exc:
+        # state_dir, audit_dir and the key come from the operator's config: naming them is safe.
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error("api.startup_failed", error=f"{exc.strerror or type(exc).__name__}{where}")
+        return 6
     api = cfg.api
     server = uvicorn.Server(
         uvicorn.Config(
