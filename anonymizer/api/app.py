@@ -32,7 +32,6 @@ from anonymizer.api.jobs import ApiJob, JobStore, now
 from anonymizer.api.settings import ApiConfig
 
 PROBLEM = "application/problem+json"
-CHUNK = 1 << 16
 # Multipart framing around the file (boundaries, part headers): allowed on top of the size limit
 # when Content-Length is checked before the body is read.
 FRAMING_ALLOWANCE = 64 * 1024
