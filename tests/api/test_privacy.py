@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from api_helpers import Api
 
 
 def test_no_token_or_upload_name_reaches_a_log_the_audit_or_the_state(api: Api) -> None:
-    assert api.tokens and api.names, "runs after the other API tests, which mint tokens and send names"
+    if not api.tokens or not api.names:
+        pytest.skip("scans what the other API tests did: run it with them (pytest tests/api)")
     logs = api.logs() + api.daemon.logs()
     audit = (api.root / "audit" / "audit.jsonl").read_text(errors="replace")
     # The journal, job records and keys: read as bytes, so a name in a SQLite page is found too.
