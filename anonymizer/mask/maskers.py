@@ -89,7 +89,10 @@ class Masker:
             x1, y1, x2, y2 = regions.xyxy[i]
             x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
             x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
-            box = (x1, y1, x2, y2, bool(self.spec.shape == "ellipse" and regions.class_id[i] == FACE))
+            # A face region cut by the frame's edge is masked whole: an ellipse inscribed in its
+            # visible part would leave the corners at the edge, where the cut face is, unmasked.
+            at_edge = x1 <= 0 or y1 <= 0 or x2 >= width or y2 >= height
+            box = (x1, y1, x2, y2, bool(self.spec.shape == "ellipse" and regions.class_id[i] == FACE and not at_edge))
             # The tracker's two linkings and its guesses often predict the very same pixels; a
             # second pass over them would only blur a blur (a fifth of the masking time in a crowd).
             if x2 - x1 >= 1 and y2 - y1 >= 1 and box not in done:

@@ -154,3 +154,21 @@ def test_identical_regions_are_masked_once():
     once = Masker(MaskSpec()).apply(img.copy(), Detections([[20, 20, 80, 90]], [1], [FACE]))
     twice = Masker(MaskSpec()).apply(img.copy(), Detections([[20, 20, 80, 90], [20.2, 20.1, 79.9, 89.6]], [1, 0.5], [FACE, FACE]))
     assert np.array_equal(once, twice)
+
+
+def test_a_face_cut_by_the_frame_edge_is_masked_whole_up_to_the_edge():
+    # The padded region of a face cut by the top edge is clipped there; an ellipse inscribed in the
+    # clipped part would taper to a point at the edge, where the cut face's widest part is.
+    img = textured(200, 200)
+    specs = {FACE: ClassSpec(margin=0.3, margin_px=4, min_margin_px=4)}
+    cut = Detections([[60, 0, 140, 50]], [1], [FACE])
+    regions = pad_and_clip(cut, specs, (200, 200), ellipse=True)
+    out = Masker(MaskSpec(method="fill", shape="ellipse", color=(0, 0, 0))).apply(img.copy(), regions)
+    x1, y1, x2, y2 = (int(v) for v in regions.xyxy[0])
+    assert y1 == 0 and (out[0:y2, x1:x2] == 0).all()  # every pixel up to the edge, corners included
+    # Away from the edges the ellipse stays an ellipse: its corners keep their pixels.
+    inside = Detections([[60, 80, 140, 130]], [1], [FACE])
+    regions = pad_and_clip(inside, specs, (200, 200), ellipse=True)
+    out = Masker(MaskSpec(method="fill", shape="ellipse", color=(0, 0, 0))).apply(img.copy(), regions)
+    x1, y1 = (int(v) for v in regions.xyxy[0][:2])
+    assert (out[y1, x1] == img[y1, x1]).all()
