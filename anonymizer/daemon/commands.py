@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
             "file, and show whether the daemon is running, the queue per folder, the running job with "
             "its progress (done of total, ETA of the stage), job counts, what became of finished jobs' "
             "sources, sources whose retention is failing or held, and the most recent failures with "
-            "their reasons. Exit 1 when the daemon has not run with this config yet."
+            "their reasons; with a broker, the jobs waiting in it and each worker that answers (jobs "
+            "done, job running). Exit 1 when the daemon has not run with this config yet."
         ),
     )
     p.add_argument(
@@ -243,6 +244,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         journal.close()
     review = _review_summary(cfg.state_dir, now)
     live_job = daemon.get("job") or {}
+    dist = None
+    if cfg.broker is not None:
+        from anonymizer.dist.client import broker_status
+
+        dist = broker_status(cfg.broker.url, cfg.broker.result_backend)
     data = {
         "daemon": {k: v for k, v in daemon.items() if k != "job"},
         "queue": depth,
@@ -289,6 +295,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             for j in failures
         ],
     }
+    if dist is not None:
+        data["dist"] = dist
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -312,6 +320,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"running: {r['job_id']} (folder {r['folder']}, {r['running_s']} s, sha256 {(r['sha256'] or '?')[:16]})"
             + _describe_progress(r)
         )
+    if dist is not None:
+        if "error" in dist:
+            print(f"broker {dist['broker']}: not reachable ({dist['error']})")
+        else:
+            print(f"broker {dist['broker']}: {dist['waiting']} job(s) waiting for a worker")
+            for w in dist["workers"]:
+                print(f"  worker {w['name']}: {w['done']} job(s) done, running {', '.join(w['running']) or 'nothing'}")
+            if not dist["workers"]:
+                print("  no worker answered (anonymizer worker --config FILE)")
     # 'retired' is the journal's word for a finished job whose retention ran; say what happened
     # to the source instead (a kept source was not retired in any sense a user would recognise).
     finished = counts["done"] + counts["retired"]

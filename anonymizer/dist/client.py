@@ -61,9 +61,15 @@ class JobQueue:
 
     def depth(self) -> int | None:
         """Messages waiting in the queue (not yet taken by a worker), or None if unknown."""
+        from amqp.exceptions import ChannelError
+
         try:
             with self.app.connection_for_read() as conn:
                 return int(conn.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
+        except ChannelError as exc:
+            if str(getattr(exc, "reply_code", "")) == "404":  # kombu's Redis channel sets the text "404"
+                return 0  # Redis keeps no empty lists: no queue means no message waiting
+            return None
         except Exception:  # noqa: BLE001 - advisory figure; a broker hiccup must not stop the loop
             return None
 
@@ -81,3 +87,21 @@ class JobQueue:
             total = (stats.get(name) or {}).get("total", {})
             out.append({"name": name, "running": [j for j in jobs if j], "done": int(sum(total.values()) if total else 0)})
         return out
+
+
+def broker_status(url: str, result_backend: str | None = None, *, timeout_s: float = 1.0) -> dict[str, Any]:
+    """For ``anonymizer status``: jobs waiting in the broker and the workers that answer now.
+
+    Never raises: a broker that cannot be reached is reported as such (the URL without password).
+    """
+    from anonymizer.dist.app import make_app
+    from anonymizer.dist.config import redacted
+
+    out: dict[str, Any] = {"broker": redacted(url)}
+    try:
+        queue = JobQueue(make_app(url, result_backend=result_backend))
+        out["waiting"] = queue.depth()
+        out["workers"] = queue.workers(timeout_s)
+    except Exception as exc:  # noqa: BLE001 - advisory output; the reason is the exception's type
+        out["error"] = type(exc).__name__
+    return out

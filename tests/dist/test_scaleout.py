@@ -151,6 +151,11 @@ def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish
     assert outputs == [f"ok{i}.jpg" for i in range(len(dh.FACE_SAMPLES))]
     assert not _temporaries(tmp_path / "cams" / "out")
     _assert_audit_verifies(config)
+    # `anonymizer status` asks the broker: nothing waiting, both workers answering.
+    status = dh.run_cli("status", "--config", str(config), "--json")
+    assert status.returncode == 0, status.stderr
+    dist = json.loads(status.stdout)["dist"]
+    assert dist["waiting"] == 0 and {w["name"].split("@")[1] for w in dist["workers"]} == {"w1", "w2"}, dist
 
 
 def _plain_video(path: Path, frames: int) -> Path:
