@@ -203,10 +203,14 @@ class Profile:
         """Hash of the effective settings (not of the file's bytes): same settings, same hash.
 
         ``review`` is left out: holding an output for review changes where it waits, not a
-        pixel of it, so the same content is the same job either way.
+        pixel of it, so the same content is the same job either way. ``retention`` and
+        ``privacy`` are left out too: they are the coordinator's (what becomes of the source, what
+        logs may name), so editing ``retention.after`` neither processes the same content again
+        (the job key holds this hash) nor rebuilds the engine on a reload.
         """
         data = self.to_dict()
-        data.pop("review", None)
+        for key in ("review", "retention", "privacy"):
+            data.pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 

@@ -165,3 +165,13 @@ def test_low_collateral_profile_only_narrows_photo_faces():
         else:
             assert (narrow[:, :2] >= wide[:, :2]).all() and (narrow[:, 2:] <= wide[:, 2:]).all()
             assert (narrow[:, 2:] - narrow[:, :2]).sum() < (wide[:, 2:] - wide[:, :2]).sum()
+
+
+def test_retention_and_privacy_do_not_change_the_profile_hash():
+    # The job key holds the profile hash: a retention edit must not make known content new again.
+    base = profile_from_dict({"mask": {"method": "pixelate"}})
+    edited = profile_from_dict(
+        {"mask": {"method": "pixelate"}, "retention": {"source": "delete", "after": "30d"},
+         "privacy": {"log_file_names": True}}
+    )
+    assert edited.retention != base.retention and edited.sha256 == base.sha256
