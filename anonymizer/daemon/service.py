@@ -215,7 +215,12 @@ class Heartbeat(threading.Thread):
 
 
 class ScanLoop(threading.Thread):
-    """Polls each folder every ``poll_interval_s`` and offers complete files to the journal."""
+    """Polls each folder every ``poll_interval_s`` and offers complete files to the journal.
+
+    A local input folder is also watched (``LocalWakeup``): an event there scans it at once and
+    again when the files it found could have settled, so a dropped file starts about
+    ``settle_s`` after it is complete instead of up to a poll interval later.
+    """
 
     def __init__(self, journal_path: Path, log: Any, wake: threading.Event) -> None:
         super().__init__(name="anonymizer-scanner", daemon=True)
@@ -229,6 +234,10 @@ class ScanLoop(threading.Thread):
         self._next_scan: dict[str, float] = {}
         self._next_full: dict[str, float] = {}
         self.error: BaseException | None = None
+        from anonymizer.daemon.wakeup import LocalWakeup
+
+        self._poke = threading.Event()
+        self.wakeup = LocalWakeup(self._poke, log)
 
     def set_folders(self, folders: tuple[FolderConfig, ...]) -> None:
         """Swap in a new folder list; a folder whose scan settings are unchanged keeps its state."""
@@ -246,15 +255,19 @@ class ScanLoop(threading.Thread):
                 self._next_full.setdefault(f.name, time.monotonic() + f.rescan_interval_s)
             self._folders = {f.name: f for f in folders}
             self._scanners = scanners
+        self.wakeup.update({f.name: f for f in folders})
 
     def stop(self) -> None:
         self._stopped.set()
+        self._poke.set()
+        self.wakeup.stop()
 
     def run(self) -> None:
         journal = Journal(self._journal_path)
         try:
             while not self._stopped.is_set():
-                self._stopped.wait(self._scan_due(journal))
+                self._poke.wait(self._scan_due(journal))
+                self._poke.clear()
         except BaseException as exc:  # noqa: BLE001 - reported to the main loop, which exits
             self.error = exc
             self._log.error("scanner.crashed", error=type(exc).__name__)
@@ -269,10 +282,11 @@ class ScanLoop(threading.Thread):
             scanners = dict(self._scanners)
         now = time.monotonic()
         waits = [1.0]
+        woken = self.wakeup.take_due()
         for name, folder in folders.items():
             if self._stopped.is_set():
                 break
-            if now >= self._next_scan.get(name, 0.0):
+            if now >= self._next_scan.get(name, 0.0) or name in woken:
                 scanner = scanners[name]
                 if now >= self._next_full.get(name, 0.0):
                     # Periodic reconciliation: re-offer every complete file; the journal
@@ -295,6 +309,11 @@ class ScanLoop(threading.Thread):
                 if scanner.last.errors:
                     self._log.warning("scan.errors", folder=name, errors=scanner.last.errors)
                 self._next_scan[name] = time.monotonic() + folder.poll_interval_s
+                if scanner.last.settling and not folder.done_marker and name in self.wakeup.watched():
+                    # Look again as soon as what is settling could be complete (not sooner than
+                    # twice a second: a file that stays busy costs no more than a fast poll).
+                    soon = time.monotonic() + max(folder.settle_s + 0.05, 0.5)
+                    self._next_scan[name] = min(self._next_scan[name], soon)
             waits.append(self._next_scan[name] - time.monotonic())
         return max(0.05, min(waits))
 
