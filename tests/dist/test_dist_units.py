@@ -109,3 +109,4 @@ def test_validate_config_tells_worker_configs_and_shows_the_broker_without_passw
     result = run_cli("validate-config", str(daemon))
     assert result.returncode == 0, result.stderr
     assert "broker: redis://h:6379/0 (jobs run on `anonymizer worker` processes)" in result.stdout
+
