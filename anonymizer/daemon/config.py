@@ -204,6 +204,10 @@ def _broker(c: Checker, top: dict[str, Any]) -> BrokerConfig | None:
                 c.error(key, "only meaningful with a broker (set broker: URL or remove this key)")
         return None
     check_backend_pair(c, url, backend)
+    import importlib.util
+
+    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
+        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
     return BrokerConfig(url, backend, in_flight, timeout)
 
 

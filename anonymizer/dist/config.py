@@ -97,6 +97,10 @@ def load_worker_config(path: str | Path) -> WorkerConfig:
     timeout = float(
         c.get(top, "", "visibility_timeout_s", DEFAULT_VISIBILITY_TIMEOUT_S, (int, float), minimum=10, maximum=7 * 86400)
     )
+    import importlib.util
+
+    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
+        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
     c.raise_if_errors()
     assert broker is not None
     return WorkerConfig(broker, backend, concurrency, name, timeout, path)

@@ -110,3 +110,19 @@ def test_validate_config_tells_worker_configs_and_shows_the_broker_without_passw
     assert result.returncode == 0, result.stderr
     assert "broker: redis://h:6379/0 (jobs run on `anonymizer worker` processes)" in result.stdout
 
+
+
+def test_a_broker_without_the_dist_extra_is_refused_at_load_naming_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "worker.yaml"
+    config.write_text("broker: redis://127.0.0.1:6379/0\n")
+    code = (
+        "import sys\nsys.modules['celery'] = None\n"  # as on an install without the dist extra
+        "from anonymizer.cli import main\nsys.exit(main(['validate-config', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1 and "at 'broker': needs the dist extra" in proc.stderr, proc.stderr
