@@ -652,6 +652,9 @@ class Service:
             return cfg
         if new.metrics != cfg.metrics:
             self.log.warning("config.metrics_unchanged", reason="the metrics address only changes with a restart")
+        if new.broker != cfg.broker:
+            # Jobs out on workers are followed through the broker they were sent to.
+            self.log.warning("config.broker_unchanged", reason="the broker settings only change with a restart")
         engines.replace(ready)
         worker.note_mounts(new.folders)
         scan.set_folders(new.folders)
