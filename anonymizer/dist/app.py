@@ -44,9 +44,10 @@ def make_app(broker_url: str, *, result_backend: str | None = None, visibility_t
         accept_content=["json"],
         result_accept_content=["json"],
         task_default_queue=QUEUE,
-        # Results are read by the coordinator, possibly after a restart: kept a week.
+        # Results are read by the coordinator, possibly after a restart: kept a week (and deleted
+        # once read). Not "extended": the backend need not keep the payload's paths beside them.
         result_expires=7 * 24 * 3600,
-        result_extended=True,
+        result_extended=False,
         broker_transport_options={"visibility_timeout": timeout},
         result_backend_transport_options={"visibility_timeout": timeout},
         broker_connection_retry_on_startup=True,
@@ -54,8 +55,10 @@ def make_app(broker_url: str, *, result_backend: str | None = None, visibility_t
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No task events: they would copy each payload (paths on the shares) to every listener;
+        # `anonymizer status` asks the workers directly (remote control), which needs none.
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         # A job is one long call: no soft time limit here, the profile's limits bound it.
         task_time_limit=None,
     )
