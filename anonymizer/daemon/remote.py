@@ -99,16 +99,24 @@ class RemoteRunner:
         for job_id in self.still_out():
             job = self.journal.get(job_id)
             folder = folders.get(job.folder) if job is not None else None
-            if job is None or folder is None:
+            if job is None:
+                continue
+            if folder is None:
+                # Its folder left the config: queued again, as an interrupted job of it would be.
+                self.journal.requeue(job_id)
                 continue
             attempt = self.worker.begin(job, folder)
             if isinstance(attempt, str) or self.worker.prepare(attempt) is not None:
                 continue  # ended without the engine (changed, vanished): its work folder goes below
             task_id = saved[job_id]
             self.in_flight[job_id] = InFlight(attempt, task_id, _work_dir(attempt), time.monotonic())
-            if self.queue.state(task_id).state == "PENDING":
-                # Never marked queued: the coordinator stopped between journaling and sending.
-                self._send(attempt, task_id)
+            try:
+                if self.queue.state(task_id).state == "PENDING":
+                    # Never marked queued: the coordinator stopped between journaling and sending.
+                    self._send(attempt, task_id)
+            except self.unavailable_errors() as exc:
+                # The broker is away at start-up: ``collect`` looks again once it is back.
+                attempt.log.error("dist.broker_unavailable", error=type(exc).__name__)
             attempt.log.info("job.reattached", task_id=task_id)
         self._save()
         self._remove_stale_work_dirs(folders)
