@@ -86,6 +86,11 @@ class ClassSpec:
     # ... and every n-th detector frame the full plan (every video scale, tile and mirror); the
     # tracker covers the frames between (its lead and trail reach at least this far).
     video_full_every: int = 4
+    # The mirrored passes in video. Off for faces: the mirror finds turned faces in single photos,
+    # but in video the same faces turn, move and get found unmirrored (0 leaks either way on the
+    # eval clips, bench/eval_video.py), and the mirrored full-resolution pass was a fifth of the
+    # detector's time. Photos keep ``flip``.
+    video_flip: bool = False
     cascade: CascadeSpec = field(default_factory=CascadeSpec)
 
 
@@ -402,6 +407,7 @@ def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: 
         min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
         video_dense_side=c.get(d, path, "video_dense_side", default.video_dense_side, int, minimum=0, maximum=8192),
         video_full_every=c.get(d, path, "video_full_every", default.video_full_every, int, minimum=1, maximum=30),
+        video_flip=c.get(d, path, "video_flip", default.video_flip, bool),
         cascade=_cascade_spec(c, d.get("cascade"), _join(path, "cascade"), default.cascade),
     )
 

@@ -111,7 +111,7 @@ class ClassDetector:
         passes = []
         for scale, x0, y0, x1, y1 in plan_passes(height, width, self.spec, video=video, fixed_input=fixed_input):
             passes.append(Pass(scale, x0, y0, x1, y1, False))
-            if self.spec.flip:
+            if self.spec.video_flip if video else self.spec.flip:
                 passes.append(Pass(scale, x0, y0, x1, y1, True))
         return passes
 

@@ -77,7 +77,7 @@ class Boxes:
 
 
 def test_schedule_cadence_gating_refresh_and_camera_motion():
-    spec = ClassSpec(scales=(1.0,), video_scales=(1.0, 2.0), flip=True, video_full_every=3, tile_size=4096)
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0, 2.0), flip=True, video_flip=True, video_full_every=3, tile_size=4096)
     schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=10)
     rgb = np.zeros((360, 640, 3), np.uint8)
     kept = Detections(np.array([[10, 10, 40, 40]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))

@@ -87,3 +87,17 @@ def test_a_scale_below_one_zooms_out_on_a_canvas_for_fixed_input_models():
     assert raw.shapes == [(360, 640, 3), (360, 640, 3)]  # the zoomed-out pass is padded to full size
     # its box (160 x 90 on the canvas) maps back through the 0.5 scale: 320 x 180 in the image
     assert any(np.allclose(b, [0, 0, 320, 180]) for b in dets.xyxy)
+
+
+def test_mirrored_passes_follow_flip_on_photos_and_video_flip_on_video():
+    from anonymizer.detect.multiscale import ClassDetector
+
+    def mirrored(spec: ClassSpec, video: bool) -> list[bool]:
+        return [p.flipped for p in ClassDetector(lambda rgb, t: None, spec, 0).plan(720, 1280, video=video)]
+
+    default = ClassSpec()  # faces: flip for photos, no mirror in video
+    assert mirrored(default, video=False) == [False, True] * (len(mirrored(default, video=False)) // 2)
+    assert True not in mirrored(default, video=True)
+    both = ClassSpec(video_flip=True)
+    assert mirrored(both, video=True).count(True) == mirrored(both, video=True).count(False) > 0
+    assert True not in mirrored(ClassSpec(flip=False), video=False)
