@@ -482,6 +482,18 @@ class Journal:
             summary_json=json.dumps(summary, sort_keys=True),
         )
 
+    def latest_job_for(self, folder: str, rel_path: str) -> Job | None:
+        """Return the newest job of ``folder``/``rel_path`` (by name, or by path HMAC once retired).
+
+        For callers that place a file into a folder and offer it themselves (the job API, the S3
+        buckets): when ``offer`` says the file is known, this is the job that covers it.
+        """
+        rows = self._rows(
+            "SELECT * FROM jobs WHERE folder = ? AND (rel_path = ? OR path_hmac = ?) ORDER BY created_at DESC LIMIT 1",
+            (folder, encode_rel(rel_path), self._path_hmac(folder, rel_path)),
+        )
+        return rows[0] if rows else None
+
     def find_done_by_key(self, key: str, *, exclude: str) -> Job | None:
         """Return a finished (verified, recorded) job with this key, other than ``exclude``."""
         rows = self._rows(
