@@ -33,6 +33,7 @@ from typing import Any
 from anonymizer.audit.log import AuditLog, path_hmac
 from anonymizer.audit.records import job_record, retention_record, utc_iso
 from anonymizer.config import Profile
+from anonymizer.daemon import review as review_hold
 from anonymizer.daemon.config import FolderConfig, RetryPolicy, mount_of
 from anonymizer.daemon.fsutil import (
     TMP_PREFIX,
@@ -86,6 +87,7 @@ class Attempt:
     size: int = 0
     engine: Any = None
     tmp: Path | None = None  # written and not yet published: removed when the attempt ends
+    masks: Any = None  # the operator's sidecar masks (anonymizer.daemon.review), or None
 
 
 @dataclass
@@ -213,7 +215,8 @@ class Worker:
         if outcome is not None:
             return outcome
         a.tmp = a.planned_tmp
-        return self._complete(a, run_job(a.engine, a.src, a.planned_tmp, progress=self._progress))
+        engine = review_hold.WithMasks(a.engine, a.masks) if a.masks is not None else a.engine
+        return self._complete(a, run_job(engine, a.src, a.planned_tmp, progress=self._progress))
 
     # The coordinator's half of a job that a remote worker runs (anonymizer.dist): ``prepare``
     # before the engine call, ``complete`` with what the worker returned. Both go through the
@@ -329,7 +332,10 @@ class Worker:
             self.journal.set_hash(job.id, sha, None)
         sniffed = sniff(src, max_file_bytes=limits.max_file_bytes)
         engine = self.engine_for(folder.profile)
-        key = job_key(sha, folder.profile.sha256, [str(m.get("sha256")) for m in engine.models])
+        # The operator's sidecars (and a reviewer's masks) change the output: part of the job key.
+        a.masks = review_hold.masks_for_job(self, job, folder, src)
+        profile_key = review_hold.keyed_profile(folder.profile.sha256, a.masks)
+        key = job_key(sha, profile_key, [str(m.get("sha256")) for m in engine.models])
         self.journal.set_hash(job.id, sha, key)
         job = a.job = self.journal.get(job.id)  # type: ignore[assignment]
         log = a.log = log.bind(sha256=sha)
@@ -375,6 +381,10 @@ class Worker:
             final = final.with_name(final.name + output.extra_suffix)
         summary = dict(output.summary)
         summary.setdefault("timings", {})
+        if a.masks is not None and "manual" not in summary:
+            # A worker that did not apply the sidecar (a remote one) made an output without the
+            # operator's masks: never publish it.
+            raise JobError("the output was made without the job's sidecar masks")
         if not self._source_unchanged(folder, job):
             # The writer touched the file after it settled: what was anonymized may not be
             # what was hashed. Drop the output (finally) and let the scanner offer it again.
@@ -388,6 +398,8 @@ class Worker:
             "verify_s": round(time.monotonic() - verify_started, 3),
         }
         self.journal.set_pending_output(job.id, final.relative_to(folder.output).as_posix(), out_sha, out_size, summary)
+        if folder.profile.review == "required":
+            return review_hold.hold_output(self, a, tmp, final, summary, out_sha, out_size)
         self._require_mounted(folder.output)
         published = place_no_overwrite(tmp, final)
         a.tmp = None
@@ -761,6 +773,7 @@ class Worker:
         up to ``retry.max_attempts`` times; then the source is held (left in place for good, shown
         by ``anonymizer status`` and the metrics). A share that is away does not count as a try.
         """
+        review_hold.apply_decisions(self, folders)  # an approval makes its job due (review: required)
         done = 0
         for job in self.journal.due_for_retention(self.clock()):
             folder = folders.get(job.folder)
