@@ -3,7 +3,8 @@
 States::
 
     queued ──claim──▶ running ──▶ done ──retention──▶ retired
-       ▲                 │  │
+       ▲                 │  ├──▶ review ──approve──▶ done   (profile review: required)
+       │                 │  │
        └──retry(backoff)─┘  ├──▶ quarantined   (bad media, or retries exhausted)
                             └──▶ vanished      (source changed or disappeared before processing)
 
@@ -31,7 +32,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-STATES = ("queued", "running", "done", "retired", "quarantined", "vanished")
+# 'review': a verified output held for review (profile review: required, anonymizer.review.hold);
+# never claimed, never due for retention, until a decision makes it 'done' (or queued again).
+STATES = ("queued", "running", "review", "done", "retired", "quarantined", "vanished")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -390,7 +393,7 @@ class Journal:
             "SELECT id, state, size, mtime_ns, inode FROM jobs WHERE folder = ? AND (rel_path = ? OR path_hmac = ?)"
             # Jobs whose file was deleted or moved away do not count: a new file may reuse the
             # inode, and a copy tool that preserves mtime would then look like the old version.
-            " AND (state IN ('queued', 'running', 'done') OR (state = 'retired' AND retention = 'kept'))",
+            " AND (state IN ('queued', 'running', 'review', 'done') OR (state = 'retired' AND retention = 'kept'))",
             (folder, rel_path, hmac_),
         ).fetchall()
         for r in rows:
