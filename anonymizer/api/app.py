@@ -59,7 +59,7 @@ class Digest(BaseModel):
 
 class JobView(BaseModel):
     id: str
-    state: str  # queued | running | done | failed | deleted
+    state: str  # queued | running | review | done | failed
     profile: str
     outcome: str | None = None
     error: str | None = None

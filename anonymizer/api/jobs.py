@@ -111,7 +111,8 @@ class JobStore:
             updated = journal_job.updated_at
             outcome = journal_job.outcome
             summary = {k: v for k, v in journal_job.summary.items() if k in SUMMARY_KEYS}
-            if journal_job.state in ("queued", "running"):
+            if journal_job.state in ("queued", "running", "review"):
+                # review: verified, but held until a reviewer approves it (profile review: required)
                 state = journal_job.state
             elif journal_job.state in FINISHED and journal_job.outcome in OUTPUT_OUTCOMES:
                 state = "done"

@@ -278,7 +278,7 @@ class BucketSync:
         job = self.inbox.journal.get(state.journal_id or "")
         if job is None:
             return self._finish(state, "failed", "the journal has no job for the object")
-        if job.state in ("queued", "running"):
+        if job.state in ("queued", "running", "review"):  # review: held until a reviewer decides
             return None
         if state.uploaded:
             return self._drop_local_output(state, job)
