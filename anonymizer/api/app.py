@@ -441,7 +441,7 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
 
     journal = s.inbox.journal
     journal_job = journal.get(job.journal_id)
-    if journal_job is not None and (journal_job.state in ("queued", "running") or not journal_job.audited):
+    if journal_job is not None and (journal_job.state in ("queued", "running", "review") or not journal_job.audited):
         raise ApiProblem(409, "Conflict", "the job is still being processed; delete it once it has finished")
     folder = s.inbox.folder(job.folder)
     removed_output = removed_source = False
