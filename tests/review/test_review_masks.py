@@ -148,3 +148,16 @@ def test_process_reads_the_sidecar_beside_a_photo_and_writes_its_report(fast_pro
     run = run_cli("process", str(src), "--out", str(tmp_path / "out2"), "--masks", str(bad))
     assert run.returncode == 2 and "regions[0].box" in run.stderr and "regions[1].polygon" in run.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_folder_sidecar_and_the_source_sidecar_add_up_folder_first(tmp_path):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"")
+    (tmp_path / ".masks.yaml").write_text("regions:\n  - box: [0, 0, 10, 10]\n")
+    sidecar_for(src).write_text("regions:\n  - box: [5, 5, 20, 20]\nexclusions:\n  - box: [0, 0, 50, 50]\n")
+    (tmp_path / "other.mp4.masks.yaml").write_text("regions:\n  - box: [1, 1, 2, 2]\n")  # another source's
+    paths = sidecars_of(src)
+    assert paths == [tmp_path / ".masks.yaml", tmp_path / "clip.mp4.masks.yaml"]
+    masks = load_sidecars(paths)
+    assert [r.key for r in masks.regions] == [f"{paths[0]}: regions[0]", f"{paths[1]}: regions[0]"]
+    assert len(masks.exclusions) == 1 and len(masks.sha256) == 2
