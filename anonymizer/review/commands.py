@@ -156,13 +156,22 @@ def cmd_decide(args: argparse.Namespace) -> int:
         masks_yaml = args.masks.read_text(encoding="utf-8")
     store = _store(args, readonly=False)
     try:
+        before = store.get(args.job)
         outcome = store.decide(args.job, args.decision, operator, time.time(), masks_yaml)
         deadline = time.monotonic() + max(0.0, args.wait)
-        final = {"approved": ("published",), "rejected": ("rerun", "closed")}[args.decision]
-        state = store.get(args.job).state if outcome != "unknown" else None
-        while args.wait and state not in final and time.monotonic() < deadline:
+
+        def applied() -> tuple[bool, str | None]:
+            now = store.get(args.job)
+            if now is None:
+                return False, None
+            # A rejection with masks may already be held again (a new round) when we look.
+            again = now.state == "waiting" and before is not None and now.rounds > before.rounds
+            return now.state in ("published", "rerun", "closed") or again, now.state
+
+        done, state = applied()
+        while args.wait and outcome == "recorded" and not done and time.monotonic() < deadline:
             time.sleep(0.2)
-            state = store.get(args.job).state
+            done, state = applied()
     finally:
         store.close()
     word = "approve" if args.decision == "approved" else "reject"
@@ -176,11 +185,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
         print(f"{args.job}: nothing to {word}: already {outcome}")
     else:
         print(f"{args.job}: {args.decision} by {operator}; " + (
-            f"applied ({state})" if state in final else "the daemon applies it on its next pass"))
+            f"applied ({state})" if done else "the daemon applies it on its next pass"))
     if outcome == "unknown":
         return 1
     if outcome != "recorded":
         # A repeated approve/reject is no error (it changes nothing); a contrary one is.
         same = {"approved": ("approved", "published"), "rejected": ("rejected", "rerun", "closed")}[args.decision]
         return 0 if outcome in same else 1
-    return 1 if args.wait and state not in final else 0
+    return 1 if args.wait and not done else 0
