@@ -202,7 +202,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             kind = _config_kind(path)
-            if kind == "worker":
+            if path.name.lower().endswith(".masks.yaml"):
+                # A sidecar (docs/review.md): its own format; whether it fits its media is checked
+                # when the job starts.
+                from anonymizer.review.sidecar import load_sidecars
+
+                masks = load_sidecars([path])
+                print(f"{path}: valid sidecar, {len(masks.regions)} region(s), {len(masks.exclusions)} exclusion(s)")
+            elif kind == "worker":
                 from anonymizer.dist.config import load_worker_config, redacted
 
                 wcfg = load_worker_config(path)
@@ -290,11 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Check profile, daemon and worker config files without running anything. Each file's kind "
             "is told from its keys (a daemon config has state_dir/audit_dir/folders, a worker config a "
             "broker and no folders); a daemon config "
-            "is checked as a whole, with each folder's profile and the folder layout. Every error "
+            "is checked as a whole, with each folder's profile and the folder layout; a file named "
+            "*.masks.yaml as a sidecar of manual masks (docs/review.md). Every error "
             "of a file is listed in one round. Exit 0 when all are valid, 1 otherwise."
         ),
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile, daemon or worker config YAML")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile, daemon or worker config YAML, or a .masks.yaml sidecar")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
