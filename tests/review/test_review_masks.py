@@ -108,6 +108,11 @@ def test_a_sidecar_with_several_errors_reports_every_one(tmp_path):
     assert len(lines) == len(expected)
     for want in expected:
         assert any(line.startswith(f"{path}: {want}") for line in lines), want
+    # The same through validate-config, for checking a sidecar before dropping it beside a source.
+    from daemon_helpers import run_cli
+
+    run = run_cli("validate-config", str(path))
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == len(expected)
 
 
 def test_masks_outside_the_frame_or_past_the_end_fail_the_job_and_write_nothing(fast_engine, tmp_path):
