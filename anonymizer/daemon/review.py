@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -85,7 +86,8 @@ def hold_output(worker: Any, a: Any, tmp: Path, final: Path, summary: dict[str, 
     from anonymizer.review.report import write_job_report
 
     name = display_rel(job.rel_path) if folder.profile.privacy.log_file_names else None
-    write_job_report(copy, summary, folder.profile, folder_path, job.id, job_id=job.id, file_name=name)
+    for path in write_job_report(copy, summary, folder.profile, folder_path, job.id, job_id=job.id, file_name=name):
+        os.chmod(path, 0o600)  # like everything in state_dir: the service user's only
     now = worker.clock()
     store.hold(job.id, folder.name, copy_name, now)
     _audit(worker, review_record(
