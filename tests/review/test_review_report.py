@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from media_factory import decode_rgb, load_rgb, make_video
+from PIL import Image
 from review_media import two_faces_photo
 
 from anonymizer.config import Profile
