@@ -37,9 +37,13 @@ class Timeline:
         self.bits = {cid: bytearray() for cid in self.thresholds}
         self.manual = bytearray()
         self.counts = {cid: array("H") for cid in self.thresholds}
-        # (class, track id) -> frames detected; predicted (frame, class, track id) to classify later.
-        self._detected: dict[tuple[int, int], array] = defaultdict(lambda: array("i"))
-        self._predicted: list[tuple[int, int, int]] = []
+        # A track's guess is told interpolated from lead/trail as frames arrive (they arrive in
+        # order), so that nothing per box piles up over a six-hour clip: per live track, the frame
+        # it was last detected on, and its guesses still waiting to learn whether a sighting
+        # follows within the gap (frame, whether one preceded within the gap).
+        self._last_seen: dict[tuple[int, int], int] = {}
+        self._pending: dict[tuple[int, int], list[tuple[int, bool]]] = defaultdict(list)
+        self._swept = 0
         self._lock = threading.Lock()  # the track and mask stages record from their own threads
 
     def _grow(self, row: bytearray, index: int) -> None:
@@ -61,12 +65,40 @@ class Timeline:
                     row[index] |= DETECTED_BIT
                     if float(kept.confidence[det].max()) < self.thresholds[cid]:
                         row[index] |= WEAK_BIT
-                for tid in kept.tracker_id[det]:
-                    self._detected[(cid, int(tid))].append(index)
+                reach = self.max_gap + 1
                 for tid in kept.tracker_id[sel & (kept.source != DETECTED)]:
-                    self._predicted.append((index, cid, int(tid)))
+                    last = self._last_seen.get((cid, int(tid)))
+                    self._pending[(cid, int(tid))].append((index, last is not None and last >= index - reach))
+                for tid in kept.tracker_id[det]:
+                    key = (cid, int(tid))
+                    for guess, before in self._pending.pop(key, ()):
+                        if guess < index:
+                            row[guess] |= INTERPOLATED_BIT if before and index <= guess + reach else PREDICTED_BIT
+                        else:  # a guess on this very frame waits for a later sighting
+                            self._pending[key].append((guess, before))
+                    self._last_seen[key] = index
                 if np.any(excluded.class_id == cid):
                     row[index] |= EXCLUDED_BIT
+            if index - self._swept > self.max_gap:
+                self._sweep(index)
+
+    def _sweep(self, index: int) -> None:
+        """Settle the guesses no sighting can follow any more, and forget tracks long unseen."""
+        reach = self.max_gap + 1
+        for key in list(self._pending):
+            waiting = []
+            for guess, before in self._pending[key]:
+                if guess + reach < index:
+                    self.bits[key[0]][guess] |= PREDICTED_BIT
+                else:
+                    waiting.append((guess, before))
+            if waiting:
+                self._pending[key] = waiting
+            else:
+                del self._pending[key]
+        for key in [k for k, last in self._last_seen.items() if last + reach < index]:
+            del self._last_seen[key]
+        self._swept = index
 
     def record_manual(self, index: int, n_regions: int) -> None:
         with self._lock:
@@ -80,15 +112,12 @@ class Timeline:
         for row in (*self.bits.values(), self.manual):
             self._grow(row, frames - 1)
             del row[frames:]
-        for index, cid, tid in self._predicted:
-            seen = self._detected.get((cid, tid))
-            before = after = False
-            if seen is not None:
-                arr = np.frombuffer(seen, np.int32) if len(seen) else np.zeros(0, np.int32)
-                before = bool(np.any((arr < index) & (arr >= index - self.max_gap - 1)))
-                after = bool(np.any((arr > index) & (arr <= index + self.max_gap + 1)))
-            self.bits[cid][index] |= INTERPOLATED_BIT if before and after else PREDICTED_BIT
-        self._predicted.clear()
+        for (cid, _), guesses in self._pending.items():
+            for guess, _before in guesses:  # no sighting after them: lead/trail guesses
+                if guess < frames:
+                    self.bits[cid][guess] |= PREDICTED_BIT
+        self._pending.clear()
+        self._last_seen.clear()
 
     def leak_frames(self, limit: int = 16) -> list[dict[str, Any]]:
         """Frames a reviewer should look at first, with why: where a class's mask count changes

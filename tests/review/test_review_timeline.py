@@ -61,3 +61,39 @@ def test_a_polygon_is_painted_inside_only_and_a_box_to_its_edges():
     paint_shapes(image, masks.shapes_at(0, None), MaskSpec(color=(0, 0, 0)))
     assert (image[2, 2] == 0).all() and (image[25, 25] == 200).all()  # inside / outside the triangle
     assert (image[31:38, 31:38] == 0).all() and (image[30, 30] == 200).all() and (image[38, 38] == 200).all()
+
+
+def test_guesses_are_classified_as_frames_arrive_and_nothing_piles_up_over_a_long_clip():
+    """The same kinds as judging every guess against every sighting at the end, with bounded state."""
+    from anonymizer.review.timeline import INTERPOLATED_BIT, PREDICTED_BIT
+
+    gap = 4
+    rng = np.random.default_rng(3)
+    n_frames, tracks = 3000, 6
+    t = Timeline({"face": 0.5}, max_gap_frames=gap)
+    sightings: dict[int, list[int]] = {k: [] for k in range(tracks)}
+    guesses: list[tuple[int, int]] = []
+    most_pending = 0
+    for i in range(n_frames):
+        rows = []
+        for k in range(tracks):
+            r = rng.random()
+            if r < 0.3:
+                rows.append((10, 10, 20, 20, FACE, k, DETECTED, 0.9))
+                sightings[k].append(i)
+            elif r < 0.5:
+                rows.append((10, 10, 20, 20, FACE, k, PREDICTED, 0.9))
+                guesses.append((i, k))
+        t.record(i, dets(*rows), Detections.empty())
+        most_pending = max(most_pending, sum(len(v) for v in t._pending.values()))
+    t.finish(n_frames)
+
+    expected = np.zeros(n_frames, np.uint8)
+    for i, k in guesses:  # the whole-clip rule: a sighting within the gap before and after
+        seen = np.array(sightings[k])
+        before = np.any((seen < i) & (seen >= i - gap - 1))
+        after = np.any((seen > i) & (seen <= i + gap + 1))
+        expected[i] |= INTERPOLATED_BIT if before and after else PREDICTED_BIT
+    got = np.frombuffer(bytes(t.bits[FACE]), np.uint8) & (INTERPOLATED_BIT | PREDICTED_BIT)
+    assert np.array_equal(got, expected)
+    assert most_pending <= tracks * 3 * (gap + 2)  # a few gaps' worth per track, not the clip's
