@@ -3,18 +3,17 @@
 # Long runs are excluded by default; run them with: .venv/bin/python -m pytest -m slow
 #
 # What it installs, and says so as it does:
-# - the api and s3test extras (FastAPI, uvicorn, PyJWT, boto3; moto's S3 server) for tests/api
-#   and tests/buckets, which start uvicorn and moto's server on loopback themselves.
-# - the project with the test, yolo and dist extras (scripts/install.sh): the yolo extra brings
-#   ultralytics and torch, several GB, for the operator-weights tests. ANONYMIZER_EXTRAS=none
-#   ./scripts/test.sh keeps the CPU-only install, and those tests then skip saying why.
-# - the dist extra (celery, redis-py) for the scale-out tests in tests/dist/.
-# - run as root with apt-get: the Debian packages openssh-server, sshfs, strace and redis-server,
-#   if missing, for the network_mount tests (a real sshfs mount over loopback), the crash tests
-#   that kill the daemon inside one system call, and the scale-out tests (a real Redis broker on
-#   loopback, started by the tests themselves; the package's own service is not needed).
+# - the project with the test, yolo, dist, api and s3test extras (scripts/install.sh): yolo brings
+#   ultralytics and torch, several GB, for the operator-weights tests; dist (celery, redis-py) the
+#   scale-out tests in tests/dist; api (FastAPI, uvicorn, PyJWT) and s3test (boto3, moto's server)
+#   tests/api and tests/buckets, which start uvicorn and moto's server on loopback themselves.
+#   ANONYMIZER_EXTRAS=none ./scripts/test.sh keeps the CPU-only install, and those tests skip saying why.
+# - run as root with apt-get, if missing: the Debian packages openssh-server, sshfs and strace for
+#   the network_mount tests (a real sshfs mount over loopback) and the crash tests that kill the
+#   daemon inside one system call; redis-server for the scale-out tests (a real broker on loopback,
+#   started by the tests themselves; the package's own service is not needed); chromium, the real
+#   headless browser that renders the QA report in tests/review.
 #   ANONYMIZER_NO_APT=1 skips this; without them those tests skip.
-#   And chromium: the real headless browser that renders the QA report in tests/review.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,dist,api,s3test} ./scripts/install.sh
