@@ -172,6 +172,8 @@ class RemoteRunner:
             profile_sha256=profile_sha,
             models=model_identities(a.engine.models),
             max_deliveries=self.worker.retry.max_attempts,
+            masks=[list(doc) for doc in a.masks.documents] if a.masks else [],
+            masks_sha256=list(a.masks.sha256) if a.masks else [],
         )
         # The work folder exists exactly while the job is out: a delivery that finds none is a
         # late duplicate and runs nothing (anonymizer.dist.task).

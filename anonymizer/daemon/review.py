@@ -47,7 +47,7 @@ def masks_for_job(worker: Any, job: Any, folder: Any, src: Path) -> ManualMasks 
     rerun = store_for(worker.journal).rerun_masks(job.id)
     if rerun is not None:
         extra = parse_sidecar_text(rerun[0], "<review masks>")
-        masks = ManualMasks(masks.regions + extra.regions, masks.exclusions + extra.exclusions, masks.sha256 + extra.sha256)
+        masks = masks + extra
     return masks if masks else None  # an empty sidecar changes nothing
 
 

@@ -31,6 +31,10 @@ class JobPayload:
     profile_sha256: str
     models: list[dict[str, str]]  # [{"id", "sha256"}] of the coordinator's engine
     max_deliveries: int  # a job whose worker died this many times is given up (poison file)
+    # The operator's sidecar masks by content, [label, text] per file, and their SHA-256s (part of
+    # the job key): the worker validates them again and masks with them (anonymizer.review.sidecar).
+    masks: list[list[str]] = dataclasses.field(default_factory=list)
+    masks_sha256: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -31,6 +31,7 @@ from anonymizer.dist.app import TASK_NAME
 from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
 from anonymizer.errors import ConfigError, JobError, MediaError, ModelError
 from anonymizer.jobs.run import run_job
+from anonymizer.review.sidecar import masks_from_documents
 
 DELIVERY_KEY = "anonymizer:deliveries:"
 # How an error travels: by the name of the first class it is an instance of (most specific first).
@@ -101,7 +102,8 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
         profile = profile_from_content(payload.profile, payload.profile_sha256)
         engine = engine_for(profile)
         check_models(payload.models, engine.models, worker=me)
-    except (ConfigError, ModelError) as exc:
+        masks = masks_from_documents(payload.masks, payload.masks_sha256) if payload.masks else None
+    except (ConfigError, ModelError) as exc:  # ManualMasksError is a ConfigError
         log.error("task.refused", reason=str(exc))
         return {"status": "mismatch", "reason": str(exc), "worker": me}
 
@@ -133,7 +135,7 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
     log.info("task.started", delivery=deliveries, pid=os.getpid())
     task.update_state(state="PROGRESS", meta={"stage": "starting", "done": 0, "total": 0, "worker": me, "pid": os.getpid()})
     try:
-        out = run_job(engine, Path(payload.source), tmp, progress=progress)
+        out = run_job(engine, Path(payload.source), tmp, progress=progress, masks=masks)
     except (MediaError, JobError, ModelError, OSError) as exc:
         shutil.rmtree(own, ignore_errors=True)
         kind = next(t.__name__ for t in ERROR_KINDS if isinstance(exc, t))

@@ -38,7 +38,7 @@ def temp_output_for(final: Path, job_id: str, suffix: str) -> Path:
     return final.parent / f"{TMP_PREFIX}{job_id}{suffix}"
 
 
-def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: Any = None) -> JobOutput:
+def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: Any = None, masks: Any = None) -> JobOutput:
     """Anonymize ``source`` into ``temp_output`` with ``engine``; return what was written.
 
     Raise MediaError for an unusable input (the engine's verdict), OSError for I/O. The engine
@@ -46,7 +46,8 @@ def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: An
     returned ``extra_suffix`` is what the published name must get too.
     """
     started = time.monotonic()
-    result = engine.process(source, temp_output, progress=progress)
+    # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
+    result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
     written = Path(getattr(result, "output_path", None) or temp_output)
     extra = ""
     if written != temp_output:

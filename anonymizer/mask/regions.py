@@ -3,7 +3,7 @@ regions and exclusions (what a sidecar file lists; see docs/review.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -181,11 +181,22 @@ class Exclusion:
 
 @dataclass(frozen=True)
 class ManualMasks:
-    """Everything a job's sidecar files say, validated; ``sha256`` of each file read, in order."""
+    """Everything a job's sidecar files say, validated; ``sha256`` of each file read, in order.
+
+    ``documents`` keeps each file's (label, text): a remote worker gets the masks by content and
+    validates them again (anonymizer.dist), as it gets the profile.
+    """
 
     regions: tuple[ManualRegion, ...] = ()
     exclusions: tuple[Exclusion, ...] = ()
     sha256: tuple[str, ...] = ()
+    documents: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def __add__(self, other: ManualMasks) -> ManualMasks:
+        return ManualMasks(
+            self.regions + other.regions, self.exclusions + other.exclusions,
+            self.sha256 + other.sha256, self.documents + other.documents,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.regions or self.exclusions)

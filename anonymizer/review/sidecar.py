@@ -82,6 +82,7 @@ def load_sidecars(paths: list[Path], labels: list[str] | None = None) -> ManualM
     regions: list[ManualRegion] = []
     exclusions: list[Exclusion] = []
     hashes: list[str] = []
+    documents: list[tuple[str, str]] = []
     for path, label in zip(paths, labels):
         try:
             with open(path, "rb") as fh:
@@ -103,9 +104,10 @@ def load_sidecars(paths: list[Path], labels: list[str] | None = None) -> ManualM
         errors.extend(c.errors)
         regions.extend(masks.regions)
         exclusions.extend(masks.exclusions)
+        documents.append((label, blob.decode("utf-8")))
     if errors:
         raise ManualMasksError("\n".join(errors))
-    return ManualMasks(tuple(regions), tuple(exclusions), tuple(hashes))
+    return ManualMasks(tuple(regions), tuple(exclusions), tuple(hashes), tuple(documents))
 
 
 def parse_sidecar_text(text: str, label: str = "<sidecar>") -> ManualMasks:
@@ -118,7 +120,18 @@ def parse_sidecar_text(text: str, label: str = "<sidecar>") -> ManualMasks:
     masks = masks_from_dict(data, c)
     if c.errors:
         raise ManualMasksError("\n".join(c.errors))
-    return ManualMasks(masks.regions, masks.exclusions, (hashlib.sha256(text.encode()).hexdigest(),))
+    return ManualMasks(masks.regions, masks.exclusions, (hashlib.sha256(text.encode()).hexdigest(),), ((label, text),))
+
+
+def masks_from_documents(documents: list[tuple[str, str]] | list[list[str]], sha256: list[str]) -> ManualMasks:
+    """The masks of a job sent by content (label, text per file), validated again; raise
+    ManualMasksError when they do not validate or hash to ``sha256`` (the job's own key)."""
+    masks = ManualMasks()
+    for label, text in documents:
+        masks = masks + parse_sidecar_text(text, label)
+    if list(masks.sha256) != list(sha256):
+        raise ManualMasksError("the job's sidecar masks arrived different from what the coordinator read")
+    return masks
 
 
 def masks_from_dict(data: Any, c: Checker) -> ManualMasks:

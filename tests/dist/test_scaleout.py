@@ -243,3 +243,27 @@ def test_broker_restarted_mid_batch_loses_nothing(tmp_path, tmp_path_factory):
         e.get("event") for e in events
     ]
     _assert_audit_verifies(config)
+
+
+def test_a_sidecars_masks_travel_with_the_job_and_a_remote_worker_masks_them(tmp_path, broker, workers):
+    """The operator's manual region is masked by the worker that runs the job, and published."""
+    from PIL import Image
+
+    config = _config(tmp_path, broker.url)
+    inbox = tmp_path / "cams" / "in"
+    shutil.copy(dh.FACE_SAMPLES[1], inbox / "gate.jpg")
+    (inbox / "gate.jpg.masks.yaml").write_text("regions:\n  - box: [0, 0, 64, 48]\n")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, 1), 120, "the job to be done and audited")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["outcome"] == "anonymized", job
+    done = [e for e in events if e.get("event") == "job.done"]
+    assert done and done[0].get("worker") in {"w1", "w2"}  # a worker ran it, not the coordinator
+    source = np.asarray(Image.open(inbox / "gate.jpg").convert("L"), np.float32)[:48, :64]
+    output = np.asarray(Image.open(tmp_path / "cams" / "out" / "gate.jpg").convert("L"), np.float32)[:48, :64]
+    assert source.std() > 10 and output.std() < 3  # the box was filled, not left as it was
+    audit = (tmp_path / "audit" / "audit.jsonl").read_text()
+    assert '"manual"' in audit
+    _assert_audit_verifies(config)
