@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import daemon_helpers as dh
 import pytest
@@ -41,10 +42,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ],
     )
     daemon = dh.DaemonProcess(config, root)
-    try:
-        daemon.start()
-        yield Stack(root, moto, proxy, daemon, manual, s3)
-    finally:
+
+    def stop() -> None:
         daemon.stop()
         daemon.close()
         proxy.close()
@@ -54,3 +53,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+    _STOP[:] = [stop]
+    try:
+        daemon.start()
+        yield Stack(root, moto, proxy, daemon, manual, s3)
+    finally:
+        stop_package_processes()
+
+
+# Without an __init__.py, "package" scope lasts the whole session: moto, the proxy and the daemon
+# would go on running beside every later test. They are stopped once, after this folder's last test.
+_STOP: list = []
+
+
+def stop_package_processes() -> None:
+    while _STOP:
+        _STOP.pop()()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    here = Path(__file__).parent
+    if nextitem is None or here not in Path(str(nextitem.path)).parents:
+        stop_package_processes()
