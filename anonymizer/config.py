@@ -491,15 +491,19 @@ def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | Non
     return Profile(name, detect, track, mask, output, limits, retention, privacy, source_path=c.source, review=review)
 
 
-def load_profile(path: str | Path | None = None) -> Profile:
-    """Load a profile file (None: the built-in default). Raise ConfigError naming file and key."""
-    path = Path(path) if path is not None else BUILTIN_PROFILES_DIR / "default.yaml"
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse a config file; raise ConfigError naming the file (``what``: "profile", "daemon config"...)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read profile: {exc.strerror or exc}") from exc
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return profile_from_dict(data or {}, str(path), path.parent)
+
+
+def load_profile(path: str | Path | None = None) -> Profile:
+    """Load a profile file (None: the built-in default). Raise ConfigError naming file and key."""
+    path = Path(path) if path is not None else BUILTIN_PROFILES_DIR / "default.yaml"
+    return profile_from_dict(read_yaml(path, "profile") or {}, str(path), path.parent)

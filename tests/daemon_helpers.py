@@ -243,3 +243,40 @@ class DaemonProcess:
 def all_daemon_logs(workdir: Path) -> str:
     """Every line every daemon run in ``workdir`` wrote, stdout and stderr."""
     return "".join(p.read_text(errors="replace") for p in sorted(workdir.glob("daemon-*.std*")))
+
+
+def stop_process(proc: subprocess.Popen | None, timeout_s: float = 10) -> None:
+    """Terminate a server the tests started (moto, redis-server, the API); kill it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
+class FolderTeardown:
+    """Stops a test folder's long-lived processes once, after the folder's last test.
+
+    Without an ``__init__.py`` a "package" fixture lasts the whole session (pytest's folders are
+    not packages), so its daemon and servers would go on polling beside every later test. The
+    folder's conftest registers each stop function with ``add`` and calls ``after(nextitem)`` from
+    its ``pytest_runtest_teardown`` hook; the fixture's own teardown calls ``stop`` (a no-op then).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.stops: list[Callable[[], None]] = []
+
+    def add(self, stop: Callable[[], None]) -> None:
+        self.stops.append(stop)
+
+    def stop(self) -> None:
+        while self.stops:
+            self.stops.pop()()
+
+    def after(self, nextitem: Any) -> None:
+        if nextitem is None or self.folder not in Path(str(nextitem.path)).parents:
+            self.stop()

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from anonymizer.config import Checker, Profile, load_profile
+from anonymizer.config import Checker, Profile, load_profile, read_yaml
 from anonymizer.errors import ConfigError
 
 # SQLite's WAL needs shared memory and POSIX locks that network filesystems do not provide
@@ -128,12 +126,7 @@ def load_daemon_config(path: str | Path) -> DaemonConfig:
     Each folder's profile is loaded too, so a reload with a broken profile is refused as a whole.
     """
     path = Path(path).expanduser().resolve()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read daemon config: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "daemon config")
     return daemon_config_from_dict(data, path)
 
 

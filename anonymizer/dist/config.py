@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from anonymizer.config import Checker
+from anonymizer.config import Checker, read_yaml
 from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
-from anonymizer.errors import ConfigError
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 BACKEND_SCHEMES = ("redis", "rediss")
@@ -79,12 +76,7 @@ def redacted(url: str) -> str:
 def load_worker_config(path: str | Path) -> WorkerConfig:
     """Load and validate a worker config. Raise ConfigError listing every problem."""
     path = Path(path).expanduser().resolve()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read worker config: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "worker config")
     c = Checker(str(path))
     top = c.section(data, "", WORKER_KEYS)
     if "broker" not in top:

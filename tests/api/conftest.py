@@ -58,15 +58,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     url = f"http://127.0.0.1:{port}"
     handle = Api(root, url, key, proc, daemon)
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        dh.stop_process(proc, 20)
         daemon.stop()
         daemon.close()
 
-    _STOP[:] = [stop]
+    TEARDOWN.add(stop)
     try:
         daemon.start()
 
@@ -81,21 +77,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         dh.wait_for(up, 60, "the API to answer /healthz", interval_s=0.2)
         yield handle
     finally:
-        stop_package_processes()
+        TEARDOWN.stop()
 
 
-# Without an __init__.py, "package" scope lasts the whole session (pytest's directories are not
-# packages): the daemon and the API would go on polling beside every later test. They are stopped
-# once, after the last test of this folder.
-_STOP: list = []
-
-
-def stop_package_processes() -> None:
-    while _STOP:
-        _STOP.pop()()
+TEARDOWN = dh.FolderTeardown(Path(__file__).parent)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    here = Path(__file__).parent
-    if nextitem is None or here not in Path(str(nextitem.path)).parents:
-        stop_package_processes()
+    TEARDOWN.after(nextitem)

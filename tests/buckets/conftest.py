@@ -54,25 +54,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             else:
                 os.environ[k] = v
 
-    _STOP[:] = [stop]
+    TEARDOWN.add(stop)
     try:
         daemon.start()
         yield Stack(root, moto, proxy, daemon, manual, s3)
     finally:
-        stop_package_processes()
+        TEARDOWN.stop()
 
 
-# Without an __init__.py, "package" scope lasts the whole session: moto, the proxy and the daemon
-# would go on running beside every later test. They are stopped once, after this folder's last test.
-_STOP: list = []
-
-
-def stop_package_processes() -> None:
-    while _STOP:
-        _STOP.pop()()
+TEARDOWN = dh.FolderTeardown(Path(__file__).parent)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    here = Path(__file__).parent
-    if nextitem is None or here not in Path(str(nextitem.path)).parents:
-        stop_package_processes()
+    TEARDOWN.after(nextitem)

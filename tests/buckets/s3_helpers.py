@@ -16,6 +16,7 @@ from typing import Any
 
 import daemon_helpers as dh
 import pytest
+from daemon_helpers import stop_process
 
 boto3 = pytest.importorskip("boto3", reason="the api extra is not installed (pip install -e '.[api]')")
 pytest.importorskip("moto", reason="moto[server] is not installed (pip install -e '.[test,api]')")
@@ -63,12 +64,7 @@ class MotoServer:
         pytest.skip("moto's S3 server did not start listening within 30 s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
     def client(self, url: str | None = None):
         from botocore.config import Config

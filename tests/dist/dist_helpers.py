@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from daemon_helpers import REPO, wait_for
+from daemon_helpers import REPO, stop_process, wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,13 +71,7 @@ class RedisServer:
         self.start()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 class WorkerProcess:
