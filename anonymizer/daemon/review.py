@@ -58,16 +58,6 @@ def keyed_profile(profile_sha256: str, masks: ManualMasks | None) -> str:
     return hashlib.sha256(f"{profile_sha256}+masks:{','.join(masks.sha256)}".encode()).hexdigest()
 
 
-class WithMasks:
-    """An engine whose ``process`` applies ``masks`` (what ``anonymizer.jobs.run_job`` calls)."""
-
-    def __init__(self, engine: Any, masks: ManualMasks | None) -> None:
-        self.engine, self.masks, self.models = engine, masks, engine.models
-
-    def process(self, src: Path, dst: Path, progress: Any = None) -> Any:
-        return self.engine.process(src, dst, progress=progress, masks=self.masks)
-
-
 def hold_output(worker: Any, a: Any, tmp: Path, final: Path, summary: dict[str, Any], out_sha: str, out_size: int) -> str:
     """Keep a verified output for review instead of publishing it. Return 'held'.
 

@@ -215,8 +215,7 @@ class Worker:
         if outcome is not None:
             return outcome
         a.tmp = a.planned_tmp
-        engine = review_hold.WithMasks(a.engine, a.masks) if a.masks is not None else a.engine
-        return self._complete(a, run_job(engine, a.src, a.planned_tmp, progress=self._progress))
+        return self._complete(a, run_job(a.engine, a.src, a.planned_tmp, progress=self._progress, masks=a.masks))
 
     # The coordinator's half of a job that a remote worker runs (anonymizer.dist): ``prepare``
     # before the engine call, ``complete`` with what the worker returned. Both go through the
