@@ -121,19 +121,19 @@ def test_a_camera_pan_turns_gating_off(engine, tmp_path):
     assert passes["camera_moved"] >= 1 and passes["refresh"] >= 2, passes
 
 
-def test_threaded_and_sequential_runs_mask_the_same_pixels(engine, tmp_path):
+def test_threaded_and_sequential_runs_mask_the_same_pixels(tmp_path):
+    # Lossless output: with lossy x264 a mask edge one pixel off moves the encoder's bits over the
+    # whole frame (1-3 grey levels everywhere), which says nothing about the masks compared here.
+    engine = Engine(profile_from_dict({**STREAM_PROFILE, "output": {"crf": 0}}))
     src = make_video(tmp_path / "clip.mp4", frames=20, size=(W, H))
     engine.threaded = False
-    try:
-        sequential = engine.process(src, tmp_path / "seq.mp4")
-    finally:
-        engine.threaded = True
+    sequential = engine.process(src, tmp_path / "seq.mp4")
+    engine.threaded = True
     threaded = engine.process(src, tmp_path / "thr.mp4")
     assert sequential.counts == threaded.counts and sequential.frames == threaded.frames == 20
-    # The same regions; onnxruntime's float sums may differ in the last bit between runs, moving
-    # a mask's edge by a pixel, so the pictures are compared, not their bytes.
+    # The same regions, so (losslessly encoded) the same pictures, pixel for pixel.
     for a, b in zip(decode(tmp_path / "seq.mp4"), decode(tmp_path / "thr.mp4")):
-        assert float(np.abs(a.astype(np.int16) - b).mean()) < 0.5
+        assert np.array_equal(a, b)
 
 
 def test_a_decode_error_in_the_middle_leaves_no_output(engine, tmp_path):
