@@ -170,10 +170,6 @@ def _not_media(path: Path) -> str | None:
     return None
 
 
-# Top-level keys of a daemon config that no profile has (see anonymizer.daemon.config.TOP_KEYS).
-DAEMON_ONLY_KEYS = {"state_dir", "audit_dir", "audit_key", "folders", "metrics", "retry", "api", "buckets", "broker"}
-
-
 def _config_kind(path: Path) -> str:
     """'daemon' when the file's top level has a daemon config's keys, else 'profile'.
 
@@ -186,10 +182,14 @@ def _config_kind(path: Path) -> str:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return "profile"  # the loader reports the unreadable file or the YAML error itself
+    from anonymizer.daemon.config import TOP_KEYS
+    from anonymizer.dist.config import WORKER_KEYS
+
     keys = set(map(str, data)) if isinstance(data, dict) else set()
-    if "broker" in keys and not keys & (DAEMON_ONLY_KEYS - {"broker"}):
+    daemon_only = TOP_KEYS - WORKER_KEYS  # no profile has any of these either
+    if "broker" in keys and not keys & daemon_only:
         return "worker"  # `anonymizer worker --config`: a broker and no folders
-    if DAEMON_ONLY_KEYS & keys:
+    if keys & (daemon_only | {"broker"}):
         return "daemon"
     return "profile"
 

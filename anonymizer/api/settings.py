@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker
+from anonymizer.schema import parse_host_port
 
 API_KEYS = {
     "listen",
@@ -82,14 +83,7 @@ def missing_modules(*names: str) -> list[str]:
 
 def parse_listen(c: Checker, path: str, value: Any) -> tuple[str, int] | None:
     """Given HOST:PORT, return (host, port); record an error and return None otherwise."""
-    if not isinstance(value, str) or ":" not in value:
-        c.error(path, f"expected HOST:PORT such as 127.0.0.1:8443, got {value!r}")
-        return None
-    host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        c.error(path, f"expected HOST:PORT with a port 1-65535, got {value!r}")
-        return None
-    return host.strip("[]"), int(port)
+    return parse_host_port(c, path, value, "127.0.0.1:8443")
 
 
 def _file(c: Checker, d: dict[str, Any], key: str, base: Path) -> Path | None:

@@ -20,68 +20,67 @@ folders can be moved together (the demo relies on this).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker, Profile, load_profile, read_yaml
+from anonymizer.dist.config import backend_setting, broker_setting, check_backend_pair, check_dist_extra, timeout_setting
 from anonymizer.errors import ConfigError
+from anonymizer.schema import Reader, section, setting, yaml_keys
 
 # SQLite's WAL needs shared memory and POSIX locks that network filesystems do not provide
 # reliably: a journal on a share can corrupt silently, so it is refused up front.
 NETWORK_FS_TYPES = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs"})
-
-TOP_KEYS = {"state_dir", "audit_dir", "audit_key", "metrics", "folders", "retry", "api", "buckets"}
-FOLDER_KEYS = {
-    "name",
-    "input",
-    "output",
-    "quarantine",
-    "profile",
-    "poll_interval_s",
-    "settle_s",
-    "done_marker",
-    "rescan_interval_s",
-}
-RETRY_KEYS = {"max_attempts", "base_s", "max_s"}
-# Scale-out (docs/scale-out.md): with ``broker`` the daemon enqueues jobs for `anonymizer worker`.
-BROKER_KEYS = {"broker", "result_backend", "broker_in_flight", "visibility_timeout_s"}
-TOP_KEYS |= BROKER_KEYS
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Transient failures (disk full, share gone) are retried with exponential backoff + jitter."""
 
-    max_attempts: int = 5
-    base_s: float = 30.0
-    max_s: float = 3600.0
+    max_attempts: int = setting(5, doc="attempts before a file is quarantined", minimum=1, maximum=100)
+    base_s: float = setting(30.0, doc="backoff base, in seconds", minimum=0.01)
+    max_s: float = setting(3600.0, doc="backoff cap, in seconds", minimum=0.01)
 
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    """Where jobs are enqueued for remote workers, and how many may be out at once."""
+    """Where jobs are enqueued for remote workers, and how many may be out at once.
 
-    url: str
-    result_backend: str | None = None
-    in_flight: int = 8
-    visibility_timeout_s: float = 8 * 3600.0
+    Its keys sit at the config's top level (docs/scale-out.md): with ``broker`` the daemon
+    enqueues jobs for `anonymizer worker`; without it, every job runs in the daemon's own process.
+    """
+
+    url: str = broker_setting(key="broker", shown_default="off")
+    result_backend: str | None = backend_setting()
+    in_flight: int = setting(
+        8,
+        key="broker_in_flight",
+        doc="jobs out on workers at once (about 2 per worker process)",
+        minimum=1,
+        maximum=10000,
+    )
+    visibility_timeout_s: float = timeout_setting()
 
 
 @dataclass(frozen=True)
 class FolderConfig:
     """One watched input folder and where its results, rejects and policy live."""
 
-    name: str
-    input: Path
-    output: Path
-    quarantine: Path
-    profile_path: Path
-    profile: Profile
-    poll_interval_s: float = 10.0
-    settle_s: float = 30.0
-    done_marker: bool = False
-    rescan_interval_s: float = 600.0
+    name: str = setting(required=True, doc="unique; used in logs, metrics and the audit trail")
+    input: Path = setting(required=True, doc="watched folder; must exist")
+    output: Path = setting(required=True, doc="anonymized copies (sub-folders mirrored); created if missing")
+    quarantine: Path = setting(required=True, doc="rejected inputs plus `.reason.json`; created if missing")
+    profile_path: Path = setting(
+        required=True, key="profile", doc="profile YAML (detection, masking, limits, retention, privacy)"
+    )
+    profile: Profile  # loaded from profile_path
+    poll_interval_s: float = setting(10.0, doc="seconds between scans", minimum=0.05, maximum=3600)
+    settle_s: float = setting(30.0, doc="seconds a file must stay unchanged", minimum=0, maximum=86400)
+    done_marker: bool = setting(False, doc="wait for `<name>.done` instead of `settle_s`")
+    rescan_interval_s: float = setting(
+        600.0, doc="full reconciliation against the journal", minimum=1, maximum=86400
+    )
 
     @property
     def retention_move_to(self) -> Path | None:
@@ -93,20 +92,40 @@ class FolderConfig:
 class DaemonConfig:
     """The whole daemon configuration; replaced as one object on SIGHUP."""
 
-    state_dir: Path
-    audit_dir: Path
-    metrics: tuple[str, int] | None
-    folders: tuple[FolderConfig, ...]
-    retry: RetryPolicy
-    source_path: Path
+    state_dir: Path = setting(
+        required=True,
+        doc="journal, keys, lock and heartbeat; local disk only",
+        details="SQLite journal (`journal.sqlite3`), the path HMAC key (`audit-hmac.key`) and, unless "
+        "`audit_key` names another file, the audit chain key (`audit-chain.key`); also `daemon.lock` and "
+        "the heartbeat file `daemon.status.json` that `status` reads. Must be on local disk: a network "
+        "filesystem is refused.",
+    )
+    audit_dir: Path = setting(required=True, doc="`audit.jsonl`, the keyed hash-chained audit log")
+    folders: tuple[FolderConfig, ...] = setting(required=True, doc="one or more watched folders")
+    source_path: Path  # the config file
     # The audit chain's HMAC key file; None: ``state_dir/audit-chain.key``. Kept out of audit_dir,
     # so that write access to the audit folder is not enough to rewrite the chain.
-    audit_key: Path | None = None
+    audit_key: Path | None = setting(
+        None,
+        doc="the audit chain's HMAC key file",
+        details="the audit chain's HMAC key file (32 random bytes, created on first start if absent). Must "
+        "not lie inside `audit_dir`; best outside `state_dir` too, readable by the service and not writable "
+        "by it (see Install). Changing it needs a restart",
+        shown_default="`state_dir/audit-chain.key`",
+    )
+    metrics: tuple[str, int] | None = setting(
+        None,
+        doc="`HOST:PORT` for Prometheus `/metrics`; changing it needs a restart",
+        kind="hostport",
+        example="127.0.0.1:9808",
+        shown_default="off",
+    )
+    retry: RetryPolicy = section(RetryPolicy)
     # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
     # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
-    api: Any = None
-    buckets: tuple[Any, ...] = ()
-    broker: BrokerConfig | None = None  # None: every job runs in the daemon's own process
+    api: Any = setting(None, doc="the REST job API (docs/api.md)", kind="custom", shown_default="off")
+    buckets: tuple[Any, ...] = setting((), doc="S3 sources and sinks (docs/buckets.md)", kind="custom", shown_default="none")
+    broker: BrokerConfig | None = section(None, flatten=True)  # None: every job runs in the daemon's own process
 
     @property
     def audit_key_path(self) -> Path:
@@ -120,6 +139,10 @@ class DaemonConfig:
         return next((f for f in self.folders if f.name == name), None)
 
 
+TOP_KEYS = yaml_keys(DaemonConfig)
+BROKER_KEYS = yaml_keys(BrokerConfig)
+
+
 def load_daemon_config(path: str | Path) -> DaemonConfig:
     """Load and validate a daemon config. Raise ConfigError listing every problem found.
 
@@ -131,101 +154,55 @@ def load_daemon_config(path: str | Path) -> DaemonConfig:
 
 
 def daemon_config_from_dict(data: Any, path: Path) -> DaemonConfig:
-    """Given parsed YAML and the file it came from, return a DaemonConfig or raise ConfigError."""
+    """Given parsed YAML and the file it came from, return a DaemonConfig or raise ConfigError.
+
+    The keys are read by anonymizer.schema; the rules between them follow, as small functions.
+    """
     c = Checker(str(path))
-    base = path.parent
-    top = c.section(data, "", TOP_KEYS)
-    for key in ("state_dir", "audit_dir", "folders"):
-        if key not in top:
-            c.error(key, "required key is missing")
-    state_dir = _dir(c, top, "", "state_dir", base)
-    audit_dir = _dir(c, top, "", "audit_dir", base)
-    audit_key = _dir(c, top, "", "audit_key", base)
+    layouts: list[_Layout] = []
+
+    def check_folder(c: Checker, d: dict[str, Any], where: str, values: dict[str, Any], _: Any) -> bool:
+        return _check_folder(c, where, values, layouts)
+
+    def check_top(c: Checker, top: dict[str, Any], _: str, values: dict[str, Any], __: Any) -> bool:
+        values["source_path"] = path
+        _check_top(c, top, values, layouts, path.parent)
+        return True
+
+    checks = {FolderConfig: check_folder, BrokerConfig: _check_broker, DaemonConfig: check_top}
+    cfg = Reader(c, base_dir=path.parent, checks=checks).read(DaemonConfig, data)
+    c.raise_if_errors()
+    assert cfg is not None  # guaranteed by raise_if_errors: state_dir, audit_dir, folders are valid
+    return cfg
+
+
+def _check_top(c: Checker, top: dict[str, Any], values: dict[str, Any], layouts: list[_Layout], base: Path) -> None:
+    state_dir, audit_dir, audit_key = values["state_dir"], values["audit_dir"], values["audit_key"]
     if audit_key is not None and audit_dir is not None and (audit_key == audit_dir or audit_dir in audit_key.parents):
         c.error("audit_key", f"{audit_key} lies inside audit_dir; keep the chain key apart from the audit folder")
-    metrics = _metrics(c, top.get("metrics"))
-
-    ret = c.section(top.get("retry"), "retry", RETRY_KEYS)
-    dflt = RetryPolicy()
-    retry = RetryPolicy(
-        max_attempts=c.get(ret, "retry", "max_attempts", dflt.max_attempts, int, minimum=1, maximum=100),
-        base_s=float(c.get(ret, "retry", "base_s", dflt.base_s, (int, float), minimum=0.01)),
-        max_s=float(c.get(ret, "retry", "max_s", dflt.max_s, (int, float), minimum=0.01)),
-    )
-
-    folders: list[FolderConfig] = []
-    raw_folders = top.get("folders")
-    if "folders" in top and (not isinstance(raw_folders, list) or not raw_folders):
-        c.error("folders", "expected a non-empty list of folders")
-        raw_folders = []
-    layouts: list[_Layout] = []
-    for i, raw in enumerate(raw_folders or []):
-        folder, layout = _folder(c, raw, f"folders[{i}]", base)
-        if folder is not None:
-            folders.append(folder)
-        layouts.append(layout)
     # The layout is checked on every folder, also those with other errors (a broken profile, a
     # missing key): otherwise a duplicate name or overlapping input surfaces only in a second round.
     _check_folder_layout(c, layouts, state_dir, audit_dir)
     from anonymizer.api.settings import api_config_from_dict
     from anonymizer.buckets.settings import buckets_from_list
 
-    folder_names = {f.name for f in folders}
-    api = api_config_from_dict(c, top.get("api"), base, folder_names)
-    buckets = buckets_from_list(c, top.get("buckets"), folder_names)
+    folder_names = {f.name for f in values["folders"]}
+    values["api"] = api_config_from_dict(c, top.get("api"), base, folder_names)
+    values["buckets"] = buckets_from_list(c, top.get("buckets"), folder_names)
     if state_dir is not None and _is_network_fs(state_dir):
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
-    broker = _broker(c, top)
-    c.raise_if_errors()
-    assert state_dir is not None and audit_dir is not None  # guaranteed by raise_if_errors
-    return DaemonConfig(state_dir, audit_dir, metrics, tuple(folders), retry, path, audit_key, api, buckets, broker)
 
 
-def _broker(c: Checker, top: dict[str, Any]) -> BrokerConfig | None:
-    from anonymizer.dist.config import BACKEND_SCHEMES, BROKER_SCHEMES, check_backend_pair, check_url
-
-    url = check_url(c, "broker", top.get("broker"), BROKER_SCHEMES)
-    backend = check_url(c, "result_backend", top.get("result_backend"), BACKEND_SCHEMES)
-    dflt = BrokerConfig("")
-    in_flight = c.get(top, "", "broker_in_flight", dflt.in_flight, int, minimum=1, maximum=10000)
-    timeout = float(
-        c.get(top, "", "visibility_timeout_s", dflt.visibility_timeout_s, (int, float), minimum=10, maximum=7 * 86400)
-    )
-    if url is None:
+def _check_broker(c: Checker, top: dict[str, Any], _: str, values: dict[str, Any], __: Any) -> bool:
+    """Without ``broker`` there is no BrokerConfig, and its other keys are mistakes."""
+    if values["url"] is None:
         for key in sorted(BROKER_KEYS - {"broker"}):
             if key in top:
                 c.error(key, "only meaningful with a broker (set broker: URL or remove this key)")
-        return None
-    check_backend_pair(c, url, backend)
-    import importlib.util
-
-    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
-        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
-    return BrokerConfig(url, backend, in_flight, timeout)
-
-
-def _dir(c: Checker, data: dict[str, Any], path: str, key: str, base: Path) -> Path | None:
-    value = c.get(data, path, key, None, str)
-    if value is None:
-        return None
-    if not value.strip():
-        c.error(f"{path}.{key}" if path else key, "expected a folder path, got an empty string")
-        return None
-    p = Path(value).expanduser()
-    return (p if p.is_absolute() else base / p).resolve()
-
-
-def _metrics(c: Checker, value: Any) -> tuple[str, int] | None:
-    if value is None or value is False:
-        return None
-    if not isinstance(value, str) or ":" not in value:
-        c.error("metrics", f"expected HOST:PORT such as 127.0.0.1:9808, got {value!r}")
-        return None
-    host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        c.error("metrics", f"expected HOST:PORT with a port 1-65535, got {value!r}")
-        return None
-    return host.strip("[]"), int(port)
+        return False
+    check_backend_pair(c, values["url"], values["result_backend"])
+    check_dist_extra(c)
+    return True
 
 
 @dataclass(frozen=True)
@@ -235,51 +212,27 @@ class _Layout:
     where: str
     name: str | None
     input: Path | None
-    others: dict[str, Path]
+    others: dict[str, Path] = field(default_factory=dict)
 
 
-def _folder(c: Checker, raw: Any, path: str, base: Path) -> tuple[FolderConfig | None, _Layout]:
-    d = c.section(raw, path, FOLDER_KEYS)
-    if not d:
-        if raw is None or isinstance(raw, dict):
-            c.error(path, "expected a folder mapping with name, input, output, quarantine, profile")
-        return None, _Layout(path, None, None, {})
-    missing = [k for k in ("name", "input", "output", "quarantine", "profile") if k not in d]
-    for key in missing:
-        c.error(f"{path}.{key}", "required key is missing")
-    name = c.get(d, path, "name", None, str)
-    dirs = {k: _dir(c, d, path, k, base) for k in ("input", "output", "quarantine", "profile")}
-    poll = float(c.get(d, path, "poll_interval_s", 10.0, (int, float), minimum=0.05, maximum=3600))
-    settle = float(c.get(d, path, "settle_s", 30.0, (int, float), minimum=0, maximum=86400))
-    done_marker = c.get(d, path, "done_marker", False, bool)
-    rescan = float(c.get(d, path, "rescan_interval_s", 600.0, (int, float), minimum=1, maximum=86400))
+def _check_folder(c: Checker, where: str, values: dict[str, Any], layouts: list[_Layout]) -> bool:
+    """Load the folder's profile (its errors under ``<folder>.profile``); note its layout."""
     profile = None
-    if dirs["profile"] is not None:
+    profile_path = values["profile_path"]
+    if profile_path is not None:
         try:
-            profile = load_profile(dirs["profile"])
+            profile = load_profile(profile_path)
         except ConfigError as exc:
-            c.errors.append(f"{c.source}: at '{path}.profile': {exc}")
-    if dirs["input"] is not None and not dirs["input"].is_dir():
-        c.error(f"{path}.input", f"{dirs['input']} is not an existing folder")
-    others = {k: dirs[k] for k in ("output", "quarantine") if dirs[k] is not None}
-    move_to = _move_to(profile, dirs["profile"]) if profile is not None and dirs["profile"] is not None else None
+            c.errors.append(f"{c.source}: at '{where}.profile': {exc}")
+    values["profile"] = profile
+    if values["input"] is not None and not values["input"].is_dir():
+        c.error(f"{where}.input", f"{values['input']} is not an existing folder")
+    others = {k: values[k] for k in ("output", "quarantine") if values[k] is not None}
+    move_to = _move_to(profile, profile_path) if profile is not None else None
     if move_to is not None:
         others["profile retention.move_to"] = move_to
-    layout = _Layout(path, name, dirs["input"], others)
-    if missing or name is None or profile is None or None in dirs.values():
-        return None, layout
-    return FolderConfig(
-        name=name,
-        input=dirs["input"],  # type: ignore[arg-type]
-        output=dirs["output"],  # type: ignore[arg-type]
-        quarantine=dirs["quarantine"],  # type: ignore[arg-type]
-        profile_path=dirs["profile"],  # type: ignore[arg-type]
-        profile=profile,
-        poll_interval_s=poll,
-        settle_s=settle,
-        done_marker=done_marker,
-        rescan_interval_s=rescan,
-    ), layout
+    layouts.append(_Layout(where, values["name"], values["input"], others))
+    return profile is not None
 
 
 def _move_to(profile: Profile, profile_path: Path) -> Path | None:

@@ -20,48 +20,70 @@ from urllib.parse import urlsplit
 
 from anonymizer.config import Checker, read_yaml
 from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
+from anonymizer.schema import Reader, check_url, setting, yaml_keys
+
+__all__ = ["check_url"]  # re-exported: the daemon config checks its broker URL with it
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 BACKEND_SCHEMES = ("redis", "rediss")
-WORKER_KEYS = {"broker", "result_backend", "concurrency", "name", "visibility_timeout_s"}
+
+
+# The keys a worker config and the daemon config share: one declaration each, used by both.
+def broker_setting(**kw: Any) -> Any:
+    return setting(
+        doc="the broker: redis://:PASSWORD@host:6379/0, rediss:// (TLS) or amqp:// (RabbitMQ)",
+        kind="url",
+        choices=BROKER_SCHEMES,
+        **kw,
+    )
+
+
+def backend_setting() -> Any:
+    return setting(
+        None,
+        doc="where results wait for the coordinator; required with an amqp:// broker",
+        kind="url",
+        choices=BACKEND_SCHEMES,
+        shown_default="the broker",
+    )
+
+
+def timeout_setting() -> Any:
+    return setting(
+        DEFAULT_VISIBILITY_TIMEOUT_S,
+        doc="above the longest job (Redis redelivers a job unacknowledged this long); the same in daemon and workers",
+        minimum=10,
+        maximum=7 * 86400,
+    )
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    broker: str
-    result_backend: str | None
-    concurrency: int
-    name: str | None
-    visibility_timeout_s: float
-    source_path: Path
+    source_path: Path  # the config file
+    broker: str = broker_setting(required=True)
+    result_backend: str | None = backend_setting()
+    concurrency: int = setting(1, doc="engine processes on this host: one per GPU", minimum=1, maximum=64)
+    name: str | None = setting(
+        None, doc="shown by `anonymizer status`", shown_default="the host name", example="gpu-host-1"
+    )
+    visibility_timeout_s: float = timeout_setting()
 
 
-def check_url(c: Checker, path: str, value: Any, schemes: tuple[str, ...]) -> str | None:
-    """Validate a broker or backend URL; the error never repeats the URL (it may hold a password)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        c.error(path, f"expected a URL such as redis://127.0.0.1:6379/0, got {type(value).__name__}")
-        return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        c.error(path, "not a valid URL (check the port)")
-        return None
-    if parts.scheme not in schemes:
-        c.error(path, f"scheme {parts.scheme!r} is not one of: {', '.join(schemes)}")
-        return None
-    if not parts.hostname and not parts.path.startswith("/") and parts.scheme != "redis+socket":
-        c.error(path, "the URL names no host")
-        return None
-    return value
+WORKER_KEYS = yaml_keys(WorkerConfig)
 
 
 def check_backend_pair(c: Checker, broker: str | None, backend: str | None, where: str = "") -> None:
     if broker and urlsplit(broker).scheme.startswith("amqp") and not backend:
         key = f"{where}result_backend" if where else "result_backend"
         c.error(key, "an amqp:// broker needs a redis:// result backend (results must outlive a coordinator restart)")
+
+
+def check_dist_extra(c: Checker) -> None:
+    """A broker needs celery and redis-py, which only the dist extra installs."""
+    import importlib.util
+
+    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
+        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
 
 
 def redacted(url: str) -> str:
@@ -78,21 +100,14 @@ def load_worker_config(path: str | Path) -> WorkerConfig:
     path = Path(path).expanduser().resolve()
     data = read_yaml(path, "worker config")
     c = Checker(str(path))
-    top = c.section(data, "", WORKER_KEYS)
-    if "broker" not in top:
-        c.error("broker", "required key is missing")
-    broker = check_url(c, "broker", top.get("broker"), BROKER_SCHEMES)
-    backend = check_url(c, "result_backend", top.get("result_backend"), BACKEND_SCHEMES)
-    check_backend_pair(c, broker, backend)
-    concurrency = c.get(top, "", "concurrency", 1, int, minimum=1, maximum=64)
-    name = c.get(top, "", "name", None, str)
-    timeout = float(
-        c.get(top, "", "visibility_timeout_s", DEFAULT_VISIBILITY_TIMEOUT_S, (int, float), minimum=10, maximum=7 * 86400)
-    )
-    import importlib.util
 
-    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
-        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
+    def check(c: Checker, top: dict[str, Any], _: str, values: dict[str, Any], __: Any) -> bool:
+        values["source_path"] = path
+        check_backend_pair(c, values["broker"], values["result_backend"])
+        check_dist_extra(c)
+        return True
+
+    cfg = Reader(c, base_dir=path.parent, checks={WorkerConfig: check}).read(WorkerConfig, data)
     c.raise_if_errors()
-    assert broker is not None
-    return WorkerConfig(broker, backend, concurrency, name, timeout, path)
+    assert cfg is not None
+    return cfg
