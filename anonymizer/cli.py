@@ -198,6 +198,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
     from anonymizer.daemon.config import load_daemon_config
 
+    if args.print_defaults:
+        from anonymizer.config_docs import default_profile_yaml
+
+        sys.stdout.write(default_profile_yaml())
+        return 0
+    if not args.files:
+        print("error: name a FILE to check (or --print-defaults)", file=sys.stderr)
+        return 2
     failed = 0
     for path in args.files:
         try:
@@ -299,10 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
             "broker and no folders); a daemon config "
             "is checked as a whole, with each folder's profile and the folder layout; a file named "
             "*.masks.yaml as a sidecar of manual masks (docs/review.md). Every error "
-            "of a file is listed in one round. Exit 0 when all are valid, 1 otherwise."
+            "of a file is listed in one round. Exit 0 when all are valid, 1 otherwise. "
+            "--print-defaults prints the commented default profile instead, generated from the schema."
         ),
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="profile, daemon or worker config YAML, or a .masks.yaml sidecar")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE", help="profile, daemon or worker config YAML, or a .masks.yaml sidecar")
+    p.add_argument(
+        "--print-defaults", action="store_true",
+        help="print a sample profile of every key with its default and doc (profiles/default.yaml is this text)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(

@@ -85,7 +85,9 @@ class CascadeSpec:
         minimum=0,
         maximum=10000,
     )
-    context: float = setting(0.25, doc="each cue's region grows by this fraction of its size ...", minimum=0, maximum=10)
+    context: float = setting(
+        0.25, doc="each cue's region grows by this fraction of its size ...", minimum=0, maximum=10
+    )
     context_px: float = setting(32.0, doc="... plus these source pixels per side", minimum=0, maximum=2000)
     cell_px: int = setting(32, doc="regions are unions of cells of this size", minimum=8, maximum=1024)
     crop_context_px: int = setting(
@@ -293,7 +295,7 @@ class TrackSpec:
 
 @dataclass(frozen=True)
 class MaskSpec:
-    method: str = setting("blur", doc="", choices=("blur", "pixelate", "fill"))
+    method: str = setting("blur", doc="how a region is hidden", choices=("blur", "pixelate", "fill"))
     shape: str = setting("ellipse", doc="plates are always boxes", choices=("ellipse", "box"))
     strength: float = setting(
         1.0, doc="1.0 leaves ~8 cells across a face; 2.0 leaves ~4", minimum=0.5, maximum=4
@@ -303,10 +305,10 @@ class MaskSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    video_codec: str = setting("libx264", doc="", choices=VIDEO_CODECS)
+    video_codec: str = setting("libx264", doc="the video encoder", choices=VIDEO_CODECS)
     crf: int = setting(20, doc="encoder quality (lower = better, larger)", minimum=0, maximum=51)
     preset: str = setting("veryfast", doc="encoder speed", choices=PRESETS)
-    audio: str = setting("copy", doc="copy: untouched packets", choices=("copy", "drop"))
+    audio: str = setting("copy", doc="copy leaves the audio packets untouched", choices=("copy", "drop"))
     image_quality: int = setting(92, doc="JPEG/WebP quality", minimum=50, maximum=100)
     keep_orientation_tag: bool = setting(
         False, doc="write an EXIF orientation of 1 (pixels are already upright)"
@@ -402,7 +404,9 @@ class Profile:
 # follows are the rules between keys, run on each section once its keys are read.
 
 
-def _check_class(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: ClassSpec, base_dir: Path | None) -> bool:
+def _check_class(
+    c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: ClassSpec, base_dir: Path | None
+) -> bool:
     values["model"] = _model(c, join(path, "model"), values["model"], base_dir)
     values["track_threshold"] = _track_threshold(c, d, path, values["track_threshold"], default)
     return True
@@ -433,7 +437,8 @@ def _track_threshold(c: Checker, d: dict[str, Any], path: str, value: float | No
     if "track_threshold" not in d:
         return float(min(value, threshold))  # a profile that lowers threshold lowers the default too
     if value > threshold:
-        c.error(join(path, "track_threshold"), f"{value!r} is above threshold ({threshold}); it must be lower (or null for off)")
+        message = f"{value!r} is above threshold ({threshold}); it must be lower (or null for off)"
+        c.error(join(path, "track_threshold"), message)
         return default.track_threshold
     return value
 

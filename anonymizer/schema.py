@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from anonymizer.errors import ConfigError
@@ -80,9 +81,7 @@ def setting(
         example: shown (commented out) in the sample instead of a ``null`` default.
         shown_default: the docs table's default when the value alone does not say it.
     """
-    meta = Setting(
-        doc, details, key, minimum, maximum, choices, kind, required, example, shown_default
-    )
+    meta = Setting(doc, details, key, minimum, maximum, choices, kind, required, example, shown_default)
     if default is MISSING:
         return field(metadata={SCHEMA: meta})
     return field(default=default, metadata={SCHEMA: meta})
@@ -196,7 +195,7 @@ _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 def parse_duration(value: Any) -> float:
     """Given '30s', '24h', '30d', '0' or a number, return seconds. Raise ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")
+        raise ValueError(f"expected a duration like 30s, 24h or 30d, got {value!r}")  # noqa: TRY004 - the key's error
     if isinstance(value, (int, float)):
         return float(value)
     match = _DURATION.match(str(value))
@@ -438,7 +437,7 @@ class Reader:
             return c.get(d, path, k.key, default, tuple, convert=lambda v: _float_list(v, m.minimum, m.maximum))
         if base == tuple[int, int, int]:
             return c.get(d, path, k.key, default, tuple, convert=_color)
-        raise TypeError(f"{k.name}: no reader for {base!r}")  # a schema bug, caught by the tests
+        raise TypeError(f"{k.name}: no reader for {base!r}")
 
     def _path(self, full: str, value: str | None) -> Path | None:
         if value is None:
@@ -454,7 +453,7 @@ class Reader:
 
 # --------------------------------------------------------------------------- sample and docs
 
-COMMENT_COLUMN = 24
+COMMENT_COLUMN = 25  # the "#" of a comment stands in column 27
 
 
 def _scalar(k: Key, value: Any) -> str:
@@ -470,8 +469,10 @@ def _scalar(k: Key, value: Any) -> str:
     if isinstance(value, str):
         import yaml
 
-        text = yaml.safe_dump(value, default_flow_style=True).strip()
-        return text[: -len("\n...")] if text.endswith("\n...") else text.removesuffix("...").strip()
+        # Quoted where YAML would read it as something else ('null', 'yes', '1.0').
+        return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 4.0 -> 4: read back as a number all the same
     return repr(value)
 
 
@@ -609,5 +610,6 @@ def markdown_table(cls: type, instance: Any = None, prefix: str = "") -> str:
     """Given a schema dataclass (and its defaults), return a markdown table of every key."""
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for key, default, allowed, meaning in _rows(cls, instance, prefix):
-        lines.append(f"| `{key}` | {default} | {allowed} | {meaning} |")
+        cells = (f"`{key}`", default, allowed, meaning)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker, Profile, load_profile, read_yaml
-from anonymizer.dist.config import backend_setting, broker_setting, check_backend_pair, check_dist_extra, timeout_setting
+from anonymizer.dist.config import (
+    backend_setting,
+    broker_setting,
+    check_backend_pair,
+    check_dist_extra,
+    timeout_setting,
+)
 from anonymizer.errors import ConfigError
 from anonymizer.schema import Reader, section, setting, yaml_keys
 
@@ -124,7 +130,9 @@ class DaemonConfig:
     # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
     # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
     api: Any = setting(None, doc="the REST job API (docs/api.md)", kind="custom", shown_default="off")
-    buckets: tuple[Any, ...] = setting((), doc="S3 sources and sinks (docs/buckets.md)", kind="custom", shown_default="none")
+    buckets: tuple[Any, ...] = setting(
+        (), doc="S3 sources and sinks (docs/buckets.md)", kind="custom", shown_default="none"
+    )
     broker: BrokerConfig | None = section(None, flatten=True)  # None: every job runs in the daemon's own process
 
     @property

@@ -64,7 +64,10 @@ class WorkerConfig:
     result_backend: str | None = backend_setting()
     concurrency: int = setting(1, doc="engine processes on this host: one per GPU", minimum=1, maximum=64)
     name: str | None = setting(
-        None, doc="shown by `anonymizer status`", shown_default="the host name", example="gpu-host-1"
+        None,
+        doc="shown in logs, `anonymizer status` and `celery inspect`",
+        shown_default="the host name",
+        example="gpu-host-1",
     )
     visibility_timeout_s: float = timeout_setting()
 
