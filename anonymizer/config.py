@@ -324,7 +324,9 @@ class LimitsSpec:
         6 * 3600.0, doc="longer videos (or endless streams) are refused", kind="duration", minimum=1
     )
     max_streams: int = setting(16, doc="more streams are refused", minimum=1)
-    max_file_bytes: int = setting(64 * 1024**3, doc="larger files are refused (64 GiB)", minimum=1)
+    max_file_bytes: int = setting(
+        64 * 1024**3, doc="larger files are refused (64 GiB)", minimum=1, shown_default="64 GiB"
+    )
     max_frames: int = setting(2_000_000, doc="more frames are refused", minimum=1)
 
 

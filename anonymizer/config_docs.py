@@ -54,11 +54,18 @@ def _worker_table() -> str:
     return markdown_table(WorkerConfig)
 
 
+def _api_table() -> str:
+    from anonymizer.api.settings import ApiConfig
+
+    return markdown_table(ApiConfig)
+
+
 # table name -> (the markdown file holding it, what goes between its markers)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "profile": ("README.md", _profile_table),
     "daemon": ("docs/daemon.md", _daemon_table),
     "worker": ("docs/scale-out.md", _worker_table),
+    "api": ("docs/api.md", _api_table),
 }
 
 

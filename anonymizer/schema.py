@@ -422,7 +422,9 @@ class Reader:
         if m.kind == "duration":
             return c.get(d, path, k.key, default, float, convert=parse_duration, **bounds)
         if m.kind == "hostport":
-            return None if raw is False else parse_host_port(c, full, raw, m.example or "127.0.0.1:8080")
+            if raw is False and k.nullable:
+                return None  # `metrics: false`: off
+            return parse_host_port(c, full, raw, m.example or "127.0.0.1:8080")
         if m.kind == "url":
             return check_url(c, full, raw, m.choices or ())
         if m.kind == "path" or k.base is Path:
@@ -443,7 +445,7 @@ class Reader:
         if value is None:
             return None
         if not value.strip():
-            self.c.error(full, "expected a folder path, got an empty string")
+            self.c.error(full, "expected a path, got an empty string")
             return None
         p = Path(value).expanduser()
         if not p.is_absolute() and self.base_dir is not None:
@@ -568,42 +570,39 @@ def _shown(k: Key, value: Any) -> str:
     return f"`{_scalar(k, value)}`"
 
 
-def _rows(cls: type, instance: Any, prefix: str) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
-    grouped: dict[str, list[list[tuple[str, str, str, str]]]] = {}
+Row = tuple[str, str, str, str]  # key, default, allowed, meaning
+
+
+def _rows(cls: type, instance: Any, prefix: str) -> list[Row]:
+    def value_of(k: Key) -> Any:
+        return getattr(instance, k.name) if instance is not None else k.default(None)
+
+    rows: list[Row] = []
+    groups_done: set[str] = set()
     for k in keys_of(cls):
-        value = getattr(instance, k.name) if instance is not None else k.default(None)
         meaning = k.meta.details or k.meta.doc
         sub = k.section
         if sub is not None and k.meta.flatten:
-            rows += _rows(sub, value if value is not None else None, prefix)
+            rows += _rows(sub, value_of(k), prefix)
         elif sub is not None and k.is_list:
             rows.append((f"{prefix}{k.key}[]", "required" if k.meta.required else "", "list", meaning))
             rows += _rows(sub, None, f"{prefix}{k.key}[].")
         elif sub is not None and k.meta.group:
-            name = f"{prefix}<{k.meta.group}>."
-            members = grouped.setdefault(k.meta.group, [])
-            if not members:
-                rows.append((name, "", "", ""))  # placeholder, replaced below
-            members.append(_rows(sub, value, name))
+            # faces and plates: one row per key, with each one's default where they differ
+            if k.meta.group not in groups_done:
+                groups_done.add(k.meta.group)
+                members = [m for m in keys_of(cls) if m.meta.group == k.meta.group]
+                tables = [_rows(sub, value_of(m), f"{prefix}<{k.meta.group}>.") for m in members]
+                for same in zip(*tables):
+                    defaults = list(dict.fromkeys(r[1] for r in same))
+                    rows.append((same[0][0], " / ".join(defaults), same[0][2], same[0][3]))
         elif sub is not None:
-            if k.meta.doc or k.meta.details:
+            if meaning:
                 rows.append((f"{prefix}{k.key}", "", "", meaning))
-            rows += _rows(sub, value, f"{prefix}{k.key}.")
+            rows += _rows(sub, value_of(k), f"{prefix}{k.key}.")
         else:
-            rows.append((f"{prefix}{k.key}", _shown(k, value), _allowed(k), meaning))
-    out: list[tuple[str, str, str, str]] = []
-    for row in rows:
-        group = next((g for g in grouped if row == (f"{prefix}<{g}>.", "", "", "")), None)
-        if group is None:
-            out.append(row)
-            continue
-        members = grouped[group]
-        for merged in zip(*members):
-            defaults = [r[1] for r in merged]
-            shown = defaults[0] if len(set(defaults)) == 1 else " / ".join(defaults)
-            out.append((merged[0][0], shown, merged[0][2], merged[0][3]))
-    return out
+            rows.append((f"{prefix}{k.key}", _shown(k, value_of(k)), _allowed(k), meaning))
+    return rows
 
 
 def markdown_table(cls: type, instance: Any = None, prefix: str = "") -> str:

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Write what is generated from the config schema: profiles/default.yaml and the key tables.
 
-The schema is the fields of anonymizer/config.py (profile), anonymizer/daemon/config.py (daemon)
-and anonymizer/dist/config.py (worker). After editing a key's default, bounds or doc there, run
+The schema is the fields of anonymizer/config.py (profile), anonymizer/daemon/config.py (daemon),
+anonymizer/dist/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section). After editing a key's default, bounds or doc there, run
 
     .venv/bin/python scripts/gen_config_docs.py          # rewrite what is stale
     .venv/bin/python scripts/gen_config_docs.py --check  # exit 1 naming what is stale
 
 and commit the result. The tables sit between <!-- schema:NAME --> markers in README.md,
-docs/daemon.md and docs/scale-out.md (anonymizer/config_docs.py). tests/unit/test_schema.py fails
+docs/daemon.md, docs/scale-out.md and docs/api.md (anonymizer/config_docs.py). tests/unit/test_schema.py fails
 while any of them is stale.
 """
 

@@ -27,21 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker
-from anonymizer.schema import parse_host_port
+from anonymizer.schema import Reader, parse_host_port, setting, yaml_keys
 
-API_KEYS = {
-    "listen",
-    "jwks_file",
-    "issuer",
-    "audience",
-    "profiles",
-    "max_upload_bytes",
-    "rate_per_minute",
-    "max_active_jobs",
-    "tls_cert",
-    "tls_key",
-    "leeway_s",
-}
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -49,22 +36,60 @@ PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 class ApiConfig:
     """What ``anonymizer api`` serves: where, whom it trusts, and which folders take uploads."""
 
-    host: str
-    port: int
-    jwks_file: Path
-    issuer: str
-    audience: str
-    profiles: tuple[tuple[str, str], ...]  # (name the client uses, daemon folder name)
-    max_upload_bytes: int = 2 * 1024**3
-    rate_per_minute: int = 60
-    max_active_jobs: int = 4
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    leeway_s: float = 30.0
+    listen: tuple[str, int] = setting(
+        required=True, doc="`HOST:PORT` uvicorn binds", kind="hostport", example="127.0.0.1:8443"
+    )
+    jwks_file: Path = setting(
+        required=True,
+        doc="the identity provider's signing keys as a JWKS document (what its `jwks_uri` serves); re-read "
+        "when the file changes, so a key rotation is a file copy",
+    )
+    issuer: str = setting(required=True, doc="the `iss` every token must carry")
+    audience: str = setting(required=True, doc="the `aud` every token must carry")
+    # (name the client uses, daemon folder name)
+    profiles: tuple[tuple[str, str], ...] = setting(
+        required=True,
+        doc="profile name the client chooses -> a folder of `folders:`, e.g. `{cctv: api-inbox}`; the client "
+        "never names a path",
+        kind="custom",
+    )
+    max_upload_bytes: int = setting(
+        2 * 1024**3,
+        doc="larger uploads get 413; the folder profile's `limits.max_file_bytes` applies too (the smaller wins)",
+        minimum=1,
+        shown_default="2 GiB",
+    )
+    rate_per_minute: int = setting(
+        60,
+        doc="requests per client (token bucket, bursts up to the same number); beyond: 429 with `Retry-After`",
+        minimum=1,
+        maximum=100000,
+    )
+    max_active_jobs: int = setting(
+        4, doc="a client's unfinished jobs plus uploads in flight; beyond: 429", minimum=1, maximum=10000
+    )
+    tls_cert: Path | None = setting(
+        None,
+        doc="PEM certificate given to uvicorn (`ssl_certfile`): HTTPS on `listen`, with `tls_key`. Without "
+        "them, serve on loopback behind a TLS reverse proxy",
+    )
+    tls_key: Path | None = setting(None, doc="its PEM key (`ssl_keyfile`); `tls_cert` and `tls_key` go together")
+    leeway_s: float = setting(30.0, doc="clock skew allowed on `exp`/`nbf`/`iat`", minimum=0, maximum=600)
+
+    @property
+    def host(self) -> str:
+        return self.listen[0]
+
+    @property
+    def port(self) -> int:
+        return self.listen[1]
 
     def folder_for(self, profile_name: str) -> str | None:
         """Return the daemon folder behind a profile name, or None when it is not configured."""
         return dict(self.profiles).get(profile_name)
+
+
+API_KEYS = yaml_keys(ApiConfig)
 
 
 def missing_modules(*names: str) -> list[str]:
@@ -86,37 +111,34 @@ def parse_listen(c: Checker, path: str, value: Any) -> tuple[str, int] | None:
     return parse_host_port(c, path, value, "127.0.0.1:8443")
 
 
-def _file(c: Checker, d: dict[str, Any], key: str, base: Path) -> Path | None:
-    value = c.get(d, "api", key, None, str)
-    if value is None:
-        return None
-    p = Path(value).expanduser()
-    p = (p if p.is_absolute() else base / p).resolve()
-    if not p.is_file():
-        c.error(f"api.{key}", f"{p} is not an existing file")
-    return p
-
-
 def api_config_from_dict(c: Checker, raw: Any, base: Path, folder_names: set[str]) -> ApiConfig | None:
     """Given the raw ``api:`` mapping, return an ApiConfig (None if absent or invalid; errors in ``c``)."""
     if raw is None:
         return None
-    d = c.section(raw, "api", API_KEYS)
-    if not d:
-        if not isinstance(raw, dict) or not raw:
-            c.error("api", "expected a mapping with listen, jwks_file, issuer, audience, profiles")
+    if not isinstance(raw, dict) or not raw:
+        c.section(raw, "api", API_KEYS)  # a scalar or list: "expected a mapping, got ..."
+        c.error("api", "expected a mapping with listen, jwks_file, issuer, audience, profiles")
         return None
     errors_before = len(c.errors)
     missing = missing_modules("fastapi", "uvicorn", "jwt", "python_multipart", "cryptography")
     if missing:
         c.error("api", f"needs the api extra (pip install 'anonymizer[api]'); missing: {', '.join(missing)}")
-    for key in ("listen", "jwks_file", "issuer", "audience", "profiles"):
-        if key not in d:
-            c.error(f"api.{key}", "required key is missing")
-    listen = parse_listen(c, "api.listen", d["listen"]) if "listen" in d else None
-    jwks = _file(c, d, "jwks_file", base)
-    issuer = c.get(d, "api", "issuer", None, str)
-    audience = c.get(d, "api", "audience", None, str)
+
+    def check(c: Checker, d: dict[str, Any], _: str, values: dict[str, Any], __: Any) -> bool:
+        values["profiles"] = _profiles(c, d, folder_names)
+        for key in ("jwks_file", "tls_cert", "tls_key"):
+            if values[key] is not None and not values[key].is_file():
+                c.error(f"api.{key}", f"{values[key]} is not an existing file")
+        if (values["tls_cert"] is None) != (values["tls_key"] is None):
+            c.error("api.tls_key" if values["tls_key"] is None else "api.tls_cert", "tls_cert and tls_key go together")
+        return True
+
+    api = Reader(c, base_dir=base, checks={ApiConfig: check}).read(ApiConfig, raw, "api")
+    return api if len(c.errors) == errors_before else None
+
+
+def _profiles(c: Checker, d: dict[str, Any], folder_names: set[str]) -> tuple[tuple[str, str], ...]:
+    """The ``profiles`` mapping: each client-facing name to a folder of this config."""
     profiles: list[tuple[str, str]] = []
     raw_profiles = d.get("profiles")
     if "profiles" in d and (not isinstance(raw_profiles, dict) or not raw_profiles):
@@ -131,28 +153,4 @@ def api_config_from_dict(c: Checker, raw: Any, base: Path, folder_names: set[str
                 c.error(where, f"{folder!r} is not a folder of this config; allowed: {allowed}")
             else:
                 profiles.append((name, folder))
-    tls_cert = _file(c, d, "tls_cert", base)
-    tls_key = _file(c, d, "tls_key", base)
-    if (tls_cert is None) != (tls_key is None):
-        c.error("api.tls_key" if tls_key is None else "api.tls_cert", "tls_cert and tls_key go together")
-    dflt = ApiConfig("", 0, Path(), "", "", ())
-    max_upload = c.get(d, "api", "max_upload_bytes", dflt.max_upload_bytes, int, minimum=1)
-    rate = c.get(d, "api", "rate_per_minute", dflt.rate_per_minute, int, minimum=1, maximum=100000)
-    active = c.get(d, "api", "max_active_jobs", dflt.max_active_jobs, int, minimum=1, maximum=10000)
-    leeway = float(c.get(d, "api", "leeway_s", dflt.leeway_s, (int, float), minimum=0, maximum=600))
-    if len(c.errors) > errors_before or listen is None or jwks is None or issuer is None or audience is None:
-        return None
-    return ApiConfig(
-        host=listen[0],
-        port=listen[1],
-        jwks_file=jwks,
-        issuer=issuer,
-        audience=audience,
-        profiles=tuple(profiles),
-        max_upload_bytes=max_upload,
-        rate_per_minute=rate,
-        max_active_jobs=active,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        leeway_s=leeway,
-    )
+    return tuple(profiles)

@@ -287,3 +287,29 @@ def test_durations_read_back_from_their_written_form() -> None:
     for seconds in (0.0, 1.0, 90.0, 3600.0, 6 * 3600.0, 30 * 86400.0, 1.5):
         assert module.parse_duration(module.format_duration(seconds)) == seconds
     assert module.format_duration(6 * 3600.0) == "6h" and module.format_duration(0) == "0s"
+
+
+def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
+    from anonymizer.api.settings import api_config_from_dict
+    from anonymizer.schema import Checker
+
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    raw = {"listen": "127.0.0.1:99999", "jwks_file": "jwks.json", "issuer": "i", "audience": "a"}
+    raw |= {"profiles": {"cctv": "inbox"}, "rate_per_minute": 0, "leeway_s": True, "colour": 1}
+    c = Checker("daemon.yaml")
+    assert api_config_from_dict(c, raw, tmp_path, {"inbox"}) is None
+    for fragment in (
+        "daemon.yaml: at 'api.listen': expected HOST:PORT with a port 1-65535, got '127.0.0.1:99999'",
+        "daemon.yaml: at 'api.rate_per_minute': 0 is below the minimum 1",
+        "daemon.yaml: at 'api.leeway_s': expected int or float, got True",
+        "daemon.yaml: at 'api.colour': unknown key; allowed keys: audience, issuer, jwks_file, leeway_s, listen",
+    ):
+        assert any(e.startswith(fragment) for e in c.errors), fragment
+    c = Checker("daemon.yaml")
+    fixed = {k: v for k, v in raw.items() if k != "colour"} | {"listen": "[::1]:8443", "rate_per_minute": 5}
+    api = api_config_from_dict(c, fixed | {"leeway_s": 1}, tmp_path, {"inbox"})
+    if c.errors:  # only without the api extra
+        assert all("needs the api extra" in e for e in c.errors), c.errors
+        return
+    assert api is not None and (api.host, api.port, api.rate_per_minute, api.leeway_s) == ("::1", 8443, 5, 1.0)
+    assert api.jwks_file == (tmp_path / "jwks.json").resolve() and api.max_upload_bytes == 2 * 1024**3
