@@ -2,7 +2,8 @@
 
 A field made with ``setting()`` (or ``section()`` for a nested mapping) carries its default, its
 bounds or choices and a one-line doc. The type comes from the field's annotation (``float | None``
-accepts ``null``; ``tuple[float, ...]`` is a list of numbers; a dataclass is a nested section).
+accepts ``null``; ``tuple[float, ...]`` is a list of numbers; a ``Path`` is resolved against the
+config file's folder; a dataclass is a nested section).
 From that one declaration:
 
 - ``Reader`` validates parsed YAML: unknown keys, types (a bool is not a number), bounds, choices,
@@ -75,7 +76,7 @@ def setting(
         minimum, maximum: inclusive bounds of a number (of each number of a list).
         choices: the allowed values (of a URL: its schemes).
         kind: what the annotation cannot say: ``duration`` (``30s``, ``24h``, ``30d`` or seconds),
-            ``path`` (resolved against the config's folder), ``hostport`` (``HOST:PORT``), ``url``,
+            ``hostport`` (``HOST:PORT``), ``url``,
             ``custom`` (read by the caller's own function; declared here for the docs).
         required: the key must be present.
         example: shown (commented out) in the sample instead of a ``null`` default.
@@ -427,7 +428,7 @@ class Reader:
             return parse_host_port(c, full, raw, m.example or "127.0.0.1:8080")
         if m.kind == "url":
             return check_url(c, full, raw, m.choices or ())
-        if m.kind == "path" or k.base is Path:
+        if k.base is Path:  # resolved against the config file's folder
             return self._path(full, c.get(d, path, k.key, None, str))
         base = k.base
         if base is bool or base is str or base is int:
@@ -533,7 +534,7 @@ def _allowed(k: Key) -> str:
         text = "duration (`30s`, `24h`, `30d`)" + _bounds(m, " ")
     elif m.kind == "hostport":
         text = "`HOST:PORT`"
-    elif m.kind == "path" or k.base is Path:
+    elif k.base is Path:
         text = "path"
     elif k.base is bool:
         text = "`true`, `false`"
