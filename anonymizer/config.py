@@ -200,6 +200,19 @@ class ClassSpec:
     video_flip: bool = setting(
         False, doc="video: the mirrored passes too (photos: flip); found nothing more on the eval clips"
     )
+    # Fixed cameras, gated full frames: a fixed-input model (platedet letterboxes everything to
+    # 640 px) sees the changed areas again, enlarged, in windows of its input size. A small plate on
+    # a vehicle crossing the view is a few pixels tall in the whole-frame pass, and the changed area
+    # of a still scene is small, so looking closer there is affordable (anonymizer.detect.schedule).
+    video_zoom: float = setting(
+        0.0,
+        doc="fixed cameras: changed areas also seen this many times larger (fixed-input models; 0 = off)",
+        details="video, fixed cameras: on gated full-plan frames a fixed-input model (platedet, YOLO ONNX "
+        "exports) also sees the changed areas enlarged this many times, in windows of its input size: small "
+        "plates on crossing vehicles; 0 = off, otherwise above 1. CenterFace ignores it",
+        minimum=0,
+        maximum=8,
+    )
     cascade: CascadeSpec = section(
         CascadeSpec, doc="photos: a cheap 1x pass decides where the other passes run (off: every pass everywhere)"
     )
@@ -218,6 +231,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "margin": 0.25,
     "video_margin": None,
     "video_full_every": 3,
+    "video_zoom": 2.0,
     "cascade": CascadeSpec(
         always_scales=(0.5, 1.0, 2.0),
         always_mirrored=False,
@@ -235,6 +249,7 @@ PLATE_NOTES = {
     "every_n_frames": "plates move predictably; the look-ahead tracker fills the other frames",
     "video_dense_side": "(the plate model letterboxes the whole frame to 640 px for its dense pass)",
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
+    "video_zoom": "fixed cameras: small plates on crossing vehicles seen at twice their size in the full plan",
     "margin": "large plates leaked their corners at 0.15",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",
     "cascade.always_scales": "zoom-out finds close-ups no other pass cues; 2x tiles see a 1280 px photo at "
@@ -411,6 +426,9 @@ def _check_class(
 ) -> bool:
     values["model"] = _model(c, join(path, "model"), values["model"], base_dir)
     values["track_threshold"] = _track_threshold(c, d, path, values["track_threshold"], default)
+    if 0 < values["video_zoom"] <= 1:
+        c.error(join(path, "video_zoom"), f"{values['video_zoom']!r} does not enlarge; use 0 (off) or a zoom above 1, up to 8")
+        values["video_zoom"] = default.video_zoom
     return True
 
 

@@ -12,7 +12,10 @@ Fixed cameras (``detect.gating``): a region whose pixels did not change since th
 **refresh** (a full plan over the whole frame) keeps what that refresh found; the passes of the
 frame run only over the changed areas (a model with a fixed input size runs a pass whole when its
 area changed at all, so what it sees is exactly what the full plan shows it). A refresh happens
-every ``gating_refresh_frames`` frames and whenever the camera moves.
+every ``gating_refresh_frames`` frames and whenever the camera moves. A fixed-input model can also
+look closer at the changed areas of a gated frame (``video_zoom``): windows of its input size over
+the enlarged frame, so a small plate crossing the view is seen bigger than the whole-frame pass
+shows it (``zoom_windows``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
-from anonymizer.detect.multiscale import ClassDetector, Pass
+from anonymizer.detect.multiscale import ClassDetector, Pass, tile_starts
 from anonymizer.detections import Detections
 
 
@@ -66,6 +69,31 @@ def restrict(passes: list[Pass], boxes: np.ndarray, fixed_input: int | None) -> 
     return out
 
 
+def zoom_windows(boxes: np.ndarray, zoom: float, window: int, height: int, width: int) -> list[Pass]:
+    """Passes at ``zoom`` whose crops, ``window`` px square (the model's input, so nothing is
+    shrunk again), cover every box (source pixels), with the tiles' usual overlap.
+
+    A box smaller than a window gets one window centred on it; a window that would cross the
+    frame's edge is moved inside. Windows repeated by neighbouring boxes run once.
+    """
+    sh, sw = max(1, int(round(height * zoom))), max(1, int(round(width * zoom)))
+    side_h, side_w = min(window, sh), min(window, sw)
+    out: dict[Pass, None] = {}
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4) * zoom:
+        starts = []
+        for lo, hi, side, limit in ((x1, x2, side_w, sw), (y1, y2, side_h, sh)):
+            length = hi - lo
+            if length <= side:
+                first = [int(round((lo + hi - side) / 2))]
+            else:
+                first = [int(math.floor(lo)) + s for s in tile_starts(int(math.ceil(length)), side, 0.2)]
+            starts.append([min(max(0, s), limit - side) for s in first])
+        for y in starts[1]:
+            for x in starts[0]:
+                out[Pass(zoom, x, y, x + side_w, y + side_h)] = None
+    return list(out)
+
+
 class ClassSchedule:
     """One class's cadence and gating state over one clip (frames arrive in order)."""
 
@@ -79,9 +107,19 @@ class ClassSchedule:
         self.reference: np.ndarray | None = None  # block means at the last refresh
         self.refreshed_at = -(10**9)
         self.kept = Detections.empty()  # what the last refresh found
-        self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0}
+        # A fixed camera that shakes (wind, a passing truck) moves every object by a different
+        # jolt each frame, which no interpolation between detector frames follows: from the first
+        # moving frame until the camera is still again, at most ``refresh_frames`` after it last
+        # was, the class runs on every frame. A camera that keeps moving (a pan, a dashcam) is
+        # not a shaking fixed one: past that bound the cadence is back.
+        self.still_at = -(10**9)  # the last gated frame (the camera was still)
+        self.shaking = False
+        self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0, "zoomed": 0, "shaken": 0}
 
     def wants(self, index: int) -> bool:
+        """Whether the detector runs on frame ``index``: the cadence, or every frame while shaking."""
+        if self.shaking and index - self.still_at <= self.refresh_frames:
+            return True
         return index % self.spec.every_n_frames == 0
 
     def plan(self, index: int, rgb: np.ndarray, blocks: np.ndarray | None) -> tuple[list[Pass], Detections, bool]:
@@ -99,12 +137,21 @@ class ClassSchedule:
             change = gating.compare(self.reference, blocks, (width, height))
             if not change.camera_moved:
                 self.stats["gated"] += 1
+                self.still_at, self.shaking = index, False
                 touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
                 carried = self.kept[~touched] if len(self.kept) else self.kept
                 crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
-                return restrict(passes, crops, self.fixed_input), carried, False
+                passes = restrict(passes, crops, self.fixed_input)
+                if full and self.fixed_input and self.spec.video_zoom > 1:
+                    # Part of the full plan: between two full frames the tracker carries what it found.
+                    passes += zoom_windows(crops, self.spec.video_zoom, self.fixed_input, height, width)
+                    self.stats["zoomed"] += 1
+                return passes, carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
+            self.shaking = self.shaking or index - self.still_at <= self.refresh_frames
+        if self.shaking and index % self.spec.every_n_frames:
+            self.stats["shaken"] += 1  # a frame the cadence alone would have skipped
         if not full:
             # A moving camera, or a refresh that is due: the cadence still decides which plan
             # runs, over the whole frame; the next full plan is the refresh.

@@ -134,7 +134,9 @@ class Detect:
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         start = time.perf_counter()
         for name, schedule in self.schedules.items():
-            wanted = [f for f in frames if schedule.wants(f.index)]
+            # Frames the reader converted only: a shaking camera asks for more frames than the
+            # cadence, which the reader knows of only where another class wants them too.
+            wanted = [f for f in frames if f.rgb is not None and schedule.wants(f.index)]
             for f in frames:
                 f.found[name] = None
             if not wanted:

@@ -126,6 +126,15 @@ def test_margin_px_is_validated_and_defaults_per_class():
         spec("plates", margin_px=-1)
 
 
+def test_video_zoom_is_off_or_an_enlargement():
+    plates = profile_from_dict({"detect": {"plates": {"video_zoom": 3}}}).detect.plates
+    assert plates.video_zoom == 3.0
+    assert profile_from_dict({"detect": {"plates": {"video_zoom": 0}}}).detect.plates.video_zoom == 0
+    for bad in (0.5, 1, 9, True):
+        with pytest.raises(ConfigError, match=r"detect\.plates\.video_zoom"):
+            profile_from_dict({"detect": {"plates": {"video_zoom": bad}}})
+
+
 def test_confirm_sightings_is_validated():
     assert profile_from_dict({"track": {"confirm_sightings": 0}}).track.confirm_sightings == 0
     assert profile_from_dict({}).track.confirm_sightings > 0

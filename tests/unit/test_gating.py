@@ -1,11 +1,13 @@
 """Fixed-camera change maps and the per-class detection schedule, on arrays."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
 from anonymizer.detect.multiscale import ClassDetector, Pass
-from anonymizer.detect.schedule import ClassSchedule, dense_pass, restrict
+from anonymizer.detect.schedule import ClassSchedule, dense_pass, restrict, zoom_windows
 from anonymizer.detections import Detections
 
 
@@ -126,3 +128,74 @@ def test_a_change_over_part_of_a_large_face_is_detected_on_a_crop_showing_all_of
     faces = np.array([[120, 60, 320, 300], [500, 10, 540, 50]], np.float32)
     grown = gating.grow_over(change, faces, (640, 360))
     assert grown.tolist() == [[100, 100, 140, 140], [20, 0, 420, 360]]  # the far face is carried, not re-run
+
+
+def test_zoom_windows_cover_every_changed_box_at_the_zoom_in_input_sized_crops():
+    boxes = np.array([[100, 50, 140, 70], [300, 0, 640, 300]], np.float32)  # a small change, a wide one
+    windows = zoom_windows(boxes, 2.0, 640, 360, 640)
+    assert all(p.scale == 2.0 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 640) for p in windows)
+    assert all(0 <= p.x0 and p.x1 <= 1280 and 0 <= p.y0 and p.y1 <= 720 for p in windows)  # inside the frame
+    for x1, y1, x2, y2 in boxes * 2:  # every pixel of every box lies in some window
+        for x in np.linspace(x1, x2 - 1, 9):
+            for y in np.linspace(y1, y2 - 1, 9):
+                assert any(p.x0 <= x < p.x1 and p.y0 <= y < p.y1 for p in windows), (x, y)
+    assert len(windows) == len(set(windows))
+    # A frame smaller than a window at that zoom: one window, the whole enlarged frame.
+    assert zoom_windows(np.array([[10, 10, 20, 20]], np.float32), 2.0, 640, 100, 200) == [Pass(2.0, 0, 0, 400, 200)]
+
+
+def test_gated_frames_of_a_fixed_input_model_also_look_closer_at_what_changed():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=1280, video_zoom=2.0)
+    schedule = ClassSchedule(ClassDetector(Letterboxed([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    first, _, refresh = schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    assert refresh and first == [Pass(1.0, 0, 0, 640, 360)]  # a refresh: the plan alone, over the whole frame
+    schedule.refreshed(Detections.empty())
+    assert schedule.plan(1, rgb, gating.block_means(noisy(still, 2)))[0] == []  # nothing changed: nothing runs
+    entered = still.copy()
+    entered[200:232, 40:104] = 255 - entered[200:232, 40:104]  # a vehicle comes in at the left
+    passes = schedule.plan(2, rgb, gating.block_means(noisy(entered, 3)))[0]
+    assert passes[0] == Pass(1.0, 0, 0, 640, 360)  # the whole pass, as the full plan shows it ...
+    zoomed = passes[1:]  # ... and the change, twice as large
+    assert zoomed and all(p.scale == 2.0 and p.x1 - p.x0 == 640 for p in zoomed)
+    assert any(p.x0 <= 80 and p.x1 >= 208 and p.y0 <= 400 and p.y1 >= 464 for p in zoomed)
+    # The zoom belongs to the full plan: a dense frame between two full ones runs the dense pass alone.
+    every_other = ClassSchedule(ClassDetector(Letterboxed([]), replace(spec, video_full_every=2), 0), gate=True, refresh_frames=50)
+    every_other.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    assert every_other.plan(1, rgb, gating.block_means(noisy(entered, 3)))[0] == [Pass(1.0, 0, 0, 640, 360)]
+    assert len(every_other.plan(2, rgb, gating.block_means(noisy(entered, 4)))[0]) > 1
+    off = ClassSchedule(ClassDetector(Letterboxed([]), replace(spec, video_zoom=0.0), 0), gate=True, refresh_frames=50)
+    off.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    assert off.plan(1, rgb, gating.block_means(noisy(entered, 3)))[0] == [Pass(1.0, 0, 0, 640, 360)]
+
+
+def test_a_shaking_fixed_camera_is_detected_on_every_frame_until_it_is_still_again():
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, every_n_frames=2, video_full_every=3, tile_size=4096)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    jolts = {6: 24, 7: -16, 8: 32, 9: 8}  # frames 6-9: the camera shakes, then rests where it was
+
+    def run(schedule: ClassSchedule, picture) -> list[int]:
+        detected = []
+        for i in range(24):
+            if schedule.wants(i):
+                detected.append(i)
+                _, _, refresh = schedule.plan(i, rgb, gating.block_means(noisy(picture(i), i)))
+                if refresh:
+                    schedule.refreshed(Detections.empty())
+        return detected
+
+    shaken = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    detected = run(shaken, lambda i: np.roll(still, jolts.get(i, 0), axis=1))
+    assert {7, 9} <= set(detected)  # odd frames the cadence skips, run while the camera shook
+    assert not [i for i in detected if i % 2 and i > 14]  # still again: back to every other frame
+    assert shaken.stats["shaken"] > 0
+
+    # A camera that moves from the start (a pan) was never a still one: the cadence stays.
+    panning = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    assert run(panning, lambda i: np.roll(still, 8 * i, axis=1)) == list(range(0, 24, 2))
+    assert panning.stats["shaken"] == 0
