@@ -262,7 +262,10 @@ class Engine:
             masks.check_fit(info.width, info.height, photo=False, frames=info.frames_declared or None, duration_s=info.duration_s)
         overlay = self._overlay(masks)
 
-        everies = [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
+        # With gating, every frame is converted: a shaking fixed camera has its classes run on
+        # frames their cadence skips (anonymizer.detect.schedule), decided after the reader has
+        # run ahead of them.
+        everies = [1] if profile.detect.gating else [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
                     blocks=profile.detect.gating)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,

@@ -162,3 +162,28 @@ def test_frames_leave_the_detect_stage_without_pixels(engine, tmp_path):
     assert len(frames) == 6
     assert all(f.rgb is None and f.blocks is None for f in frames)
     assert any(len(f.found["face"]) for f in frames)  # it did detect on them
+
+
+def test_a_shaking_fixed_camera_keeps_every_face_masked_and_detects_on_skipped_frames(tmp_path):
+    # Faces on every other frame: between two detector frames a jolt moves every face, which no
+    # interpolation follows, so a shake must bring the skipped frames back.
+    profile = {**STREAM_PROFILE, "detect": {**STREAM_PROFILE["detect"]}}
+    profile["detect"]["faces"] = {**STREAM_PROFILE["detect"]["faces"], "every_n_frames": 2}
+    shaky = Engine(profile_from_dict(profile))
+    still = still_scene()
+    faces = shaky.detect_image(still)
+    faces = faces[faces.confidence >= 0.5]
+    jolts = dict(zip(range(30, 38), (40, -30, 45, -40, 30, -45, 35, -25)))  # then still again, as before
+    src = write_frames(tmp_path / "shake.mp4", [sensor_noise(np.roll(still, jolts.get(i, 0), axis=1), i) for i in range(70)])
+    result = shaky.process(src, tmp_path / "out.mp4")
+    passes = result.passes["face"]
+    assert passes["camera_moved"] >= 1 and passes["shaken"] >= 2, passes
+    assert passes["gated"] > 20, passes  # still again after the shake: gated once more
+    checked = 0
+    for i, (a, b) in enumerate(zip(decode(src), decode(tmp_path / "out.mp4"))):
+        for x1, y1, x2, y2 in faces.xyxy:
+            dx = jolts.get(i, 0)
+            if 0 <= x1 + dx and x2 + dx <= W:
+                assert masked(a, b, (x1 + dx, y1, x2 + dx, y2)), (i, dx)
+                checked += 1
+    assert checked > 70
