@@ -3,8 +3,9 @@
 The result is a JSON dict, never an exception, so that the coordinator classifies every outcome
 exactly as it does for a job run in its own process:
 
-- ``{"status": "ok", "path", "extra_suffix", "summary", "engine_s", ...}``: the output lies at
-  ``path`` (under the job's work folder) for the coordinator to verify and publish;
+- ``{"status": "ok", "path", "extra_suffix", "summary", "engine_s", "sha256", "size", ...}``: the
+  output lies at ``path`` (under the job's work folder), verified by the engine here; the
+  coordinator publishes it if it still has that SHA-256 and size;
 - ``{"status": "error", "type": "MediaError" | "JobError" | "ModelError" | "OSError", "reason"}``;
 - ``{"status": "mismatch", "reason"}``: this worker's models or version differ from the
   coordinator's; the job waits for a worker that matches;
@@ -148,6 +149,8 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
         "extra_suffix": out.extra_suffix,
         "summary": out.summary,
         "engine_s": out.engine_s,
+        "sha256": out.sha256,
+        "size": out.size,
         "deliveries": deliveries,
         "worker": me,
     }

@@ -20,7 +20,7 @@ import pytest
 from dist_helpers import backend_info
 from media_factory import make_video
 
-from anonymizer.jobs.run import TMP_PREFIX
+from anonymizer.durable import TMP_PREFIX
 
 
 def _config(tmp_path: Path, broker_url: str, *, max_attempts: int = 3) -> Path:
@@ -156,6 +156,26 @@ def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish
     assert status.returncode == 0, status.stderr
     dist = json.loads(status.stdout)["dist"]
     assert dist["waiting"] == 0 and {w["name"].split("@")[1] for w in dist["workers"]} == {"w1", "w2"}, dist
+
+
+def test_an_output_damaged_after_the_workers_verification_is_never_published(tmp_path, broker, workers):
+    """The worker verified its output; the coordinator publishes only that file (same SHA-256)."""
+    config = _config(tmp_path, broker.url, max_attempts=2)
+    inbox = tmp_path / "cams" / "in"
+    shutil.copy(dh.FACE_SAMPLES[0], inbox / "damaged.jpg")
+    source_sha = dh.sha256(inbox / "damaged.jpg")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, 1), 120, "the job to end")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["state"] == "quarantined" and "output failed verification" in job["error"], job
+    retries = [e for e in events if e.get("event") == "job.retry"]
+    assert retries and "the engine verified" in retries[0]["reason"]
+    kept = tmp_path / "cams" / "quarantine" / "damaged.jpg"
+    assert dh.sha256(kept) == source_sha, "the source is kept, untouched"
+    assert not [p for p in (tmp_path / "cams" / "out").rglob("*") if p.is_file()], "nothing published"
+    _assert_audit_verifies(config)
 
 
 def _plain_video(path: Path, frames: int) -> Path:
