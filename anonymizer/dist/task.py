@@ -21,6 +21,7 @@ process killed mid-job has already counted its delivery.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -38,6 +39,8 @@ DELIVERY_KEY = "anonymizer:deliveries:"
 # How an error travels: by the name of the first class it is an instance of (most specific first).
 ERROR_KINDS: tuple[type[BaseException], ...] = (MediaError, FileNotFoundError, OSError, ModelError, JobError)
 PROGRESS_EVERY_S = 0.5  # a Redis write per half second per worker: cheap, and status stays current
+# The key paths a validation error names ("<source>: at 'regions[0].box': expected ...").
+_KEY_PATH = re.compile(r"at '([^']*)'")
 _engines: dict[str, Any] = {}
 _engines_lock = threading.Lock()
 
@@ -88,6 +91,31 @@ def _reason(exc: BaseException, source: str) -> str:
     return " ".join(text.split())
 
 
+def describe_refusal(exc: BaseException) -> dict[str, Any]:
+    """What may be said of a refused profile or sidecar: the error's kind and the key paths it
+    names, never a value. A sidecar's values are coordinates of people (its label may be a file
+    name), and a YAML error quotes the offending line. A model mismatch is said in full: it
+    names model ids and SHA-256 prefixes only, and tells the operator what to install."""
+    if isinstance(exc, ModelError):
+        return {"error": type(exc).__name__, "reason": str(exc)}
+    out: dict[str, Any] = {"error": type(exc).__name__, "keys": sorted(set(_KEY_PATH.findall(str(exc))))}
+    if exc.__cause__ is not None:
+        out["cause"] = type(exc.__cause__).__name__  # e.g. ScannerError: not valid YAML
+    return out
+
+
+def refusal_reason(stage: str, refusal: dict[str, Any], worker: str) -> str:
+    """The reason the coordinator journals and logs for a refused job (no values either)."""
+    if "reason" in refusal:
+        return str(refusal["reason"])
+    where = f" at {', '.join(refusal['keys'])}" if refusal["keys"] else ""
+    cause = f" ({refusal['cause']})" if "cause" in refusal else ""
+    text = f"the job's {stage} did not validate on worker {worker}: {refusal['error']}{cause}{where}"
+    if stage == "profile":
+        text += "; run the same anonymizer version on every host"
+    return text
+
+
 def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
     """Run one delivery of a job; return its result dict (see the module docstring)."""
     from anonymizer.daemon.logging import get_logger  # structlog JSON, as the daemon logs
@@ -99,14 +127,18 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
     if deliveries > payload.max_deliveries:
         log.error("task.poison", deliveries=deliveries - 1, limit=payload.max_deliveries)
         return {"status": "poison", "deliveries": deliveries - 1, "worker": me}
+    stage = "profile"
     try:
         profile = profile_from_content(payload.profile, payload.profile_sha256)
+        stage = "models"
         engine = engine_for(profile)
         check_models(payload.models, engine.models, worker=me)
+        stage = "sidecar masks"
         masks = masks_from_documents(payload.masks, payload.masks_sha256) if payload.masks else None
     except (ConfigError, ModelError) as exc:  # ManualMasksError is a ConfigError
-        log.error("task.refused", reason=str(exc))
-        return {"status": "mismatch", "reason": str(exc), "worker": me}
+        refusal = describe_refusal(exc)
+        log.error("task.refused", stage=stage, **refusal)
+        return {"status": "mismatch", "reason": refusal_reason(stage, refusal, me), "worker": me}
 
     work = Path(payload.work_dir)
     if not work.is_dir():
