@@ -7,6 +7,8 @@ Example::
     concurrency: 1                   # engine processes on this host: one per GPU
     name: gpu-host-1                 # shown by `anonymizer status`; default: the host name
     visibility_timeout_s: 28800      # above the longest job (Redis); same value as the daemon's
+    metrics: 127.0.0.1:9809          # optional: Prometheus /metrics of this worker
+    heartbeat_s: 5                   # how often the worker refreshes its status record in Redis
 
 A worker needs no profile: each job carries the coordinator's profile by content.
 """
@@ -20,10 +22,11 @@ from urllib.parse import urlsplit
 
 from anonymizer.config import Checker, read_yaml
 from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
+from anonymizer.dist.heartbeat import DEFAULT_HEARTBEAT_S
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 BACKEND_SCHEMES = ("redis", "rediss")
-WORKER_KEYS = {"broker", "result_backend", "concurrency", "name", "visibility_timeout_s"}
+WORKER_KEYS = {"broker", "result_backend", "concurrency", "name", "visibility_timeout_s", "metrics", "heartbeat_s"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class WorkerConfig:
     name: str | None
     visibility_timeout_s: float
     source_path: Path
+    metrics: tuple[str, int] | None = None  # where /metrics is served, if anywhere
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
 
 
 def check_url(c: Checker, path: str, value: Any, schemes: tuple[str, ...]) -> str | None:
@@ -56,6 +61,21 @@ def check_url(c: Checker, path: str, value: Any, schemes: tuple[str, ...]) -> st
         c.error(path, "the URL names no host")
         return None
     return value
+
+
+def check_address(c: Checker, path: str, value: Any) -> tuple[str, int] | None:
+    """Validate ``HOST:PORT`` (``[::1]:9809`` for IPv6); return (host, port)."""
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(f"//{value}") if isinstance(value, str) else None
+        port = parts.port if parts is not None else None
+    except ValueError:
+        parts, port = None, None
+    if parts is None or not parts.hostname or not port or parts.path or parts.username:
+        c.error(path, f"expected HOST:PORT such as 127.0.0.1:9809 with a port 1-65535, got {value!r}")
+        return None
+    return parts.hostname, port
 
 
 def check_backend_pair(c: Checker, broker: str | None, backend: str | None, where: str = "") -> None:
@@ -89,10 +109,12 @@ def load_worker_config(path: str | Path) -> WorkerConfig:
     timeout = float(
         c.get(top, "", "visibility_timeout_s", DEFAULT_VISIBILITY_TIMEOUT_S, (int, float), minimum=10, maximum=7 * 86400)
     )
+    metrics = check_address(c, "metrics", top.get("metrics"))
+    heartbeat = float(c.get(top, "", "heartbeat_s", DEFAULT_HEARTBEAT_S, (int, float), minimum=0.2, maximum=60))
     import importlib.util
 
     if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
         c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
     c.raise_if_errors()
     assert broker is not None
-    return WorkerConfig(broker, backend, concurrency, name, timeout, path)
+    return WorkerConfig(broker, backend, concurrency, name, timeout, path, metrics, heartbeat)

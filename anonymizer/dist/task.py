@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.dist.app import TASK_NAME
+from anonymizer.dist.heartbeat import OUTCOMES, describe_device, emit
 from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
 from anonymizer.errors import ConfigError, JobError, MediaError, ModelError
 from anonymizer.jobs.run import run_job
@@ -117,10 +118,26 @@ def refusal_reason(stage: str, refusal: dict[str, Any], worker: str) -> str:
 
 
 def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    """Run one delivery of a job; return its result dict (see the module docstring)."""
+    """Run one delivery of a job; return its result dict (see the module docstring).
+
+    The worker's main process is told when the job starts and how it ended (its status record
+    and metrics: anonymizer.dist.heartbeat), by job id only.
+    """
+    payload = JobPayload.from_dict(raw)
+    started = time.monotonic()
+    emit("start", job_id=payload.job_id)
+    outcome = "crashed"  # a bug raised out of the task (the worker logs it, Celery records a FAILURE)
+    try:
+        result = _execute(task, payload)
+        outcome = OUTCOMES.get(str(result.get("status")), "failed")
+        return result
+    finally:
+        emit("end", job_id=payload.job_id, outcome=outcome, seconds=time.monotonic() - started)
+
+
+def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
     from anonymizer.daemon.logging import get_logger  # structlog JSON, as the daemon logs
 
-    payload = JobPayload.from_dict(raw)
     me = worker_name()
     log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)
     deliveries = count_delivery(task.app, payload.task_id)
@@ -132,6 +149,7 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
         profile = profile_from_content(payload.profile, payload.profile_sha256)
         stage = "models"
         engine = engine_for(profile)
+        emit("device", device=describe_device(engine.device))
         check_models(payload.models, engine.models, worker=me)
         stage = "sidecar masks"
         masks = masks_from_documents(payload.masks, payload.masks_sha256) if payload.masks else None
