@@ -305,4 +305,4 @@ class Engine:
         return result
 
 
-__all__ = ["Engine", "JobResult", "CLASS_NAMES"]
+__all__ = ["CLASS_NAMES", "Engine", "JobResult"]

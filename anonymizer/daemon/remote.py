@@ -129,10 +129,9 @@ class RemoteRunner:
             for dirpath, dirnames, _ in os.walk(folder.output):
                 for name in list(dirnames):
                     job_id = job_of_work_dir(name)
-                    if job_id is not None:
-                        if job_id not in self.in_flight:
-                            shutil.rmtree(os.path.join(dirpath, name), ignore_errors=True)
-                            removed += 1
+                    if job_id is not None and job_id not in self.in_flight:
+                        shutil.rmtree(os.path.join(dirpath, name), ignore_errors=True)
+                        removed += 1
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         if removed:
             self.log.warning("output.work_dirs_removed", count=removed)

@@ -123,7 +123,9 @@ class WorkerState:
             "ttl_s": self.ttl_s,
             "started_at": self.started_at,
             "heartbeat_at": now,
-            "current": [{"job_id": job, "started_at": at} for job, at in sorted(self.running.values(), key=lambda r: r[1])],
+            "current": [
+                {"job_id": job, "started_at": at} for job, at in sorted(self.running.values(), key=lambda r: r[1])
+            ],
             "outcomes": dict(sorted(self.outcomes.items())),
         }
 
@@ -261,7 +263,9 @@ def read_workers(client: Any) -> list[dict[str, Any]]:
         ttl_s = float(rec.get("ttl_s") or 0)
         age = max(0.0, ttl_s - remaining_ms / 1000.0) if remaining_ms and remaining_ms > 0 else None
         outcomes = {str(k): int(v) for k, v in (rec.get("outcomes") or {}).items()}
-        stale = rec.get("state") != "stopped" and age is not None and age > STALE_BEATS * float(rec.get("heartbeat_s") or 0)
+        stale = (
+            rec.get("state") != "stopped" and age is not None and age > STALE_BEATS * float(rec.get("heartbeat_s") or 0)
+        )
         beat_at = float(rec.get("heartbeat_at") or time.time())
         out.append(
             {

@@ -44,7 +44,10 @@ class WorkerMetrics:
             registry=r,
         )
         self.worker_info = Gauge(
-            "anonymizer_worker_info", "This worker's name, host and device (value 1)", ["name", "host", "device"], registry=r
+            "anonymizer_worker_info",
+            "This worker's name, host and device (value 1)",
+            ["name", "host", "device"],
+            registry=r,
         )
 
     def serve(self, host: str, port: int) -> None:
