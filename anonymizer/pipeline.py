@@ -4,39 +4,37 @@ A video streams through the stages of ``anonymizer.stream`` in one decode; a pho
 masked and written in one go.
 
 ``Engine`` loads the detectors once; ``Engine.process(src, dst)`` anonymizes one file. Output is
-written under a temporary name beside ``dst`` and renamed only when complete, so a failed job
-never leaves a partial file; the daemon and the CLI both call exactly this.
+written under a temporary name beside ``dst``, verified, and renamed only when complete
+(``anonymizer.durable``, ``anonymizer.media.verify``), so a failed job never leaves a partial
+file; the daemon, the workers and the CLI all call exactly this.
 """
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from anonymizer.config import Profile
 from anonymizer.detect.factory import build_detectors
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
-from anonymizer.errors import JobError, MediaError
+from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
+from anonymizer.errors import MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import ManualMasks, pad_and_clip
 from anonymizer.media.image import read_photo, write_photo
 from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
-from anonymizer.media.video import OPEN_OPTIONS, VideoWriter, check_complete, probe_video
+from anonymizer.media.verify import verify_output
+from anonymizer.media.video import VideoWriter, check_complete, probe_video
 from anonymizer.review.timeline import Overlay, Timeline
 from anonymizer.stream.run import run
 from anonymizer.stream.stages import Detect, Mask, Read, Track
 from anonymizer.track.window import ClassTrack
 
-TEMP_PREFIX = ".anonymizer-"
-TEMP_MARK = ".partial"
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -65,6 +63,10 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
     passes: dict[str, dict[str, int]] = field(default_factory=dict)  # video: frames per kind of pass
     output_path: Path | None = None  # not part of the summary: a path may name a person
+    # The output as verified before it got its name (anonymizer.media.verify): what a publisher
+    # checks the file against instead of decoding it again.
+    output_sha256: str | None = None
+    output_size: int | None = None
     # The sidecar's effect (counts, the files' SHA-256), when the job had one.
     overlay: dict[str, Any] = field(default_factory=dict)
     # Per-frame provenance for the QA report (anonymizer.review.report): in the summary as runs
@@ -88,28 +90,6 @@ class JobResult:
             **self.overlay,
             **({"provenance": self.timeline.provenance()} if self.timeline is not None else {}),
         }
-
-
-def is_temp_name(name: str) -> bool:
-    """True for the engine's own temporary outputs (a crash mid-job leaves them behind)."""
-    return name.startswith(TEMP_PREFIX) and TEMP_MARK in name
-
-
-def temp_path_for(dst: Path) -> Path:
-    """A hidden temporary name in ``dst``'s folder (same filesystem, so the rename is atomic)."""
-    return dst.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}{TEMP_MARK}{dst.suffix.lower()}"
-
-
-def fsync_and_rename(tmp: Path, dst: Path) -> None:
-    """Flush ``tmp`` to disk, rename it to ``dst`` and flush the folder entry."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, dst)
-    dir_fd = os.open(dst.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class Engine:
@@ -181,7 +161,9 @@ class Engine:
 
         The format is decided by content, not by name: when ``dst``'s suffix does not fit the
         content (a video named .jpg), the right suffix is appended; ``result.output_path`` says
-        where the output went. Nothing exists there unless the whole job succeeded.
+        where the output went. Nothing exists there unless the whole job succeeded and the
+        written file verified (re-opened, every frame decodes: JobError otherwise);
+        ``result.output_sha256`` and ``output_size`` identify the verified file.
         """
         src, dst = Path(src), Path(dst)
         sniffed = sniff(src, max_file_bytes=self.profile.limits.max_file_bytes, follow_symlinks=follow_symlinks)
@@ -193,6 +175,10 @@ class Engine:
                 result = self._process_photo(src, tmp, progress, masks)
             else:
                 result = self._process_video(src, tmp, progress, masks)
+            started = time.perf_counter()
+            verify_output(tmp, sniffed.kind, self.profile.limits, frames=result.frames, progress=progress)
+            result.output_sha256, result.output_size = sha256_file(tmp)
+            result.timings["verify_s"] = time.perf_counter() - started
             fsync_and_rename(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
@@ -309,7 +295,6 @@ class Engine:
             result.audio = "dropped" if info.has_audio else "none"
         else:
             result.audio = "copied" if writer.audio_streams_dropped == 0 else "partly dropped (container)"
-        verify_video(tmp, written)
         t1 = time.perf_counter()
         for name in self.detectors:
             result.counts[name].tracks = track.tracker.tracks[name]
@@ -323,18 +308,4 @@ class Engine:
         return result
 
 
-def verify_video(path: Path, expected_frames: int) -> None:
-    """Re-open a written video and count its video packets; raise JobError on any mismatch."""
-    try:
-        with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
-            stream = container.streams.video[0]
-            count = sum(1 for p in container.demux(stream) if p.size)
-    except (av.error.FFmpegError, IndexError) as exc:
-        # strerror only: an FFmpeg error's str() quotes the path, and paths may name people.
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise JobError(f"written output cannot be re-opened: {reason}") from exc
-    if count != expected_frames:
-        raise JobError(f"written output has {count} frames, expected {expected_frames}")
-
-
-__all__ = ["Engine", "JobResult", "TEMP_PREFIX", "TEMP_MARK", "CLASS_NAMES", "fsync_and_rename", "verify_video"]
+__all__ = ["CLASS_NAMES", "Engine", "JobResult"]

@@ -27,8 +27,9 @@ from typing import Any
 
 from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file, path_hmac
 from anonymizer.daemon.config import DaemonConfig, FolderConfig
-from anonymizer.daemon.fsutil import fsync_dir, make_private_dir, sha256_file
+from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.journal import FileStat, Job, Journal
+from anonymizer.durable import fsync_dir, sha256_file
 
 JOURNAL_FILE = "journal.sqlite3"  # the daemon's (anonymizer.daemon.service.JOURNAL_FILE)
 # Finished journal states whose output the caller may use.

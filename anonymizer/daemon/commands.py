@@ -48,8 +48,8 @@ def register(subparsers: Any) -> None:
             "file, and show whether the daemon is running, the queue per folder, the running job with "
             "its progress (done of total, ETA of the stage), job counts, what became of finished jobs' "
             "sources, sources whose retention is failing or held, and the most recent failures with "
-            "their reasons; with a broker, the jobs waiting in it and each worker that answers (jobs "
-            "done, job running). Exit 1 when the daemon has not run with this config yet."
+            "their reasons; with a broker, the jobs waiting in it and every worker (host, device, "
+            "current job, jobs done and failed, last heartbeat; stale when it stopped reporting). Exit 1 when the daemon has not run with this config yet."
         ),
     )
     p.add_argument(
@@ -200,6 +200,20 @@ def _describe_progress(job: dict[str, Any] | None) -> str:
     return text
 
 
+def _describe_worker(w: dict[str, Any]) -> str:
+    """One line of ``anonymizer status`` per worker record (anonymizer.dist.heartbeat)."""
+    jobs = ", ".join(f"{c['job_id']} ({c['running_s']:.0f} s)" for c in w["current"]) or "idle"
+    age = w["heartbeat_age_s"]
+    beat = f"heartbeat {age:.0f} s ago" if age is not None else "heartbeat age unknown"
+    line = f"worker {w['name']} on {w['host']}, {w['device']}: {jobs}; {w['done']} done, {w['failed']} failed; {beat}"
+    if w["stale"]:
+        line += (" STALE: the worker stopped reporting (dead, or cut off from Redis); a job it held is"
+                 " delivered again when its process is seen dead, or after visibility_timeout_s")  # fmt: skip
+    elif w["state"] == "stopped":
+        line += " (stopped)"
+    return line
+
+
 def _review_summary(state_dir: Path, now: float) -> dict[str, Any]:
     """Outputs held for review (anonymizer.review.hold): how many wait, and for how long."""
     import sqlite3
@@ -326,9 +340,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             print(f"broker {dist['broker']}: {dist['waiting']} job(s) waiting for a worker")
             for w in dist["workers"]:
-                print(f"  worker {w['name']}: {w['done']} job(s) done, running {', '.join(w['running']) or 'nothing'}")
+                print("  " + _describe_worker(w))
             if not dist["workers"]:
-                print("  no worker answered (anonymizer worker --config FILE)")
+                print("  no worker has reported (anonymizer worker --config FILE)")
     # 'retired' is the journal's word for a finished job whose retention ran; say what happened
     # to the source instead (a kept source was not retired in any sense a user would recognise).
     finished = counts["done"] + counts["retired"]

@@ -1,52 +1,21 @@
-"""Durable, non-overwriting file operations shared by publishing, quarantine and retention.
+"""The daemon's private state files and folders, and finding an output again by its name's HMAC.
 
-Rules these helpers enforce:
-
-- nothing existing is ever overwritten: a taken name gets ``-1``, ``-2``... before the suffix;
-- a file appears under its final name only complete: hard link (or rename) from a temporary
-  name, then the folder is fsynced so the new entry survives a power cut;
-- a move across filesystems is copy, fsync, verify SHA-256, then unlink the source — never the
-  other way round.
+Durable writing (temporary names, fsync, publishing that never overwrites) is
+``anonymizer.durable``, shared with the engine and the workers.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from anonymizer.jobs.run import TMP_PREFIX  # temporary outputs are named where workers write them
-
-CHUNK = 1 << 20
 # The journal, the audit log and the keys name jobs, hashes and (while a job is open) files:
 # readable by the service user only, whatever umask the daemon was started with.
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
-
-
-def sha256_file(
-    path: Path, *, follow_symlinks: bool = True, every_64_mib: Callable[[], None] | None = None
-) -> tuple[str, int]:
-    """Return (SHA-256 hex digest, size in bytes) of a file, read in 1 MiB chunks.
-
-    ``every_64_mib`` is called as the hash progresses: hashing a multi-GB export takes long
-    enough that the watchdog must be fed and a stop request honoured meanwhile.
-    """
-    flags = os.O_RDONLY | (0 if follow_symlinks else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
-    digest = hashlib.sha256()
-    size = 0
-    with os.fdopen(fd, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if every_64_mib is not None and size % (64 * CHUNK) < len(chunk):
-                every_64_mib()
-    return digest.hexdigest(), size
 
 
 def make_private_dir(path: Path) -> Path:
@@ -132,114 +101,3 @@ def find_by_name_hmac(
             except OSError:
                 continue
     return None
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename/link/unlink in ``path`` durable. Some network filesystems refuse: ignore that."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def candidate_names(path: Path) -> Iterator[Path]:
-    """Yield ``path`` then ``stem-1.ext``, ``stem-2.ext``...: the names tried on a collision."""
-    yield path
-    suffixes = "".join(path.suffixes[-1:])
-    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
-    for i in range(1, 100_000):
-        yield path.with_name(f"{stem}-{i}{suffixes}")
-    raise OSError(errno.EEXIST, "no free name left")
-
-
-def place_no_overwrite(tmp: Path, final: Path) -> Path:
-    """Give the complete file ``tmp`` its final name without replacing anything. Return the name.
-
-    ``os.link`` fails atomically when the name exists, which is what makes "never overwrite"
-    hold even if another writer races us; shares that do not support hard links fall back to
-    an exists-check plus rename.
-    """
-    for candidate in candidate_names(final):
-        try:
-            os.link(tmp, candidate)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            if candidate.exists() or candidate.is_symlink():
-                continue
-            os.rename(tmp, candidate)
-            fsync_dir(candidate.parent)
-            return candidate
-        os.unlink(tmp)
-        fsync_dir(candidate.parent)
-        return candidate
-    raise AssertionError("unreachable")
-
-
-def move_no_overwrite(src: Path, dst: Path, *, expected_sha256: str | None = None) -> Path:
-    """Move ``src`` to ``dst`` (or a free variant of it); return where it landed.
-
-    Same filesystem: hard link + unlink (atomic, no overwrite). Across filesystems: copy to a
-    temporary name beside ``dst``, fsync, check the SHA-256 when given, place, then unlink.
-    """
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        for candidate in candidate_names(dst):
-            try:
-                os.link(src, candidate, follow_symlinks=False)
-            except FileExistsError:
-                continue
-            os.unlink(src)
-            fsync_dir(candidate.parent)
-            fsync_dir(src.parent)
-            return candidate
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-    tmp = dst.parent / f"{TMP_PREFIX}{os.getpid()}-{dst.name}"
-    try:
-        shutil.copyfile(src, tmp, follow_symlinks=False)
-        fsync_file(tmp)
-        if expected_sha256 is not None and sha256_file(tmp)[0] != expected_sha256:
-            raise OSError(errno.EIO, "copy does not match the source's SHA-256")
-        final = place_no_overwrite(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    os.unlink(src)
-    fsync_dir(src.parent)
-    return final
-
-
-def write_new_file(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` (or a free variant of it) durably; never overwrite. Return the name."""
-    for candidate in candidate_names(path):
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        except FileExistsError:
-            continue
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(candidate.parent)
-        return candidate
-    raise AssertionError("unreachable")

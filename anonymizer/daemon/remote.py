@@ -6,7 +6,8 @@ only the engine call runs remotely. The order per job::
     claim ─▶ Worker.prepare (stat, SHA-256, job key, reuse)   ─▶ journal meta: job → task id
       ─▶ send the task (payload: paths, profile by content, model SHA-256s, delivery limit)
       ... worker: run_job into <output>/.anonymizer-tmp-<job>.d/d<delivery>/ ...
-      ─▶ result ─▶ Worker.complete (verify, publish, journal, audit) ─▶ work folder removed
+      ─▶ result ─▶ Worker.complete (the SHA-256 the worker verified, publish, journal, audit)
+      ─▶ work folder removed
 
 Why each guarantee holds:
 
@@ -35,11 +36,11 @@ from typing import Any
 from anonymizer.daemon.config import BrokerConfig, FolderConfig
 from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.worker import Attempt, Worker
+from anonymizer.durable import job_of_work_dir, work_dir_for
 from anonymizer.errors import JobError, MediaError, ModelError
-from anonymizer.jobs.run import TMP_PREFIX, JobOutput
+from anonymizer.jobs.run import JobOutput
 
 META_KEY = "dist.in_flight"  # journal meta: JSON {job id: task id} of the jobs out on workers
-WORK_DIR_SUFFIX = ".d"
 ERRORS: dict[str, type[BaseException]] = {
     "MediaError": MediaError,
     "FileNotFoundError": FileNotFoundError,
@@ -127,11 +128,10 @@ class RemoteRunner:
         for folder in folders.values():
             for dirpath, dirnames, _ in os.walk(folder.output):
                 for name in list(dirnames):
-                    if name.startswith(TMP_PREFIX) and name.endswith(WORK_DIR_SUFFIX):
-                        job_id = name[len(TMP_PREFIX) : -len(WORK_DIR_SUFFIX)]
-                        if job_id not in self.in_flight:
-                            shutil.rmtree(os.path.join(dirpath, name), ignore_errors=True)
-                            removed += 1
+                    job_id = job_of_work_dir(name)
+                    if job_id is not None and job_id not in self.in_flight:
+                        shutil.rmtree(os.path.join(dirpath, name), ignore_errors=True)
+                        removed += 1
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         if removed:
             self.log.warning("output.work_dirs_removed", count=removed)
@@ -209,8 +209,15 @@ class RemoteRunner:
         worker_name = result.get("worker")
         a.log = a.log.bind(task_id=flight.task_id, worker=worker_name, deliveries=result.get("deliveries"))
         if status == "ok":
+            if not result.get("sha256") or not isinstance(result.get("size"), int):
+                return self.worker.complete(a, JobError("the worker's result names no verified SHA-256 (another version)"))
             output = JobOutput(
-                Path(result["path"]), str(result.get("extra_suffix") or ""), dict(result["summary"]), float(result["engine_s"])
+                Path(result["path"]),
+                str(result.get("extra_suffix") or ""),
+                dict(result["summary"]),
+                float(result["engine_s"]),
+                str(result["sha256"]),
+                int(result["size"]),
             )
             if not _inside(output.path, flight.work_dir):
                 return self.worker.complete(a, JobError("the worker returned an output outside the job's work folder"))
@@ -247,7 +254,7 @@ class RemoteRunner:
 
 
 def _work_dir(a: Attempt) -> Path:
-    return a.final.parent / f"{TMP_PREFIX}{a.job.id}{WORK_DIR_SUFFIX}"
+    return work_dir_for(a.final, a.job.id)
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -13,9 +13,9 @@ import stat as stat_mod
 from dataclasses import dataclass
 
 from anonymizer.daemon.config import FolderConfig
-from anonymizer.daemon.fsutil import fsync_dir, move_no_overwrite
 from anonymizer.daemon.journal import FileStat, Job
 from anonymizer.daemon.scanner import DONE_SUFFIX, resolve_inside
+from anonymizer.durable import fsync_dir, move_no_overwrite
 
 
 @dataclass(frozen=True)

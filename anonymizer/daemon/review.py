@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from anonymizer.daemon.fsutil import TMP_PREFIX, make_private_dir, place_no_overwrite, sha256_file
+from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.journal import display_rel
+from anonymizer.durable import copy_new_file, place_no_overwrite, sha256_file, temp_output_for
 from anonymizer.errors import JobError
 from anonymizer.mask.regions import ManualMasks
-from anonymizer.review.hold import ReviewStore, copy_durably, remove_copy, review_record
+from anonymizer.review.hold import ReviewStore, remove_copy, review_record
 
 _stores: dict[tuple[Path, int], ReviewStore] = {}
 
@@ -70,7 +71,7 @@ def hold_output(worker: Any, a: Any, tmp: Path, final: Path, summary: dict[str, 
     copy_name = "output" + final.suffix.lower()
     copy = folder_path / copy_name
     copy.unlink(missing_ok=True)  # an earlier round's copy, rejected
-    copy_durably(tmp, copy)
+    copy_new_file(tmp, copy, mode=0o600)
     if sha256_file(copy, follow_symlinks=False)[0] != out_sha:
         raise JobError("the review copy does not match the verified output")
     from anonymizer.review.report import write_job_report
@@ -130,10 +131,10 @@ def _publish(worker: Any, store: ReviewStore, review: Any, job: Any, folder: Any
         if published is None:
             final = folder.output / job.output_rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f"{TMP_PREFIX}{job.id}{final.suffix}"
+            tmp = temp_output_for(final, job.id, final.suffix)
             tmp.unlink(missing_ok=True)
             try:
-                copy_durably(copy, tmp)
+                copy_new_file(copy, tmp, mode=0o600)
                 if sha256_file(tmp, follow_symlinks=False)[0] != job.output_sha256:
                     raise JobError("the review copy changed since it was held")
                 published = place_no_overwrite(tmp, final).relative_to(folder.output).as_posix()

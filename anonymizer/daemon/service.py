@@ -34,12 +34,13 @@ from typing import Any
 from anonymizer.audit.log import AUDIT_FILE, AuditLog, load_or_create_key, load_or_create_key_file
 from anonymizer.config import Profile
 from anonymizer.daemon.config import DaemonConfig, FolderConfig, load_daemon_config
-from anonymizer.daemon.fsutil import TMP_PREFIX, make_private_dir, make_private_file
+from anonymizer.daemon.fsutil import make_private_dir, make_private_file
 from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.logging import configure_logging, get_logger
 from anonymizer.daemon.metrics import Metrics
 from anonymizer.daemon.scanner import Scanner
 from anonymizer.daemon.worker import StopRequested, Worker
+from anonymizer.durable import is_temp_name
 from anonymizer.errors import ConfigError, ModelError
 
 JOURNAL_FILE = "journal.sqlite3"
@@ -530,16 +531,13 @@ class Service:
         audited = worker.write_missing_audit({f.name: f for f in cfg.folders})
         if audited:
             self.log.warning("audit.recovered", lines=audited)
-        from anonymizer.pipeline import is_temp_name  # the engine knows its own temporary names
-
         removed = 0
         for f in cfg.folders:
             for dirpath, dirnames, filenames in os.walk(f.output):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
                 for name in filenames:
-                    # Only temporaries of ours ("<prefix>j-<job id>...") and of the engine
-                    # (".anonymizer-<hex>.partial.<ext>"): a crash mid-job leaves them.
-                    if name.startswith(TMP_PREFIX + "j-") or is_temp_name(name):
+                    # Only temporaries of ours (a job's, the engine's): a crash mid-job leaves them.
+                    if is_temp_name(name):
                         try:
                             os.unlink(os.path.join(dirpath, name))
                             removed += 1

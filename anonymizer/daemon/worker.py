@@ -3,9 +3,9 @@
 The order is what keeps evidence safe::
 
     source stat == journaled stat ─▶ allow-list (magic bytes) ─▶ SHA-256 ─▶ duplicate?
-      ─▶ engine.process(src, <output>/.anonymizer-tmp-<job><suffix>)
-      ─▶ re-open the temporary output: same kind, decodes fully, frame count, fsync, SHA-256
-      ─▶ link to its final name (never overwriting) + fsync folder
+      ─▶ run_job: engine.process(src, <output>/.anonymizer-tmp-<job><suffix>), which verifies
+         the output (same kind, decodes fully, frame count) before naming it, and its SHA-256
+      ─▶ fsync, SHA-256 == the verified one ─▶ link to its final name (never overwriting) + fsync folder
       ─▶ journal 'done' ─▶ audit line ─▶ journal 'audited' ─▶ retention when due
 
 The engine call itself is ``anonymizer.jobs.run_job``, the part any worker runs: here in the
@@ -35,22 +35,23 @@ from anonymizer.audit.records import job_record, retention_record, utc_iso
 from anonymizer.config import Profile
 from anonymizer.daemon import review as review_hold
 from anonymizer.daemon.config import FolderConfig, RetryPolicy, mount_of
-from anonymizer.daemon.fsutil import (
-    TMP_PREFIX,
-    candidate_names,
-    find_by_name_hmac,
-    fsync_file,
-    place_no_overwrite,
-    sha256_file,
-)
+from anonymizer.daemon.fsutil import find_by_name_hmac
 from anonymizer.daemon.journal import FileStat, Job, Journal, backoff_s, display_rel, job_key
 from anonymizer.daemon.logging import describe_error
 from anonymizer.daemon.metrics import Metrics
 from anonymizer.daemon.quarantine import quarantine_file
 from anonymizer.daemon.retention import apply_retention
 from anonymizer.daemon.scanner import resolve_inside
+from anonymizer.durable import (
+    candidate_names,
+    copy_new_file,
+    fsync_file,
+    place_no_overwrite,
+    sha256_file,
+    temp_output_for,
+)
 from anonymizer.errors import JobError, MediaError, ModelError
-from anonymizer.jobs.run import EngineLike, JobOutput, run_job, temp_output_for
+from anonymizer.jobs.run import EngineLike, JobOutput, run_job
 
 
 class StopRequested(BaseException):
@@ -389,13 +390,8 @@ class Worker:
             # what was hashed. Drop the output (finally) and let the scanner offer it again.
             return self._vanish(job, "source changed while it was processed; it will be offered again", log)
 
-        verify_started = time.monotonic()
-        out_sha, out_size = self._verify_output(tmp, a.kind, folder.profile, summary)
-        summary["timings"] = {
-            **summary["timings"],
-            "engine_s": round(output.engine_s, 3),
-            "verify_s": round(time.monotonic() - verify_started, 3),
-        }
+        out_sha, out_size = self._check_verified(tmp, output)
+        summary["timings"] = {**summary["timings"], "engine_s": round(output.engine_s, 3)}
         self.journal.set_pending_output(job.id, final.relative_to(folder.output).as_posix(), out_sha, out_size, summary)
         if folder.profile.review == "required":
             return review_hold.hold_output(self, a, tmp, final, summary, out_sha, out_size)
@@ -463,38 +459,23 @@ class Worker:
         except (OSError, MediaError):
             return False
 
-    def _verify_output(self, tmp: Path, kind: str, profile: Profile, summary: dict[str, Any]) -> tuple[str, int]:
-        """Re-open the written output: same kind, decodes completely, durable. Return (sha, size).
+    def _check_verified(self, tmp: Path, output: JobOutput) -> tuple[str, int]:
+        """Make the output durable here and return (sha, size) if it is the file the engine
+        verified; raise JobError (retried: the input may be fine) if it is not.
 
-        Raise JobError when it does not: the input may be fine, so the job is retried.
+        The engine verified it (anonymizer.media.verify) wherever it ran, this process or a
+        remote worker; decoding it again here would double the coordinator's cost per job. A
+        file changed since (truncated on the share, rewritten by a worker presumed dead) has
+        another SHA-256 and is never published.
         """
-        from anonymizer.media.sniff import sniff
-
-        try:
-            fsync_file(tmp)
-            if sniff(tmp).kind != kind:
-                raise JobError(f"output is not a {kind}")
-            if kind == "image":
-                from anonymizer.media.image import read_photo
-
-                read_photo(tmp, profile.limits)
-            else:
-                from anonymizer.media.video import check_complete, iter_frames, probe_video
-
-                info = probe_video(tmp, profile.limits)
-                decoded, last_time = 0, None
-                for frame in iter_frames(tmp, profile.limits):
-                    decoded += 1
-                    last_time = frame.frame.time
-                    if decoded % 100 == 0:
-                        self._progress()
-                check_complete(info, decoded, last_time)
-                expected = summary.get("frames")
-                if isinstance(expected, int) and expected and decoded != expected:
-                    raise JobError(f"output has {decoded} frames, the engine wrote {expected}")
-        except MediaError as exc:
-            raise JobError(f"output failed verification: {exc}") from exc
-        return sha256_file(tmp, every_64_mib=self._progress)
+        fsync_file(tmp)
+        out_sha, out_size = sha256_file(tmp, follow_symlinks=False, every_64_mib=self._progress)
+        if (out_sha, out_size) != (output.sha256, output.size):
+            raise JobError(
+                f"output failed verification: {out_size} bytes with SHA-256 {out_sha[:16]}, not the "
+                f"{output.size} bytes ({output.sha256[:16]}) the engine verified"
+            )
+        return out_sha, out_size
 
     # ------------------------------------------------------------------ outcomes
 
@@ -616,9 +597,9 @@ class Worker:
             if not self._is_recorded_file(earlier_out, earlier.output_size, earlier.output_sha256):
                 continue
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f"{TMP_PREFIX}{job.id}{final.suffix}"
+            tmp = temp_output_for(final, job.id, final.suffix)
             try:
-                self._copy(earlier_out, tmp)
+                copy_new_file(earlier_out, tmp, progress=self._progress)
                 out_sha, out_size = sha256_file(tmp, follow_symlinks=False, every_64_mib=self._progress)
                 if (out_sha, out_size) != (earlier.output_sha256, earlier.output_size):
                     raise JobError("the copy of the earlier output does not match its recorded SHA-256")
@@ -668,19 +649,6 @@ class Worker:
             return sha256_file(path, follow_symlinks=False, every_64_mib=self._progress)[0] == sha256
         except OSError:
             return False
-
-    def _copy(self, src: Path, dst: Path) -> None:
-        """Copy ``src`` to a new file ``dst`` and fsync it; a long copy reports progress."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        with open(src, "rb") as fin, os.fdopen(os.open(dst, flags, 0o644), "wb") as fout:
-            copied = 0
-            while chunk := fin.read(1 << 20):
-                fout.write(chunk)
-                copied += len(chunk)
-                if copied % (64 << 20) < len(chunk):
-                    self._progress()
-            fout.flush()
-            os.fsync(fout.fileno())
 
     def _vanish(self, job: Job, reason: str, log: Any) -> str:
         self.journal.mark_vanished(job.id, reason)

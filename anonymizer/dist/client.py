@@ -73,24 +73,16 @@ class JobQueue:
         except Exception:  # noqa: BLE001 - advisory figure; a broker hiccup must not stop the loop
             return None
 
-    def workers(self, timeout_s: float = 1.0) -> list[dict[str, Any]]:
-        """The workers that answer a ping within ``timeout_s``: name, running job, jobs done."""
-        inspect = self.app.control.inspect(timeout=timeout_s)
-        active = inspect.active() or {}
-        stats = inspect.stats() or {}
-        out = []
-        for name in sorted(set(active) | set(stats)):
-            jobs = [
-                (t.get("args") or [{}])[0].get("job_id") if isinstance((t.get("args") or [{}])[0], dict) else None
-                for t in active.get(name, [])
-            ]
-            total = (stats.get(name) or {}).get("total", {})
-            out.append({"name": name, "running": [j for j in jobs if j], "done": int(sum(total.values()) if total else 0)})
-        return out
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker's status record (anonymizer.dist.heartbeat): live, stopped or stale."""
+        from anonymizer.dist.heartbeat import read_workers
+
+        client = getattr(self.app.backend, "client", None)
+        return read_workers(client) if client is not None else []
 
 
-def broker_status(url: str, result_backend: str | None = None, *, timeout_s: float = 1.0) -> dict[str, Any]:
-    """For ``anonymizer status``: jobs waiting in the broker and the workers that answer now.
+def broker_status(url: str, result_backend: str | None = None) -> dict[str, Any]:
+    """For ``anonymizer status``: jobs waiting in the broker and every worker's status record.
 
     Never raises: a broker that cannot be reached is reported as such (the URL without password).
     """
@@ -101,7 +93,7 @@ def broker_status(url: str, result_backend: str | None = None, *, timeout_s: flo
     try:
         queue = JobQueue(make_app(url, result_backend=result_backend))
         out["waiting"] = queue.depth()
-        out["workers"] = queue.workers(timeout_s)
+        out["workers"] = queue.workers()
     except Exception as exc:  # noqa: BLE001 - advisory output; the reason is the exception's type
         out["error"] = type(exc).__name__
     return out

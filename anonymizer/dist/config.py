@@ -7,6 +7,8 @@ Example::
     concurrency: 1                   # engine processes on this host: one per GPU
     name: gpu-host-1                 # shown by `anonymizer status`; default: the host name
     visibility_timeout_s: 28800      # above the longest job (Redis); same value as the daemon's
+    metrics: 127.0.0.1:9809          # optional: Prometheus /metrics of this worker
+    heartbeat_s: 5                   # how often the worker refreshes its status record in Redis
 
 A worker needs no profile: each job carries the coordinator's profile by content.
 """
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 from anonymizer.config import Checker, read_yaml
 from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
+from anonymizer.dist.heartbeat import DEFAULT_HEARTBEAT_S
 from anonymizer.schema import Reader, check_url, setting, yaml_keys
 
 __all__ = ["check_url"]  # re-exported: the daemon config checks its broker URL with it
@@ -70,6 +73,19 @@ class WorkerConfig:
         example="gpu-host-1",
     )
     visibility_timeout_s: float = timeout_setting()
+    metrics: tuple[str, int] | None = setting(
+        None,
+        doc="`HOST:PORT` for this worker's Prometheus `/metrics`",
+        kind="hostport",
+        example="127.0.0.1:9809",
+        shown_default="off",
+    )
+    heartbeat_s: float = setting(
+        DEFAULT_HEARTBEAT_S,
+        doc="how often the worker refreshes its status record in Redis (`anonymizer status`)",
+        minimum=0.2,
+        maximum=60,
+    )
 
 
 WORKER_KEYS = yaml_keys(WorkerConfig)

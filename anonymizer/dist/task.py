@@ -3,8 +3,9 @@
 The result is a JSON dict, never an exception, so that the coordinator classifies every outcome
 exactly as it does for a job run in its own process:
 
-- ``{"status": "ok", "path", "extra_suffix", "summary", "engine_s", ...}``: the output lies at
-  ``path`` (under the job's work folder) for the coordinator to verify and publish;
+- ``{"status": "ok", "path", "extra_suffix", "summary", "engine_s", "sha256", "size", ...}``: the
+  output lies at ``path`` (under the job's work folder), verified by the engine here; the
+  coordinator publishes it if it still has that SHA-256 and size;
 - ``{"status": "error", "type": "MediaError" | "JobError" | "ModelError" | "OSError", "reason"}``;
 - ``{"status": "mismatch", "reason"}``: this worker's models or version differ from the
   coordinator's; the job waits for a worker that matches;
@@ -20,6 +21,7 @@ process killed mid-job has already counted its delivery.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.dist.app import TASK_NAME
+from anonymizer.dist.heartbeat import OUTCOMES, describe_device, emit
 from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
 from anonymizer.errors import ConfigError, JobError, MediaError, ModelError
 from anonymizer.jobs.run import run_job
@@ -37,6 +40,8 @@ DELIVERY_KEY = "anonymizer:deliveries:"
 # How an error travels: by the name of the first class it is an instance of (most specific first).
 ERROR_KINDS: tuple[type[BaseException], ...] = (MediaError, FileNotFoundError, OSError, ModelError, JobError)
 PROGRESS_EVERY_S = 0.5  # a Redis write per half second per worker: cheap, and status stays current
+# The key paths a validation error names ("<source>: at 'regions[0].box': expected ...").
+_KEY_PATH = re.compile(r"at '([^']*)'")
 _engines: dict[str, Any] = {}
 _engines_lock = threading.Lock()
 
@@ -87,25 +92,71 @@ def _reason(exc: BaseException, source: str) -> str:
     return " ".join(text.split())
 
 
+def describe_refusal(exc: BaseException) -> dict[str, Any]:
+    """What may be said of a refused profile or sidecar: the error's kind and the key paths it
+    names, never a value. A sidecar's values are coordinates of people (its label may be a file
+    name), and a YAML error quotes the offending line. A model mismatch is said in full: it
+    names model ids and SHA-256 prefixes only, and tells the operator what to install."""
+    if isinstance(exc, ModelError):
+        return {"error": type(exc).__name__, "reason": str(exc)}
+    out: dict[str, Any] = {"error": type(exc).__name__, "keys": sorted(set(_KEY_PATH.findall(str(exc))))}
+    if exc.__cause__ is not None:
+        out["cause"] = type(exc.__cause__).__name__  # e.g. ScannerError: not valid YAML
+    return out
+
+
+def refusal_reason(stage: str, refusal: dict[str, Any], worker: str) -> str:
+    """The reason the coordinator journals and logs for a refused job (no values either)."""
+    if "reason" in refusal:
+        return str(refusal["reason"])
+    where = f" at {', '.join(refusal['keys'])}" if refusal["keys"] else ""
+    cause = f" ({refusal['cause']})" if "cause" in refusal else ""
+    text = f"the job's {stage} did not validate on worker {worker}: {refusal['error']}{cause}{where}"
+    if stage == "profile":
+        text += "; run the same anonymizer version on every host"
+    return text
+
+
 def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    """Run one delivery of a job; return its result dict (see the module docstring)."""
+    """Run one delivery of a job; return its result dict (see the module docstring).
+
+    The worker's main process is told when the job starts and how it ended (its status record
+    and metrics: anonymizer.dist.heartbeat), by job id only.
+    """
+    payload = JobPayload.from_dict(raw)
+    started = time.monotonic()
+    emit("start", job_id=payload.job_id)
+    outcome = "crashed"  # a bug raised out of the task (the worker logs it, Celery records a FAILURE)
+    try:
+        result = _execute(task, payload)
+        outcome = OUTCOMES.get(str(result.get("status")), "failed")
+        return result
+    finally:
+        emit("end", job_id=payload.job_id, outcome=outcome, seconds=time.monotonic() - started)
+
+
+def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
     from anonymizer.daemon.logging import get_logger  # structlog JSON, as the daemon logs
 
-    payload = JobPayload.from_dict(raw)
     me = worker_name()
     log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)
     deliveries = count_delivery(task.app, payload.task_id)
     if deliveries > payload.max_deliveries:
         log.error("task.poison", deliveries=deliveries - 1, limit=payload.max_deliveries)
         return {"status": "poison", "deliveries": deliveries - 1, "worker": me}
+    stage = "profile"
     try:
         profile = profile_from_content(payload.profile, payload.profile_sha256)
+        stage = "models"
         engine = engine_for(profile)
+        emit("device", device=describe_device(engine.device))
         check_models(payload.models, engine.models, worker=me)
+        stage = "sidecar masks"
         masks = masks_from_documents(payload.masks, payload.masks_sha256) if payload.masks else None
     except (ConfigError, ModelError) as exc:  # ManualMasksError is a ConfigError
-        log.error("task.refused", reason=str(exc))
-        return {"status": "mismatch", "reason": str(exc), "worker": me}
+        refusal = describe_refusal(exc)
+        log.error("task.refused", stage=stage, **refusal)
+        return {"status": "mismatch", "reason": refusal_reason(stage, refusal, me), "worker": me}
 
     work = Path(payload.work_dir)
     if not work.is_dir():
@@ -148,6 +199,8 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
         "extra_suffix": out.extra_suffix,
         "summary": out.summary,
         "engine_s": out.engine_s,
+        "sha256": out.sha256,
+        "size": out.size,
         "deliveries": deliveries,
         "worker": me,
     }

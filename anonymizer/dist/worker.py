@@ -2,13 +2,18 @@
 
 One process per GPU (``concurrency``, prefork pool): each child builds its engine on its first
 job and keeps it warm. The worker reads sources from the shares and writes outputs under the
-job's temporary folder in the output share; the coordinator verifies and publishes them.
+job's temporary folder in the output share, verified; the coordinator publishes them.
+
+The main process also keeps this worker's status record in Redis fresh and, with ``metrics:``
+in the config, serves its Prometheus metrics (``anonymizer.dist.heartbeat``, ``.metrics``).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 from anonymizer.dist.app import QUEUE, make_app
 from anonymizer.dist.config import load_worker_config, redacted
@@ -27,17 +32,54 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
     if cfg.name:
         os.environ["ANONYMIZER_WORKER_NAME"] = cfg.name
     app = make_app(cfg.broker, result_backend=cfg.result_backend, visibility_timeout_s=cfg.visibility_timeout_s)
-    name = cfg.name or "%h"
-    get_logger().info("worker.starting", broker=redacted(cfg.broker), concurrency=cfg.concurrency, pid=os.getpid())
+    name = cfg.name or socket.gethostname()
+    nodename = f"anonymizer-{os.getpid()}@{name}"
+    log = get_logger(worker=name)
+    log.info("worker.starting", broker=redacted(cfg.broker), concurrency=cfg.concurrency, pid=os.getpid())
+    metrics = None
+    if cfg.metrics is not None:
+        from anonymizer.dist.metrics import WorkerMetrics
+
+        metrics = WorkerMetrics()
+        try:
+            metrics.serve(*cfg.metrics)
+        except OSError as exc:
+            log.error("metrics.failed", error=exc.strerror or type(exc).__name__, address=f"{cfg.metrics[0]}:{cfg.metrics[1]}")
+            return 4
+    reporter = _reporter(cfg, nodename, metrics, log).start()
     argv = [
         "worker",
         f"--loglevel={'WARNING' if log_level != 'debug' else 'INFO'}",
         f"--concurrency={cfg.concurrency}",
         "--pool=prefork",
         f"--queues={QUEUE}",
-        f"--hostname=anonymizer-{os.getpid()}@{name}",
+        f"--hostname={nodename}",
         "--without-mingle",
         "--without-gossip",
     ]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        reporter.stop()
     return 0
+
+
+def _reporter(cfg: Any, nodename: str, metrics: Any, log: Any) -> Any:
+    """The status record's writer, on its own Redis connection (the result backend's URL):
+    sharing the pool processes' connection pool across a fork could leave a lock held."""
+    import redis
+
+    from anonymizer.dist.heartbeat import Reporter, WorkerState, host_device
+
+    client = redis.Redis.from_url(cfg.result_backend or cfg.broker, socket_timeout=5, socket_connect_timeout=5)
+    # Kept as long as the job of a worker that died may wait for its redelivery, and an hour.
+    state = WorkerState(
+        name=nodename,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        concurrency=cfg.concurrency,
+        heartbeat_s=cfg.heartbeat_s,
+        ttl_s=int(cfg.visibility_timeout_s) + 3600,
+        device=host_device(),
+    )
+    return Reporter(client, state, metrics=metrics, log=log)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -186,20 +185,6 @@ def review_record(job_id: str, event: str, now: float, **fields: Any) -> dict[st
     from anonymizer.audit.records import utc_iso
 
     return {"event": "review", "time": utc_iso(now), "job_id": job_id, "action": event, **fields}
-
-
-def copy_durably(src: Path, dst: Path) -> None:
-    """Copy ``src`` to a new file ``dst`` (never replacing one) and fsync it and its folder."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    with open(src, "rb") as fin, os.fdopen(os.open(dst, flags, 0o600), "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    dir_fd = os.open(dst.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_copy(folder: Path, keep_reports: bool = True) -> None:

@@ -77,12 +77,14 @@ class RedisServer:
 class WorkerProcess:
     """``anonymizer worker`` in a subprocess; ``fault`` runs it through fault_worker.py."""
 
-    def __init__(self, workdir: Path, broker: str, name: str, *, fault: bool = False, concurrency: int = 1) -> None:
+    def __init__(
+        self, workdir: Path, broker: str, name: str, *, fault: bool = False, concurrency: int = 1, **config: Any
+    ) -> None:
         self.workdir = workdir
         self.name = name
         self.config = workdir / f"worker-{name}.yaml"
         self.config.write_text(
-            yaml.safe_dump({"broker": broker, "name": name, "concurrency": concurrency}), encoding="utf-8"
+            yaml.safe_dump({"broker": broker, "name": name, "concurrency": concurrency, **config}), encoding="utf-8"
         )
         self.log_path = workdir / f"worker-{name}.log"
         self.fault = fault
@@ -108,6 +110,18 @@ class WorkerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9 of the whole worker: its main process and its pool processes, as a host that dies."""
+        assert self.proc is not None
+        children = self.children()
+        self.proc.kill()
+        self.proc.wait(10)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -59,7 +59,12 @@ def test_worker_config_names_file_key_and_allowed_values(tmp_path):
     assert "at 'gpu': unknown key" in text
     path.write_text(yaml.safe_dump({"broker": "rediss://broker:6380/0", "name": "gpu-1"}))
     cfg = load_worker_config(path)
-    assert (cfg.concurrency, cfg.name) == (1, "gpu-1")
+    assert (cfg.concurrency, cfg.name, cfg.metrics, cfg.heartbeat_s) == (1, "gpu-1", None, 5.0)
+    path.write_text(yaml.safe_dump({"broker": "redis://h:6379/0", "metrics": "9809", "heartbeat_s": 0}))
+    text = str(pytest.raises(ConfigError, load_worker_config, path).value)
+    assert "at 'metrics': expected HOST:PORT" in text and "at 'heartbeat_s'" in text, text
+    path.write_text(yaml.safe_dump({"broker": "redis://h:6379/0", "metrics": "[::1]:9809"}))
+    assert load_worker_config(path).metrics == ("::1", 9809)
 
 
 def test_profile_travels_by_content_and_a_changed_one_is_refused():

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import daemon_helpers as dh
@@ -20,7 +21,7 @@ import pytest
 from dist_helpers import backend_info
 from media_factory import make_video
 
-from anonymizer.jobs.run import TMP_PREFIX
+from anonymizer.durable import TMP_PREFIX
 
 
 def _config(tmp_path: Path, broker_url: str, *, max_attempts: int = 3) -> Path:
@@ -130,6 +131,9 @@ def test_worker_killed_mid_video_job_is_redelivered_and_published_once(tmp_path,
     (done,) = [e for e in events if e.get("event") == "job.done"]
     assert done["deliveries"] == 2, done
     _assert_audit_verifies(config)
+    # The worker's main process saw its pool process die mid-job: counted lost, not running.
+    reported = dh.wait_for(lambda: [w for w in _status_workers(config) if w["outcomes"].get("lost")], 10, "a lost job")
+    assert all(job_id not in [c["job_id"] for c in w["current"]] for w in reported)
 
 
 def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish(tmp_path, broker, workers):
@@ -156,6 +160,26 @@ def test_poison_file_is_quarantined_after_the_delivery_limit_while_others_finish
     assert status.returncode == 0, status.stderr
     dist = json.loads(status.stdout)["dist"]
     assert dist["waiting"] == 0 and {w["name"].split("@")[1] for w in dist["workers"]} == {"w1", "w2"}, dist
+
+
+def test_an_output_damaged_after_the_workers_verification_is_never_published(tmp_path, broker, workers):
+    """The worker verified its output; the coordinator publishes only that file (same SHA-256)."""
+    config = _config(tmp_path, broker.url, max_attempts=2)
+    inbox = tmp_path / "cams" / "in"
+    shutil.copy(dh.FACE_SAMPLES[0], inbox / "damaged.jpg")
+    source_sha = dh.sha256(inbox / "damaged.jpg")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, 1), 120, "the job to end")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["state"] == "quarantined" and "output failed verification" in job["error"], job
+    retries = [e for e in events if e.get("event") == "job.retry"]
+    assert retries and "the engine verified" in retries[0]["reason"]
+    kept = tmp_path / "cams" / "quarantine" / "damaged.jpg"
+    assert dh.sha256(kept) == source_sha, "the source is kept, untouched"
+    assert not [p for p in (tmp_path / "cams" / "out").rglob("*") if p.is_file()], "nothing published"
+    _assert_audit_verifies(config)
 
 
 def _plain_video(path: Path, frames: int) -> Path:
@@ -267,3 +291,70 @@ def test_a_sidecars_masks_travel_with_the_job_and_a_remote_worker_masks_them(tmp
     audit = (tmp_path / "audit" / "audit.jsonl").read_text()
     assert '"manual"' in audit
     _assert_audit_verifies(config)
+
+
+def test_status_and_metrics_show_each_worker_and_mark_a_dead_one_stale(tmp_path, tmp_path_factory):
+    """`anonymizer status` lists the worker (host, device, current job, jobs done, heartbeat),
+    its /metrics count the same jobs, and a worker killed with -9 is marked stale."""
+    import socket
+    import urllib.request
+
+    from dist_helpers import RedisServer, WorkerProcess, free_port, wait_for_workers
+
+    # Its own broker: the module's two workers would take the jobs and report too.
+    redis = RedisServer(tmp_path_factory.mktemp("redis-status")).start()
+    port = free_port()
+    worker = WorkerProcess(tmp_path, redis.url, "s1", metrics=f"127.0.0.1:{port}", heartbeat_s=0.5).start()
+    try:
+        wait_for_workers(redis.url, ["s1"])
+        config = _config(tmp_path, redis.url)
+        inbox = tmp_path / "cams" / "in"
+        _plain_video(tmp_path / "long.mp4", 72)
+        shutil.copy(dh.FACE_SAMPLES[0], inbox / "face.jpg")
+        with dh.DaemonProcess(config, tmp_path).start() as daemon:
+            dh.wait_for(lambda: _finished(tmp_path, 1), 60, "the photo job to be done")
+            os.replace(tmp_path / "long.mp4", inbox / "long.mp4")
+            ((job_id, task_id),) = dh.wait_for(lambda: _in_flight(tmp_path), 60, "the video job to be sent").items()
+            dh.wait_for(lambda: _mid_job_pid(redis.url, task_id), 90, "the video to be half-way", interval_s=0.05)
+
+            from anonymizer.dist.app import make_app
+            from anonymizer.dist.client import JobQueue
+
+            queue = JobQueue(make_app(redis.url))  # what `anonymizer status` reads, without its start-up time
+
+            def current() -> dict | None:
+                (w,) = queue.workers()
+                return w if [c["job_id"] for c in w["current"]] == [job_id] else None
+
+            w = dh.wait_for(current, 10, "status to show the running job")
+            assert (w["host"], w["device"], w["done"], w["failed"], w["stale"]) == (socket.gethostname(), "cpu", 1, 0, False), w
+            assert w["name"].endswith("@s1") and w["heartbeat_age_s"] < 3, w
+            scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            assert f'anonymizer_worker_current_job_started_timestamp_seconds{{job_id="{job_id}"}}' in scraped
+            dh.wait_for(lambda: _finished(tmp_path, 2), 120, "the video job to be done")
+            assert daemon.stop() == 0
+        text = dh.run_cli("status", "--config", str(config))
+        assert text.returncode == 0, text.stderr
+        (line,) = [row for row in text.stdout.splitlines() if "worker anonymizer-" in row]
+        assert f"on {socket.gethostname()}, cpu: idle; 2 done, 0 failed; heartbeat" in line, line
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'anonymizer_worker_jobs_total{outcome="done"} 2.0' in scraped
+        assert "anonymizer_worker_job_duration_seconds_count 2.0" in scraped
+        assert "anonymizer_worker_jobs_running 0.0" in scraped
+        beat = float(next(r for r in scraped.splitlines() if r.startswith("anonymizer_worker_last_heartbeat")).split()[1])
+        assert abs(beat - time.time()) < 5
+        assert "face" not in scraped and "long" not in scraped, "a file name reached the metrics"
+
+        worker.kill()  # the whole worker, as its host dying: nothing says goodbye
+        dh.wait_for(lambda: _status_workers(config)[0]["stale"], 15, "status to mark the dead worker stale")
+        text = dh.run_cli("status", "--config", str(config))
+        assert "STALE" in text.stdout and "2 done" in text.stdout, text.stdout
+    finally:
+        worker.stop()
+        redis.stop()
+
+
+def _status_workers(config: Path) -> list[dict]:
+    status = dh.run_cli("status", "--config", str(config), "--json")
+    assert status.returncode == 0, status.stderr
+    return json.loads(status.stdout)["dist"]["workers"]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from anonymizer import durable
 from anonymizer.config import Profile, RetentionSpec
-from anonymizer.daemon import fsutil, quarantine, retention
+from anonymizer.daemon import quarantine, retention
 from anonymizer.daemon.config import FolderConfig
 from anonymizer.daemon.journal import FileStat, Journal
 
@@ -20,7 +21,7 @@ def test_placing_a_file_never_overwrites_an_existing_one(tmp_path: Path) -> None
     (tmp_path / "a-1.jpg").write_bytes(b"existing too")
     tmp = tmp_path / ".anonymizer-tmp-j-1.jpg"
     tmp.write_bytes(b"new")
-    placed = fsutil.place_no_overwrite(tmp, tmp_path / "a.jpg")
+    placed = durable.place_no_overwrite(tmp, tmp_path / "a.jpg")
     assert placed == tmp_path / "a-2.jpg" and placed.read_bytes() == b"new" and not tmp.exists()
     assert (tmp_path / "a.jpg").read_bytes() == b"existing"
 
@@ -37,7 +38,7 @@ def test_quarantine_moves_the_file_keeps_its_name_and_writes_a_reason_beside_it(
         "cam1/x.mp4",
         reason="truncated",
         job_id="j-1",
-        input_sha256=fsutil.sha256_file(src_dir / "x.mp4")[0],
+        input_sha256=durable.sha256_file(src_dir / "x.mp4")[0],
         error_type="MediaError",
     )
     assert final == q / "cam1" / "x-1.mp4" and final.read_bytes() == b"broken"
@@ -68,7 +69,7 @@ def done_job(tmp_path: Path, rel: str) -> tuple[Journal, str]:
     journal = Journal(tmp_path / "journal.sqlite3")
     job_id = journal.offer("f", rel, FileStat(st.st_size, st.st_mtime_ns, st.st_ino))
     journal.claim(["f"])
-    journal.set_hash(job_id, fsutil.sha256_file(src)[0], "k")
+    journal.set_hash(job_id, durable.sha256_file(src)[0], "k")
     journal.mark_done(
         job_id, outcome="anonymized", output_rel=rel, output_sha256="o" * 64, output_size=1, summary={}, retain_after=0
     )

@@ -281,7 +281,7 @@ def test_worker_config_names_file_key_and_bounds(tmp_path: Path) -> None:
         load_worker_config(path)
     text = str(err.value)
     assert f"{path}: at 'concurrency': 65 is above the maximum 64" in text
-    assert f"{path}: at 'label': unknown key; allowed keys: broker, concurrency, name" in text
+    assert f"{path}: at 'label': unknown key; allowed keys: broker, concurrency, heartbeat_s, metrics, name" in text
     assert f"{path}: at 'broker': scheme 'ftp' is not one of: redis, rediss, amqp, amqps" in text
 
 

@@ -1,0 +1,65 @@
+"""The engine verifies what it wrote before naming it: the one check an output gets.
+
+A writer that "succeeds" but leaves a damaged file (a full disk that cut the tail, a muxer that
+lost frames) is simulated by truncating the engine's temporary output right after the real
+writer closes it. Without the verification the damaged file would be returned (and published).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from media_factory import make_video
+
+from anonymizer.errors import JobError
+from anonymizer.jobs.run import run_job
+from anonymizer.media import image, video
+
+
+def _truncate(path, keep: float = 0.5) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(int(os.path.getsize(path) * keep))
+
+
+def test_a_video_output_damaged_after_writing_is_refused_and_nothing_is_left(tmp_path, fast_engine, monkeypatch):
+    src = make_video(tmp_path / "src.mp4", frames=12, audio=False)
+    real_close = video.VideoWriter.close
+
+    def close_then_lose_the_tail(self):  # type: ignore[no-untyped-def]
+        real_close(self)
+        _truncate(self.dst)
+
+    monkeypatch.setattr(video.VideoWriter, "close", close_then_lose_the_tail)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(JobError, match="output failed verification"):
+        run_job(fast_engine, src, out / "clip.mp4")
+    assert list(out.iterdir()) == [], "neither the damaged output nor its temporary may remain"
+    assert src.exists()
+
+
+def test_a_photo_output_damaged_after_writing_is_refused(tmp_path, fast_engine, monkeypatch):
+    from daemon_helpers import FACE_SAMPLES
+
+    real_write = image.write_photo
+
+    def write_then_lose_the_tail(photo, rgb, dst, output):  # type: ignore[no-untyped-def]
+        real_write(photo, rgb, dst, output)
+        _truncate(dst, 0.3)
+
+    monkeypatch.setattr("anonymizer.pipeline.write_photo", write_then_lose_the_tail)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(JobError, match="output failed verification"):
+        fast_engine.process(FACE_SAMPLES[0], out / "face.jpg")
+    assert list(out.iterdir()) == []
+
+
+def test_a_verified_output_carries_the_sha256_of_the_file_as_named(tmp_path, fast_engine):
+    from anonymizer.durable import sha256_file
+
+    src = make_video(tmp_path / "src.mp4", frames=6, audio=False)
+    done = run_job(fast_engine, src, tmp_path / "clip.mp4")
+    assert (done.sha256, done.size) == sha256_file(tmp_path / "clip.mp4")
+    assert "verify_s" in done.summary["timings"]
