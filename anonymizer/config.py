@@ -201,15 +201,18 @@ class ClassSpec:
         False, doc="video: the mirrored passes too (photos: flip); found nothing more on the eval clips"
     )
     # Fixed cameras, gated full frames: a fixed-input model (platedet letterboxes everything to
-    # 640 px) sees the changed areas again, enlarged, in windows of its input size. A small plate on
-    # a vehicle crossing the view is a few pixels tall in the whole-frame pass, and the changed area
-    # of a still scene is small, so looking closer there is affordable (anonymizer.detect.schedule).
+    # 640 px) sees the changed areas again, larger than the plan's finest pass shows them, in windows
+    # of its input size. A small plate on a vehicle crossing the view is a few pixels tall in the
+    # whole-frame pass, and the changed area of a still scene is small, so looking closer there is
+    # affordable; relative to the plan, so a 1080p frame does not pay four times a 640 px one.
     video_zoom: float = setting(
         0.0,
-        doc="fixed cameras: changed areas also seen this many times larger (fixed-input models; 0 = off)",
+        doc="fixed cameras: changed areas also seen this many times larger than the full plan shows them (0 = off)",
         details="video, fixed cameras: on gated full-plan frames a fixed-input model (platedet, YOLO ONNX "
-        "exports) also sees the changed areas enlarged this many times, in windows of its input size: small "
-        "plates on crossing vehicles; 0 = off, otherwise above 1. CenterFace ignores it",
+        "exports) also sees the changed areas this many times larger than the full plan's finest pass shows "
+        "them (640x360: 2x the source; 1080p, whose 1280 px tiles show it at half size: the source's own "
+        "pixels), in windows of its input size: small plates on crossing vehicles; 0 = off, otherwise above "
+        "1. CenterFace ignores it",
         minimum=0,
         maximum=8,
     )
@@ -249,7 +252,7 @@ PLATE_NOTES = {
     "every_n_frames": "plates move predictably; the look-ahead tracker fills the other frames",
     "video_dense_side": "(the plate model letterboxes the whole frame to 640 px for its dense pass)",
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
-    "video_zoom": "fixed cameras: small plates on crossing vehicles seen at twice their size in the full plan",
+    "video_zoom": "fixed cameras: small plates on crossing vehicles seen twice as large as the full plan shows them",
     "margin": "large plates leaked their corners at 0.15",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",
     "cascade.always_scales": "zoom-out finds close-ups no other pass cues; 2x tiles see a 1280 px photo at "

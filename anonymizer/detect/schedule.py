@@ -14,8 +14,8 @@ frame run only over the changed areas (a model with a fixed input size runs a pa
 area changed at all, so what it sees is exactly what the full plan shows it). A refresh happens
 every ``gating_refresh_frames`` frames and whenever the camera moves. A fixed-input model can also
 look closer at the changed areas of a gated frame (``video_zoom``): windows of its input size over
-the enlarged frame, so a small plate crossing the view is seen bigger than the whole-frame pass
-shows it (``zoom_windows``).
+the enlarged frame, so a small plate crossing the view is seen ``video_zoom`` times larger than the
+full plan's finest pass shows it (``finest_view``, ``zoom_windows``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
-from anonymizer.detect.multiscale import ClassDetector, Pass, tile_starts
+from anonymizer.detect.multiscale import ClassDetector, Pass, tile_starts, zooms_out
 from anonymizer.detections import Detections
 
 
@@ -67,6 +67,20 @@ def restrict(passes: list[Pass], boxes: np.ndarray, fixed_input: int | None) -> 
                 )
             )
     return out
+
+
+def finest_view(passes: list[Pass], spec: ClassSpec, fixed_input: int, height: int, width: int) -> float:
+    """How large a fixed-input model sees the frame's objects in the finest of ``passes``
+    (source px to network px): each pass's scale times its letterbox ratio.
+
+    A 640x360 frame letterboxed whole is seen at 1; a 1080p frame in the plan's 1280 px tiles at
+    0.5. The closer look is relative to this, so it costs the same windows at any resolution.
+    """
+    views = []
+    for p in passes:
+        h, w = (height, width) if zooms_out(height, width, p.scale, spec, fixed_input) else (p.y1 - p.y0, p.x1 - p.x0)
+        views.append(p.scale * min(fixed_input / max(1, h), fixed_input / max(1, w)))
+    return max(views, default=1.0)
 
 
 def zoom_windows(boxes: np.ndarray, zoom: float, window: int, height: int, width: int) -> list[Pass]:
@@ -141,11 +155,14 @@ class ClassSchedule:
                 touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
                 carried = self.kept[~touched] if len(self.kept) else self.kept
                 crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
-                passes = restrict(passes, crops, self.fixed_input)
                 if full and self.fixed_input and self.spec.video_zoom > 1:
                     # Part of the full plan: between two full frames the tracker carries what it found.
-                    passes += zoom_windows(crops, self.spec.video_zoom, self.fixed_input, height, width)
+                    zoom = self.spec.video_zoom * finest_view(passes, self.spec, self.fixed_input, height, width)
+                    closer = zoom_windows(crops, zoom, self.fixed_input, height, width)
                     self.stats["zoomed"] += 1
+                else:
+                    closer = []
+                passes = restrict(passes, crops, self.fixed_input) + closer
                 return passes, carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one

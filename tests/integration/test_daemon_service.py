@@ -38,7 +38,10 @@ def _names_that_must_not_leak(*paths: Path) -> set[str]:
 
 def test_daemon_gives_each_input_file_an_output_and_deletes_sources_only_after_verified_output(tmp_path: Path) -> None:
     profile = dh.write_fast_profile(tmp_path / "fast.yaml", retention={"source": "delete"})
-    config = dh.write_daemon_config(tmp_path / "daemon.yaml", [dh.folder_entry(tmp_path, "vms", profile)])
+    # settle_s 2 against the slow copy's 0.4 s pauses: on a loaded 2-core CI machine the copying
+    # thread was once held up past 0.8 s, and the half-written photo went to quarantine as it should.
+    folder = dh.folder_entry(tmp_path, "vms", profile, settle_s=2.0)
+    config = dh.write_daemon_config(tmp_path / "daemon.yaml", [folder])
     inp, out, quarantine = (tmp_path / "vms" / d for d in ("in", "out", "quarantine"))
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -7,7 +7,7 @@ import numpy as np
 from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
 from anonymizer.detect.multiscale import ClassDetector, Pass
-from anonymizer.detect.schedule import ClassSchedule, dense_pass, restrict, zoom_windows
+from anonymizer.detect.schedule import ClassSchedule, dense_pass, finest_view, restrict, zoom_windows
 from anonymizer.detections import Detections
 
 
@@ -199,3 +199,27 @@ def test_a_shaking_fixed_camera_is_detected_on_every_frame_until_it_is_still_aga
     panning = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
     assert run(panning, lambda i: np.roll(still, 8 * i, axis=1)) == list(range(0, 24, 2))
     assert panning.stats["shaken"] == 0
+
+
+def test_the_closer_look_is_relative_to_the_full_plans_finest_view_at_any_resolution():
+    from anonymizer.config import Profile
+
+    plates = Profile().detect.plates  # zoom-out and 1x in 1280 px tiles, letterboxed to 640
+    detector = ClassDetector(Boxes([]), plates, 1)
+    # 640x360: the whole frame at its own size; 1080p: the 1x tiles show it at half size.
+    assert finest_view(detector.plan(360, 640, video=True), plates, 640, 360, 640) == 1.0
+    assert finest_view(detector.plan(1080, 1920, video=True), plates, 640, 1080, 1920) == 0.5
+
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    schedule = ClassSchedule(ClassDetector(Letterboxed([]), replace(plates, video_full_every=1), 1), gate=True, refresh_frames=50)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = scene(h=1080, w=1920)
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(Detections.empty())
+    entered = still.copy()
+    entered[600:700, 100:400] = 255 - entered[600:700, 100:400]  # a car comes in
+    passes = schedule.plan(1, rgb, gating.block_means(noisy(entered, 2)))[0]
+    closer = [p for p in passes if p.x1 - p.x0 == 640 and p.y1 - p.y0 == 640]
+    assert closer and {p.scale for p in closer} == {1.0}  # twice the tiles' 0.5: the source's own pixels
