@@ -38,10 +38,15 @@ SCALES = {"minimum": 0.1, "maximum": 8}  # of each number of a scales list
 
 @dataclass(frozen=True)
 class CascadeSpec:
-    """Photos: where the expensive passes run (anonymizer.detect.cascade). Off: every pass everywhere."""
+    """Photos: where the expensive passes run (anonymizer.detect.cascade). Off: every pass everywhere.
+
+    On by default: on the full evaluation sets it hid exactly what the full plan hides (faces-wider
+    0.992, faces-masks 0.992, plates-openalpr 0.991, plates-uc3m-lowres 0.927) at about half the
+    photo's detector time (README, "Photo cascade").
+    """
 
     enabled: bool = setting(
-        False,
+        True,
         doc="on: every pass but the cheap one runs only around what the cheap pass saw (cues)",
         details="photos: run the cheap pass first and every other pass only where it saw candidates "
         "(**cues**), exactly as the full plan would run it there (`anonymizer/detect/cascade.py`; "

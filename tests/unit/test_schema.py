@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom) or a changed default changes them, and
+# f5ad3983...); a new setting (detect.<class>.video_zoom) or a changed default (the photo cascade on) changes them, and
 # that is the only reason to edit these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "fdefb647fa3de1100e03ef7f3c04f2292cc7b6125e0bcd03662c776c6ebc8231",
-    "cctv-fast.yaml": "9b156b9299b46b7dc96aafde64925e6f0b6ead6ff87548d6de576627ca5fc220",
-    "low-collateral.yaml": "93dab6aeffb02a8961a9a645b9d2440846b15dde58690ad298915d761e10258c",
+    "default.yaml": "59d8edd8d127d6fb7d380020b1a446b8b39511911836ae5be4a551b535f486be",
+    "cctv-fast.yaml": "cab1ed9e349eb10bd05097a7e61b63247a1ea71a974d98fb3d9ccf8aaaf1e6f5",
+    "low-collateral.yaml": "f49735c63f5880c5e0194ca3734c76cb058417c174b5fd6fa82c3a14e8cba675",
 }
 
 
