@@ -12,8 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-# Up to the 6 h a profile allows a video, as the daemon's job histogram.
-JOB_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+from anonymizer.daemon.metrics import JOB_SECONDS_BUCKETS  # the daemon's job histogram's, for one dashboard
 
 
 class WorkerMetrics:
