@@ -248,7 +248,7 @@ def parse_host_port(c: Checker, path: str, value: Any, example: str) -> tuple[st
 
 def check_url(c: Checker, path: str, value: Any, schemes: tuple[str, ...]) -> str | None:
     """Validate a broker or backend URL; the error never repeats the URL (it may hold a password)."""
-    if value is None:
+    if value is None:  # the daemon's `broker: null`: no broker
         return None
     if not isinstance(value, str) or not value.strip():
         c.error(path, f"expected a URL such as redis://127.0.0.1:6379/0, got {type(value).__name__}")
@@ -260,7 +260,9 @@ def check_url(c: Checker, path: str, value: Any, schemes: tuple[str, ...]) -> st
         c.error(path, "not a valid URL (check the port)")
         return None
     if parts.scheme not in schemes:
-        c.error(path, f"scheme {parts.scheme!r} is not one of: {', '.join(schemes)}")
+        # Named only when it is one: urlsplit reads `user:password@host` as the scheme `user`.
+        named = f"scheme {parts.scheme!r}" if value.startswith(f"{parts.scheme}://") else "the scheme"
+        c.error(path, f"{named} is not one of: {', '.join(schemes)}")
         return None
     if not parts.hostname and not parts.path.startswith("/") and parts.scheme != "redis+socket":
         c.error(path, "the URL names no host")
@@ -418,6 +420,9 @@ class Reader:
         if m.kind == "custom":
             return raw
         if raw is None and k.nullable:
+            return None
+        if raw is None and m.required:  # else read as absent: no error, then no section built
+            c.error(full, "required key is null")
             return None
         bounds = {"minimum": m.minimum, "maximum": m.maximum}
         if m.kind == "duration":

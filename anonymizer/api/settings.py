@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker
-from anonymizer.schema import Reader, parse_host_port, setting, yaml_keys
+from anonymizer.schema import Reader, setting, yaml_keys
 
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -104,11 +104,6 @@ def missing_modules(*names: str) -> list[str]:
         except (ImportError, ValueError, AttributeError):  # blocked or broken: as good as absent
             missing.append(name)
     return missing
-
-
-def parse_listen(c: Checker, path: str, value: Any) -> tuple[str, int] | None:
-    """Given HOST:PORT, return (host, port); record an error and return None otherwise."""
-    return parse_host_port(c, path, value, "127.0.0.1:8443")
 
 
 def api_config_from_dict(c: Checker, raw: Any, base: Path, folder_names: set[str]) -> ApiConfig | None:

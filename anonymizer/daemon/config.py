@@ -30,6 +30,7 @@ from anonymizer.dist.config import (
     broker_setting,
     check_backend_pair,
     check_dist_extra,
+    metrics_setting,
     timeout_setting,
 )
 from anonymizer.errors import ConfigError
@@ -119,12 +120,8 @@ class DaemonConfig:
         "by it (see Install). Changing it needs a restart",
         shown_default="`state_dir/audit-chain.key`",
     )
-    metrics: tuple[str, int] | None = setting(
-        None,
-        doc="`HOST:PORT` for Prometheus `/metrics`; changing it needs a restart",
-        kind="hostport",
-        example="127.0.0.1:9808",
-        shown_default="off",
+    metrics: tuple[str, int] | None = metrics_setting(
+        "`HOST:PORT` for Prometheus `/metrics`; changing it needs a restart", "127.0.0.1:9808"
     )
     retry: RetryPolicy = section(RetryPolicy)
     # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
@@ -231,7 +228,7 @@ def _check_folder(c: Checker, where: str, values: dict[str, Any], layouts: list[
         try:
             profile = load_profile(profile_path)
         except ConfigError as exc:
-            c.errors.append(f"{c.source}: at '{where}.profile': {exc}")
+            c.error(f"{where}.profile", str(exc))
     values["profile"] = profile
     if values["input"] is not None and not values["input"].is_dir():
         c.error(f"{where}.input", f"{values['input']} is not an existing folder")

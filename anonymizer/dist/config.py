@@ -1,4 +1,4 @@
-"""``anonymizer worker`` configuration, and the broker URL check the daemon config uses too.
+"""``anonymizer worker`` configuration, and the keys and checks the daemon config shares with it.
 
 Example::
 
@@ -23,9 +23,7 @@ from urllib.parse import urlsplit
 from anonymizer.config import Checker, read_yaml
 from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
 from anonymizer.dist.heartbeat import DEFAULT_HEARTBEAT_S
-from anonymizer.schema import Reader, check_url, setting, yaml_keys
-
-__all__ = ["check_url"]  # re-exported: the daemon config checks its broker URL with it
+from anonymizer.schema import Reader, setting, yaml_keys
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 BACKEND_SCHEMES = ("redis", "rediss")
@@ -51,6 +49,10 @@ def backend_setting() -> Any:
     )
 
 
+def metrics_setting(doc: str, example: str) -> Any:
+    return setting(None, doc=doc, kind="hostport", example=example, shown_default="off")
+
+
 def timeout_setting() -> Any:
     return setting(
         DEFAULT_VISIBILITY_TIMEOUT_S,
@@ -73,12 +75,8 @@ class WorkerConfig:
         example="gpu-host-1",
     )
     visibility_timeout_s: float = timeout_setting()
-    metrics: tuple[str, int] | None = setting(
-        None,
-        doc="`HOST:PORT` for this worker's Prometheus `/metrics`",
-        kind="hostport",
-        example="127.0.0.1:9809",
-        shown_default="off",
+    metrics: tuple[str, int] | None = metrics_setting(
+        "`HOST:PORT` for this worker's Prometheus `/metrics`", "127.0.0.1:9809"
     )
     heartbeat_s: float = setting(
         DEFAULT_HEARTBEAT_S,
@@ -91,10 +89,10 @@ class WorkerConfig:
 WORKER_KEYS = yaml_keys(WorkerConfig)
 
 
-def check_backend_pair(c: Checker, broker: str | None, backend: str | None, where: str = "") -> None:
+def check_backend_pair(c: Checker, broker: str | None, backend: str | None) -> None:
     if broker and urlsplit(broker).scheme.startswith("amqp") and not backend:
-        key = f"{where}result_backend" if where else "result_backend"
-        c.error(key, "an amqp:// broker needs a redis:// result backend (results must outlive a coordinator restart)")
+        message = "an amqp:// broker needs a redis:// result backend (results must outlive a coordinator restart)"
+        c.error("result_backend", message)
 
 
 def check_dist_extra(c: Checker) -> None:

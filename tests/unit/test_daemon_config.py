@@ -163,3 +163,14 @@ def test_validate_config_exits_0_for_the_demo_config(tmp_path: Path, capsys: pyt
 
     assert main(["validate-config", str(write_demo(tmp_path / "demo"))]) == 0
     assert "valid daemon config" in capsys.readouterr().out
+
+
+def test_a_required_key_set_to_null_is_an_error_not_an_absent_section(tmp_path: Path) -> None:
+    data = base(output=None)
+    data["state_dir"] = None
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        module.load_daemon_config(path)
+    text = str(err.value)
+    assert f"{path}: at 'state_dir': required key is null" in text
+    assert f"{path}: at 'folders[0].output': required key is null" in text

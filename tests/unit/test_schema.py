@@ -315,3 +315,29 @@ def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
         return
     assert api is not None and (api.host, api.port, api.rate_per_minute, api.leeway_s) == ("::1", 8443, 5, 1.0)
     assert api.jwks_file == (tmp_path / "jwks.json").resolve() and api.max_upload_bytes == 2 * 1024**3
+
+
+def test_a_required_key_set_to_null_is_an_error(tmp_path: Path) -> None:
+    from anonymizer.api.settings import api_config_from_dict
+    from anonymizer.dist.config import load_worker_config
+    from anonymizer.schema import Checker
+
+    path = tmp_path / "worker.yaml"
+    path.write_text("broker: null\n")
+    with pytest.raises(ConfigError, match=r"at 'broker': required key is null"):
+        load_worker_config(path)
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    raw = {"listen": "127.0.0.1:8443", "jwks_file": "jwks.json", "issuer": None, "audience": "a"}
+    c = Checker("daemon.yaml")
+    assert api_config_from_dict(c, raw | {"profiles": {"cctv": "inbox"}}, tmp_path, {"inbox"}) is None
+    assert "daemon.yaml: at 'api.issuer': required key is null" in c.errors
+
+
+def test_a_broker_url_without_its_scheme_names_neither_user_nor_password(tmp_path: Path) -> None:
+    from anonymizer.dist.config import load_worker_config
+
+    path = tmp_path / "worker.yaml"
+    path.write_text("broker: admin:s3cret@broker:6379/0\n")
+    text = str(pytest.raises(ConfigError, load_worker_config, path).value)
+    assert f"{path}: at 'broker': the scheme is not one of: redis, rediss, amqp, amqps" in text
+    assert "admin" not in text and "s3cret" not in text
