@@ -4,6 +4,17 @@ A job catches ``AnonymizerError`` (and ``OSError``) once, records the reason and
 anything else is a bug and is allowed to stop the process so that systemd restarts it.
 """
 
+import re
+
+# The key paths a validation error names: "<source>: at 'regions[0].box': ..." (anonymizer.schema's
+# Checker) and "<sidecar>: regions[0]: reaches outside ..." (a sidecar that does not fit its media).
+_KEY_PATH = re.compile(r"at '([^']*)'|(?:^|: )((?:regions|exclusions)\[\d+\]):", re.MULTILINE)
+
+
+def config_error_keys(exc: BaseException) -> list[str]:
+    """The key paths a config or sidecar error names, sorted, without the values it quotes."""
+    return sorted({a or b for a, b in _KEY_PATH.findall(str(exc))})
+
 
 class AnonymizerError(Exception):
     """Base class for every error the product raises on purpose."""

@@ -86,10 +86,15 @@ def scrub(message: str, paths: Iterable[Path | str]) -> str:
 def describe_error(exc: BaseException, paths: Iterable[Path | str]) -> str:
     """Return a one-line reason for ``exc`` with no file names: ``Type: message`` scrubbed.
 
-    For OSError the ``strerror`` is used, never ``str(exc)``, which quotes the file name.
+    For OSError the ``strerror`` is used, never ``str(exc)``, which quotes the file name; for
+    an invalid sidecar its keys, never its values (``ManualMasksError.without_values``).
     """
+    from anonymizer.mask.regions import ManualMasksError
+
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("anonymizer"):
         text = exc.strerror or type(exc).__name__
+    elif isinstance(exc, ManualMasksError):
+        text = exc.without_values()  # a sidecar's values are where people are
     else:
         text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {scrub(' '.join(text.split()), paths)}"

@@ -21,7 +21,6 @@ process killed mid-job has already counted its delivery.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 from anonymizer.dist.app import TASK_NAME
 from anonymizer.dist.heartbeat import OUTCOMES, describe_device, emit
 from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
-from anonymizer.errors import ConfigError, JobError, MediaError, ModelError
+from anonymizer.errors import ConfigError, JobError, MediaError, ModelError, config_error_keys
 from anonymizer.jobs.run import run_job
 from anonymizer.review.sidecar import masks_from_documents
 
@@ -40,8 +39,6 @@ DELIVERY_KEY = "anonymizer:deliveries:"
 # How an error travels: by the name of the first class it is an instance of (most specific first).
 ERROR_KINDS: tuple[type[BaseException], ...] = (MediaError, FileNotFoundError, OSError, ModelError, JobError)
 PROGRESS_EVERY_S = 0.5  # a Redis write per half second per worker: cheap, and status stays current
-# The key paths a validation error names ("<source>: at 'regions[0].box': expected ...").
-_KEY_PATH = re.compile(r"at '([^']*)'")
 _engines: dict[str, Any] = {}
 _engines_lock = threading.Lock()
 
@@ -82,8 +79,12 @@ def engine_for(profile: Any) -> Any:
 
 def _reason(exc: BaseException, source: str) -> str:
     # No file names leave the worker: OSError's str() quotes the path, messages may too.
+    from anonymizer.mask.regions import ManualMasksError
+
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("anonymizer"):
         text = exc.strerror or type(exc).__name__
+    elif isinstance(exc, ManualMasksError):
+        text = exc.without_values()  # masks that do not fit the media: keys, not coordinates
     else:
         text = str(exc) or type(exc).__name__
     for name in (source, Path(source).name):
@@ -99,7 +100,7 @@ def describe_refusal(exc: BaseException) -> dict[str, Any]:
     names model ids and SHA-256 prefixes only, and tells the operator what to install."""
     if isinstance(exc, ModelError):
         return {"error": type(exc).__name__, "reason": str(exc)}
-    out: dict[str, Any] = {"error": type(exc).__name__, "keys": sorted(set(_KEY_PATH.findall(str(exc))))}
+    out: dict[str, Any] = {"error": type(exc).__name__, "keys": config_error_keys(exc)}
     if exc.__cause__ is not None:
         out["cause"] = type(exc.__cause__).__name__  # e.g. ScannerError: not valid YAML
     return out

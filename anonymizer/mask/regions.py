@@ -10,7 +10,7 @@ import numpy as np
 
 from anonymizer.config import ClassSpec, MaskSpec
 from anonymizer.detections import Detections
-from anonymizer.errors import ConfigError, MediaError
+from anonymizer.errors import ConfigError, MediaError, config_error_keys
 
 # An ellipse inscribed in a box padded by at least this fraction per side still covers every
 # corner of the unpadded box: (1 / (1 + 2m))^2 * 2 <= 1  <=>  m >= (sqrt(2) - 1) / 2.
@@ -70,6 +70,23 @@ class ManualMasksError(ConfigError, MediaError):
     """A sidecar is invalid, or does not fit its media (a region outside the frame, a range past
     the end). A ConfigError for the command line, a MediaError for the daemon (the job is
     quarantined with the reason, never run without the masks the operator asked for)."""
+
+    def without_values(self) -> str:
+        """What a log line, the journal and the audit may say of it: what is wrong and at which
+        keys, never a value. A sidecar's values are where people are in the picture, and a YAML
+        error quotes the offending line; the operator sees the whole message at the command line
+        (``anonymizer review``), where the sidecar is theirs to read anyway."""
+        text = str(self)
+        if "arrived different" in text:  # names no value: the coordinator's and worker's copies differ
+            return text
+        if "not valid YAML" in text:
+            what = "a sidecar is not valid YAML"
+        elif text.startswith("manual masks do not fit the media"):
+            what = "manual masks do not fit the media"
+        else:
+            what = "sidecar masks are invalid"
+        keys = config_error_keys(self)
+        return f"{what} at {', '.join(keys)}" if keys else what
 
 
 @dataclass(frozen=True)
