@@ -183,7 +183,7 @@ def _config_kind(path: Path) -> str:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return "profile"  # the loader reports the unreadable file or the YAML error itself
     from anonymizer.daemon.config import TOP_KEYS
-    from anonymizer.dist.config import WORKER_KEYS
+    from anonymizer.scaleout.config import WORKER_KEYS
 
     keys = set(map(str, data)) if isinstance(data, dict) else set()
     daemon_only = TOP_KEYS - WORKER_KEYS  # no profile has any of these either
@@ -218,7 +218,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 masks = load_sidecars([path])
                 print(f"{path}: valid sidecar, {len(masks.regions)} region(s), {len(masks.exclusions)} exclusion(s)")
             elif kind == "worker":
-                from anonymizer.dist.config import load_worker_config, redacted
+                from anonymizer.scaleout.config import load_worker_config, redacted
 
                 wcfg = load_worker_config(path)
                 print(f"{path}: valid worker config, broker {redacted(wcfg.broker)}, concurrency {wcfg.concurrency}")
@@ -231,7 +231,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     tls = "https" if cfg.api.tls_cert else "http"
                     print(f"  api: {tls}://{cfg.api.host}:{cfg.api.port}, profiles {names}")
                 if cfg.broker is not None:
-                    from anonymizer.dist.config import redacted
+                    from anonymizer.scaleout.config import redacted
 
                     print(f"  broker: {redacted(cfg.broker.url)} (jobs run on `anonymizer worker` processes), "
                           f"{cfg.broker.in_flight} in flight at most")
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     from anonymizer.review.commands import register as register_review
 
     register_review(sub)
-    from anonymizer.dist.commands import register as register_dist
+    from anonymizer.scaleout.commands import register as register_dist
 
     register_dist(sub)
     from anonymizer.api.server import register as register_api

@@ -49,7 +49,7 @@ def _daemon_table() -> str:
 
 
 def _worker_table() -> str:
-    from anonymizer.dist.config import WorkerConfig
+    from anonymizer.scaleout.config import WorkerConfig
 
     return markdown_table(WorkerConfig)
 

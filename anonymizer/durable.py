@@ -2,7 +2,7 @@
 
 Every writer of outputs goes through here: the engine (``anonymizer.pipeline``), the part any
 worker runs (``anonymizer.jobs``), the coordinator (``anonymizer.daemon``) and the Celery workers
-(``anonymizer.dist``). It imports only the standard library, so the engine can use it without
+(``anonymizer.scaleout``). It imports only the standard library, so the engine can use it without
 importing the daemon. The rules:
 
 - a file is written under a temporary dot-name in the folder of its final name (same

@@ -35,9 +35,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "dist")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "scaleout")]
 
-from dist_helpers import RedisServer, WorkerProcess, wait_for_workers
+from scaleout_helpers import RedisServer, WorkerProcess, wait_for_workers
 
 SAMPLES = sorted((REPO / "samples").glob("*.jpg"))
 TICK = os.sysconf("SC_CLK_TCK")

@@ -2,7 +2,7 @@
 """Write what is generated from the config schema: profiles/default.yaml and the key tables.
 
 The schema is the fields of anonymizer/config.py (profile), anonymizer/daemon/config.py (daemon),
-anonymizer/dist/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section). After editing a key's default, bounds or doc there, run
+anonymizer/scaleout/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section). After editing a key's default, bounds or doc there, run
 
     .venv/bin/python scripts/gen_config_docs.py          # rewrite what is stale
     .venv/bin/python scripts/gen_config_docs.py --check  # exit 1 naming what is stale

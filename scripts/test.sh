@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Install (idempotent) and run the default test suite: what CI runs.
-# Long runs are excluded by default; run them with: .venv/bin/python -m pytest -m slow
+# Long runs are excluded by default; run them with: .venv-test/bin/python -m pytest -m slow
+#
+# The tests get an environment of their own, ./.venv-test (ANONYMIZER_TEST_VENV moves it): the
+# product's ./.venv, which the quick start installs CPU-only at about 1 GB, is never touched.
 #
 # What it installs, and says so as it does:
-# - the project with the test, yolo, dist, api and s3test extras (scripts/install.sh): yolo brings
-#   ultralytics and torch, several GB, for the operator-weights tests; dist (celery, redis-py) the
-#   scale-out tests in tests/dist; api (FastAPI, uvicorn, PyJWT) and s3test (boto3, moto's server)
-#   tests/api and tests/buckets, which start uvicorn and moto's server on loopback themselves.
-#   ANONYMIZER_EXTRAS=none ./scripts/test.sh keeps the CPU-only install, and those tests skip saying why.
+# - into .venv-test, the project with the test, yolo, scaleout, api and s3test extras
+#   (scripts/install.sh): yolo brings ultralytics and torch, several GB, for the operator-weights
+#   tests; scaleout (celery, redis-py) the scale-out tests in tests/scaleout; api (FastAPI, uvicorn,
+#   PyJWT) and s3test (boto3, moto's server) tests/api and tests/buckets, which start uvicorn and
+#   moto's server on loopback themselves. ANONYMIZER_EXTRAS=none ./scripts/test.sh keeps the
+#   CPU-only install, and those tests skip saying why.
 # - run as root with apt-get, if missing: the Debian packages openssh-server, sshfs and strace for
 #   the network_mount tests (a real sshfs mount over loopback) and the crash tests that kill the
 #   daemon inside one system call; redis-server for the scale-out tests (a real broker on loopback,
-#   started by the tests themselves; the package's own service is not needed); chromium, the real
-#   headless browser that renders the QA report in tests/review.
+#   started by the tests themselves); chromium, the real headless browser that renders the QA
+#   report in tests/review. The tests start their own sshd and redis-server on free loopback ports,
+#   so the packages' services are neither started by the install nor left enabled: a policy-rc.d
+#   refuses the start, and the units this script's install enabled are disabled again.
 #   ANONYMIZER_NO_APT=1 skips this; without them those tests skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,dist,api,s3test} ./scripts/install.sh
+VENV=${ANONYMIZER_TEST_VENV:-.venv-test}
+ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,s3test} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)
@@ -28,11 +35,33 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${ANONYMIZER_NO_APT:-0}" != 1 ]; then
     log=$(mktemp -t anonymizer-apt.XXXXXX)
     echo "test.sh: installing Debian packages ${need[*]} with apt-get (ANONYMIZER_NO_APT=1 skips this)" >&2
+    # Services these packages would start and enable (ssh, redis-server): none may be left behind.
+    units=(ssh.service redis-server.service)
+    enabled_before=()
+    if command -v systemctl >/dev/null; then
+      for u in "${units[@]}"; do systemctl is-enabled -q "$u" 2>/dev/null && enabled_before+=("$u"); done
+    fi
+    own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\n# scripts/test.sh: no service starts while it installs test packages\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod +x /usr/sbin/policy-rc.d
+      own_policy=1
+    fi
     if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >"$log" 2>&1; then
       echo "test.sh: installed ${need[*]}" >&2
       rm -f "$log"
     else
       echo "test.sh: apt-get install ${need[*]} FAILED (log: $log); the tests that need them will skip" >&2
+    fi
+    [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    if command -v systemctl >/dev/null; then
+      for u in "${units[@]}"; do
+        case " ${enabled_before[*]} " in *" $u "*) continue ;; esac
+        if systemctl is-enabled -q "$u" 2>/dev/null; then
+          systemctl disable -q --now "$u" >/dev/null 2>&1 || systemctl disable -q "$u" >/dev/null 2>&1 || true
+          echo "test.sh: $u was enabled by the package install; disabled again (the tests start their own)" >&2
+        fi
+      done
     fi
   else
     why="not root, or no apt-get"
@@ -40,4 +69,4 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: missing ${need[*]}, not installed ($why); the tests that need them will skip" >&2
   fi
 fi
-exec "${ANONYMIZER_VENV:-.venv}/bin/python" -m pytest "$@"
+exec "$VENV/bin/python" -m pytest "$@"

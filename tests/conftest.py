@@ -52,3 +52,45 @@ def no_leaked_threads():
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     assert not leaked, f"threads leaked: {[t.name for t in leaked]}"
+
+
+# --- Every folder of test files is collected -------------------------------------------------
+# pytest's default norecursedirs once hid tests/dist (a folder name it treats as build output)
+# from the suite for weeks. When the whole suite is collected, each folder under tests/ that holds
+# test_*.py files must contribute at least one test, or be skipped at module level with a reason
+# (an importorskip), which the summary then names. Otherwise the run fails.
+_collected_dirs: set[Path] = set()
+_skipped_dirs: dict[Path, str] = {}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Before deselection (-m 'not slow'): a folder of slow tests is collected, only not run.
+    _collected_dirs.add(Path(item.path).resolve().parent)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped and report.nodeid.endswith(".py"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped_dirs.setdefault((ROOT / report.nodeid).resolve().parent, str(reason))
+
+
+def _test_folders(root: Path = TESTS) -> set[Path]:
+    return {p.parent.resolve() for p in root.rglob("test_*.py") if "__pycache__" not in p.parts}
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    args = [Path(a.split("::")[0]).resolve() for a in config.args]
+    return any(a == TESTS for a in args)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not _whole_suite(session.config) or session.config.getoption("keyword") or session.config.getoption("lf", False):
+        return
+    missing = sorted(_test_folders() - _collected_dirs - set(_skipped_dirs))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for folder, reason in sorted(_skipped_dirs.items()):
+        if folder not in _collected_dirs and reporter is not None:
+            reporter.write_line(f"collection guard: {folder.relative_to(ROOT)} skipped whole: {reason}", yellow=True)
+    if missing:
+        names = ", ".join(str(m.relative_to(ROOT)) for m in missing)
+        raise pytest.UsageError(f"collection guard: these test folders contribute no collected test: {names}")

@@ -201,7 +201,7 @@ def _describe_progress(job: dict[str, Any] | None) -> str:
 
 
 def _describe_worker(w: dict[str, Any]) -> str:
-    """One line of ``anonymizer status`` per worker record (anonymizer.dist.heartbeat)."""
+    """One line of ``anonymizer status`` per worker record (anonymizer.scaleout.heartbeat)."""
     jobs = ", ".join(f"{c['job_id']} ({c['running_s']:.0f} s)" for c in w["current"]) or "idle"
     age = w["heartbeat_age_s"]
     beat = f"heartbeat {age:.0f} s ago" if age is not None else "heartbeat age unknown"
@@ -260,7 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     live_job = daemon.get("job") or {}
     dist = None
     if cfg.broker is not None:
-        from anonymizer.dist.client import broker_status
+        from anonymizer.scaleout.client import broker_status
 
         dist = broker_status(cfg.broker.url, cfg.broker.result_backend)
     data = {

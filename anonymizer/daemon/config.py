@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.config import Checker, Profile, load_profile, read_yaml
-from anonymizer.dist.config import (
+from anonymizer.errors import ConfigError
+from anonymizer.scaleout.config import (
     backend_setting,
     broker_setting,
     check_backend_pair,
@@ -33,7 +34,6 @@ from anonymizer.dist.config import (
     metrics_setting,
     timeout_setting,
 )
-from anonymizer.errors import ConfigError
 from anonymizer.schema import Reader, section, setting, yaml_keys
 
 # SQLite's WAL needs shared memory and POSIX locks that network filesystems do not provide

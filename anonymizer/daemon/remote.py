@@ -62,8 +62,8 @@ class RemoteRunner:
     """Sends prepared jobs to the queue and completes them when their results arrive."""
 
     def __init__(self, worker: Worker, journal: Journal, broker: BrokerConfig, log: Any, *, queue: Any = None) -> None:
-        from anonymizer.dist.app import make_app
-        from anonymizer.dist.client import JobQueue
+        from anonymizer.scaleout.app import make_app
+        from anonymizer.scaleout.client import JobQueue
 
         self.worker = worker
         self.journal = journal
@@ -159,7 +159,7 @@ class RemoteRunner:
         return None
 
     def _send(self, a: Attempt, task_id: str) -> None:
-        from anonymizer.dist.payload import JobPayload, model_identities, profile_to_content
+        from anonymizer.scaleout.payload import JobPayload, model_identities, profile_to_content
 
         profile, profile_sha = profile_to_content(a.folder.profile)
         payload = JobPayload(
@@ -176,7 +176,7 @@ class RemoteRunner:
             masks_sha256=list(a.masks.sha256) if a.masks else [],
         )
         # The work folder exists exactly while the job is out: a delivery that finds none is a
-        # late duplicate and runs nothing (anonymizer.dist.task).
+        # late duplicate and runs nothing (anonymizer.scaleout.task).
         _work_dir(a).mkdir(exist_ok=True)
         self.queue.submit(payload)
 

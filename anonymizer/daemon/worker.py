@@ -10,7 +10,7 @@ The order is what keeps evidence safe::
 
 The engine call itself is ``anonymizer.jobs.run_job``, the part any worker runs: here in the
 daemon's process (``run``), or on a Celery worker when the daemon has a broker (``begin``,
-``prepare`` before the call, ``complete`` with what the worker returned; ``anonymizer.dist``).
+``prepare`` before the call, ``complete`` with what the worker returned; ``anonymizer.scaleout``).
 Everything else above is the coordinator's, in both cases.
 
 Errors are caught narrowly, once per job (borgmatic's pattern): a ``MediaError`` is the input's
@@ -218,7 +218,7 @@ class Worker:
         a.tmp = a.planned_tmp
         return self._complete(a, run_job(a.engine, a.src, a.planned_tmp, progress=self._progress, masks=a.masks))
 
-    # The coordinator's half of a job that a remote worker runs (anonymizer.dist): ``prepare``
+    # The coordinator's half of a job that a remote worker runs (anonymizer.scaleout): ``prepare``
     # before the engine call, ``complete`` with what the worker returned. Both go through the
     # same checks and error handling as ``run``.
 

@@ -18,7 +18,6 @@ from anonymizer.config import ClassSpec
 from anonymizer.detect.base import RawDetector
 from anonymizer.detections import Detections, nms
 
-
 PassProgress = Callable[[int, int], None]
 
 

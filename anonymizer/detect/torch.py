@@ -15,7 +15,6 @@ from anonymizer.detect.onnx import decode_centerface, letterbox, prepare_centerf
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
 
-
 # torch and onnx2torch are the optional "gpu" extra: a CPU host runs on onnxruntime and is spared
 # several GB of CUDA libraries. Nothing imports them before a CUDA detector is actually built.
 GPU_EXTRA_HINT = "install the gpu extra: ./scripts/install.sh --gpu (or pip install 'anonymizer[gpu]')"

@@ -15,7 +15,6 @@ import numpy as np
 from anonymizer.detect.base import ModelInfo, file_sha256
 from anonymizer.errors import ModelError
 
-
 # ultralytics (and the torch it runs on) is the optional "yolo" extra: only operator-provided
 # weights need it, so it is imported when such a profile is loaded, never before.
 YOLO_EXTRA_HINT = "install the yolo extra: ./scripts/install.sh --yolo (or pip install 'anonymizer[yolo]')"

@@ -201,7 +201,7 @@ class ManualMasks:
     """Everything a job's sidecar files say, validated; ``sha256`` of each file read, in order.
 
     ``documents`` keeps each file's (label, text): a remote worker gets the masks by content and
-    validates them again (anonymizer.dist), as it gets the profile.
+    validates them again (anonymizer.scaleout), as it gets the profile.
     """
 
     regions: tuple[ManualRegion, ...] = ()

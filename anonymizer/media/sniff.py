@@ -30,9 +30,9 @@ import errno
 import os
 import stat
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import BinaryIO, Literal
 
 from anonymizer.errors import LimitExceededError, MediaError, UnsupportedMediaError

@@ -7,9 +7,9 @@ import socket
 
 import numpy as np
 import pytest
+from media_factory import FACES_PHOTO, load_rgb
 
 from anonymizer.config import profile_from_dict
-from media_factory import FACES_PHOTO, load_rgb
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from media_factory import FACES_PHOTO, PLATE_PHOTO, assert_faces_changed, load_rgb, make_video
 
 from anonymizer.config import profile_from_dict
 from anonymizer.detect.torch import cuda_available
 from anonymizer.detections import box_iou
-from media_factory import FACES_PHOTO, PLATE_PHOTO, assert_faces_changed, load_rgb, make_video
 
 pytestmark = [
     pytest.mark.gpu,

@@ -10,10 +10,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from media_factory import FACES_PHOTO, PLATE_PHOTO, assert_faces_changed, make_video
 from PIL import Image
 
 from anonymizer.cli import main
-from media_factory import FACES_PHOTO, PLATE_PHOTO, assert_faces_changed, make_video
 
 ROOT = Path(__file__).resolve().parents[2]
 

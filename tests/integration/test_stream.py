@@ -5,7 +5,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from media_factory import FACES_PHOTO, decode_rgb, load_rgb, make_video
 
 from anonymizer.config import profile_from_dict

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from media_factory import FACES_PHOTO, PLATE_PHOTO, SAMPLES, load_rgb
 
 from anonymizer.evaluate import fixed_camera, videos
-from media_factory import FACES_PHOTO, PLATE_PHOTO, SAMPLES, load_rgb
 
 SIZE = (320, 180)
 BLUE = (0, 0, 255)

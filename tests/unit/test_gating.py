@@ -112,7 +112,6 @@ def test_schedule_cadence_gating_refresh_and_camera_motion():
 
 def test_a_slow_pan_of_a_real_photo_is_camera_motion_though_few_blocks_change():
     import cv2
-
     from media_factory import FACES_PHOTO, load_rgb
 
     gray = cv2.cvtColor(cv2.resize(load_rgb(FACES_PHOTO), (640, 360)), cv2.COLOR_RGB2GRAY).astype(np.float32)

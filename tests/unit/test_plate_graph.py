@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from media_factory import PLATE_PHOTO
 from PIL import Image
 
 from anonymizer.detect import onnx as onnx_detectors
 from anonymizer.detect.registry import builtin_weights
-from media_factory import PLATE_PHOTO
 
 
 def test_box_only_graph_gives_the_full_graphs_boxes_and_scores(monkeypatch) -> None:

@@ -273,7 +273,7 @@ def test_daemon_sections_name_file_key_and_bounds(tmp_path: Path) -> None:
 
 
 def test_worker_config_names_file_key_and_bounds(tmp_path: Path) -> None:
-    from anonymizer.dist.config import load_worker_config
+    from anonymizer.scaleout.config import load_worker_config
 
     path = tmp_path / "worker.yaml"
     path.write_text("broker: ftp://host/0\nconcurrency: 65\nlabel: x\n")
@@ -319,7 +319,7 @@ def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
 
 def test_a_required_key_set_to_null_is_an_error(tmp_path: Path) -> None:
     from anonymizer.api.settings import api_config_from_dict
-    from anonymizer.dist.config import load_worker_config
+    from anonymizer.scaleout.config import load_worker_config
     from anonymizer.schema import Checker
 
     path = tmp_path / "worker.yaml"
@@ -334,7 +334,7 @@ def test_a_required_key_set_to_null_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_broker_url_without_its_scheme_names_neither_user_nor_password(tmp_path: Path) -> None:
-    from anonymizer.dist.config import load_worker_config
+    from anonymizer.scaleout.config import load_worker_config
 
     path = tmp_path / "worker.yaml"
     path.write_text("broker: admin:s3cret@broker:6379/0\n")

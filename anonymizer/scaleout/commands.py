@@ -32,6 +32,6 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from anonymizer.dist.worker import run_worker
+    from anonymizer.scaleout.worker import run_worker
 
     return run_worker(args.config, log_level=args.log_level)

@@ -15,9 +15,9 @@ import pytest
 
 from anonymizer.config import load_profile
 from anonymizer.daemon.logging import configure_logging
-from anonymizer.dist.app import TASK_NAME, make_app
-from anonymizer.dist.payload import JobPayload, model_identities, profile_to_content
-from anonymizer.dist.task import engine_for, execute
+from anonymizer.scaleout.app import TASK_NAME, make_app
+from anonymizer.scaleout.payload import JobPayload, model_identities, profile_to_content
+from anonymizer.scaleout.task import engine_for, execute
 
 LABEL = "jane-doe-at-the-gate.mp4.masks.yaml"  # a sidecar's label is its file name
 VALUES = ("612.5", "418.25", "100.75", "50.5", "700.125")

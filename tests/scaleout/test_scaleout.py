@@ -18,8 +18,8 @@ from pathlib import Path
 import daemon_helpers as dh
 import numpy as np
 import pytest
-from dist_helpers import backend_info
 from media_factory import make_video
+from scaleout_helpers import backend_info
 
 from anonymizer.durable import TMP_PREFIX
 
@@ -229,7 +229,7 @@ def test_coordinator_killed_with_a_job_out_reattaches_and_repeats_nothing(tmp_pa
 @pytest.mark.slow
 def test_broker_restarted_mid_batch_loses_nothing(tmp_path, tmp_path_factory):
     # Its own broker and workers: restarting the shared one would disturb the other tests.
-    from dist_helpers import RedisServer, WorkerProcess, wait_for_workers
+    from scaleout_helpers import RedisServer, WorkerProcess, wait_for_workers
 
     redis = RedisServer(tmp_path_factory.mktemp("redis-restart")).start()
     procs = [WorkerProcess(tmp_path, redis.url, name).start() for name in ("r1", "r2")]
@@ -299,7 +299,7 @@ def test_status_and_metrics_show_each_worker_and_mark_a_dead_one_stale(tmp_path,
     import socket
     import urllib.request
 
-    from dist_helpers import RedisServer, WorkerProcess, free_port, wait_for_workers
+    from scaleout_helpers import RedisServer, WorkerProcess, free_port, wait_for_workers
 
     # Its own broker: the module's two workers would take the jobs and report too.
     redis = RedisServer(tmp_path_factory.mktemp("redis-status")).start()
@@ -317,8 +317,8 @@ def test_status_and_metrics_show_each_worker_and_mark_a_dead_one_stale(tmp_path,
             ((job_id, task_id),) = dh.wait_for(lambda: _in_flight(tmp_path), 60, "the video job to be sent").items()
             dh.wait_for(lambda: _mid_job_pid(redis.url, task_id), 90, "the video to be half-way", interval_s=0.05)
 
-            from anonymizer.dist.app import make_app
-            from anonymizer.dist.client import JobQueue
+            from anonymizer.scaleout.app import make_app
+            from anonymizer.scaleout.client import JobQueue
 
             queue = JobQueue(make_app(redis.url))  # what `anonymizer status` reads, without its start-up time
 

@@ -9,9 +9,9 @@ import yaml
 
 from anonymizer.config import load_profile, profile_from_dict
 from anonymizer.daemon.config import daemon_config_from_dict
-from anonymizer.dist.config import load_worker_config, redacted
-from anonymizer.dist.payload import JobPayload, check_models, profile_from_content, profile_to_content
 from anonymizer.errors import ConfigError, ModelError
+from anonymizer.scaleout.config import load_worker_config, redacted
+from anonymizer.scaleout.payload import JobPayload, check_models, profile_from_content, profile_to_content
 
 
 def _daemon(tmp_path, **top):
@@ -124,10 +124,10 @@ def test_a_broker_without_the_dist_extra_is_refused_at_load_naming_the_extra(tmp
     config = tmp_path / "worker.yaml"
     config.write_text("broker: redis://127.0.0.1:6379/0\n")
     code = (
-        "import sys\nsys.modules['celery'] = None\n"  # as on an install without the dist extra
+        "import sys\nsys.modules['celery'] = None\n"  # as on an install without the scaleout extra
         "from anonymizer.cli import main\nsys.exit(main(['validate-config', sys.argv[1]]))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120, check=False
     )
-    assert proc.returncode == 1 and "at 'broker': needs the dist extra" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "at 'broker': needs the scaleout extra" in proc.stderr, proc.stderr

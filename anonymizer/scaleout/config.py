@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from anonymizer.config import Checker, read_yaml
-from anonymizer.dist.app import DEFAULT_VISIBILITY_TIMEOUT_S
-from anonymizer.dist.heartbeat import DEFAULT_HEARTBEAT_S
+from anonymizer.scaleout.app import DEFAULT_VISIBILITY_TIMEOUT_S
+from anonymizer.scaleout.heartbeat import DEFAULT_HEARTBEAT_S
 from anonymizer.schema import Reader, setting, yaml_keys
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
@@ -96,11 +96,11 @@ def check_backend_pair(c: Checker, broker: str | None, backend: str | None) -> N
 
 
 def check_dist_extra(c: Checker) -> None:
-    """A broker needs celery and redis-py, which only the dist extra installs."""
+    """A broker needs celery and redis-py, which only the scaleout extra installs."""
     import importlib.util
 
     if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
-        c.error("broker", "needs the dist extra (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
+        c.error("broker", "needs the scaleout extra (celery, redis-py): ANONYMIZER_EXTRAS=scaleout ./scripts/install.sh")
 
 
 def redacted(url: str) -> str:

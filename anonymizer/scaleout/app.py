@@ -62,7 +62,7 @@ def make_app(broker_url: str, *, result_backend: str | None = None, visibility_t
         # A job is one long call: no soft time limit here, the profile's limits bound it.
         task_time_limit=None,
     )
-    from anonymizer.dist.task import register
+    from anonymizer.scaleout.task import register
 
     register(app)
     return app

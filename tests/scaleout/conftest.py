@@ -9,19 +9,19 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from dist_helpers import RedisServer, WorkerProcess, redis_server_binary, wait_for_workers
+from scaleout_helpers import RedisServer, WorkerProcess, redis_server_binary, wait_for_workers
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/dist/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.dist)
+        if "tests/scaleout/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.scaleout)
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
-        pytest.skip("the dist extra is not installed (celery, redis-py): ANONYMIZER_EXTRAS=dist ./scripts/install.sh")
+        pytest.skip("the scaleout extra is not installed (celery, redis-py): ANONYMIZER_EXTRAS=scaleout ./scripts/install.sh")
     if redis_server_binary() is None:
         pytest.skip("redis-server not found: install Debian's redis-server (scripts/test.sh does, as root)")
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()

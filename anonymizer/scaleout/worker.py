@@ -5,7 +5,7 @@ job and keeps it warm. The worker reads sources from the shares and writes outpu
 job's temporary folder in the output share, verified; the coordinator publishes them.
 
 The main process also keeps this worker's status record in Redis fresh and, with ``metrics:``
-in the config, serves its Prometheus metrics (``anonymizer.dist.heartbeat``, ``.metrics``).
+in the config, serves its Prometheus metrics (``anonymizer.scaleout.heartbeat``, ``.metrics``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from anonymizer.dist.app import QUEUE, make_app
-from anonymizer.dist.config import load_worker_config, redacted
+from anonymizer.scaleout.app import QUEUE, make_app
+from anonymizer.scaleout.config import load_worker_config, redacted
 
 
 def run_worker(config_path: Path, *, log_level: str = "info") -> int:
@@ -38,7 +38,7 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
     log.info("worker.starting", broker=redacted(cfg.broker), concurrency=cfg.concurrency, pid=os.getpid())
     metrics = None
     if cfg.metrics is not None:
-        from anonymizer.dist.metrics import WorkerMetrics
+        from anonymizer.scaleout.metrics import WorkerMetrics
 
         metrics = WorkerMetrics()
         try:
@@ -69,7 +69,7 @@ def _reporter(cfg: Any, nodename: str, metrics: Any, log: Any) -> Any:
     sharing the pool processes' connection pool across a fork could leave a lock held."""
     import redis
 
-    from anonymizer.dist.heartbeat import Reporter, WorkerState, host_device
+    from anonymizer.scaleout.heartbeat import Reporter, WorkerState, host_device
 
     client = redis.Redis.from_url(cfg.result_backend or cfg.broker, socket_timeout=5, socket_connect_timeout=5)
     # Kept as long as the job of a worker that died may wait for its redelivery, and an hour.

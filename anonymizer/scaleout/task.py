@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from anonymizer.dist.app import TASK_NAME
-from anonymizer.dist.heartbeat import OUTCOMES, describe_device, emit
-from anonymizer.dist.payload import JobPayload, check_models, profile_from_content
 from anonymizer.errors import ConfigError, JobError, MediaError, ModelError, config_error_keys
 from anonymizer.jobs.run import run_job
 from anonymizer.review.sidecar import masks_from_documents
+from anonymizer.scaleout.app import TASK_NAME
+from anonymizer.scaleout.heartbeat import OUTCOMES, describe_device, emit
+from anonymizer.scaleout.payload import JobPayload, check_models, profile_from_content
 
 DELIVERY_KEY = "anonymizer:deliveries:"
 # How an error travels: by the name of the first class it is an instance of (most specific first).
@@ -122,7 +122,7 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
     """Run one delivery of a job; return its result dict (see the module docstring).
 
     The worker's main process is told when the job starts and how it ended (its status record
-    and metrics: anonymizer.dist.heartbeat), by job id only.
+    and metrics: anonymizer.scaleout.heartbeat), by job id only.
     """
     payload = JobPayload.from_dict(raw)
     started = time.monotonic()

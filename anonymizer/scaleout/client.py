@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from anonymizer.dist.app import QUEUE, TASK_NAME
-from anonymizer.dist.payload import JobPayload
+from anonymizer.scaleout.app import QUEUE, TASK_NAME
+from anonymizer.scaleout.payload import JobPayload
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class JobQueue:
 
     def forget(self, task_id: str) -> None:
         """Drop a consumed result (and its delivery counter) from the backend."""
-        from anonymizer.dist.task import DELIVERY_KEY
+        from anonymizer.scaleout.task import DELIVERY_KEY
 
         self.app.AsyncResult(task_id).forget()
         client = getattr(self.app.backend, "client", None)
@@ -74,8 +74,8 @@ class JobQueue:
             return None
 
     def workers(self) -> list[dict[str, Any]]:
-        """Every worker's status record (anonymizer.dist.heartbeat): live, stopped or stale."""
-        from anonymizer.dist.heartbeat import read_workers
+        """Every worker's status record (anonymizer.scaleout.heartbeat): live, stopped or stale."""
+        from anonymizer.scaleout.heartbeat import read_workers
 
         client = getattr(self.app.backend, "client", None)
         return read_workers(client) if client is not None else []
@@ -86,8 +86,8 @@ def broker_status(url: str, result_backend: str | None = None) -> dict[str, Any]
 
     Never raises: a broker that cannot be reached is reported as such (the URL without password).
     """
-    from anonymizer.dist.app import make_app
-    from anonymizer.dist.config import redacted
+    from anonymizer.scaleout.app import make_app
+    from anonymizer.scaleout.config import redacted
 
     out: dict[str, Any] = {"broker": redacted(url)}
     try:

@@ -2,7 +2,7 @@
 
 The same library and habits as the daemon's (``anonymizer.daemon.metrics``): prometheus-client,
 an own registry, no default collectors. Served by the worker's main process, which learns what
-its pool processes do from their events (``anonymizer.dist.heartbeat``). Labels carry job ids,
+its pool processes do from their events (``anonymizer.scaleout.heartbeat``). Labels carry job ids,
 outcomes and the device, never a file name.
 """
 

@@ -145,7 +145,7 @@ class WorkerProcess:
 
 def wait_for_workers(broker: str, names: list[str], timeout_s: float = 90) -> None:
     """Wait until every named worker answers a Celery ping (so jobs spread over all of them)."""
-    from anonymizer.dist.app import make_app
+    from anonymizer.scaleout.app import make_app
 
     app = make_app(broker)
 
@@ -158,6 +158,6 @@ def wait_for_workers(broker: str, names: list[str], timeout_s: float = 90) -> No
 
 
 def backend_info(broker: str, task_id: str) -> Any:
-    from anonymizer.dist.app import make_app
+    from anonymizer.scaleout.app import make_app
 
     return make_app(broker).AsyncResult(task_id).info
