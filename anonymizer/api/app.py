@@ -305,6 +305,10 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         _delete(s, job, principal)
         return Response(status_code=204)
 
+    from anonymizer.review.editor.routes import editor_router
+
+    app.include_router(editor_router())  # the review editor under /review (docs/review.md)
+
     def openapi() -> dict[str, Any]:
         # FastAPI documents a 422 for every route with parameters; this API answers 400
         # (problem+json) instead, so those entries would be false.
