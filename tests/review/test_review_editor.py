@@ -11,6 +11,7 @@ the screenshots of docs/review.md to docs/img/.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -27,7 +28,8 @@ import numpy as np
 import pytest
 import yaml
 from media_factory import decode_rgb, make_video
-from review_media import texture
+from PIL import Image
+from review_media import texture, two_faces_photo
 
 httpx = pytest.importorskip("httpx", reason="the api extra is not installed (pip install -e '.[api]')")
 jwt = pytest.importorskip("jwt", reason="the api extra is not installed (pip install -e '.[api]')")
@@ -42,6 +44,7 @@ CHROMIUM_FLAGS = [
 ISSUER, AUDIENCE, KID = "https://idp.test/realms/media", "anonymizer", "editor-test-key"
 SIZE, FRAMES, FPS = (320, 240), 24, 12
 CLIP_NAME = "lobby-cam-3-visitor.mp4"  # must appear nowhere in what the editor serves
+PHOTO_NAME = "badge-photo-anna.jpg"
 BOX = (100, 80, 180, 150)  # drawn on frame 10 (source pixels)
 KEYS = ((2, (20, 20, 60, 60)), (6, (220, 20, 260, 60)))  # a moving box: at frame 4 it is at x 120-160
 OPERATOR = "dpo-7"
@@ -56,6 +59,7 @@ class Editor:
     config: Path
     out: Path
     job_id: str
+    photo_id: str
 
     def token(self, scope: str = "review", sub: str = OPERATOR, **claims: Any) -> str:
         now = int(time.time())
@@ -115,18 +119,20 @@ def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
             root / "clip.mp4", source=texture(SIZE), frames=FRAMES, size=SIZE, fps=FPS, audio=False, pan=False
         )
         shutil.copyfile(clip, root / "cams" / "in" / CLIP_NAME)
-        handle = Editor(url, key, root, config, root / "cams" / "out", "")
+        two_faces_photo(root / "cams" / "in" / PHOTO_NAME)
+        handle = Editor(url, key, root, config, root / "cams" / "out", "", "")
 
-        def held() -> str | None:
+        def held() -> dict[str, str] | None:
             if proc.poll() is not None:
                 raise AssertionError("anonymizer api exited early:\n" + (root / "api.stderr").read_text())
             try:
                 rows = handle.get("/review/api/queue", handle.token()).json()
             except httpx.TransportError:
                 return None
-            return rows[0]["job_id"] if rows else None
+            return {r["kind"]: r["job_id"] for r in rows} if len(rows) == 2 else None
 
-        handle.job_id = dh.wait_for(held, 120, "the clip to be held for review", interval_s=0.3)
+        ids = dh.wait_for(held, 120, "the clip and the photo to be held for review", interval_s=0.3)
+        handle.job_id, handle.photo_id = ids["video"], ids["image"]
         yield handle
     finally:
         dh.stop_process(proc, 20)
@@ -150,15 +156,20 @@ def test_editor_routes_need_the_review_scope_and_show_a_source_only_with_its_own
         assert editor.get(frame, editor.token(scope)).status_code == 403
     assert editor.get("/review/api/me", editor.token(sub="Jane Doe")).status_code == 403  # no id for the audit
 
+    # The page itself loads without a token (a browser has none to send yet) and holds no data.
+    page = editor.get("/review/", None)
+    assert page.status_code == 200 and page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert job not in page.text and "<script>" not in page.text and "http" not in page.text.replace("http-equiv", "")
+
     token = editor.token()
     queue = editor.get("/review/api/queue", token)
     assert queue.status_code == 200 and queue.headers["content-security-policy"].startswith("default-src 'self'")
-    row = queue.json()[0]
+    row = next(r for r in queue.json() if r["job_id"] == job)
     assert row["kind"] == "video" and row["frames"] == FRAMES and row["rounds"] == 1 and "file" not in row
     detail = editor.get(f"/review/api/jobs/{job}", token)
     assert detail.json()["width"] == SIZE[0] and detail.json()["timeline"]["frames"] == FRAMES
     for body in (queue.text, detail.text):
-        assert "lobby" not in body and "/cams/" not in body
+        assert "lobby" not in body and "badge" not in body and "/cams/" not in body
     jpeg = editor.get(frame, token)
     assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg" and jpeg.content[:2] == b"\xff\xd8"
     assert editor.get(f"/review/api/jobs/{job}/frames/{FRAMES}", token).status_code == 404
@@ -187,6 +198,15 @@ def test_editor_routes_need_the_review_scope_and_show_a_source_only_with_its_own
         "ok": True, "errors": []
     }  # fmt: skip
     assert _audit(editor)[-1]["action"] == "source-viewed"  # checking decides nothing
+
+    # A photo: one frame, upright, and no time range in its shapes.
+    photo = editor.get(f"/review/api/jobs/{editor.photo_id}/frames/0", token)
+    assert photo.status_code == 200 and Image.open(io.BytesIO(photo.content)).size == (480, 300)
+    assert editor.get(f"/review/api/jobs/{editor.photo_id}/frames/1", token).status_code == 404
+    photo_check = f"{editor.url}/review/api/jobs/{editor.photo_id}/check"
+    timed = {"regions": [{"box": [10, 10, 50, 50]}, {"box": [10, 10, 50, 50], "start_frame": 0}]}
+    errors = httpx.post(photo_check, headers=auth, json=timed, timeout=30).json()["errors"]
+    assert [(e["index"], "no time range" in e["message"]) for e in errors] == [(1, True)], errors
 
 
 def _screenshot(page: Any, name: str) -> None:
@@ -340,4 +360,4 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
         (editor.job_id, "anonymized", 2)
     ]
     logs = (editor.root / "api.stdout").read_text() + dh.all_daemon_logs(editor.root)
-    assert "lobby" not in logs
+    assert "lobby" not in logs and "badge" not in logs
