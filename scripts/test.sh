@@ -6,7 +6,7 @@
 # product's ./.venv, which the quick start installs CPU-only at about 1 GB, is never touched.
 #
 # What it installs, and says so as it does:
-# - into .venv-test, the project with the test, yolo, scaleout, api and s3test extras
+# - into .venv-test, the project with the test, yolo, scaleout, api, s3test and browsertest extras
 #   (scripts/install.sh): yolo brings ultralytics and torch, several GB, for the operator-weights
 #   tests; scaleout (celery, redis-py) the scale-out tests in tests/scaleout; api (FastAPI, uvicorn,
 #   PyJWT) and s3test (boto3, moto's server) tests/api and tests/buckets, which start uvicorn and
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ANONYMIZER_TEST_VENV:-.venv-test}
-ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,s3test} ./scripts/install.sh
+ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,s3test,browsertest} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)

@@ -257,7 +257,7 @@ def _inner(box: tuple[int, int, int, int], margin: int = 6) -> tuple[int, int, i
 
 
 def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(editor: Editor) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extra)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the browsertest extra)")
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
     shots = os.environ.get("ANONYMIZER_WRITE_SCREENSHOTS") == "1"
