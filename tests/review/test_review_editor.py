@@ -46,6 +46,8 @@ SIZE, FRAMES, FPS = (320, 240), 24, 12
 CLIP_NAME = "lobby-cam-3-visitor.mp4"  # must appear nowhere in what the editor serves
 PHOTO_NAME = "badge-photo-anna.jpg"
 BOX = (100, 80, 180, 150)  # drawn on frame 10 (source pixels)
+POLYGON = ((20, 150), (80, 150), (50, 220))  # also on frame 10
+POLYGON_INSIDE = (44, 160, 56, 180)  # well inside it
 KEYS = ((2, (20, 20, 60, 60)), (6, (220, 20, 260, 60)))  # a moving box: at frame 4 it is at x 120-160
 OPERATOR = "dpo-7"
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -235,6 +237,15 @@ def _drag(page: Any, box: tuple[int, int, int, int]) -> None:
     page.mouse.up()
 
 
+def _click_polygon(page: Any, points: tuple[tuple[int, int], ...]) -> None:
+    """Click a polygon's corners on the overlay canvas; a double-click on the last closes it."""
+    r = page.locator("#overlay").bounding_box()
+    sx, sy = r["width"] / SIZE[0], r["height"] / SIZE[1]
+    for x, y in points[:-1]:
+        page.mouse.click(r["x"] + x * sx, r["y"] + y * sy)
+    page.mouse.dblclick(r["x"] + points[-1][0] * sx, r["y"] + points[-1][1] * sy)
+
+
 def _go(page: Any, frame: int, round_: int = 1) -> None:
     page.locator("#frame-no").fill(str(frame))
     page.locator("#frame-no").dispatch_event("change")
@@ -287,9 +298,13 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             page.mouse.click(svg["x"] + 56 + (svg["width"] - 60) * 15.5 / FRAMES, svg["y"] + 8)
             page.wait_for_selector('#frame[data-frame="15"]')
 
-            # A box on frame 10 only.
+            # A box and a polygon on frame 10 only, and an exclusion there (nothing to exclude).
             _go(page, 10)
             _drag(page, BOX)
+            page.click('button[data-tool="polygon"]')
+            _click_polygon(page, POLYGON)
+            page.click('button[data-tool="exclusion"]')
+            _drag(page, (240, 160, 300, 220))
             # A moving box: key boxes at frames 2 and 6, shown interpolated on frame 4 before saving.
             page.click('button[data-tool="moving"]')
             for frame, box in KEYS:
@@ -304,13 +319,14 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             page.fill("#span-from", "20")
             page.fill("#span-to", "30")
             _drag(page, (200, 150, 260, 200))
-            bad = page.wait_for_selector('#shapes li[data-index="2"] .error')
+            bad = page.wait_for_selector('#shapes li[data-list="regions"][data-index="3"] .error')
             assert "past the last frame" in bad.inner_text()
+            _go(page, 10)
             if shots:
                 _screenshot(page, "editor-draw.png")
-            page.click('#shapes li[data-index="2"] button')
+            page.click('#shapes li[data-list="regions"][data-index="3"] button')
             page.select_option("#range", "frame")
-            page.wait_for_function("document.querySelectorAll('#shapes li').length === 2")
+            page.wait_for_function("document.querySelectorAll('#shapes li').length === 4")
 
             page.click("#apply")
             page.wait_for_selector("#status:has-text('Round 2 held')", timeout=180_000)
@@ -318,13 +334,20 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             drawn = masks["regions"][0]
             assert drawn["start_frame"] == drawn["end_frame"] == 10
             assert np.abs(np.subtract(drawn["box"], BOX)).max() <= 2, drawn
-            assert [k["frame"] for k in masks["regions"][1]["keys"]] == [2, 6]
+            polygon = masks["regions"][1]
+            assert polygon["start_frame"] == polygon["end_frame"] == 10 and len(polygon["polygon"]) == 3
+            assert np.abs(np.subtract(polygon["polygon"], POLYGON)).max() <= 2, polygon
+            assert [k["frame"] for k in masks["regions"][2]["keys"]] == [2, 6]
+            excluded = masks["exclusions"][0]
+            assert excluded["classes"] == ["face", "plate"] and excluded["start_frame"] == 10
 
             # The re-run output, as the page shows it: masked on frame 10 only, and along the moving box.
             _go(page, 10, 2)
             assert _canvas_mean(page, "#frame", _inner(BOX)) < 25
+            assert _canvas_mean(page, "#frame", POLYGON_INSIDE) < 25
             _go(page, 9, 2)
             assert _canvas_mean(page, "#frame", _inner(BOX)) > 60
+            assert _canvas_mean(page, "#frame", POLYGON_INSIDE) > 60
             _go(page, 4, 2)
             assert _canvas_mean(page, "#frame", _inner(moving_at_4)) < 25
             if shots:
@@ -349,6 +372,8 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
         return float(frames[i][y1:y2, x1:x2].mean())
 
     assert mean(10, BOX) < 25 and mean(9, BOX) > 60 and mean(11, BOX) > 60
+    x1, y1, x2, y2 = POLYGON_INSIDE
+    assert frames[10][y1:y2, x1:x2].mean() < 25 and frames[11][y1:y2, x1:x2].mean() > 60
     assert mean(4, moving_at_4) < 25 and mean(8, moving_at_4) > 60
 
     actions = [(r["action"], r.get("operator")) for r in _audit(editor) if r["job_id"] == editor.job_id]
@@ -356,8 +381,28 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
         ("held", None), ("rejected-rerun", OPERATOR), ("held", None), ("approved", OPERATOR)
     ]  # fmt: skip
     job_lines = [r for r in dh.audit_lines(editor.root / "audit") if r.get("event") == "job"]
-    assert [(r["job_id"], r["outcome"], r["manual"]["regions"]) for r in job_lines] == [
-        (editor.job_id, "anonymized", 2)
+    assert [(r["job_id"], r["outcome"], r["manual"]["regions"], r["exclusions"]["rules"]) for r in job_lines] == [
+        (editor.job_id, "anonymized", 3, 1)
     ]
     logs = (editor.root / "api.stdout").read_text() + dh.all_daemon_logs(editor.root)
     assert "lobby" not in logs and "badge" not in logs
+
+
+def test_a_rejection_from_the_editor_closes_the_job_with_the_operator_and_is_final(editor: Editor) -> None:
+    auth = {"Authorization": f"Bearer {editor.token(sub='dpo-9')}"}
+    base = f"{editor.url}/review/api/jobs/{editor.photo_id}"
+    rejected = httpx.post(base + "/reject", headers=auth, timeout=30)
+    assert rejected.status_code == 200 and rejected.json()["operator"] == "dpo-9"
+    state = dh.wait_for(
+        lambda: (
+            (r := editor.get(f"/review/api/jobs/{editor.photo_id}", editor.token()).json())["review"] == "closed" and r
+        ),
+        60,
+        "the daemon to apply the rejection",
+    )
+    assert state["job_state"] == "retired"  # rejected: done with nothing published, the source kept
+    assert httpx.post(base + "/approve", headers=auth, timeout=30).status_code == 409
+    assert editor.get(f"/review/api/jobs/{editor.photo_id}/frames/0", editor.token()).status_code == 409
+    assert (editor.root / "cams" / "in" / PHOTO_NAME).exists() and not (editor.out / PHOTO_NAME).exists()
+    lines = [(r["action"], r.get("operator")) for r in _audit(editor) if r["job_id"] == editor.photo_id]
+    assert lines == [("held", None), ("rejected", "dpo-9")]

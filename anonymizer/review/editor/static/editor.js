@@ -183,12 +183,13 @@ async function openJob(id, keepFrame = false) {
 function fitCanvas() {
   const wrap = $("#canvas-wrap");
   const w = state.job ? state.job.width || 16 : 16, h = state.job ? state.job.height || 9 : 9;
-  const maxW = wrap.clientWidth || 800, maxH = Math.max(200, Math.min(560, window.innerHeight - 190));
+  const maxW = $("#stage").clientWidth || 800, maxH = Math.max(200, Math.min(560, window.innerHeight - 190));
   const scale = Math.min(maxW / w, maxH / h);
   for (const c of [$("#frame"), $("#overlay")]) {
     c.style.width = Math.floor(w * scale) + "px";
     c.style.height = Math.floor(h * scale) + "px";
   }
+  wrap.style.width = Math.floor(w * scale) + "px";
   wrap.style.height = Math.floor(h * scale) + "px";
 }
 
@@ -482,6 +483,7 @@ function closePolygon() {
 function drawOverlay() {
   const c = $("#overlay"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
+  if (!$("#show-shapes").checked) return; // the output as it is, without the outlines
   const lw = Math.max(1.5, c.width / 500);
   for (const list of ["regions", "exclusions"]) {
     state.shapes[list].forEach((d, index) => {
@@ -633,6 +635,7 @@ function wire() {
   $("#frame-no").addEventListener("change", (ev) => goTo(ev.target.value));
   $("#scrub").addEventListener("input", (ev) => goTo(ev.target.value));
   $("#show-source").addEventListener("change", () => goTo(state.frame, true));
+  $("#show-shapes").addEventListener("change", drawOverlay);
   $("#range").addEventListener("change", () => {
     const span = $("#range").value === "span";
     $("#span-fields").hidden = !span;
