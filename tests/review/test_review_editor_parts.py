@@ -58,15 +58,28 @@ def test_every_error_is_tied_to_its_shape_malformed_and_misfit_alike() -> None:
     assert "at most" in check_shapes(json.dumps(many).encode(), **CLIP).errors[0]["message"]
 
 
-def test_frames_by_index_are_exact_forward_backward_and_past_the_end(tmp_path: Path) -> None:
-    clip = make_video(tmp_path / "c.mp4", source=texture((64, 48)), frames=12, size=(64, 48), fps=12, audio=False)
+@pytest.mark.parametrize(
+    "codec, vfr", [("libx264", False), ("mpeg4", False), ("libx264", True)], ids=["h264", "mpeg4-gop12", "h264-vfr"]
+)
+def test_frames_by_index_are_exact_stepping_jumping_back_and_past_the_end(
+    tmp_path: Path, codec: str, vfr: bool
+) -> None:
+    frames = 60
+    pts = [i * 83 + (i % 3) * 17 for i in range(frames)] if vfr else None  # uneven gaps (time base 1/1000)
+    clip = make_video(
+        tmp_path / "c.mp4", source=texture((64, 48)), frames=frames, size=(64, 48), fps=12, audio=False,
+        codec=codec, vfr_pts=pts,
+    )  # fmt: skip
     expected = [encode_jpeg(rgb) for rgb in decode_rgb(clip)]
+    assert len(expected) == frames
     cache = FrameCache(size=1)
     limits = LimitsSpec()
     try:
-        for index in (5, 6, 2, 11, 0):
+        # Steps forward, jumps back, far forward (seeks) and into the middle of a group of pictures.
+        for index in (5, 6, 7, 2, 59, 0, 30, 31, 13, 12, 58):
             assert cache.video_frame(clip, limits, index) == expected[index], index
-        assert cache.video_frame(clip, limits, 12) is None
+        assert cache.seeks(clip)  # jumps went through the frame table, not a decode from the start
+        assert cache.video_frame(clip, limits, frames) is None
         assert cache.video_frame(clip, limits, 3) == expected[3]
     finally:
         cache.close()
