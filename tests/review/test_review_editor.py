@@ -288,6 +288,7 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             page.click("#sign-in")
             row = page.wait_for_selector(f'#queue-table tr[data-job="{editor.job_id}"]')
             assert CLIP_NAME not in page.content()
+            assert page.locator("#job").is_hidden() and page.locator("#login").is_hidden()
             if shots:
                 _screenshot(page, "editor-queue.png")
             row.click()
