@@ -291,8 +291,15 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             assert page.locator("#job").is_hidden() and page.locator("#login").is_hidden()
             if shots:
                 _screenshot(page, "editor-queue.png")
+            # A photo: one picture, no player, no time range to choose.
+            page.click(f'#queue-table tr[data-job="{editor.photo_id}"]')
+            page.wait_for_selector(f'#frame[data-job="{editor.photo_id}"][data-frame="0"]')
+            assert page.locator("#transport").is_hidden() and page.locator("#range-row").is_hidden()
+            assert page.locator("#job-info").inner_text().startswith("photo 480×300")
+            page.click("#to-queue")
+            row = page.wait_for_selector(f'#queue-table tr[data-job="{editor.job_id}"]')
             row.click()
-            page.wait_for_selector('#frame[data-frame="0"][data-round="1"]')
+            page.wait_for_selector(f'#frame[data-job="{editor.job_id}"][data-frame="0"][data-round="1"]')
 
             # The QA timeline: a click jumps to its frame.
             svg = page.locator("#timeline svg").bounding_box()

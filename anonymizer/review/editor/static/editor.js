@@ -146,6 +146,8 @@ async function openQueue() {
 // ----------------------------------------------------------------------------- job page
 async function openJob(id, keepFrame = false) {
   show("job");
+  delete $("#frame").dataset.frame; // what the canvas shows is unknown until a frame is drawn
+  delete $("#frame").dataset.job;
   const job = await getJson("jobs/" + encodeURIComponent(id));
   state.job = job;
   $("#crumb").textContent = "job " + job.job_id;
@@ -217,6 +219,7 @@ async function goTo(n, force = false) {
   canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   state.shown = n;
   canvas.dataset.frame = String(n);
+  canvas.dataset.job = state.job.job_id;
   canvas.dataset.source = source ? "1" : "0";
   $("#frame-state").textContent = source ? "SOURCE frame (this view is audited)" : "held output (anonymized)";
   drawOverlay();
