@@ -286,7 +286,7 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             page.goto(editor.url + "/review/")
             page.fill("#token", editor.token())
             page.click("#sign-in")
-            row = page.wait_for_selector(f'#queue-table tr[data-job="{editor.job_id}"]')
+            page.wait_for_selector(f'#queue-table tr[data-job="{editor.job_id}"]')
             assert CLIP_NAME not in page.content()
             assert page.locator("#job").is_hidden() and page.locator("#login").is_hidden()
             if shots:
@@ -297,8 +297,7 @@ def test_a_reviewer_masks_a_missed_region_in_the_browser_applies_and_approves(ed
             assert page.locator("#transport").is_hidden() and page.locator("#range-row").is_hidden()
             assert page.locator("#job-info").inner_text().startswith("photo 480×300")
             page.click("#to-queue")
-            row = page.wait_for_selector(f'#queue-table tr[data-job="{editor.job_id}"]')
-            row.click()
+            page.locator(f'#queue-table tr[data-job="{editor.job_id}"]').click()  # a locator: the rows are redrawn
             page.wait_for_selector(f'#frame[data-job="{editor.job_id}"][data-frame="0"][data-round="1"]')
 
             # The QA timeline: a click jumps to its frame.
@@ -401,16 +400,18 @@ def test_a_rejection_from_the_editor_closes_the_job_with_the_operator_and_is_fin
     base = f"{editor.url}/review/api/jobs/{editor.photo_id}"
     rejected = httpx.post(base + "/reject", headers=auth, timeout=30)
     assert rejected.status_code == 200 and rejected.json()["operator"] == "dpo-9"
-    state = dh.wait_for(
-        lambda: (
-            (r := editor.get(f"/review/api/jobs/{editor.photo_id}", editor.token()).json())["review"] == "closed" and r
-        ),
-        60,
-        "the daemon to apply the rejection",
-    )
-    assert state["job_state"] == "retired"  # rejected: done with nothing published, the source kept
+
+    def closed() -> bool:
+        state = editor.get(f"/review/api/jobs/{editor.photo_id}", editor.token()).json()
+        # Rejected: the review closed, the job retired with nothing published and its source kept.
+        return state["review"] == "closed" and state["job_state"] == "retired"
+
+    dh.wait_for(closed, 60, "the daemon to apply the rejection")
     assert httpx.post(base + "/approve", headers=auth, timeout=30).status_code == 409
     assert editor.get(f"/review/api/jobs/{editor.photo_id}/frames/0", editor.token()).status_code == 409
     assert (editor.root / "cams" / "in" / PHOTO_NAME).exists() and not (editor.out / PHOTO_NAME).exists()
     lines = [(r["action"], r.get("operator")) for r in _audit(editor) if r["job_id"] == editor.photo_id]
     assert lines == [("held", None), ("rejected", "dpo-9")]
+    # The API's lines (the source view) and the daemon's share one keyed chain, still intact.
+    verify = dh.run_cli("audit", "verify", "--config", str(editor.config))
+    assert verify.returncode == 0, verify.stdout + verify.stderr

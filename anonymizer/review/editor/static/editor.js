@@ -117,11 +117,11 @@ function age(s) {
 }
 
 async function openQueue() {
+  const body = $("#queue-table tbody");
+  body.replaceChildren(); // no stale row to click while the list is fetched again
   show("queue");
   $("#crumb").textContent = "queue";
   const rows = await getJson("queue");
-  const body = $("#queue-table tbody");
-  body.replaceChildren();
   const named = rows.some((r) => "file" in r);
   document.querySelectorAll(".file-col").forEach((el) => { el.hidden = !named; });
   for (const r of rows) {
