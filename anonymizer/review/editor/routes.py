@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from anonymizer.api.app import ApiProblem, ApiService
 from anonymizer.api.auth import AuthError
+from anonymizer.api.inbox import JOURNAL_FILE
 from anonymizer.errors import ConfigError
 from anonymizer.review.editor.frames import FrameCache, photo_jpeg
 from anonymizer.review.editor.shapes import MAX_BODY_BYTES, check_shapes
@@ -45,7 +46,6 @@ from anonymizer.review.hold import Review, ReviewStore, check_operator, review_r
 
 REVIEW = "review"
 REVIEW_SOURCE = "review:source"
-JOURNAL_FILE = "journal.sqlite3"  # the daemon's (anonymizer.daemon.service.JOURNAL_FILE)
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 # Nothing but this origin: no inline script or style, no frame, no form target, no plug-in.
 CSP = (
