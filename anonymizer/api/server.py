@@ -9,8 +9,11 @@ does the work. Logs are the daemon's structlog JSON lines; uvicorn's own access 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from anonymizer.errors import ConfigError
@@ -61,10 +64,28 @@ def run_api(config_path: Path, *, log_level: str = "info") -> int:
         )
     )
     log.info("api.ready", host=api.host, port=api.port, tls=api.tls_cert is not None, profiles=len(api.profiles))
-    ok = server.run()
+    stopped_by: list[int] = []
+    with _signals_recorded(stopped_by):
+        ok = server.run()
     service.inbox.close()
-    log.info("api.stopped")
+    reason = signal.Signals(stopped_by[0]).name if stopped_by else "server"
+    log.info("api.stopped", reason=reason)
     return 0 if ok is not False else 1
+
+
+@contextlib.contextmanager
+def _signals_recorded(into: list[int]) -> Iterator[None]:
+    """Handle SIGTERM/SIGINT by recording them. uvicorn installs its own handlers while it serves
+    and, once shut down, raises the signals it caught again against the handlers it found: with
+    the default ones the process then dies by the signal (exit 143 on SIGTERM) before our stop
+    line. With these, the raised signal is only recorded and the API exits 0 (docs/api.md)."""
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda sig, _frame: into.append(sig)) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
