@@ -247,7 +247,7 @@ class RemoteRunner:
         the broker): the broker itself would wait for the visibility timeout (hours)."""
         info = state.info if isinstance(state.info, dict) else {}
         holder = info.get("node") or info.get("hostname")  # PROGRESS meta / Celery's STARTED meta
-        if state.state not in ("STARTED", "PROGRESS") or not holder:
+        if state.state not in ("STARTED", "PROGRESS") or not holder or not self.queue.reclaims_dead_hosts:
             return
         record = self._worker_records().get(str(holder))
         if record is None or not record.get("stale"):

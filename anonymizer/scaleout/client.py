@@ -60,6 +60,12 @@ class JobQueue:
         if client is not None:
             client.delete(DELIVERY_KEY + job_id)
 
+    @property
+    def reclaims_dead_hosts(self) -> bool:
+        """Whether the coordinator reclaims a dead host's job: with a Redis broker only. RabbitMQ
+        requeues a dead consumer's message itself (a reclaim beside it would run the job twice)."""
+        return str(self.app.conf.broker_url).startswith(("redis://", "rediss://"))
+
     def discard(self, task_id: str) -> int:
         """Take a task its (dead) worker held out of the broker: remove its message from the
         Redis transport's unacknowledged set, which would otherwise deliver it again after the
@@ -70,7 +76,7 @@ class JobQueue:
         the broker requeues a dead consumer's message itself when its connection drops.
         """
         self.app.AsyncResult(task_id).forget()
-        if not str(self.app.conf.broker_url).startswith(("redis://", "rediss://")):
+        if not self.reclaims_dead_hosts:
             return 0
         options = self.app.conf.broker_transport_options or {}
         unacked = options.get("unacked_key", "unacked")
