@@ -89,6 +89,13 @@ def _signals_recorded(into: list[int]) -> Iterator[None]:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    if args.action == "dev-token":
+        from anonymizer.api.devtoken import dev_token, read_target
+
+        if args.config is None:
+            raise ConfigError("anonymizer api dev-token: --config FILE is required")
+        print(dev_token(read_target(args.config), client=args.client, scope=args.scope, ttl_s=args.ttl))
+        return 0
     if args.openapi:
         if args.openapi == "-":
             json.dump(openapi_document(), sys.stdout, indent=2, sort_keys=True)
@@ -109,7 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Serve POST/GET/DELETE /v1/jobs with uvicorn on the config's api.listen address, TLS when "
             "api.tls_cert/api.tls_key are set. Bearer JWTs are checked against api.jwks_file. Uploads "
             "go into the input of the folder a profile name maps to, and the daemon (running on the same "
-            "config) processes them. --openapi FILE writes the OpenAPI document instead ('-': stdout)."
+            "config) processes them. --openapi FILE writes the OpenAPI document instead ('-': stdout). "
+            "'anonymizer api dev-token --config FILE' makes a local signing key and api.jwks_file (once) "
+            "and prints a short-lived token, for trials on loopback (docs/api.md)."
         ),
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="daemon config YAML with an api: section")
@@ -117,4 +126,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level (default: info)"
     )
     p.add_argument("--openapi", metavar="FILE", help="write the OpenAPI document and exit")
+    p.add_argument("action", nargs="?", choices=("dev-token",), help="dev-token: print a token for a loopback trial")
+    p.add_argument("--client", default="dev", help="dev-token: the token's client_id (default: dev)")
+    p.add_argument(
+        "--scope",
+        default="jobs:submit jobs:read",
+        help="dev-token: space-separated scopes (default: jobs:submit jobs:read)",
+    )
+    p.add_argument(
+        "--ttl", type=int, default=3600, metavar="SECONDS", help="dev-token: lifetime (default 3600, at most 86400)"
+    )
     p.set_defaults(func=cmd_api)
