@@ -32,6 +32,7 @@ Why each guarantee holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -172,6 +173,14 @@ class RemoteRunner:
         outcome = self.worker.prepare(attempt)
         if outcome is not None:
             return outcome
+        try:
+            how = stage_source(attempt.src, _staged(attempt))
+        except OSError as exc:
+            # The input share refuses the id-named link (read-only, full): an I/O error of this
+            # job, retried and then quarantined with its reason, never a broker outage.
+            return self.worker.complete(attempt, exc)
+        if how != "link":
+            attempt.log.info("job.staged", how=how)  # a share without hard links: still no name sent
         task_id = f"{attempt.job.id}-{uuid.uuid4().hex[:8]}"
         # Journaled before it is sent, so that a restart follows this task instead of sending
         # the job again (see ``reattach``).
@@ -186,9 +195,7 @@ class RemoteRunner:
 
         profile, profile_sha = profile_to_content(a.folder.profile)
         staged = _staged(a)
-        how = stage_source(a.src, staged)
-        if how != "link":
-            a.log.info("job.staged", how=how)  # a share without hard links: still no name sent
+        stage_source(a.src, staged)  # kept as is when staged already (dispatch); again after a restart
         payload = JobPayload(
             job_id=a.job.id,
             task_id=task_id,
@@ -228,7 +235,8 @@ class RemoteRunner:
                 self.in_flight.pop(job_id, None)
                 self._save()
                 shutil.rmtree(flight.work_dir, ignore_errors=True)
-                _staged(flight.attempt).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a stale one goes at the next start
+                    _staged(flight.attempt).unlink(missing_ok=True)
                 self.queue.forget(flight.task_id, job_id=job_id)
         return outcomes
 

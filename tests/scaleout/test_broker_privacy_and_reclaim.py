@@ -231,3 +231,21 @@ def _waited(predicate, timeout_s: float, what: str, daemon, workers) -> object:
     except AssertionError as exc:
         logs = "\n".join(f"--- {name}\n{w.logs()[-1500:]}" for name, w in workers.items())
         raise AssertionError(f"{exc}\n--- coordinator\n{daemon.logs()[-3000:]}\n{logs}") from None
+
+
+def test_a_source_that_cannot_be_staged_is_retried_then_quarantined_and_never_sent(
+    tmp_path, aof_broker, fast_beating_workers
+):
+    config = _config(tmp_path, aof_broker.url, max_attempts=2)
+    inbox = tmp_path / "cams" / "in"
+    (inbox / STAGE_DIR).write_text("in the way")  # the stage folder cannot be made: as a read-only share
+    shutil.copy(dh.FACE_SAMPLES[0], inbox / "face.jpg")
+    with dh.DaemonProcess(config, tmp_path).start() as daemon:
+        dh.wait_for(lambda: _finished(tmp_path, 1), 60, "the job to be given up")
+        events = daemon.events()
+        assert daemon.stop() == 0
+    (job,) = _jobs(tmp_path)
+    assert job["outcome"] == "quarantined" or job["state"] == "quarantined", job
+    assert "gave up after 2 attempts" in (job["error"] or ""), job
+    assert not [e for e in events if e.get("event") in ("job.dispatched", "dist.broker_unavailable")]
+    assert (tmp_path / "cams" / "quarantine" / "face.jpg").exists()
