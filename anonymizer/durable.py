@@ -31,6 +31,8 @@ CHUNK = 1 << 20
 # copies and held outputs) and the work folder "<TMP_PREFIX><job id>.d" a remote worker writes in.
 TMP_PREFIX = ".anonymizer-tmp-"
 WORK_DIR_SUFFIX = ".d"
+# In an input folder: id-named hard links (or symlinks, or copies) of the sources out on workers.
+STAGE_DIR = ".anonymizer-stage"
 # The engine's own partial writes: "<TEMP_PREFIX><12 hex><TEMP_MARK><ext>" beside its ``dst``.
 TEMP_PREFIX = ".anonymizer-"
 TEMP_MARK = ".partial"
@@ -57,9 +59,22 @@ def temp_output_for(final: Path, job_id: str, suffix: str) -> Path:
     return final.parent / f"{TMP_PREFIX}{job_id}{suffix}"
 
 
-def work_dir_for(final: Path, job_id: str) -> Path:
-    """The folder a remote worker writes job ``job_id``'s output in, beside its final name."""
-    return final.parent / f"{TMP_PREFIX}{job_id}{WORK_DIR_SUFFIX}"
+def work_dir_for(output_root: Path, job_id: str) -> Path:
+    """The folder a remote worker writes job ``job_id``'s output in: in the output folder's root,
+    named by job id only, so that its path (which travels through the broker) carries no name of
+    a file or sub-folder. Publishing renames out of it within the same share."""
+    return output_root / f"{TMP_PREFIX}{job_id}{WORK_DIR_SUFFIX}"
+
+
+def staged_source_for(input_root: Path, job_id: str, suffix: str) -> Path:
+    """The id-named link under which a remote worker reads job ``job_id``'s source: the broker
+    carries this path, never the source's own name (docs/scale-out.md, "What travels with a job")."""
+    return input_root / STAGE_DIR / f"{job_id}{suffix.lower()}"
+
+
+def job_of_staged_name(name: str) -> str:
+    """The job id a staged source's name belongs to (``j-<hex>.mp4`` -> ``j-<hex>``)."""
+    return name.split(".", 1)[0]
 
 
 def job_of_work_dir(name: str) -> str | None:
@@ -217,6 +232,36 @@ def move_no_overwrite(src: Path, dst: Path, *, expected_sha256: str | None = Non
     os.unlink(src)
     fsync_dir(src.parent)
     return final
+
+
+def stage_source(src: Path, staged: Path) -> str:
+    """Make ``staged`` (an id-named path, ``staged_source_for``) read as ``src``; return how:
+    ``link`` (a hard link: the same inode, even if ``src`` is renamed meanwhile), ``symlink``
+    where the share has no hard links, or ``copy`` where it has neither. Idempotent: a stage that
+    already is ``src`` is kept (a job sent again after a coordinator restart)."""
+    staged.parent.mkdir(exist_ok=True)
+    try:
+        if os.path.samefile(src, staged):
+            return "link" if not staged.is_symlink() else "symlink"
+    except OSError:
+        pass
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(src, staged)
+        return "link"
+    except OSError as exc:
+        if exc.errno not in _LINK_UNSUPPORTED:
+            raise
+    try:
+        staged.symlink_to(src)
+        return "symlink"
+    except OSError as exc:
+        if exc.errno not in _LINK_UNSUPPORTED:
+            raise
+    tmp = staged.with_name(f"{TMP_PREFIX}{staged.name}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, staged)
+    return "copy"
 
 
 def write_new_file(path: Path, data: bytes) -> Path:

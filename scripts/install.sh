@@ -8,6 +8,8 @@
 #   ./scripts/install.sh --yolo   also ultralytics (and torch), for operator-provided YOLO weights
 #   ./scripts/install.sh --cpu    never the gpu extra, even on a GPU host
 #
+# Extras by what they bring: gpu, yolo, scaleout (broker, `anonymizer worker`), api (the REST API),
+# s3 (the S3 buckets: boto3).
 # ANONYMIZER_EXTRAS="gpu,yolo" does the same as the flags, e.g. for CI ("none": no extra and no
 # GPU detection); ANONYMIZER_VENV installs into another folder (default ./.venv). Versions are
 # pinned by constraints.txt, the versions the test suite passed with (see README, "Tests").

@@ -6,12 +6,15 @@
 # product's ./.venv, which the quick start installs CPU-only at about 1 GB, is never touched.
 #
 # What it installs, and says so as it does:
-# - into .venv-test, the project with the test, yolo, scaleout, api, s3test and browsertest extras
+# - into .venv-test, the project with the test, yolo, scaleout, api, apitest, s3, s3test and
+#   browsertest extras
 #   (scripts/install.sh): yolo brings ultralytics and torch, several GB, for the operator-weights
 #   tests; scaleout (celery, redis-py) the scale-out tests in tests/scaleout; api (FastAPI, uvicorn,
-#   PyJWT) and s3test (boto3, moto's server) tests/api and tests/buckets, which start uvicorn and
-#   moto's server on loopback themselves. ANONYMIZER_EXTRAS=none ./scripts/test.sh keeps the
-#   CPU-only install, and those tests skip saying why.
+#   PyJWT), apitest (schemathesis, the fuzzer), s3 (boto3) and s3test (moto's server) tests/api and
+#   tests/buckets, which start uvicorn and moto's server on loopback themselves.
+#   browsertest (Playwright, no browser download) drives Debian's chromium in the review editor's test.
+#   ANONYMIZER_EXTRAS=none ./scripts/test.sh keeps the CPU-only install, and those tests skip
+#   saying why.
 # - run as root with apt-get, if missing: the Debian packages openssh-server, sshfs and strace for
 #   the network_mount tests (a real sshfs mount over loopback) and the crash tests that kill the
 #   daemon inside one system call; redis-server for the scale-out tests (a real broker on loopback,
@@ -23,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ANONYMIZER_TEST_VENV:-.venv-test}
-ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,s3test,browsertest} ./scripts/install.sh
+ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,apitest,s3,s3test,browsertest} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)

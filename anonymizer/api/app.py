@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from anonymizer.api.auth import READ, SUBMIT, Authenticator, AuthError, KeySet, Principal, RateLimiter
 from anonymizer.api.inbox import Inbox, Staged
 from anonymizer.api.jobs import ApiJob, JobStore, now
-from anonymizer.api.settings import ApiConfig
+from anonymizer.api.settings import PROFILE_NAME, ApiConfig
 
 PROBLEM = "application/problem+json"
 # Multipart framing around the file (boundaries, part headers): allowed on top of the size limit
@@ -75,6 +75,16 @@ class JobView(BaseModel):
     timings: dict[str, float] | None = None
 
 
+# The created job's routes, reachable from POST /v1/jobs's answer (OpenAPI links): a client or a
+# stateful test follows the job it created by the id in the body.
+JOB_LINKS = {
+    name: {"operationId": op, "parameters": {"job_id": "$response.body#/id"}, "description": text}
+    for name, op, text in (
+        ("GetJob", "getJob", "the job's state and summary"),
+        ("GetJobOutput", "getJobOutput", "its anonymized file, once done"),
+        ("DeleteJob", "deleteJob", "delete its source and output, once finished"),
+    )
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}, "description": text}
     for code, text in {
@@ -178,12 +188,20 @@ def build_app(service: ApiService | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(exc.status_code, str(exc.detail), str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method of the resource. Starlette's names only the
+            # first route of the path (GET), though DELETE /v1/jobs/{id} is a route of its own.
+            headers["Allow"] = _allowed_methods(request)
+        return _problem(exc.status_code, str(exc.detail), str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-        return _problem(400, "Bad Request", f"invalid or missing parameters: {fields}")
+        detail = f"invalid or missing parameters: {fields}"
+        if service is not None and any(tuple(e.get("loc", ())) == ("query", "profile") for e in exc.errors()):
+            detail += "; profile allowed: " + ", ".join(n for n, _ in service.api.profiles)  # as an unknown one
+        return _problem(400, "Bad Request", detail)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -215,8 +233,13 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         "/v1/jobs",
         status_code=202,
         response_model=JobView,
-        responses={200: {"model": JobView, "description": "the same content was submitted before"}, **ERRORS},
+        responses={
+            202: {"description": "the job, created", "links": JOB_LINKS},
+            200: {"model": JobView, "description": "the same content was submitted before", "links": JOB_LINKS},
+            **ERRORS,
+        },
         summary="Submit a photo or video",
+        operation_id="submitJob",
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -225,8 +248,11 @@ def build_app(service: ApiService | None = None) -> FastAPI:
                         "schema": {
                             "type": "object",
                             "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
+                            # Not empty (400), and a photo or video by its bytes (415), which no
+                            # schema can say: contentType lists the kinds taken.
+                            "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
+                        },
+                        "encoding": {"file": {"contentType": "image/*, video/*"}},
                     }
                 },
             }
@@ -234,7 +260,11 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     )
     async def submit(
         request: Request,
-        profile: Annotated[str, Query(description="a profile name from the server's api.profiles")],
+        profile: Annotated[
+            str,
+            # The document says what the server takes (the live one lists the configured names).
+            Query(description="a profile name from the server's api.profiles", pattern=PROFILE_NAME.pattern),
+        ],
         principal: Who,
         s: Svc,
     ) -> Response:
@@ -268,7 +298,13 @@ def build_app(service: ApiService | None = None) -> FastAPI:
                 staged.discard()  # gone already when accepted (linked to its final name)
             s.uploading[client] -= 1
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERRORS, summary="A job's state and summary")
+    @app.get(
+        "/v1/jobs/{job_id}",
+        response_model=JobView,
+        responses=ERRORS,
+        summary="A job's state and summary",
+        operation_id="getJob",
+    )
     def status(job_id: str, principal: Who, s: Svc) -> dict[str, Any]:
         principal.require(READ)
         job = s.job_for(job_id, principal)
@@ -279,6 +315,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         responses={200: {"content": {"application/octet-stream": {}}, "description": "the anonymized file"}, **ERRORS},
         response_class=FileResponse,
         summary="Download the anonymized file (SHA-256 in X-Content-SHA256 and Repr-Digest)",
+        operation_id="getJobOutput",
     )
     def output(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(READ)
@@ -298,7 +335,13 @@ def build_app(service: ApiService | None = None) -> FastAPI:
             headers={"X-Content-SHA256": out.sha256, "Repr-Digest": f"sha-256=:{digest}:"},
         )
 
-    @app.delete("/v1/jobs/{job_id}", status_code=204, responses=ERRORS, summary="Delete a job's source and output")
+    @app.delete(
+        "/v1/jobs/{job_id}",
+        status_code=204,
+        responses=ERRORS,
+        summary="Delete a job's source and output",
+        operation_id="deleteJob",
+    )
     def delete(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(SUBMIT)
         job = s.job_for(job_id, principal)
@@ -321,11 +364,33 @@ def build_app(service: ApiService | None = None) -> FastAPI:
                     op.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 doc.get("components", {}).get("schemas", {}).pop(name, None)
+            if service is not None:
+                _list_profiles(doc, [name for name, _ in service.api.profiles])
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route whose path matches the request's (Starlette's Match.PARTIAL:
+    the path matches, the method does not)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _list_profiles(doc: dict[str, Any], names: list[str]) -> None:
+    """The served document names this server's profiles (an enum); the committed one, made
+    without a config, has the pattern every profile name matches (api.profiles is checked)."""
+    for param in doc["paths"]["/v1/jobs"]["post"].get("parameters", []):
+        if param.get("name") == "profile":
+            param["schema"]["enum"] = sorted(names)
 
 
 async def _receive(request: Request, staged: Staged, limit: int) -> None:

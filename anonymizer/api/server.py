@@ -9,8 +9,11 @@ does the work. Logs are the daemon's structlog JSON lines; uvicorn's own access 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from anonymizer.errors import ConfigError
@@ -61,13 +64,38 @@ def run_api(config_path: Path, *, log_level: str = "info") -> int:
         )
     )
     log.info("api.ready", host=api.host, port=api.port, tls=api.tls_cert is not None, profiles=len(api.profiles))
-    ok = server.run()
+    stopped_by: list[int] = []
+    with _signals_recorded(stopped_by):
+        ok = server.run()
     service.inbox.close()
-    log.info("api.stopped")
+    reason = signal.Signals(stopped_by[0]).name if stopped_by else "server"
+    log.info("api.stopped", reason=reason)
     return 0 if ok is not False else 1
 
 
+@contextlib.contextmanager
+def _signals_recorded(into: list[int]) -> Iterator[None]:
+    """Handle SIGTERM/SIGINT by recording them. uvicorn installs its own handlers while it serves
+    and, once shut down, raises the signals it caught again against the handlers it found: with
+    the default ones the process then dies by the signal (exit 143 on SIGTERM) before our stop
+    line. With these, the raised signal is only recorded and the API exits 0 (docs/api.md)."""
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda sig, _frame: into.append(sig)) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
+    if args.action == "dev-token":
+        from anonymizer.api.devtoken import dev_token, read_target
+
+        if args.config is None:
+            raise ConfigError("anonymizer api dev-token: --config FILE is required")
+        print(dev_token(read_target(args.config), client=args.client, scope=args.scope, ttl_s=args.ttl))
+        return 0
     if args.openapi:
         if args.openapi == "-":
             json.dump(openapi_document(), sys.stdout, indent=2, sort_keys=True)
@@ -88,7 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Serve POST/GET/DELETE /v1/jobs with uvicorn on the config's api.listen address, TLS when "
             "api.tls_cert/api.tls_key are set. Bearer JWTs are checked against api.jwks_file. Uploads "
             "go into the input of the folder a profile name maps to, and the daemon (running on the same "
-            "config) processes them. --openapi FILE writes the OpenAPI document instead ('-': stdout)."
+            "config) processes them. --openapi FILE writes the OpenAPI document instead ('-': stdout). "
+            "'anonymizer api dev-token --config FILE' makes a local signing key and api.jwks_file (once) "
+            "and prints a short-lived token, for trials on loopback (docs/api.md)."
         ),
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="daemon config YAML with an api: section")
@@ -96,4 +126,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="log level (default: info)"
     )
     p.add_argument("--openapi", metavar="FILE", help="write the OpenAPI document and exit")
+    p.add_argument("action", nargs="?", choices=("dev-token",), help="dev-token: print a token for a loopback trial")
+    p.add_argument("--client", default="dev", help="dev-token: the token's client_id (default: dev)")
+    p.add_argument(
+        "--scope",
+        default="jobs:submit jobs:read",
+        help="dev-token: space-separated scopes (default: jobs:submit jobs:read)",
+    )
+    p.add_argument(
+        "--ttl", type=int, default=3600, metavar="SECONDS", help="dev-token: lifetime (default 3600, at most 86400)"
+    )
     p.set_defaults(func=cmd_api)

@@ -98,7 +98,7 @@ def buckets_from_list(c: Checker, raw: Any, folder_names: set[str]) -> tuple[Buc
     from anonymizer.api.settings import missing_modules
 
     if raw and missing_modules("boto3"):
-        c.error("buckets", "needs boto3: install the api extra (pip install 'anonymizer[api]')")
+        c.error("buckets", "needs boto3: install the s3 extra (pip install 'anonymizer[s3]')")
     out: list[BucketConfig] = []
     names: set[str] = set()
     sources: dict[tuple[str, str], str] = {}

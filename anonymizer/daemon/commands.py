@@ -207,8 +207,8 @@ def _describe_worker(w: dict[str, Any]) -> str:
     beat = f"heartbeat {age:.0f} s ago" if age is not None else "heartbeat age unknown"
     line = f"worker {w['name']} on {w['host']}, {w['device']}: {jobs}; {w['done']} done, {w['failed']} failed; {beat}"
     if w["stale"]:
-        line += (" STALE: the worker stopped reporting (dead, or cut off from Redis); a job it held is"
-                 " delivered again when its process is seen dead, or after visibility_timeout_s")  # fmt: skip
+        line += (" STALE: the worker stopped reporting (dead, or cut off from Redis); the coordinator sends"
+                 " a job it held to another worker within seconds (job.reclaimed, docs/scale-out.md)")  # fmt: skip
     elif w["state"] == "stopped":
         line += " (stopped)"
     return line

@@ -20,10 +20,19 @@ Why each guarantee holds:
   run and the source is quarantined with that reason (a poison file).
 - coordinator restart: the job→task map lives in the journal, so jobs still out are re-attached
   to their tasks (not requeued, not sent again); their work folders are left alone.
+- dead worker host: a job whose task is held by a worker whose status record went stale (no
+  heartbeat for ``STALE_BEATS`` beats) is reclaimed: sent again under a new task id, journaled
+  first, and the old message is taken out of the broker's unacknowledged set. A late result of
+  the "dead" worker arrives under the old id, which nobody reads (fenced); its files go with the
+  work folder. Deliveries are counted per job, so host deaths count toward the poison limit.
+- no names in the broker: the worker reads the source through an id-named link in the input
+  folder (``<input>/.anonymizer-stage/<job id><suffix>``) and writes under an id-named work
+  folder in the output folder's root; sidecar masks travel with neutral labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,10 +45,18 @@ from typing import Any
 from anonymizer.daemon.config import BrokerConfig, FolderConfig
 from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.worker import Attempt, Worker
-from anonymizer.durable import job_of_work_dir, work_dir_for
+from anonymizer.durable import (
+    STAGE_DIR,
+    job_of_staged_name,
+    job_of_work_dir,
+    stage_source,
+    staged_source_for,
+    work_dir_for,
+)
 from anonymizer.errors import JobError, MediaError, ModelError
 from anonymizer.jobs.run import JobOutput
 
+RECLAIM_CHECK_S = 2.0  # how often the workers' status records are read for a dead holder
 META_KEY = "dist.in_flight"  # journal meta: JSON {job id: task id} of the jobs out on workers
 ERRORS: dict[str, type[BaseException]] = {
     "MediaError": MediaError,
@@ -56,6 +73,7 @@ class InFlight:
     task_id: str
     work_dir: Path
     sent_at: float
+    reclaims: int = 0
 
 
 class RemoteRunner:
@@ -74,6 +92,7 @@ class RemoteRunner:
             queue = JobQueue(app)
         self.queue = queue
         self.in_flight: dict[str, InFlight] = {}
+        self._workers: tuple[float, dict[str, dict[str, Any]]] = (float("-inf"), {})
 
     # ------------------------------------------------------------------ journaled map
 
@@ -133,6 +152,11 @@ class RemoteRunner:
                         shutil.rmtree(os.path.join(dirpath, name), ignore_errors=True)
                         removed += 1
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            stage = folder.input / STAGE_DIR
+            for entry in os.scandir(stage) if stage.is_dir() else ():
+                if job_of_staged_name(entry.name) not in self.in_flight:
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
         if removed:
             self.log.warning("output.work_dirs_removed", count=removed)
 
@@ -149,6 +173,14 @@ class RemoteRunner:
         outcome = self.worker.prepare(attempt)
         if outcome is not None:
             return outcome
+        try:
+            how = stage_source(attempt.src, _staged(attempt))
+        except OSError as exc:
+            # The input share refuses the id-named link (read-only, full): an I/O error of this
+            # job, retried and then quarantined with its reason, never a broker outage.
+            return self.worker.complete(attempt, exc)
+        if how != "link":
+            attempt.log.info("job.staged", how=how)  # a share without hard links: still no name sent
         task_id = f"{attempt.job.id}-{uuid.uuid4().hex[:8]}"
         # Journaled before it is sent, so that a restart follows this task instead of sending
         # the job again (see ``reattach``).
@@ -162,17 +194,20 @@ class RemoteRunner:
         from anonymizer.scaleout.payload import JobPayload, model_identities, profile_to_content
 
         profile, profile_sha = profile_to_content(a.folder.profile)
+        staged = _staged(a)
+        stage_source(a.src, staged)  # kept as is when staged already (dispatch); again after a restart
         payload = JobPayload(
             job_id=a.job.id,
             task_id=task_id,
-            source=str(a.src),
+            source=str(staged),
             work_dir=str(_work_dir(a)),
             suffix=a.src.suffix,
             profile=profile,
             profile_sha256=profile_sha,
             models=model_identities(a.engine.models),
             max_deliveries=self.worker.retry.max_attempts,
-            masks=[list(doc) for doc in a.masks.documents] if a.masks else [],
+            # Neutral labels: a sidecar's label may be its file name, which carries the source's.
+            masks=[[f"sidecar {i + 1}", text] for i, (_, text) in enumerate(a.masks.documents)] if a.masks else [],
             masks_sha256=list(a.masks.sha256) if a.masks else [],
         )
         # The work folder exists exactly while the job is out: a delivery that finds none is a
@@ -192,6 +227,7 @@ class RemoteRunner:
                 self._send(flight.attempt, flight.task_id)
                 continue
             if not state.ready:
+                self._reclaim_if_held_by_dead_worker(flight, state)
                 continue
             try:
                 outcomes.append(self._complete(flight, state))
@@ -199,8 +235,46 @@ class RemoteRunner:
                 self.in_flight.pop(job_id, None)
                 self._save()
                 shutil.rmtree(flight.work_dir, ignore_errors=True)
-                self.queue.forget(flight.task_id)
+                with contextlib.suppress(OSError):  # a stale one goes at the next start
+                    _staged(flight.attempt).unlink(missing_ok=True)
+                self.queue.forget(flight.task_id, job_id=job_id)
         return outcomes
+
+    # ------------------------------------------------------------------ dead hosts
+
+    def _worker_records(self) -> dict[str, dict[str, Any]]:
+        """Every worker's status record by node name, read at most every RECLAIM_CHECK_S."""
+        at, records = self._workers
+        if time.monotonic() - at >= RECLAIM_CHECK_S:
+            records = {str(w["name"]): w for w in self.queue.workers()}
+            self._workers = (time.monotonic(), records)
+        return records
+
+    def _reclaim_if_held_by_dead_worker(self, flight: InFlight, state: Any) -> None:
+        """Send a job again if the worker that took it stopped beating (its host died, or lost
+        the broker): the broker itself would wait for the visibility timeout (hours)."""
+        info = state.info if isinstance(state.info, dict) else {}
+        holder = info.get("node") or info.get("hostname")  # PROGRESS meta / Celery's STARTED meta
+        if state.state not in ("STARTED", "PROGRESS") or not holder or not self.queue.reclaims_dead_hosts:
+            return
+        record = self._worker_records().get(str(holder))
+        if record is None or not record.get("stale"):
+            return
+        old = flight.task_id
+        flight.task_id = f"{flight.attempt.job.id}-{uuid.uuid4().hex[:8]}"
+        flight.reclaims += 1
+        self._workers = (float("-inf"), {})
+        # Journaled before it is sent, as in ``dispatch``: a restart follows the new task only.
+        self._save()
+        self._send(flight.attempt, flight.task_id)
+        self.queue.discard(old)
+        flight.attempt.log.warning(
+            "job.reclaimed",
+            task_id=flight.task_id,
+            previous_task_id=old,
+            dead_worker=str(holder),
+            heartbeat_age_s=record.get("heartbeat_age_s"),
+        )
 
     def _complete(self, flight: InFlight, state: Any) -> str:
         a = flight.attempt
@@ -254,7 +328,11 @@ class RemoteRunner:
 
 
 def _work_dir(a: Attempt) -> Path:
-    return work_dir_for(a.final, a.job.id)
+    return work_dir_for(a.folder.output, a.job.id)
+
+
+def _staged(a: Attempt) -> Path:
+    return staged_source_for(a.folder.input, a.job.id, a.src.suffix)
 
 
 def _inside(path: Path, folder: Path) -> bool:

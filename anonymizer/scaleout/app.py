@@ -8,8 +8,9 @@ Defaults that bite long tasks, and what is set instead:
 - ``worker_prefetch_multiplier = 1``: a worker holds one job at a time; a second one reserved
   behind a 2-hour video would wait for nothing while another host idles.
 - ``visibility_timeout`` (Redis): a message not acknowledged this long after delivery is given to
-  another worker. It must exceed the longest job, or a healthy long job runs twice; it is also how
-  long a job waits when its whole worker host dies (the broker cannot tell death from slowness).
+  another worker. It must exceed the longest job, or a healthy long job runs twice. The broker
+  cannot tell a dead host from a slow job; the coordinator can, from the worker's heartbeat
+  record, and reclaims a dead host's job within seconds (anonymizer.daemon.remote).
 - JSON only: no pickle from the broker.
 """
 

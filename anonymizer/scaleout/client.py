@@ -7,6 +7,7 @@ again.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,14 +51,50 @@ class JobQueue:
             return RemoteState(state, None, type(res.result).__name__)
         return RemoteState(state, None, res.info if isinstance(res.info, dict) else None)
 
-    def forget(self, task_id: str) -> None:
-        """Drop a consumed result (and its delivery counter) from the backend."""
+    def forget(self, task_id: str, *, job_id: str) -> None:
+        """Drop a consumed result and the job's delivery counter from the backend."""
         from anonymizer.scaleout.task import DELIVERY_KEY
 
         self.app.AsyncResult(task_id).forget()
         client = getattr(self.app.backend, "client", None)
         if client is not None:
-            client.delete(DELIVERY_KEY + task_id)
+            client.delete(DELIVERY_KEY + job_id)
+
+    @property
+    def reclaims_dead_hosts(self) -> bool:
+        """Whether the coordinator reclaims a dead host's job: with a Redis broker only. RabbitMQ
+        requeues a dead consumer's message itself (a reclaim beside it would run the job twice)."""
+        return str(self.app.conf.broker_url).startswith(("redis://", "rediss://"))
+
+    def discard(self, task_id: str) -> int:
+        """Take a task its (dead) worker held out of the broker: remove its message from the
+        Redis transport's unacknowledged set, which would otherwise deliver it again after the
+        visibility timeout, and forget its result. Return how many messages were removed.
+
+        A late result of that worker still lands under ``task_id`` (kept ``result_expires``);
+        the coordinator follows the job's new task id only. With RabbitMQ nothing is stored here:
+        the broker requeues a dead consumer's message itself when its connection drops.
+        """
+        self.app.AsyncResult(task_id).forget()
+        if not self.reclaims_dead_hosts:
+            return 0
+        options = self.app.conf.broker_transport_options or {}
+        unacked = options.get("unacked_key", "unacked")
+        index = options.get("unacked_index_key", "unacked_index")
+        removed = 0
+        with self.app.connection_for_write() as conn:
+            client = conn.default_channel.client
+            for tag, raw in client.hscan_iter(unacked, count=200):
+                try:
+                    message = json.loads(raw)[0]
+                    held = message.get("headers", {}).get("id")
+                except (ValueError, IndexError, AttributeError, TypeError):
+                    continue
+                if held == task_id:
+                    client.hdel(unacked, tag)
+                    client.zrem(index, tag)
+                    removed += 1
+        return removed
 
     def depth(self) -> int | None:
         """Messages waiting in the queue (not yet taken by a worker), or None if unknown."""

@@ -53,12 +53,16 @@ def worker_name() -> str:
     return os.environ.get("ANONYMIZER_WORKER_NAME") or socket.gethostname()
 
 
-def count_delivery(app: Any, task_id: str) -> int:
-    """Count one more delivery of ``task_id``; return the count (1 on the first delivery)."""
+def count_delivery(app: Any, job_id: str) -> int:
+    """Count one more delivery of job ``job_id``; return the count (1 on the first delivery).
+
+    Counted per job, not per task: a job reclaimed from a dead worker host is sent again under a
+    new task id, and its deliveries go on counting (toward the poison limit, and naming each
+    delivery's own folder ``d<n>`` apart from the one the "dead" worker may still write)."""
     client = getattr(app.backend, "client", None)
     if client is None:
         return 1  # a backend without counters: no delivery limit (docs/scale-out.md)
-    key = DELIVERY_KEY + task_id
+    key = DELIVERY_KEY + job_id
     n = int(client.incr(key))
     client.expire(key, 7 * 24 * 3600)
     return n
@@ -141,7 +145,8 @@ def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
 
     me = worker_name()
     log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)
-    deliveries = count_delivery(task.app, payload.task_id)
+    deliveries = count_delivery(task.app, payload.job_id)
+    node = str(task.request.hostname or "")  # the worker's node name: its status record's key
     if deliveries > payload.max_deliveries:
         log.error("task.poison", deliveries=deliveries - 1, limit=payload.max_deliveries)
         return {"status": "poison", "deliveries": deliveries - 1, "worker": me}
@@ -181,11 +186,14 @@ def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
             stage, done, total = args
             task.update_state(
                 state="PROGRESS",
-                meta={"stage": stage, "done": done, "total": total, "worker": me, "pid": os.getpid()},
+                meta={"stage": stage, "done": done, "total": total, "worker": me, "node": node, "pid": os.getpid()},
             )
 
     log.info("task.started", delivery=deliveries, pid=os.getpid())
-    task.update_state(state="PROGRESS", meta={"stage": "starting", "done": 0, "total": 0, "worker": me, "pid": os.getpid()})
+    task.update_state(
+        state="PROGRESS",
+        meta={"stage": "starting", "done": 0, "total": 0, "worker": me, "node": node, "pid": os.getpid()},
+    )
     try:
         out = run_job(engine, Path(payload.source), tmp, progress=progress, masks=masks)
     except (MediaError, JobError, ModelError, OSError) as exc:

@@ -58,9 +58,11 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
         "--without-gossip",
     ]
     try:
-        app.worker_main(argv)
+        app.worker_main(argv)  # Celery ends it with SystemExit(0) after a warm shutdown
     finally:
         reporter.stop()
+        # The stop line every long-running command writes (daemon.stopped, api.stopped).
+        log.info("worker.stopped", pid=os.getpid())
     return 0
 
 

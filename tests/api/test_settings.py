@@ -138,4 +138,4 @@ def test_without_the_api_extra_the_sections_are_refused_naming_the_extra(tmp_pat
     )
     assert proc.returncode == 1
     assert "at 'api': needs the api extra" in proc.stderr and "missing: fastapi, uvicorn" in proc.stderr
-    assert "at 'buckets': needs boto3: install the api extra" in proc.stderr
+    assert "at 'buckets': needs boto3: install the s3 extra" in proc.stderr

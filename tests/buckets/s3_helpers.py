@@ -18,7 +18,7 @@ import daemon_helpers as dh
 import pytest
 from daemon_helpers import stop_process
 
-boto3 = pytest.importorskip("boto3", reason="the api extra is not installed (pip install -e '.[api]')")
+boto3 = pytest.importorskip("boto3", reason="the s3 extra is not installed (pip install -e '.[s3]')")
 pytest.importorskip("moto", reason="moto[server] is not installed (pip install -e '.[test,api]')")
 
 CREDENTIALS = {

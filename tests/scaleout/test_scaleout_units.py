@@ -131,3 +131,22 @@ def test_a_broker_without_the_dist_extra_is_refused_at_load_naming_the_extra(tmp
         [sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 1 and "at 'broker': needs the scaleout extra" in proc.stderr, proc.stderr
+
+
+def test_a_source_is_staged_under_its_job_id_as_a_hard_link_and_staging_again_keeps_it(tmp_path):
+    from anonymizer.durable import job_of_staged_name, stage_source, staged_source_for
+
+    src = tmp_path / "in" / "Anna Example at the door.MP4"
+    src.parent.mkdir()
+    src.write_bytes(b"video bytes")
+    staged = staged_source_for(tmp_path / "in", "j-0123abcd", src.suffix)
+    assert staged == tmp_path / "in" / ".anonymizer-stage" / "j-0123abcd.mp4"
+    assert stage_source(src, staged) == "link"
+    assert staged.stat().st_ino == src.stat().st_ino and staged.read_bytes() == b"video bytes"
+    inode = staged.stat().st_ino
+    assert stage_source(src, staged) == "link" and staged.stat().st_ino == inode  # kept as is
+    # A stale stage of another file under the same id is replaced, never read.
+    other = tmp_path / "in" / "other.mp4"
+    other.write_bytes(b"other")
+    assert stage_source(other, staged) == "link" and staged.read_bytes() == b"other"
+    assert job_of_staged_name(staged.name) == "j-0123abcd"
