@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anonymizer.config import Profile
-from anonymizer.detect.factory import build_detectors
+from anonymizer.detect.factory import build_detectors, resolve_backend
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
@@ -95,13 +95,17 @@ class JobResult:
 class Engine:
     """Detectors, tracker settings and masker for one profile; reusable across many files."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, *, backend: str | None = None) -> None:
+        """``backend``: the built-in models' runtime (``anonymizer.detect.factory.resolve_backend``);
+        None is torch on CUDA, onnxruntime on the CPU."""
         self.profile = profile
-        self.detectors, infos, self.device = build_detectors(profile.detect)
+        self.detectors, infos, self.device = build_detectors(profile.detect, backend=backend)
+        self.backend = resolve_backend(self.device, backend)
         self.models = [info.as_audit() for info in infos]
         self.masker = Masker(profile.mask)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
-        self.batch = 8 if self.device == "cuda" else 1
+        # A batching (torch) detector gets the passes of this many video frames per call.
+        self.batch = 8 if self.backend == "torch" else 1
         # Video stages on their own threads (decode, inference, masking and encoding overlap);
         # tests may run them one after another on the calling thread.
         self.threaded = True
