@@ -114,7 +114,10 @@ class Read:
 class Detect:
     """Run each class's scheduled passes (cadence, gating) on the frames it wants.
 
-    Frames are taken ``batch`` at a time so a GPU detector gets same-shaped crops together.
+    Frames are taken ``batch`` at a time so a batching (GPU) detector gets the passes of several
+    frames in one call. Batching never changes what is found: each frame is planned after the one
+    before it, as one by one (a shake seen on a frame makes the next one wanted), and a refresh
+    is detected before the frames after it are planned (they carry what it finds).
     """
 
     def __init__(self, detectors: dict[str, ClassDetector], *, gate: bool, refresh_frames: int, batch: int = 1) -> None:
@@ -134,26 +137,38 @@ class Detect:
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         start = time.perf_counter()
         for name, schedule in self.schedules.items():
-            # Frames the reader converted only: a shaking camera asks for more frames than the
-            # cadence, which the reader knows of only where another class wants them too.
-            wanted = [f for f in frames if f.rgb is not None and schedule.wants(f.index)]
             for f in frames:
                 f.found[name] = None
-            if not wanted:
-                continue
-            plans = [schedule.plan(f.index, f.rgb, f.blocks) for f in wanted]  # type: ignore[arg-type]
-            passes = schedule.detector.detect_passes([f.rgb for f in wanted], video=True, plans=[p for p, _, _ in plans])  # type: ignore[misc]
-            for f, (_, carried, refresh), found in zip(wanted, plans, passes):
-                dets = schedule.detector.merge_passes(found)
-                if refresh:
-                    schedule.refreshed(dets)
-                f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
+            planned: list[tuple[Frame, tuple[list, Detections, bool]]] = []
+            for f in frames:
+                # Frames the reader converted only: a shaking camera asks for more frames than the
+                # cadence, which the reader knows of only where another class wants them too.
+                if f.rgb is None or not schedule.wants(f.index):
+                    continue
+                planned.append((f, schedule.plan(f.index, f.rgb, f.blocks)))
+                if planned[-1][1][2]:  # a refresh: the frames after it carry what it finds
+                    self._run(name, schedule, planned)
+                    planned = []
+            self._run(name, schedule, planned)
         for f in frames:
             # Masking decodes the frame again: free the picture and its block means now, or the
             # tracker's look-ahead would hold half a megabyte per 4K frame it waits on.
             f.rgb = f.blocks = None
         self.seconds += time.perf_counter() - start
         return frames
+
+    @staticmethod
+    def _run(name: str, schedule: ClassSchedule, planned: list[tuple[Frame, tuple[list, Detections, bool]]]) -> None:
+        """Detect the planned passes of several frames in one batch and store what each found."""
+        if not planned:
+            return
+        images = [f.rgb for f, _ in planned]
+        passes = schedule.detector.detect_passes(images, video=True, plans=[plan for _, (plan, _, _) in planned])  # type: ignore[arg-type]
+        for (f, (_, carried, refresh)), found in zip(planned, passes):
+            dets = schedule.detector.merge_passes(found)
+            if refresh:
+                schedule.refreshed(dets)
+            f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
 
 
 class Track:
