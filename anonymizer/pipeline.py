@@ -256,8 +256,11 @@ class Engine:
         # frames their cadence skips (anonymizer.detect.schedule), decided after the reader has
         # run ahead of them.
         everies = [1] if profile.detect.gating else [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
+        # On a CUDA device, NVDEC decodes (both decodes), sparing the CPU cores for x264: the
+        # H100/H200 have no NVENC. Anywhere else, or for a codec NVDEC lacks, the CPU decodes.
+        hwaccel = self.device == "cuda"
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
-                    blocks=profile.detect.gating)
+                    blocks=profile.detect.gating, hwaccel=hwaccel)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
                         batch=self.batch)
         classes = {}
@@ -267,7 +270,8 @@ class Engine:
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
         track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay)
-        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay)]
+        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay,
+                                           hwaccel=hwaccel)]
 
         writer: VideoWriter | None = None
         written = 0

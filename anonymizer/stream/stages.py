@@ -86,8 +86,18 @@ class Read:
     Runs on the decoder's thread when threaded, so colour conversion overlaps inference.
     """
 
-    def __init__(self, src: Path, limits: LimitsSpec, size: tuple[int, int], wanted: Callable[[int], bool], *, blocks: bool) -> None:
+    def __init__(
+        self,
+        src: Path,
+        limits: LimitsSpec,
+        size: tuple[int, int],
+        wanted: Callable[[int], bool],
+        *,
+        blocks: bool,
+        hwaccel: bool = False,
+    ) -> None:
         self.src, self.limits, self.size, self.wanted, self.blocks = src, limits, size, wanted, blocks
+        self.hwaccel = hwaccel  # decode on the CUDA device when there is one (media.video.iter_frames)
         self.frames = 0
         self.last_time: float | None = None
         self.rotation = 0
@@ -95,7 +105,7 @@ class Read:
     def __iter__(self) -> Iterator[Frame]:
         rotation = 0
         first: list[float | None] = [None]
-        for decoded in iter_frames(self.src, self.limits):
+        for decoded in iter_frames(self.src, self.limits, hwaccel=self.hwaccel):
             if decoded.index == 0:
                 rotation = self.rotation = frame_rotation(decoded.frame)
             if (decoded.frame.width, decoded.frame.height) != self.size:
@@ -220,13 +230,20 @@ class Mask:
     """
 
     def __init__(
-        self, src: Path, limits: LimitsSpec, masker: Masker, *, threaded: bool = True, overlay: Overlay | None = None
+        self,
+        src: Path,
+        limits: LimitsSpec,
+        masker: Masker,
+        *,
+        threaded: bool = True,
+        overlay: Overlay | None = None,
+        hwaccel: bool = False,
     ) -> None:
         self.src, self.limits, self.masker, self.threaded = src, limits, masker, threaded
-        self.overlay = overlay
+        self.overlay, self.hwaccel = overlay, hwaccel
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
-        decoded_frames = iter_frames(self.src, self.limits)
+        decoded_frames = iter_frames(self.src, self.limits, hwaccel=self.hwaccel)
         source = prefetch(decoded_frames, 2, "decode-mask") if self.threaded else decoded_frames
         try:
             for f in frames:
@@ -251,6 +268,10 @@ class Mask:
             return self.overlay.paint(rgb, shapes), decoded.pts, regions
         if not len(regions):
             return frame, decoded.pts, regions
+        if frame.format.name == "nv12":
+            # What NVDEC's frames download as: one plane shuffle (swscale) keeps the masking on
+            # the yuv420p planes instead of two colour conversions through RGB.
+            frame = frame.reformat(format="yuv420p")
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
             # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
             yuv = self.masker.apply_yuv420(frame.to_ndarray(), regions)
