@@ -270,18 +270,20 @@ class Engine:
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
         track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay)
-        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay,
-                                           hwaccel=hwaccel)]
+        mask = Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay, hwaccel=hwaccel)
+        stages = [detect, track, mask]
 
         writer: VideoWriter | None = None
-        written = 0
+        written, encode_s = 0, 0.0
         frames = run(read, stages, threaded=self.threaded, depth=2)
         try:
             for image, pts, frame_regions in frames:
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)
+                started = time.perf_counter()
                 writer.write(image, pts)
+                encode_s += time.perf_counter() - started
                 written += 1
                 if progress:
                     progress("process", written, total)
@@ -311,7 +313,10 @@ class Engine:
         result.duration_s = float(read.last_time or 0.0) + (1.0 / info.fps if info.fps else 0.0)
         overlay.timeline.finish(written)
         result.timeline, result.overlay = overlay.timeline, overlay.summary()
-        result.timings = {"detect_s": detect.seconds, "track_s": track.seconds, "total_s": t1 - t0}
+        # Each stage's own busy time (the stages overlap on their threads: they add up to more
+        # than total_s); read_s is the first decode with its colour conversion, encode_s x264's.
+        result.timings = {"read_s": read.seconds, "detect_s": detect.seconds, "track_s": track.seconds,
+                          "mask_s": mask.seconds, "encode_s": encode_s, "total_s": t1 - t0}
         result.passes = {name: dict(s.stats) for name, s in detect.schedules.items()}
         return result
 

@@ -98,6 +98,7 @@ class Read:
     ) -> None:
         self.src, self.limits, self.size, self.wanted, self.blocks = src, limits, size, wanted, blocks
         self.hwaccel = hwaccel  # decode on the CUDA device when there is one (media.video.iter_frames)
+        self.seconds = 0.0  # decoding and conversion, not the consumer's time
         self.frames = 0
         self.last_time: float | None = None
         self.rotation = 0
@@ -105,6 +106,7 @@ class Read:
     def __iter__(self) -> Iterator[Frame]:
         rotation = 0
         first: list[float | None] = [None]
+        clock = time.perf_counter()
         for decoded in iter_frames(self.src, self.limits, hwaccel=self.hwaccel):
             if decoded.index == 0:
                 rotation = self.rotation = frame_rotation(decoded.frame)
@@ -118,7 +120,9 @@ class Read:
                 frame.rgb = display_upright(decoded.rgb(), rotation)
                 if self.blocks:
                     frame.blocks = gating.block_means(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+            self.seconds += time.perf_counter() - clock
             yield frame
+            clock = time.perf_counter()
 
 
 class Detect:
@@ -241,6 +245,7 @@ class Mask:
     ) -> None:
         self.src, self.limits, self.masker, self.threaded = src, limits, masker, threaded
         self.overlay, self.hwaccel = overlay, hwaccel
+        self.seconds = 0.0  # masking (the second decode runs on its own thread when threaded)
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
         decoded_frames = iter_frames(self.src, self.limits, hwaccel=self.hwaccel)
@@ -250,8 +255,11 @@ class Mask:
                 decoded = next(source, None)
                 if decoded is None or decoded.index != f.index or decoded.pts != f.pts:
                     raise MediaError("source changed while being processed (the second decode differs)")
+                start = time.perf_counter()
                 shapes = self.overlay.shapes_at(f.index, f.time_s) if self.overlay is not None else []
-                yield self._mask(decoded, f.regions if f.regions is not None else Detections.empty(), shapes)
+                masked = self._mask(decoded, f.regions if f.regions is not None else Detections.empty(), shapes)
+                self.seconds += time.perf_counter() - start
+                yield masked
             if next(source, None) is not None:
                 raise MediaError("source changed while being processed (more frames on the second decode)")
         finally:
