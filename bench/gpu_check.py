@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", type=int, default=0, help="video frames per detector call (0: the engine's)")
     parser.add_argument("--model-seconds", type=float, default=3.0, help="time per batch size in the model test")
+    parser.add_argument("--photos", type=int, default=0, help="only the first N sample photos (0: all)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
         say("## default profile on the sample photos")
         photos = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        photos = photos[: args.photos or None]
         report["photos"] = {}
         for photo in photos:
             result_holder: list = []
