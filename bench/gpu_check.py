@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(load_profile(DEFAULT_PROFILE), backend=backend)
     if args.batch:
         engine.batch = args.batch
+        for detector in engine.detectors.values():  # crops per call: at least one per frame
+            detector.batch_size = max(detector.batch_size, args.batch)
     report["engine"] = {
         "device": engine.device,
         "backend": engine.backend,
