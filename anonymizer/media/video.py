@@ -141,9 +141,29 @@ def iter_frames(path: Path, limits: LimitsSpec, *, hwaccel: bool = False) -> Ite
     """Decode every frame of the first video stream. Any decode error raises MediaError.
 
     ``hwaccel``: decode on the CUDA device when there is one (``_open_decoding``); frames are
-    downloaded to memory either way.
+    downloaded to memory either way. A stream the GPU decoder fails on before its first frame is
+    decoded on the CPU instead; after it, an error fails the job as any decode error does.
     """
-    container, _ = _open_decoding(path, hwaccel)
+    container, on_gpu = _open_decoding(path, hwaccel)
+    frames = _decode(container, limits)
+    try:
+        if on_gpu:
+            try:
+                first = next(frames)
+            except StopIteration:
+                return
+            except LimitExceededError:
+                raise
+            except MediaError:  # NVDEC refused the stream (a profile or size it lacks)
+                frames = _decode(_open(path), limits)
+            else:
+                yield first
+        yield from frames
+    finally:
+        frames.close()  # a consumer that stops early closes the file now, not at collection
+
+
+def _decode(container: av.container.InputContainer, limits: LimitsSpec) -> Iterator[DecodedFrame]:
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

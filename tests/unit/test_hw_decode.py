@@ -61,3 +61,20 @@ def test_an_nv12_frame_is_masked_as_its_yuv420p_twin() -> None:
     a, b = (out.to_ndarray() for out in outputs)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, yuv.to_ndarray())  # it did mask
+
+
+def test_a_stream_the_gpu_fails_on_before_its_first_frame_is_decoded_on_the_cpu(tmp_path, monkeypatch) -> None:
+    # Fault injection: the GPU decoder "opens" a container whose first packet does not decode
+    # (NVDEC refusing a profile shows up so); the CPU must then decode the real file from frame 0.
+    src = make_video(tmp_path / "clip.mp4", frames=6, size=(320, 240), audio=False)
+    data = bytearray(src.read_bytes())
+    start = data.find(b"mdat") + 8
+    data[start : start + 2000] = bytes(2000)  # the first coded frames are zeros
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    limits = profile_from_dict({}).limits
+    with pytest.raises(video.MediaError, match="at frame 0"):
+        list(video.iter_frames(broken, limits))
+    monkeypatch.setattr(video, "_open_decoding", lambda path, hwaccel: (video._open(broken), True))
+    asked = [(d.pts, d.rgb()) for d in video.iter_frames(src, limits, hwaccel=True)]
+    assert [pts for pts, _ in asked] == [pts for pts, _ in frames_of(src, hwaccel=False)]
