@@ -61,7 +61,10 @@ def torch_path_available() -> bool:
     """Whether torch and onnx2torch are both importable (the gpu extra), without importing them."""
     import importlib.util
 
-    return torch_installed() and importlib.util.find_spec("onnx2torch") is not None
+    try:
+        return torch_installed() and importlib.util.find_spec("onnx2torch") is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules (blocked) raises ValueError
+        return False
 
 
 def _import_torch():
