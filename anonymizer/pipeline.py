@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anonymizer.config import Profile
-from anonymizer.detect.factory import build_detectors
+from anonymizer.detect.factory import build_detectors, resolve_backend
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
@@ -95,13 +95,17 @@ class JobResult:
 class Engine:
     """Detectors, tracker settings and masker for one profile; reusable across many files."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, *, backend: str | None = None) -> None:
+        """``backend``: the built-in models' runtime (``anonymizer.detect.factory.resolve_backend``);
+        None is torch on CUDA, onnxruntime on the CPU."""
         self.profile = profile
-        self.detectors, infos, self.device = build_detectors(profile.detect)
+        self.detectors, infos, self.device = build_detectors(profile.detect, backend=backend)
+        self.backend = resolve_backend(self.device, backend)
         self.models = [info.as_audit() for info in infos]
         self.masker = Masker(profile.mask)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
-        self.batch = 8 if self.device == "cuda" else 1
+        # A batching (torch) detector gets the passes of this many video frames per call.
+        self.batch = 8 if self.backend == "torch" else 1
         # Video stages on their own threads (decode, inference, masking and encoding overlap);
         # tests may run them one after another on the calling thread.
         self.threaded = True
@@ -252,8 +256,11 @@ class Engine:
         # frames their cadence skips (anonymizer.detect.schedule), decided after the reader has
         # run ahead of them.
         everies = [1] if profile.detect.gating else [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
+        # On a CUDA device, NVDEC decodes (both decodes), sparing the CPU cores for x264: the
+        # H100/H200 have no NVENC. Anywhere else, or for a codec NVDEC lacks, the CPU decodes.
+        hwaccel = self.device == "cuda"
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
-                    blocks=profile.detect.gating)
+                    blocks=profile.detect.gating, hwaccel=hwaccel)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
                         batch=self.batch)
         classes = {}
@@ -263,17 +270,20 @@ class Engine:
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
         track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay)
-        stages = [detect, track, Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay)]
+        mask = Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay, hwaccel=hwaccel)
+        stages = [detect, track, mask]
 
         writer: VideoWriter | None = None
-        written = 0
+        written, encode_s = 0, 0.0
         frames = run(read, stages, threaded=self.threaded, depth=2)
         try:
             for image, pts, frame_regions in frames:
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)
+                started = time.perf_counter()
                 writer.write(image, pts)
+                encode_s += time.perf_counter() - started
                 written += 1
                 if progress:
                     progress("process", written, total)
@@ -303,7 +313,10 @@ class Engine:
         result.duration_s = float(read.last_time or 0.0) + (1.0 / info.fps if info.fps else 0.0)
         overlay.timeline.finish(written)
         result.timeline, result.overlay = overlay.timeline, overlay.summary()
-        result.timings = {"detect_s": detect.seconds, "track_s": track.seconds, "total_s": t1 - t0}
+        # Each stage's own busy time (the stages overlap on their threads: they add up to more
+        # than total_s); read_s is the first decode with its colour conversion, encode_s x264's.
+        result.timings = {"read_s": read.seconds, "detect_s": detect.seconds, "track_s": track.seconds,
+                          "mask_s": mask.seconds, "encode_s": encode_s, "total_s": t1 - t0}
         result.passes = {name: dict(s.stats) for name, s in detect.schedules.items()}
         return result
 

@@ -12,6 +12,10 @@ from anonymizer.detect.torch import GPU_EXTRA_HINT, cuda_available, torch_instal
 from anonymizer.detections import CLASS_IDS
 from anonymizer.errors import ModelError
 
+# Which runtime runs the built-in models: onnxruntime (the CPU default) or torch (onnx2torch; what
+# a CUDA device uses). None picks by device; tests and benchmarks ask for torch on the CPU.
+BACKENDS = ("onnxruntime", "torch")
+
 
 def resolve_device(requested: str) -> str:
     """'auto' means CUDA when torch sees a GPU, else CPU; 'cuda' without a GPU is an error."""
@@ -23,22 +27,33 @@ def resolve_device(requested: str) -> str:
     return "cuda" if has_cuda else "cpu"
 
 
-def _raw_detector(spec: ClassSpec, device: str, threads: int) -> RawDetector:
+def resolve_backend(device: str, backend: str | None) -> str:
+    """torch on CUDA, onnxruntime on the CPU, unless ``backend`` names one (torch runs on either)."""
+    if backend is None:
+        return "torch" if device == "cuda" else "onnxruntime"
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown detector backend {backend!r}; one of {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and device == "cuda":
+        raise ModelError("the onnxruntime backend runs on the CPU here; CUDA uses torch")
+    return backend
+
+
+def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> RawDetector:
     if spec.model == "centerface":
         path, licence = builtin_weights("centerface")
-        if device == "cuda":
+        if backend == "torch":
             from anonymizer.detect.torch import TorchCenterFace
 
-            return TorchCenterFace(path, licence)
+            return TorchCenterFace(path, licence, device=device)
         from anonymizer.detect.onnx import CenterFace
 
         return CenterFace(path, licence, threads=threads)
     if spec.model == "platedet":
         path, licence = builtin_weights("platedet")
-        if device == "cuda":
+        if backend == "torch":
             from anonymizer.detect.torch import TorchYolo
 
-            return TorchYolo(path, licence, "platedet")
+            return TorchYolo(path, licence, "platedet", device=device)
         from anonymizer.detect.onnx import YoloOnnx
 
         return YoloOnnx(path, licence, "platedet", threads=threads)
@@ -47,12 +62,20 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int) -> RawDetector:
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)
 
 
-def build_detectors(detect: DetectSpec) -> tuple[dict[str, ClassDetector], list[ModelInfo], str]:
-    """Return ({class name: detector}, model identities, device used) for the enabled classes."""
+def build_detectors(
+    detect: DetectSpec, *, backend: str | None = None, batch_size: int = 8
+) -> tuple[dict[str, ClassDetector], list[ModelInfo], str]:
+    """Return ({class name: detector}, model identities, device used) for the enabled classes.
+
+    ``backend`` (see ``resolve_backend``) picks the runtime of the built-in models; ``batch_size``
+    is the most crops one call of a batching (torch) detector takes.
+    """
     device = resolve_device(detect.device)
+    backend = resolve_backend(device, backend)
     detectors: dict[str, ClassDetector] = {}
     for name, spec in (("face", detect.faces), ("plate", detect.plates)):
         if spec.enabled:
-            detectors[name] = ClassDetector(_raw_detector(spec, device, detect.threads), spec, CLASS_IDS[name])
+            raw = _raw_detector(spec, device, detect.threads, backend)
+            detectors[name] = ClassDetector(raw, spec, CLASS_IDS[name], batch_size=batch_size)
     models = [d.raw.info for d in detectors.values()]
     return detectors, models, device

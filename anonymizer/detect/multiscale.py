@@ -155,10 +155,13 @@ class ClassDetector:
                 if index not in scaled:
                     scaled[index] = self._scaled(images[index], scale)
             if batch is not None:
+                # Same-shaped crops share a call; a fixed-input model letterboxes each crop to
+                # its input, so crops of any shape share one.
+                fixed = getattr(self.raw, "fixed_input", None)
                 groups: dict[tuple[int, ...], list[int]] = {}
                 for j in members:
                     p = jobs[j][1]
-                    groups.setdefault((p.y1 - p.y0, p.x1 - p.x0), []).append(j)
+                    groups.setdefault(() if fixed else (p.y1 - p.y0, p.x1 - p.x0), []).append(j)
                 runs = [g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)]
             else:
                 runs = [[j] for j in members]

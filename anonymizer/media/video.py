@@ -59,9 +59,9 @@ class VideoInfo:
     duration_exact: bool = True  # duration is the video stream's own, not the container's
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path, hwaccel: object | None = None) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r", options=dict(OPEN_OPTIONS))
+        return av.open(str(path), mode="r", options=dict(OPEN_OPTIONS), hwaccel=hwaccel)
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot open as video: {exc.strerror or type(exc).__name__}") from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -116,9 +116,55 @@ class DecodedFrame:
         return self.frame.to_ndarray(format="rgb24")
 
 
-def iter_frames(path: Path, limits: LimitsSpec) -> Iterator[DecodedFrame]:
-    """Decode every frame of the first video stream. Any decode error raises MediaError."""
-    with _open(path) as container:
+def _open_decoding(path: Path, hwaccel: bool) -> tuple[av.container.InputContainer, bool]:
+    """Open ``path`` for decoding on the GPU (NVDEC, through PyAV's CUDA hwaccel) when asked and
+    possible, else on the CPU. Return (container, whether the GPU decodes).
+
+    H.264 and HEVC decoding is bit-exact, so both decoders give the same pixels: the GPU only
+    takes the work off the CPU cores the encoder needs. A host without a CUDA device (FFmpeg
+    cannot create the device: PermissionError here), a codec without a CUDA decoder, or an FFmpeg
+    built without CUDA falls back to the CPU; ``allow_software_fallback`` covers a stream the
+    hardware decoder refuses (a profile or size it lacks).
+    """
+    if hwaccel:
+        try:
+            from av.codec.hwaccel import HWAccel
+
+            accel = HWAccel("cuda", allow_software_fallback=True)
+            return _open(path, accel), True
+        except (ImportError, NotImplementedError, ValueError, av.error.FFmpegError, MediaError):
+            pass  # the CPU decodes: same pixels
+    return _open(path), False
+
+
+def iter_frames(path: Path, limits: LimitsSpec, *, hwaccel: bool = False) -> Iterator[DecodedFrame]:
+    """Decode every frame of the first video stream. Any decode error raises MediaError.
+
+    ``hwaccel``: decode on the CUDA device when there is one (``_open_decoding``); frames are
+    downloaded to memory either way. A stream the GPU decoder fails on before its first frame is
+    decoded on the CPU instead; after it, an error fails the job as any decode error does.
+    """
+    container, on_gpu = _open_decoding(path, hwaccel)
+    frames = _decode(container, limits)
+    try:
+        if on_gpu:
+            try:
+                first = next(frames)
+            except StopIteration:
+                return
+            except LimitExceededError:
+                raise
+            except MediaError:  # NVDEC refused the stream (a profile or size it lacks)
+                frames = _decode(_open(path), limits)
+            else:
+                yield first
+        yield from frames
+    finally:
+        frames.close()  # a consumer that stops early closes the file now, not at collection
+
+
+def _decode(container: av.container.InputContainer, limits: LimitsSpec) -> Iterator[DecodedFrame]:
+    with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         # Fail on damaged data instead of concealing it: a concealed frame may show what the

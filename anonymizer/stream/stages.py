@@ -86,8 +86,19 @@ class Read:
     Runs on the decoder's thread when threaded, so colour conversion overlaps inference.
     """
 
-    def __init__(self, src: Path, limits: LimitsSpec, size: tuple[int, int], wanted: Callable[[int], bool], *, blocks: bool) -> None:
+    def __init__(
+        self,
+        src: Path,
+        limits: LimitsSpec,
+        size: tuple[int, int],
+        wanted: Callable[[int], bool],
+        *,
+        blocks: bool,
+        hwaccel: bool = False,
+    ) -> None:
         self.src, self.limits, self.size, self.wanted, self.blocks = src, limits, size, wanted, blocks
+        self.hwaccel = hwaccel  # decode on the CUDA device when there is one (media.video.iter_frames)
+        self.seconds = 0.0  # decoding and conversion, not the consumer's time
         self.frames = 0
         self.last_time: float | None = None
         self.rotation = 0
@@ -95,7 +106,8 @@ class Read:
     def __iter__(self) -> Iterator[Frame]:
         rotation = 0
         first: list[float | None] = [None]
-        for decoded in iter_frames(self.src, self.limits):
+        clock = time.perf_counter()
+        for decoded in iter_frames(self.src, self.limits, hwaccel=self.hwaccel):
             if decoded.index == 0:
                 rotation = self.rotation = frame_rotation(decoded.frame)
             if (decoded.frame.width, decoded.frame.height) != self.size:
@@ -108,13 +120,18 @@ class Read:
                 frame.rgb = display_upright(decoded.rgb(), rotation)
                 if self.blocks:
                     frame.blocks = gating.block_means(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+            self.seconds += time.perf_counter() - clock
             yield frame
+            clock = time.perf_counter()
 
 
 class Detect:
     """Run each class's scheduled passes (cadence, gating) on the frames it wants.
 
-    Frames are taken ``batch`` at a time so a GPU detector gets same-shaped crops together.
+    Frames are taken ``batch`` at a time so a batching (GPU) detector gets the passes of several
+    frames in one call. Batching never changes what is found: each frame is planned after the one
+    before it, as one by one (a shake seen on a frame makes the next one wanted), and a refresh
+    is detected before the frames after it are planned (they carry what it finds).
     """
 
     def __init__(self, detectors: dict[str, ClassDetector], *, gate: bool, refresh_frames: int, batch: int = 1) -> None:
@@ -134,26 +151,38 @@ class Detect:
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         start = time.perf_counter()
         for name, schedule in self.schedules.items():
-            # Frames the reader converted only: a shaking camera asks for more frames than the
-            # cadence, which the reader knows of only where another class wants them too.
-            wanted = [f for f in frames if f.rgb is not None and schedule.wants(f.index)]
             for f in frames:
                 f.found[name] = None
-            if not wanted:
-                continue
-            plans = [schedule.plan(f.index, f.rgb, f.blocks) for f in wanted]  # type: ignore[arg-type]
-            passes = schedule.detector.detect_passes([f.rgb for f in wanted], video=True, plans=[p for p, _, _ in plans])  # type: ignore[misc]
-            for f, (_, carried, refresh), found in zip(wanted, plans, passes):
-                dets = schedule.detector.merge_passes(found)
-                if refresh:
-                    schedule.refreshed(dets)
-                f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
+            planned: list[tuple[Frame, tuple[list, Detections, bool]]] = []
+            for f in frames:
+                # Frames the reader converted only: a shaking camera asks for more frames than the
+                # cadence, which the reader knows of only where another class wants them too.
+                if f.rgb is None or not schedule.wants(f.index):
+                    continue
+                planned.append((f, schedule.plan(f.index, f.rgb, f.blocks)))
+                if planned[-1][1][2]:  # a refresh: the frames after it carry what it finds
+                    self._run(name, schedule, planned)
+                    planned = []
+            self._run(name, schedule, planned)
         for f in frames:
             # Masking decodes the frame again: free the picture and its block means now, or the
             # tracker's look-ahead would hold half a megabyte per 4K frame it waits on.
             f.rgb = f.blocks = None
         self.seconds += time.perf_counter() - start
         return frames
+
+    @staticmethod
+    def _run(name: str, schedule: ClassSchedule, planned: list[tuple[Frame, tuple[list, Detections, bool]]]) -> None:
+        """Detect the planned passes of several frames in one batch and store what each found."""
+        if not planned:
+            return
+        images = [f.rgb for f, _ in planned]
+        passes = schedule.detector.detect_passes(images, video=True, plans=[plan for _, (plan, _, _) in planned])  # type: ignore[arg-type]
+        for (f, (_, carried, refresh)), found in zip(planned, passes):
+            dets = schedule.detector.merge_passes(found)
+            if refresh:
+                schedule.refreshed(dets)
+            f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
 
 
 class Track:
@@ -205,21 +234,32 @@ class Mask:
     """
 
     def __init__(
-        self, src: Path, limits: LimitsSpec, masker: Masker, *, threaded: bool = True, overlay: Overlay | None = None
+        self,
+        src: Path,
+        limits: LimitsSpec,
+        masker: Masker,
+        *,
+        threaded: bool = True,
+        overlay: Overlay | None = None,
+        hwaccel: bool = False,
     ) -> None:
         self.src, self.limits, self.masker, self.threaded = src, limits, masker, threaded
-        self.overlay = overlay
+        self.overlay, self.hwaccel = overlay, hwaccel
+        self.seconds = 0.0  # masking (the second decode runs on its own thread when threaded)
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[tuple[av.VideoFrame | np.ndarray, int | None, Detections]]:
-        decoded_frames = iter_frames(self.src, self.limits)
+        decoded_frames = iter_frames(self.src, self.limits, hwaccel=self.hwaccel)
         source = prefetch(decoded_frames, 2, "decode-mask") if self.threaded else decoded_frames
         try:
             for f in frames:
                 decoded = next(source, None)
                 if decoded is None or decoded.index != f.index or decoded.pts != f.pts:
                     raise MediaError("source changed while being processed (the second decode differs)")
+                start = time.perf_counter()
                 shapes = self.overlay.shapes_at(f.index, f.time_s) if self.overlay is not None else []
-                yield self._mask(decoded, f.regions if f.regions is not None else Detections.empty(), shapes)
+                masked = self._mask(decoded, f.regions if f.regions is not None else Detections.empty(), shapes)
+                self.seconds += time.perf_counter() - start
+                yield masked
             if next(source, None) is not None:
                 raise MediaError("source changed while being processed (more frames on the second decode)")
         finally:
@@ -236,6 +276,10 @@ class Mask:
             return self.overlay.paint(rgb, shapes), decoded.pts, regions
         if not len(regions):
             return frame, decoded.pts, regions
+        if frame.format.name == "nv12":
+            # What NVDEC's frames download as: one plane shuffle (swscale) keeps the masking on
+            # the yuv420p planes instead of two colour conversions through RGB.
+            frame = frame.reformat(format="yuv420p")
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 4 == 0:
             # PyAV packs each chroma plane into H/4 rows of W: exact only when 4 | H.
             yuv = self.masker.apply_yuv420(frame.to_ndarray(), regions)

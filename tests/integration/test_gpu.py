@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from media_factory import FACES_PHOTO, PLATE_PHOTO, assert_faces_changed, load_rgb, make_video
 
@@ -52,3 +53,21 @@ def test_cuda_engine_processes_a_video(tmp_path, engines):
     # Pixels, not counts: every face the CPU path finds is changed in the CUDA path's output
     # (batched frames must come back masked in their own order).
     assert_faces_changed(cpu, src, tmp_path / "out.mp4", frames=20, min_boxes=20)
+
+
+def test_the_plate_model_takes_batches_on_the_gpu(engines):
+    # The batch-1 Reshapes were rewritten and the load-time check passed on the device itself;
+    # a batch of crops of different shapes finds what each crop finds alone (fp16: within a pixel).
+    _, gpu = engines
+    raw = gpu.detectors["plate"].raw
+    assert raw.max_batch is None
+    rgb = load_rgb(PLATE_PHOTO)
+    crops = [rgb, np.ascontiguousarray(rgb[:, ::-1]), rgb[: rgb.shape[0] // 2 + 200]]
+    found = 0
+    for crop, (boxes, scores) in zip(crops, raw.batch(crops, 0.25)):
+        alone, alone_scores = raw(crop, 0.25)
+        assert len(boxes) == len(alone)
+        np.testing.assert_allclose(boxes, alone, atol=1.0)
+        np.testing.assert_allclose(scores, alone_scores, atol=0.01)
+        found += len(boxes)
+    assert found >= 2

@@ -186,3 +186,30 @@ def test_a_shaking_fixed_camera_keeps_every_face_masked_and_detects_on_skipped_f
                 assert masked(a, b, (x1 + dx, y1, x2 + dx, y2)), (i, dx)
                 checked += 1
     assert checked > 70
+
+
+def test_frames_detected_in_batches_find_what_frames_one_by_one_find(tmp_path):
+    """A batching (GPU) detector gets the passes of 8 frames per call: the cadence, a shake that
+    brings back skipped frames and the refreshes that gated frames carry must not notice."""
+    from anonymizer.stream.stages import Detect, Read
+
+    profile = {**STREAM_PROFILE, "detect": {**STREAM_PROFILE["detect"], "gating_refresh_frames": 10}}
+    profile["detect"]["faces"] = {**STREAM_PROFILE["detect"]["faces"], "every_n_frames": 2}
+    shaky = Engine(profile_from_dict(profile))
+    still = still_scene()
+    jolts = dict(zip(range(13, 19), (40, -30, 45, -40, 30, -45)))
+    src = write_frames(tmp_path / "shake.mp4", [sensor_noise(np.roll(still, jolts.get(i, 0), axis=1), i) for i in range(40)])
+    found, stats = {}, {}
+    for batch in (1, 8):
+        read = Read(src, shaky.profile.limits, (W, H), lambda i: True, blocks=True)
+        detect = Detect(shaky.detectors, gate=True, refresh_frames=10, batch=batch)
+        found[batch] = [f.found["face"] for f in detect(iter(read))]
+        stats[batch] = detect.schedules["face"].stats
+    assert stats[8] == stats[1]
+    assert stats[1]["shaken"] >= 2 and stats[1]["gated"] >= 5 and stats[1]["refresh"] >= 3, stats[1]
+    assert len(found[8]) == len(found[1]) == 40
+    for one, batched in zip(found[1], found[8]):
+        assert (one is None) == (batched is None)
+        if one is not None:
+            np.testing.assert_array_equal(batched.xyxy, one.xyxy)
+            np.testing.assert_array_equal(batched.confidence, one.confidence)

@@ -76,3 +76,19 @@ sys.exit(main(["models", "--profile", {str(profile)!r}]))
     assert proc.returncode == 2
     assert "error: detect.device is 'cuda' but torch is not installed" in proc.stderr
     assert "anonymizer[gpu]" in proc.stderr
+
+
+def test_the_torch_backend_on_the_cpu_without_the_extra_names_it() -> None:
+    code = """
+from anonymizer.config import profile_from_dict
+from anonymizer.detect.factory import build_detectors
+from anonymizer.errors import ModelError
+try:
+    build_detectors(profile_from_dict({"detect": {"device": "cpu"}}).detect, backend="torch")
+except ModelError as exc:
+    print("ERROR", exc)
+"""
+    proc = run(code, block=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ERROR the torch path needs torch and onnx2torch" in proc.stdout
+    assert "./scripts/install.sh --gpu" in proc.stdout
