@@ -6,9 +6,10 @@
 # product's ./.venv, which the quick start installs CPU-only at about 1 GB, is never touched.
 #
 # What it installs, and says so as it does:
-# - into .venv-test, the project with the test, yolo, scaleout, api, apitest, s3, s3test and
+# - into .venv-test, the project with the test, gpu, yolo, scaleout, api, apitest, s3, s3test and
 #   browsertest extras
-#   (scripts/install.sh): yolo brings ultralytics and torch, several GB, for the operator-weights
+#   (scripts/install.sh): gpu (torch, onnx2torch) for the test that the torch path masks what
+#   onnxruntime masks, run on the CPU; yolo brings ultralytics and torch, several GB, for the operator-weights
 #   tests; scaleout (celery, redis-py) the scale-out tests in tests/scaleout; api (FastAPI, uvicorn,
 #   PyJWT), apitest (schemathesis, the fuzzer), s3 (boto3) and s3test (moto's server) tests/api and
 #   tests/buckets, which start uvicorn and moto's server on loopback themselves.
@@ -26,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ANONYMIZER_TEST_VENV:-.venv-test}
-ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-yolo,scaleout,api,apitest,s3,s3test,browsertest} ./scripts/install.sh
+ANONYMIZER_VENV=$VENV ANONYMIZER_EXTRAS=${ANONYMIZER_EXTRAS-gpu,yolo,scaleout,api,apitest,s3,s3test,browsertest} ./scripts/install.sh
 
 need=()
 command -v sshfs >/dev/null || need+=(sshfs)
