@@ -32,7 +32,7 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int) -> RawDetector:
             return TorchCenterFace(path, licence)
         from anonymizer.detect.onnx import CenterFace
 
-        return CenterFace(path, licence, threads=threads)
+        return CenterFace(path, licence, threads=threads, precision=spec.precision)
     if spec.model == "platedet":
         path, licence = builtin_weights("platedet")
         if device == "cuda":
@@ -41,7 +41,7 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int) -> RawDetector:
             return TorchYolo(path, licence, "platedet")
         from anonymizer.detect.onnx import YoloOnnx
 
-        return YoloOnnx(path, licence, "platedet", threads=threads)
+        return YoloOnnx(path, licence, "platedet", threads=threads, precision=spec.precision)
     from anonymizer.detect.ultra import UltralyticsDetector
 
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)

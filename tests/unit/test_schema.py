@@ -20,12 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom) or a changed default (the photo cascade on) changes them, and
+# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision) or a changed default (the
+# photo cascade on) changes them, and
 # that is the only reason to edit these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "59d8edd8d127d6fb7d380020b1a446b8b39511911836ae5be4a551b535f486be",
-    "cctv-fast.yaml": "cab1ed9e349eb10bd05097a7e61b63247a1ea71a974d98fb3d9ccf8aaaf1e6f5",
-    "low-collateral.yaml": "f49735c63f5880c5e0194ca3734c76cb058417c174b5fd6fa82c3a14e8cba675",
+    "default.yaml": "a8ed6e5d9af7df178066eff5e8ea349136632a157b9391a09b08e6cc62b2af55",
+    "cctv-fast.yaml": "02db41a59e32e4d42e53d81419ac89a68581c3cd9d9462a231bfd2bd5a2e7d72",
+    "low-collateral.yaml": "681da3ffd35221b32e163ada68ca705809fb0f7fcba7c6e492755031acfd1056",
 }
 
 
