@@ -3,6 +3,9 @@
 Runs the photo pipeline (``anonymizer evaluate``'s calls and scoring) twice per image, once with
 ``detect.<class>.precision: full`` and once with ``int8``, everything else as in the profile, and
 counts the labelled objects each hides, and those full precision hides and int8 does not ("lost").
+For every object full precision hides it also compares the best score of a detection on it
+(IoU >= 0.3), int8 over full: the lowest ratio on the tune half is what an int8 threshold must
+allow for (``--plate-threshold``: the full threshold times that ratio), confirmed on the other half.
 The rule for making int8 a default (docs/int8.md): lost = 0 on both halves of every set. Each set
 runs its own class only (faces on faces-*, plates on plates-*): the other class's precision
 cannot change whether these objects are hidden. Times are side by side, same image, same process.
@@ -25,6 +28,8 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,10 +62,32 @@ def variant(profile: Profile, only: str, precision: str, threshold: float | None
     return replace(profile, detect=replace(detect, faces=faces, plates=plates))
 
 
+def best_score(box: tuple[float, float, float, float], dets) -> float:
+    """The highest score of a detection overlapping ``box`` at IoU >= 0.3 (0 when none does)."""
+    if not len(dets):
+        return 0.0
+    b = np.asarray(box, np.float32)
+    xyxy = dets.xyxy
+    iw = np.clip(np.minimum(xyxy[:, 2], b[2]) - np.maximum(xyxy[:, 0], b[0]), 0, None)
+    ih = np.clip(np.minimum(xyxy[:, 3], b[3]) - np.maximum(xyxy[:, 1], b[1]), 0, None)
+    inter = iw * ih
+    union = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    iou = inter / np.maximum(union, 1e-9)
+    return float(dets.confidence[iou >= 0.3].max(initial=0.0))
+
+
 def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None) -> dict:
     labels = [li for li in read_label_set(set_dir) if which == "both" or half(li.image) == which]
     labels = labels[:limit] if limit else labels
-    out = {"set": set_dir.name, "half": which, "images": len(labels), "labelled": 0, "lost": [], "gained": 0}
+    out = {
+        "set": set_dir.name,
+        "half": which,
+        "images": len(labels),
+        "labelled": 0,
+        "lost": [],
+        "gained": 0,
+        "ratios": [],
+    }
     hidden = {k: 0 for k in engines}
     seconds = {k: 0.0 for k in engines}
     for label in labels:
@@ -71,13 +98,15 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None)
             masked, dets = anonymize(rgb)
             seconds[name] += time.perf_counter() - start
             boxes, _ = score_image(label, rgb, masked, dets, 0.0)
-            outcome[name] = boxes
+            outcome[name] = [(b, best_score(b.box, dets)) for b in boxes]
             hidden[name] += sum(b.hidden for b in boxes)
         out["labelled"] += len(outcome["full"])
-        for f, q in zip(outcome["full"], outcome["int8"], strict=True):
+        for (f, f_score), (q, q_score) in zip(outcome["full"], outcome["int8"], strict=True):
             if f.hidden and not q.hidden:
-                out["lost"].append({"image": label.image, "size_px": round(f.size_px, 1)})
+                out["lost"].append({"image": label.image, "size_px": round(f.size_px, 1), "scores": [f_score, q_score]})
             out["gained"] += q.hidden and not f.hidden
+            if f.hidden and f_score > 0:  # how far int8 scores fall below full on what full hides
+                out["ratios"].append(q_score / f_score)
     out["hidden"] = hidden
     out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     return out
@@ -97,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     from anonymizer.pipeline import Engine
 
     profile = load_profile(args.profile)
-    print("| set | half | images | labelled | hidden full | hidden int8 | lost by int8 | gained | s full | s int8 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| set | half | images | labelled | hidden full | hidden int8 | lost by int8 | gained | "
+        "lowest int8/full score | s full | s int8 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
         set_dir = args.eval_dir / name
         if not (set_dir / "labels.jsonl").is_file():
@@ -114,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         h, s = r["hidden"], r["seconds"]
         print(
             f"| {name} | {r['half']} | {r['images']} | {r['labelled']} | {h['full']} | {h['int8']} | "
-            f"{len(r['lost'])} | {r['gained']} | {s['full']} | {s['int8']} |",
+            f"{len(r['lost'])} | {r['gained']} | {min(r['ratios'], default=float('nan')):.2f} | {s['full']} | {s['int8']} |",
             flush=True,
         )
         if args.json:
