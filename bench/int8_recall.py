@@ -13,6 +13,7 @@ cannot change whether these objects are hidden. Times are side by side, same ima
     .venv/bin/python bench/int8_recall.py --half tune
     .venv/bin/python bench/int8_recall.py --half confirm --sets plates-openalpr --limit 40
     .venv/bin/python bench/int8_recall.py --half tune --face-threshold 0.1   # a threshold for int8 only
+    .venv/bin/python bench/int8_recall.py --half confirm --full-plate-threshold 0.05  # full as it was
 
 The halves are ../shared/eval's fixed split (its README): confirm when the first hex digit of
 sha1(image path) is 8-f. Evaluation data is read in place, never copied.
@@ -90,6 +91,8 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None)
     }
     hidden = {k: 0 for k in engines}
     seconds = {k: 0.0 for k in engines}
+    changed = {k: 0 for k in engines}  # collateral: unlabelled pixels the masks changed
+    judged = {k: 0 for k in engines}
     for label in labels:
         rgb = load_rgb(set_dir / label.image, label, limits)
         outcome = {}
@@ -97,7 +100,9 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None)
             start = time.perf_counter()
             masked, dets = anonymize(rgb)
             seconds[name] += time.perf_counter() - start
-            boxes, _ = score_image(label, rgb, masked, dets, 0.0)
+            boxes, image = score_image(label, rgb, masked, dets, 0.0)
+            changed[name] += image.collateral_changed
+            judged[name] += image.collateral_total
             outcome[name] = [(b, best_score(b.box, dets)) for b in boxes]
             hidden[name] += sum(b.hidden for b in boxes)
         out["labelled"] += len(outcome["full"])
@@ -109,6 +114,7 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None)
                 out["ratios"].append(q_score / f_score)
     out["hidden"] = hidden
     out["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    out["collateral"] = {k: round(changed[k] / max(1, judged[k]), 4) for k in engines}
     return out
 
 
@@ -121,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N images of the half, per set")
     parser.add_argument("--face-threshold", type=float, default=None, help="int8 faces: this threshold instead")
     parser.add_argument("--plate-threshold", type=float, default=None, help="int8 plates: this threshold instead")
+    parser.add_argument("--full-face-threshold", type=float, default=None, help="full-precision faces: this threshold")
+    parser.add_argument(
+        "--full-plate-threshold",
+        type=float,
+        default=None,
+        help="full-precision plates: this threshold (0.05 before int8)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per set here")
     args = parser.parse_args(argv)
     from anonymizer.pipeline import Engine
@@ -128,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile)
     print(
         "| set | half | images | labelled | hidden full | hidden int8 | lost by int8 | gained | "
-        "lowest int8/full score | s full | s int8 |"
+        "lowest int8/full score | collateral full / int8 | s full | s int8 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
         set_dir = args.eval_dir / name
         if not (set_dir / "labels.jsonl").is_file():
@@ -138,15 +151,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         only = "face" if name.startswith("face") else "plate"
         threshold = args.face_threshold if only == "face" else args.plate_threshold
+        full_threshold = args.full_face_threshold if only == "face" else args.full_plate_threshold
         engines = {
-            "full": engine_anonymizer(Engine(variant(profile, only, "full", None))),
+            "full": engine_anonymizer(Engine(variant(profile, only, "full", full_threshold))),
             "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold))),
         }
         r = run_set(set_dir, args.half, engines, profile.limits, args.limit)
         h, s = r["hidden"], r["seconds"]
         print(
             f"| {name} | {r['half']} | {r['images']} | {r['labelled']} | {h['full']} | {h['int8']} | "
-            f"{len(r['lost'])} | {r['gained']} | {min(r['ratios'], default=float('nan')):.2f} | {s['full']} | {s['int8']} |",
+            f"{len(r['lost'])} | {r['gained']} | {min(r['ratios'], default=float('nan')):.2f} | "
+            f"{r['collateral']['full']:.4f} / {r['collateral']['int8']:.4f} | {s['full']} | {s['int8']} |",
             flush=True,
         )
         if args.json:
