@@ -251,6 +251,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
     from anonymizer.detect.factory import build_detectors
 
+    if args.build_int8:
+        from anonymizer.detect.int8 import build_all
+
+        print(json.dumps({"int8": build_all()}, indent=2))
+        return 0
     profile = load_profile(args.profile)
     _, models, device = build_detectors(profile.detect)
     print(json.dumps({"device": device, "models": [m.as_audit() | {"path": m.path} for m in models]}, indent=2))
@@ -324,11 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load the detectors a profile configures (nothing is downloaded) and print, as JSON, the "
             "device they run on and each model's id, licence, weights path and SHA-256: the identities "
-            "every job summary and audit record carries. Exit 2 when a model cannot be loaded."
+            "every job summary and audit record carries (for an int8 graph, also the derived graph's "
+            "SHA-256 and the recipe). Exit 2 when a model cannot be loaded."
         ),
     )
     p.add_argument(
         "--profile", type=Path, metavar="FILE", help="YAML profile (default: the built-in max-recall profile)"
+    )
+    p.add_argument(
+        "--build-int8", action="store_true",
+        help="derive (or check the cached) int8 graphs of the built-in models now, instead of at first use, "
+        "into $ANONYMIZER_MODEL_CACHE or $XDG_CACHE_HOME/anonymizer (run as the daemon's user with "
+        "ANONYMIZER_MODEL_CACHE=<state_dir>/models to fill the daemon's cache); print their SHA-256",
     )
     p.set_defaults(func=cmd_models)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -12,6 +13,24 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
 sys.path.insert(0, str(TESTS))  # media_factory, hostile, daemon_helpers
+# One cache of derived int8 graphs for every test and every process they start (a daemon would
+# otherwise derive them again into each test's own state_dir/models): the user's, as the CLI's.
+os.environ.setdefault(
+    "ANONYMIZER_MODEL_CACHE",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anonymizer"),
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def int8_graphs() -> None:
+    """Derive the default profile's int8 graphs once, before any test waits on a daemon's warm-up."""
+    from anonymizer.config import Profile
+
+    detect = Profile().detect
+    if "int8" in (detect.faces.precision, detect.plates.precision):
+        from anonymizer.detect.int8 import build_all
+
+        build_all()
 
 # A profile that keeps tests quick on 2 cores: one scale per class, still the real models.
 FAST_PROFILE = """

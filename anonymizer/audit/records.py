@@ -16,6 +16,18 @@ def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# What names a model in an audit record: the shipped file's SHA-256, and for a graph derived from
+# it on the host (int8, anonymizer.detect.int8) that graph's SHA-256 and the recipe's version.
+MODEL_IDENTITY_KEYS = ("id", "sha256", "precision", "graph_sha256", "recipe")
+
+
+def model_identity(model: dict[str, Any]) -> dict[str, Any]:
+    """Return the keys of ``model`` (an engine's ``models`` entry) that identify it, never its path."""
+    return {"id": model.get("id"), "sha256": model.get("sha256")} | {
+        k: model[k] for k in MODEL_IDENTITY_KEYS[2:] if model.get(k) is not None
+    }
+
+
 def job_record(
     *,
     job_id: str,
@@ -54,7 +66,7 @@ def job_record(
         "input": {"sha256": input_sha256, "size": input_size},
         "output": None if output_sha256 is None else {"sha256": output_sha256, "size": output_size},
         "profile_sha256": profile_sha256 or summary.get("profile_sha256"),
-        "models": [{"id": m.get("id"), "sha256": m.get("sha256")} for m in (models or summary.get("models") or [])],
+        "models": [model_identity(m) for m in (models or summary.get("models") or [])],
     }
     # manual/exclusions: what the operator's sidecar added or removed, with its SHA-256 (an
     # exclusion is the one way to remove a mask, so the record says how many and where from).

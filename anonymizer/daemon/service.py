@@ -500,6 +500,11 @@ class Service:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._hmac_key = load_or_create_key(cfg.state_dir)
         self._journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        # int8 graphs derived from the shipped weights are cached beside the state, not in the
+        # service user's home (which a hardened unit may not have).
+        from anonymizer.detect.int8 import use_cache_dir
+
+        use_cache_dir(cfg.state_dir / "models")
         self._startup_key = "audit_key"
         self._chain_key = load_or_create_key_file(cfg.audit_key_path)
         self._startup_key = "audit_dir"

@@ -13,15 +13,23 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What an audit record says about a model: never the weights themselves."""
+    """What an audit record says about a model: never the weights themselves.
+
+    ``sha256`` is always the shipped (source) file's; an int8 graph derived from it on this host
+    (anonymizer.detect.int8) adds its own SHA-256 and the recipe that made it.
+    """
 
     id: str
     sha256: str
     license: str
     path: str
+    precision: str = "full"
+    graph_sha256: str | None = None
+    recipe: str | None = None
 
     def as_audit(self) -> dict[str, str]:
-        return {"id": self.id, "sha256": self.sha256, "license": self.license}
+        derived = {"graph_sha256": self.graph_sha256, "recipe": self.recipe} if self.graph_sha256 else {}
+        return {"id": self.id, "sha256": self.sha256, "license": self.license, "precision": self.precision, **derived}
 
 
 class RawDetector(Protocol):

@@ -47,7 +47,7 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
             return TorchCenterFace(path, licence, device=device)
         from anonymizer.detect.onnx import CenterFace
 
-        return CenterFace(path, licence, threads=threads)
+        return CenterFace(path, licence, threads=threads, precision=spec.precision)
     if spec.model == "platedet":
         path, licence = builtin_weights("platedet")
         if backend == "torch":
@@ -56,7 +56,7 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
             return TorchYolo(path, licence, "platedet", device=device)
         from anonymizer.detect.onnx import YoloOnnx
 
-        return YoloOnnx(path, licence, "platedet", threads=threads)
+        return YoloOnnx(path, licence, "platedet", threads=threads, precision=spec.precision)
     from anonymizer.detect.ultra import UltralyticsDetector
 
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)

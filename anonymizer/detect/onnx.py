@@ -41,6 +41,15 @@ def _providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _int8(model_id: str, path: Path, licence: str) -> tuple[ModelInfo, bytes]:
+    """The int8 graph derived from ``path`` (built and cached on first use) and its identity."""
+    from anonymizer.detect.int8 import derived_graph
+
+    graph = derived_graph(model_id, path)
+    info = ModelInfo(model_id, graph.source_sha256, licence, str(path), "int8", graph.graph_sha256, graph.recipe)
+    return info, graph.read()
+
+
 def prepare_centerface(path: Path) -> bytes:
     """Return the CenterFace graph with dynamic H/W and its weights no longer listed as inputs.
 
@@ -49,19 +58,23 @@ def prepare_centerface(path: Path) -> bytes:
     identical outputs (RUNTIME-NOTES.md).
     """
     import onnx
+
+    return prepare_centerface_model(onnx.load(str(path))).SerializeToString()
+
+
+def prepare_centerface_model(model):
+    """``prepare_centerface`` on a loaded ModelProto (the int8 recipe starts from it too)."""
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-    model = onnx.load(str(path))
     initializers = {init.name for init in model.graph.initializer}
     kept = [inp for inp in model.graph.input if inp.name not in initializers]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    model = update_inputs_outputs_dims(
+    return update_inputs_outputs_dims(
         model,
         {"input.1": ["B", 3, "H", "W"]},
         {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]},
     )
-    return model.SerializeToString()
 
 
 def decode_centerface(
@@ -89,9 +102,14 @@ class CenterFace:
 
     fixed_input = None
 
-    def __init__(self, path: Path, licence: str, *, threads: int = 0, device: str = "cpu") -> None:
-        self.info = ModelInfo("centerface", file_sha256(path), licence, str(path))
-        self.session = _session(prepare_centerface(path), threads, _providers(device))
+    def __init__(
+        self, path: Path, licence: str, *, threads: int = 0, device: str = "cpu", precision: str = "full"
+    ) -> None:
+        if precision == "int8":
+            self.info, graph = _int8("centerface", path, licence)
+        else:
+            self.info, graph = ModelInfo("centerface", file_sha256(path), licence, str(path)), prepare_centerface(path)
+        self.session = _session(graph, threads, _providers(device))
 
     def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
@@ -154,11 +172,24 @@ class YoloOnnx:
     full graph's boxes and scores exactly; the audit's SHA-256 is still that of the file.
     """
 
-    def __init__(self, path: Path, licence: str, model_id: str, *, threads: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        path: Path,
+        licence: str,
+        model_id: str,
+        *,
+        threads: int = 0,
+        device: str = "cpu",
+        precision: str = "full",
+    ) -> None:
         import onnx
 
-        self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
-        model = onnx.load(str(path))
+        if precision == "int8":  # already cut to its boxes, fp32 in and out
+            self.info, graph = _int8(model_id, path, licence)
+            model = onnx.load_from_string(graph)
+        else:
+            self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
+            model = onnx.load(str(path))
         providers = _providers(device)
         self.session = _session(model.SerializeToString(), threads, providers)
         inp = self.session.get_inputs()[0]

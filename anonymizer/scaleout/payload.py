@@ -29,7 +29,7 @@ class JobPayload:
     suffix: str  # the source's suffix, given to the temporary output (the engine fixes a wrong one)
     profile: dict[str, Any]
     profile_sha256: str
-    models: list[dict[str, str]]  # [{"id", "sha256"}] of the coordinator's engine
+    models: list[dict[str, str]]  # model_identities() of the coordinator's engine
     max_deliveries: int  # a job whose worker died this many times is given up (poison file)
     # The operator's sidecar masks by content, [label, text] per file, and their SHA-256s (part of
     # the job key): the worker validates them again and masks with them (anonymizer.review.sidecar).
@@ -50,24 +50,49 @@ class JobPayload:
 
 
 def model_identities(models: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The (id, sha256) of each model, sorted: what coordinator and worker must agree on."""
-    return sorted(({"id": str(m.get("id")), "sha256": str(m.get("sha256"))} for m in models), key=lambda m: m["id"])
+    """The identity of each model, sorted: what coordinator and worker must agree on.
+
+    (id, sha256) of the shipped file, plus, for a graph derived on the host (int8), its precision,
+    the derived graph's SHA-256 and the recipe: the audit records the coordinator's.
+    """
+    keys = ("precision", "graph_sha256", "recipe")
+    return sorted(
+        (
+            {"id": str(m.get("id")), "sha256": str(m.get("sha256"))} | {k: str(m[k]) for k in keys if m.get(k) is not None}
+            for m in models
+        ),
+        key=lambda m: m["id"],
+    )
+
+
+def _described(model: dict[str, str] | None) -> str:
+    if model is None:
+        return "absent"
+    text = model["sha256"][:16]
+    if model.get("graph_sha256"):
+        text += f" ({model.get('precision')} graph {model['graph_sha256'][:16]}, {model.get('recipe')})"
+    return text
 
 
 def check_models(expected: list[dict[str, str]], loaded: list[dict[str, Any]], *, worker: str) -> None:
-    """Raise ModelError naming each model whose SHA-256 differs between coordinator and worker."""
-    mine = {m["id"]: m["sha256"] for m in model_identities(loaded)}
-    theirs = {m["id"]: m["sha256"] for m in expected}
+    """Raise ModelError naming each model whose identity differs between coordinator and worker.
+
+    A coordinator of an earlier version sends (id, sha256) alone: those are then all that is compared.
+    """
+    mine = {m["id"]: m for m in model_identities(loaded)}
+    theirs = {m["id"]: m for m in expected}
+    if not any(len(m) > 2 for m in theirs.values()):
+        mine = {mid: {"id": m["id"], "sha256": m["sha256"]} for mid, m in mine.items()}
     if mine == theirs:
         return
     diffs = [
-        f"{mid}: coordinator {theirs.get(mid, 'absent')[:16]}, worker {mine.get(mid, 'absent')[:16]}"
+        f"{mid}: coordinator {_described(theirs.get(mid))}, worker {_described(mine.get(mid))}"
         for mid in sorted(set(mine) | set(theirs))
         if mine.get(mid) != theirs.get(mid)
     ]
     raise ModelError(
-        f"model SHA-256 mismatch on worker {worker} ({'; '.join(diffs)}): install the same weights "
-        "on every host; the audit records the coordinator's models"
+        f"model SHA-256 mismatch on worker {worker} ({'; '.join(diffs)}): install the same weights and anonymizer "
+        "version on every host; the audit records the coordinator's models"
     )
 
 

