@@ -266,6 +266,35 @@ PLATE_NOTES = {
 
 
 @dataclass(frozen=True)
+class PlateTextSpec:
+    """Photos: text regions shaped like a plate's characters become extra plate candidates.
+
+    PP-OCRv4's text detector (anonymizer.detect.text) marks every text line of a scene; the plate
+    model misses plates unlike its training set (a US plate on a trailer, the shipped demo photo).
+    The candidates are added to the plate detections, never replacing one. The shape rule was
+    chosen on the tune half of the evaluation sets (docs/evaluate.md, "A text cue for plates").
+    """
+
+    enabled: bool = setting(
+        True,
+        doc="photos: plate-shaped text regions are masked as plates too (only when plates are enabled)",
+        details="photos: run PP-OCRv4's text detector (Apache-2.0, `rapidocr-onnxruntime` wheel) and mask "
+        "the text regions shaped like a plate's characters as plates, in addition to every plate detection "
+        "(never instead of one); only when `detect.plates` is enabled; video never",
+    )
+    side: int = setting(960, doc="the text detector sees the photo with its longer side this many px", minimum=320, maximum=4096)
+    min_score: float = setting(0.6, doc="a text region's mean probability must reach this", minimum=0.3, maximum=1)
+    # Disjoint bounds: a minimum above the maximum cannot be written.
+    min_aspect: float = setting(1.5, doc="a plate-shaped region is at least this many times as wide as tall ...", minimum=0.5, maximum=3)
+    max_aspect: float = setting(6.0, doc="... and at most this many times", minimum=3, maximum=40)
+    min_height_px: float = setting(6.0, doc="... at least this many source px tall ...", minimum=0, maximum=1000)
+    max_height: float = setting(0.1, doc="... and at most this fraction of the photo's height", minimum=0.01, maximum=1)
+    grow: float = setting(
+        0.25, doc="each side grows by this fraction of the region's height (characters to plate)", minimum=0, maximum=2
+    )
+
+
+@dataclass(frozen=True)
 class DetectSpec:
     device: str = setting("auto", doc="auto = CUDA when torch sees a GPU", choices=DEVICES)
     threads: int = setting(0, doc="onnxruntime threads; 0 = one per core", minimum=0, maximum=256)
@@ -282,6 +311,9 @@ class DetectSpec:
     )
     faces: ClassSpec = section(ClassSpec, group="class")
     plates: ClassSpec = section(lambda: ClassSpec(**PLATE_DEFAULTS), group="class", notes=PLATE_NOTES)
+    plate_text: PlateTextSpec = section(
+        PlateTextSpec, doc="photos: plate-shaped text regions (PP-OCRv4 text detector) are masked as plates too"
+    )
 
 
 @dataclass(frozen=True)

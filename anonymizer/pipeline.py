@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anonymizer.config import Profile
-from anonymizer.detect.factory import build_detectors
+from anonymizer.detect.factory import build_detectors, build_text_cue, plate_shape
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
@@ -98,6 +98,10 @@ class Engine:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.detectors, infos, self.device = build_detectors(profile.detect)
+        # Photos: plate-shaped text regions are plate candidates too (anonymizer.detect.text).
+        self.text_cue = build_text_cue(profile.detect)
+        if self.text_cue is not None:
+            infos = [*infos, self.text_cue.info]
         self.models = [info.as_audit() for info in infos]
         self.masker = Masker(profile.mask)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
@@ -128,10 +132,22 @@ class Engine:
                     progress(stage, done, total)
 
             if detector.spec.cascade.enabled:
-                found.append(detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0])
+                dets = detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0]
             else:
-                found.append(detector.detect_many([rgb], progress=report)[0])
+                dets = detector.detect_many([rgb], progress=report)[0]
+            if name == "plate" and self.text_cue is not None:
+                dets = self.plate_text(rgb, dets)
+            found.append(dets)
         return Detections.merge(found)
+
+    def plate_text(self, rgb: np.ndarray, plates: Detections) -> Detections:
+        """``plates`` followed by the plate-shaped text regions of a photo that no plate box covers."""
+        from anonymizer.detect.text import add_text_candidates, text_candidates
+
+        assert self.text_cue is not None
+        spec = self.profile.detect.plate_text
+        xyxy, scores = self.text_cue(rgb, spec.side)
+        return add_text_candidates(plates, text_candidates(xyxy, scores, rgb.shape[:2], plate_shape(spec)))
 
     def regions(self, dets: Detections, frame_wh: tuple[int, int], *, video: bool = False) -> Detections:
         """The padded, clipped regions that get masked for these detections (of a video frame)."""

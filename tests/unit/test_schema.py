@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom) or a changed default (the photo cascade on) changes them, and
+# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.plate_text) or a changed default (the photo cascade on) changes them, and
 # that is the only reason to edit these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "59d8edd8d127d6fb7d380020b1a446b8b39511911836ae5be4a551b535f486be",
-    "cctv-fast.yaml": "cab1ed9e349eb10bd05097a7e61b63247a1ea71a974d98fb3d9ccf8aaaf1e6f5",
-    "low-collateral.yaml": "f49735c63f5880c5e0194ca3734c76cb058417c174b5fd6fa82c3a14e8cba675",
+    "default.yaml": "522401b65a2b9b4289256e1db68e2cccf6359123445437f7b86e22d376ede1f8",
+    "cctv-fast.yaml": "d3d5a2350b12b0be0583ba05ebebdc1400353b7bcb5ff067631db26a39af843d",
+    "low-collateral.yaml": "704644cc251c002227f5f2415f43ea3ea52ee51f1629aa15491cacb2ea611fa6",
 }
 
 
