@@ -203,7 +203,10 @@ class Engine:
 
     def _result(self, kind: str) -> JobResult:
         counts = {name: ClassCounts() for name in self.detectors}
-        return JobResult(kind, self.models, self.profile.sha256, self.device, counts=counts)
+        models = self.models
+        if kind != "image" and self.text_cue is not None:  # the text cue runs on photos only
+            models = [m for m in models if m["id"] != self.text_cue.info.id]
+        return JobResult(kind, models, self.profile.sha256, self.device, counts=counts)
 
     def _count(self, result: JobResult, regions: Detections, raw: Detections | None) -> None:
         for name in self.detectors:

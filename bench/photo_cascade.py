@@ -186,17 +186,13 @@ def default_rules(profile) -> list[Rule]:
         Rule("faces 1x and 2x, mirrored too (no 3x; plates: full plan)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
     ]
     rules.append(Rule("cascade as in the profile", face=faces, plate=plates))
-    for mirrored, cues in ((True, (0.08, 0.12)), (False, (0.05, 0.08, 0.2))):
-        for cue in cues:
-            rules.append(
-                Rule(f"cascade, faces cue {cue:g}, cheap pass {'1x and its mirror' if mirrored else '1x unmirrored'}",
-                     face=dataclasses.replace(faces, cue_threshold=cue, always_mirrored=mirrored), plate=plates)
-            )
-    for always, cue in (((1.0,), 0.01), ((1.0, 2.0), 0.1)):
-        rules.append(
-            Rule(f"cascade, plates cheap pass {'+'.join(f'{s:g}x' for s in always)} only, cue {cue:g} (faces: the profile's)", face=faces,
-                 plate=dataclasses.replace(plates, always_scales=always, cue_threshold=cue))
-        )
+    # Faces, one setting at a time (the cache holds the 1x boxes down to FACE_FLOOR: no cue below it).
+    for change in ({"cue_threshold": 0.03}, {"cue_threshold": 0.08}, {"context_px": 64.0}, {"weak_below": 0.3}, {"upscale_below_px": 96.0}):
+        text = ", ".join(f"{k} {v:g}" for k, v in change.items())
+        rules.append(Rule(f"cascade, faces {text} (plates: the profile's)", face=dataclasses.replace(faces, **change), plate=plates))
+    # Plates: how weak a cheap-pass candidate still sends the 3x tiles to look (the class's threshold is 0.05).
+    for cue in (0.05, 0.02, 0.01):
+        rules.append(Rule(f"cascade, plates cue {cue:g} (faces: the profile's)", face=faces, plate=dataclasses.replace(plates, cue_threshold=cue)))
     return rules
 
 
@@ -316,6 +312,9 @@ def real(args) -> int:
     engines = {"cascade": Engine(profile)}
     if args.with_full:
         engines["full plan"] = Engine(off)
+    for path in args.also:  # e.g. the previous default, timed on the same images under the same load
+        other = load(path)
+        engines[other.name or Path(path).stem] = Engine(dataclasses.replace(other, detect=dataclasses.replace(other.detect, device="cpu")))
     centerface = engines["cascade"].detectors["face"].raw
     for name in args.sets:
         set_dir = args.eval_dir / name
@@ -355,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--limit", type=int, default=1000)
     r.add_argument("--with-full", action="store_true", help="also time the full plan (slow)")
     r.add_argument("--half", choices=HALVES, default="all", help="only this half of the fixed split")
+    r.add_argument("--also", nargs="+", type=Path, default=[], help="more profiles to time beside it, interleaved")
     for p in (c, s, r):
         p.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
         p.add_argument("--cache", type=Path, default=CACHE)

@@ -111,27 +111,23 @@ def default_rules(profile) -> list[TextRule]:
     rules = [TextRule(None, None), TextRule(side, base)]
     for change in (
         {"min_score": 0.5},
-        {"min_score": 0.7},
         {"min_aspect": 1.0},
         {"min_aspect": 2.0},
         {"max_aspect": 4.0},
-        {"max_aspect": 10.0},
         {"max_height_frac": 0.05},
         {"max_height_frac": 0.2},
-        {"grow": 0.0},
-        {"grow": 0.5},
+        {"grow": 0.25},
     ):
         rules.append(TextRule(side, dataclasses.replace(base, **change)))
     rules.append(TextRule(640, base))
-    rules.append(TextRule(1280, base))
     return rules
 
 
-def plate_boxes(entry: dict, rule_name: str, detector, plate_rule) -> Detections:
+def plate_boxes(entry: dict, detector, rule) -> Detections:
     """The plates that ``bench/photo_cascade.py``'s cache says the given cascade rule finds."""
     from bench.photo_cascade import simulate_plates
 
-    boxes, _ = simulate_plates(detector, plate_rule, entry)
+    boxes, _ = simulate_plates(detector, rule, entry)
     boxes = [(b, c) for b, c in boxes if len(b)]
     return detector.merge([b for b, _ in boxes], [c for _, c in boxes])
 
@@ -185,8 +181,8 @@ def score(args) -> int:
             full = {}
             for label, _ in chosen:
                 if name in PLATE_SETS:
-                    base[label.image] = plate_boxes(plate_cache[label.image], "default", plates, cascade.plate)
-                    full[label.image] = plate_boxes(plate_cache[label.image], "full", plates, None)
+                    base[label.image] = plate_boxes(plate_cache[label.image], plates, cascade)
+                    full[label.image] = plate_boxes(plate_cache[label.image], plates, Rule("full"))
                 else:
                     base[label.image] = full[label.image] = Detections.empty()
             reference = None

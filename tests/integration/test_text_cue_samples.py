@@ -59,7 +59,9 @@ def test_the_text_detector_marks_the_demo_plate_as_a_plate_shaped_region(demo_rg
 
 def test_the_default_hides_the_demo_plate_and_names_the_text_model(demo_rgb) -> None:
     engine = Engine(plates_only(Profile()))
-    assert "pp-ocrv4-det" in [m["id"] for m in engine.models]  # in every audit record's models
+    assert "pp-ocrv4-det" in [m["id"] for m in engine.models]  # in every photo's audit record
+    assert "pp-ocrv4-det" in [m["id"] for m in engine._result("image").models]
+    assert "pp-ocrv4-det" not in [m["id"] for m in engine._result("video").models]  # photos only
     raw = engine.detect_image(demo_rgb)
     wh = (demo_rgb.shape[1], demo_rgb.shape[0])
     masked = engine.masker.apply(demo_rgb.copy(), engine.regions(raw, wh))

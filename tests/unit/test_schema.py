@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.plate_text) or a changed default (the photo cascade on) changes them, and
 # that is the only reason to edit these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "522401b65a2b9b4289256e1db68e2cccf6359123445437f7b86e22d376ede1f8",
-    "cctv-fast.yaml": "d3d5a2350b12b0be0583ba05ebebdc1400353b7bcb5ff067631db26a39af843d",
-    "low-collateral.yaml": "704644cc251c002227f5f2415f43ea3ea52ee51f1629aa15491cacb2ea611fa6",
+    "default.yaml": "be2c2f208da890b68d5d8441621d3844d6f584d2e96e60176a945ce992aebe4c",
+    "cctv-fast.yaml": "c8929e5039eb84f2f43193f9fc240a800df01d1490f5583481e3f4733ed98507",
+    "low-collateral.yaml": "f409237edd0f7042a0dd734f62060bb56785035674f9d3e8cba046005f702aba",
 }
 
 
