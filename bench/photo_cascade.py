@@ -186,13 +186,13 @@ def default_rules(profile) -> list[Rule]:
         Rule("faces 1x and 2x, mirrored too (no 3x; plates: full plan)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
     ]
     rules.append(Rule("cascade as in the profile", face=faces, plate=plates))
-    # Faces, one setting at a time (the cache holds the 1x boxes down to FACE_FLOOR: no cue below it).
-    for change in ({"cue_threshold": 0.03}, {"cue_threshold": 0.08}, {"context_px": 64.0}, {"weak_below": 0.3}, {"upscale_below_px": 96.0}):
-        text = ", ".join(f"{k} {v:g}" for k, v in change.items())
-        rules.append(Rule(f"cascade, faces {text} (plates: the profile's)", face=dataclasses.replace(faces, **change), plate=plates))
-    # Plates: how weak a cheap-pass candidate still sends the 3x tiles to look (the class's threshold is 0.05).
-    for cue in (0.05, 0.02, 0.01):
-        rules.append(Rule(f"cascade, plates cue {cue:g} (faces: the profile's)", face=faces, plate=dataclasses.replace(plates, cue_threshold=cue)))
+    # The previous default (faces' cue 0.05, plates' 0.1), and each of its cues alone.
+    old_faces, old_plates = dataclasses.replace(faces, cue_threshold=0.05), dataclasses.replace(plates, cue_threshold=0.1)
+    rules.append(Rule("previous default cascade (faces cue 0.05, plates cue 0.1)", face=old_faces, plate=old_plates))
+    rules.append(Rule("cascade, faces cue 0.05 (plates: the profile's)", face=old_faces, plate=plates))
+    rules.append(Rule("cascade, plates cue 0.1 (faces: the profile's)", face=faces, plate=old_plates))
+    rules.append(Rule("cascade, plates cue 0.01 (faces: the profile's)", face=faces, plate=dataclasses.replace(plates, cue_threshold=0.01)))
+    rules.append(Rule("cascade, faces context_px 64 (plates: the profile's)", face=dataclasses.replace(faces, context_px=64.0), plate=plates))
     return rules
 
 
