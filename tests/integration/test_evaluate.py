@@ -80,9 +80,10 @@ def test_evaluate_reports_both_classes_with_size_buckets_and_groups(sample_repor
     assert faces["labelled"] == 14 and plates["labelled"] == 2
     assert sum(b["labelled"] for b in faces["by_size"].values()) == 14
     assert set(faces["by_group"]) == {"with_mask", "without_mask"}
-    # The face photo is completely labelled, the plate photos are not: no plate precision.
+    # The face photo is completely labelled, the plate photos are not: plate precision is judged on
+    # the face photo alone (where a plate-shaped text region, detect.plate_text, is a false positive).
     assert faces["precision_images"] == 1 and faces["precision"] is not None
-    assert plates["precision"] is None
+    assert plates["precision_images"] == 1
     assert sample_report["seconds_per_megapixel"] > 0
 
 
@@ -156,7 +157,9 @@ def test_table_output_names_the_set_the_classes_and_the_collateral(sample_set, c
     out, _ = capsys.readouterr()
     assert code == 0
     assert "face" in out and "recall" in out and "hidden" in out and "collateral" in out
-    assert "plate " not in out  # --limit 1 keeps only the face photo
+    # --limit 1 keeps only the face photo: no plate rows (a text region there may still be listed
+    # as a possibly unlabelled plate detection).
+    assert not any(line.startswith("plate ") for line in out.splitlines())
 
 
 def test_a_malformed_label_line_is_a_clear_error_naming_the_line(tmp_path, capsys):
