@@ -249,7 +249,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
-    from anonymizer.detect.factory import build_detectors
+    from anonymizer.detect.factory import build_detectors, build_text_cue
 
     if args.build_int8:
         from anonymizer.detect.int8 import build_all
@@ -258,6 +258,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     profile = load_profile(args.profile)
     _, models, device = build_detectors(profile.detect)
+    text = build_text_cue(profile.detect)  # photos' plate text cue (detect.plate_text)
+    models = models + ([text.info] if text is not None else [])
     print(json.dumps({"device": device, "models": [m.as_audit() | {"path": m.path} for m in models]}, indent=2))
     return 0
 

@@ -66,10 +66,20 @@ class CascadeSpec:
     always_mirrored: bool = setting(
         True, doc="... mirrored too (a turned face can score nothing unmirrored)"
     )
+    # Well below the class's threshold: a cue is a candidate too weak to be a detection, which is
+    # what a closer look is for. Plates had 0.1, above their 0.05 threshold, so their 3x tiles ran
+    # only where the cheap pass had already detected a plate, and a plate that only the closer look
+    # finds (a 60x30 px plate behind a mesh gate, held out) was never looked for. Faces: on the tune
+    # half the faces that only the upscaled or mirrored passes find scored down to 0.039 in the cheap
+    # pass (bench/photo_cascade.py explain); at 0.05 they were found only because a neighbour's cue
+    # covered them, so a small face alone was not. 0.035 is just under that weakest cue; 0.03 cost
+    # more face time (faces-wider: +6 %) for nothing more found.
     cue_threshold: float = setting(
-        0.05,
-        doc="the cheap pass's candidates down to this score steer the other passes",
-        details="the cheap pass's candidates down to this score are cues (detections still need `threshold`)",
+        0.035,
+        doc="the cheap pass's candidates down to this score steer the other passes (keep it below threshold)",
+        details="the cheap pass's candidates down to this score are cues (detections still need `threshold`); "
+        "keep it well below `threshold`: at or above it, the other passes run only where the cheap pass "
+        "already detected something",
         minimum=0.01,
         maximum=0.99,
     )
@@ -258,7 +268,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "cascade": CascadeSpec(
         always_scales=(0.5, 1.0, 2.0),
         always_mirrored=False,
-        cue_threshold=0.1,
+        cue_threshold=0.02,  # the plates' track_threshold: the weakest score the product takes as evidence
         upscale_below_px=0.0,
         context=0.0,
         context_px=16.0,
@@ -283,6 +293,37 @@ PLATE_NOTES = {
 
 
 @dataclass(frozen=True)
+class PlateTextSpec:
+    """Photos: text regions shaped like a plate's characters become extra plate candidates.
+
+    PP-OCRv4's text detector (anonymizer.detect.text) marks every text line of a scene; the plate
+    model misses plates unlike its training set (a US plate on a trailer, the shipped demo photo).
+    The candidates are added to the plate detections, never replacing one. The shape rule was
+    chosen on the tune half of the evaluation sets (docs/evaluate.md, "A text cue for plates").
+    """
+
+    enabled: bool = setting(
+        True,
+        doc="photos: plate-shaped text regions are masked as plates too (only when plates are enabled)",
+        details="photos: run PP-OCRv4's text detector (Apache-2.0, `rapidocr-onnxruntime` wheel) and mask "
+        "the text regions shaped like a plate's characters as plates, in addition to every plate detection "
+        "(never instead of one); only when `detect.plates` is enabled; video never",
+    )
+    side: int = setting(960, doc="the text detector sees the photo with its longer side this many px", minimum=320, maximum=4096)
+    min_score: float = setting(0.6, doc="a text region's mean probability must reach this", minimum=0.3, maximum=1)
+    # Disjoint bounds: a minimum above the maximum cannot be written.
+    min_aspect: float = setting(1.5, doc="a plate-shaped region is at least this many times as wide as tall ...", minimum=0.5, maximum=3)
+    max_aspect: float = setting(6.0, doc="... and at most this many times", minimum=3, maximum=40)
+    min_height_px: float = setting(6.0, doc="... at least this many source px tall ...", minimum=0, maximum=1000)
+    max_height: float = setting(0.1, doc="... and at most this fraction of the photo's height", minimum=0.01, maximum=1)
+    # 0: the plate's own margin (detect.plates.margin + margin_px) already covers the plate around
+    # its characters; growing by 0.25 hid nothing more on the tune half and doubled the collateral.
+    grow: float = setting(
+        0.0, doc="each side grows by this fraction of the region's height (characters to plate)", minimum=0, maximum=2
+    )
+
+
+@dataclass(frozen=True)
 class DetectSpec:
     device: str = setting("auto", doc="auto = CUDA when torch sees a GPU", choices=DEVICES)
     threads: int = setting(0, doc="onnxruntime threads; 0 = one per core", minimum=0, maximum=256)
@@ -299,6 +340,9 @@ class DetectSpec:
     )
     faces: ClassSpec = section(ClassSpec, group="class")
     plates: ClassSpec = section(lambda: ClassSpec(**PLATE_DEFAULTS), group="class", notes=PLATE_NOTES)
+    plate_text: PlateTextSpec = section(
+        PlateTextSpec, doc="photos: plate-shaped text regions (PP-OCRv4 text detector) are masked as plates too"
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anonymizer.config import Profile
-from anonymizer.detect.factory import build_detectors, resolve_backend
+from anonymizer.detect.factory import build_detectors, build_text_cue, plate_shape, resolve_backend
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
@@ -101,6 +101,10 @@ class Engine:
         self.profile = profile
         self.detectors, infos, self.device = build_detectors(profile.detect, backend=backend)
         self.backend = resolve_backend(self.device, backend)
+        # Photos: plate-shaped text regions are plate candidates too (anonymizer.detect.text).
+        self.text_cue = build_text_cue(profile.detect)
+        if self.text_cue is not None:
+            infos = [*infos, self.text_cue.info]
         self.models = [info.as_audit() for info in infos]
         self.masker = Masker(profile.mask)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
@@ -132,10 +136,22 @@ class Engine:
                     progress(stage, done, total)
 
             if detector.spec.cascade.enabled:
-                found.append(detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0])
+                dets = detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0]
             else:
-                found.append(detector.detect_many([rgb], progress=report)[0])
+                dets = detector.detect_many([rgb], progress=report)[0]
+            if name == "plate" and self.text_cue is not None:
+                dets = self.plate_text(rgb, dets)
+            found.append(dets)
         return Detections.merge(found)
+
+    def plate_text(self, rgb: np.ndarray, plates: Detections) -> Detections:
+        """``plates`` followed by the plate-shaped text regions of a photo that no plate box covers."""
+        from anonymizer.detect.text import add_text_candidates, text_candidates
+
+        assert self.text_cue is not None
+        spec = self.profile.detect.plate_text
+        xyxy, scores = self.text_cue(rgb, spec.side)
+        return add_text_candidates(plates, text_candidates(xyxy, scores, rgb.shape[:2], plate_shape(spec)))
 
     def regions(self, dets: Detections, frame_wh: tuple[int, int], *, video: bool = False) -> Detections:
         """The padded, clipped regions that get masked for these detections (of a video frame)."""
@@ -191,7 +207,10 @@ class Engine:
 
     def _result(self, kind: str) -> JobResult:
         counts = {name: ClassCounts() for name in self.detectors}
-        return JobResult(kind, self.models, self.profile.sha256, self.device, counts=counts)
+        models = self.models
+        if kind != "image" and self.text_cue is not None:  # the text cue runs on photos only
+            models = [m for m in models if m["id"] != self.text_cue.info.id]
+        return JobResult(kind, models, self.profile.sha256, self.device, counts=counts)
 
     def _count(self, result: JobResult, regions: Detections, raw: Detections | None) -> None:
         for name in self.detectors:

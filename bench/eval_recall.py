@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from anonymizer.config import Profile, load_profile
 from anonymizer.detections import FACE, Detections
+from anonymizer.evaluate.labels import HALVES
 from anonymizer.evaluate.report import summarize
 from anonymizer.evaluate.runner import Anonymizer, engine_anonymizer, evaluate_set
 
@@ -80,18 +81,19 @@ def evaluate_all(
     models: list,
     limit: int | None,
     out: Path | None = None,
+    half: str = "all",
 ) -> list[dict]:
     summaries = []
     for set_dir in sets:
         t = time.perf_counter()
         result = evaluate_set(
-            anonymize, set_dir, limits=limits, profile_name=name, profile_sha256=sha, models=models, limit=limit
+            anonymize, set_dir, limits=limits, profile_name=name, profile_sha256=sha, models=models, limit=limit, half=half
         )
         summary = summarize(result)
         summaries.append(summary)
         if out is not None:  # written as each set finishes, so a long run can be read while it goes on
             out.mkdir(parents=True, exist_ok=True)
-            (out / f"{name.replace(' ', '_')}--{set_dir.name}.json").write_text(json.dumps(summary, indent=1))
+            (out / f"{name.replace(' ', '_')}--{set_dir.name}--{half}.json").write_text(json.dumps(summary, indent=1))
         print(f"  {name} / {set_dir.name}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     return summaries
 
@@ -104,6 +106,7 @@ def rows(summary: dict) -> list[list[str]]:
             [
                 summary["profile"]["name"],
                 summary["set"],
+                summary.get("half", "all"),
                 cls,
                 str(stats["labelled"]),
                 _f(stats["recall"]),
@@ -122,7 +125,7 @@ def _f(value: float | None, digits: int = 3) -> str:
 
 
 def markdown(all_rows: list[list[str]]) -> str:
-    head = ["profile", "set", "class", "boxes", "recall", "precision", "hidden", "hidden <16 px (n)", "collateral", "s/MP"]
+    head = ["profile", "set", "half", "class", "boxes", "recall", "precision", "hidden", "hidden <16 px (n)", "collateral", "s/MP"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in all_rows]
     return "\n".join(lines)
@@ -134,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--profiles", nargs="+", default=[str(ROOT / "profiles" / "default.yaml")])
     parser.add_argument("--no-baseline", action="store_true", help="skip deface 1.5")
-    parser.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each set (of each half)")
+    parser.add_argument(
+        "--half", nargs="+", choices=HALVES, default=["all"],
+        help="halves of the fixed split to report, each on its own rows (e.g. --half tune confirm)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for one JSON summary per profile and set")
     parser.add_argument(
         "--set-class-only",
@@ -163,21 +170,25 @@ def main(argv: list[str] | None = None) -> int:
             run_profile = restrict(profile, only) if only else profile
             engine = Engine(run_profile)
             name = f"{profile.name} ({only}s only)" if only else profile.name
-            summaries += evaluate_all(
-                name,
-                engine_anonymizer(engine),
-                group,
-                limits=profile.limits,
-                sha=run_profile.sha256,
-                models=engine.models,
-                limit=args.limit,
-                out=args.out,
-            )
+            for half in args.half:
+                summaries += evaluate_all(
+                    name,
+                    engine_anonymizer(engine),
+                    group,
+                    limits=profile.limits,
+                    sha=run_profile.sha256,
+                    models=engine.models,
+                    limit=args.limit,
+                    out=args.out,
+                    half=half,
+                )
             del engine
     if not args.no_baseline:
-        summaries += evaluate_all(
-            BASELINE_NAME, deface_baseline(), sets, limits=Profile().limits, sha="-" * 12, models=[], limit=args.limit, out=args.out
-        )
+        for half in args.half:
+            summaries += evaluate_all(
+                BASELINE_NAME, deface_baseline(), sets, limits=Profile().limits, sha="-" * 12, models=[], limit=args.limit,
+                out=args.out, half=half,
+            )
     print(markdown([r for s in summaries for r in rows(s)]))
     return 0
 

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from anonymizer.config import CascadeSpec, load_profile
 from anonymizer.detect.cascade import Cues, cheap_scale, cheap_scales, plan_expensive, split_plan
 from anonymizer.detect.multiscale import ClassDetector, Pass
-from anonymizer.detections import FACE, PLATE
-from anonymizer.evaluate.labels import read_label_set
+from anonymizer.detections import FACE, PLATE, Detections
+from anonymizer.evaluate.labels import HALVES, half_of, read_label_set
 from anonymizer.evaluate.runner import load_rgb
 
 DEFAULT_EVAL_DIR = Path(os.environ.get("ANONYMIZER_EVAL_DIR", ROOT.parent / "shared" / "eval"))
@@ -186,23 +186,34 @@ def default_rules(profile) -> list[Rule]:
         Rule("faces 1x and 2x, mirrored too (no 3x; plates: full plan)", face_passes=((1.0, False), (1.0, True), (2.0, False), (2.0, True))),
     ]
     rules.append(Rule("cascade as in the profile", face=faces, plate=plates))
-    for mirrored, cues in ((True, (0.08, 0.12)), (False, (0.05, 0.08, 0.2))):
-        for cue in cues:
-            rules.append(
-                Rule(f"cascade, faces cue {cue:g}, cheap pass {'1x and its mirror' if mirrored else '1x unmirrored'}",
-                     face=dataclasses.replace(faces, cue_threshold=cue, always_mirrored=mirrored), plate=plates)
-            )
-    for always, cue in (((1.0,), 0.01), ((1.0, 2.0), 0.1)):
-        rules.append(
-            Rule(f"cascade, plates cheap pass {'+'.join(f'{s:g}x' for s in always)} only, cue {cue:g} (faces: the profile's)", face=faces,
-                 plate=dataclasses.replace(plates, always_scales=always, cue_threshold=cue))
-        )
+    # The previous default (faces' cue 0.05, plates' 0.1), and each of its cues alone.
+    old_faces, old_plates = dataclasses.replace(faces, cue_threshold=0.05), dataclasses.replace(plates, cue_threshold=0.1)
+    rules.append(Rule("previous default cascade (faces cue 0.05, plates cue 0.1)", face=old_faces, plate=old_plates))
+    rules.append(Rule("cascade, faces cue 0.05 (plates: the profile's)", face=old_faces, plate=plates))
+    rules.append(Rule("cascade, plates cue 0.1 (faces: the profile's)", face=faces, plate=old_plates))
+    rules.append(Rule("cascade, plates cue 0.01 (faces: the profile's)", face=faces, plate=dataclasses.replace(plates, cue_threshold=0.01)))
+    rules.append(Rule("cascade, faces context_px 64 (plates: the profile's)", face=dataclasses.replace(faces, context_px=64.0), plate=plates))
     return rules
+
+
+def score_boxes(images, detections: list[Detections], masker, spec: dict) -> tuple[list[bool], list[bool], int, int]:
+    """Pad, mask and score each image with the product's code: (hidden per labelled box, in order;
+    hidden per box under 16 px; collateral pixels changed, pixels judged)."""
+    from anonymizer.evaluate.runner import score_image
+    from anonymizer.mask.regions import pad_and_clip
+
+    hidden, small, changed, total = [], [], 0, 0
+    for (label, rgb), dets in zip(images, detections):
+        masked = masker.apply(rgb.copy(), pad_and_clip(dets, spec, (rgb.shape[1], rgb.shape[0]), ellipse=True))
+        boxes, image = score_image(label, rgb, masked, dets, 0.0)
+        hidden += [b.hidden for b in boxes]
+        small += [b.hidden for b in boxes if b.size_px < 16]
+        changed, total = changed + image.collateral_changed, total + image.collateral_total
+    return hidden, small, changed, total
 
 
 def score(args) -> int:
     from anonymizer.mask.maskers import Masker
-    from bench.face_frontier import score_all
 
     profile = load_profile(None)
     caches = {}
@@ -233,41 +244,110 @@ def score(args) -> int:
         loaded[name] = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels if label.image in entries]
     rules = args.rules or default_rules(profile)
     print(
-        "| rule | set | hidden | hidden < 16 px | collateral | face calls | plate calls | s/MP faces + plates | deface s/MP | "
-        "x deface (faces alone) |"
+        "| rule | set | half | hidden (n of N) | lost vs full plan | hidden < 16 px | collateral | face calls | plate calls | "
+        "s/MP faces + plates | deface s/MP | x deface (faces alone) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    reference: dict[tuple[str, str], list[bool]] = {}
     for rule in rules:
-        for name, images in loaded.items():
-            entries = caches[name]
-            face_call, face_per_mp, plate_call = set_rates[name]
-            cls, cid = (faces, FACE) if name in FACE_SETS else (plates, PLATE)
-            found, face_calls, plate_calls, face_secs, deface, mp = [], 0, 0, 0.0, 0.0, 0.0
-            for label, rgb in images:
+        for name, all_images in loaded.items():
+            for half in args.half:
+                images = [(label, rgb) for label, rgb in all_images if half == "all" or half_of(label.image) == half]
+                print(score_row(rule, name, half, images, caches[name], set_rates[name], faces, plates, masker, reference), flush=True)
+    return 0
+
+
+def score_row(rule: Rule, name: str, half: str, images, entries, set_rate, faces, plates, masker, reference) -> str:
+    """One table row: one rule on one half of one set, its boxes compared with the full plan's."""
+    face_call, face_per_mp, plate_call = set_rate
+    cls, cid = (faces, FACE) if name in FACE_SETS else (plates, PLATE)
+    found, face_calls, plate_calls, face_secs, deface, mp = [], 0, 0, 0.0, 0.0, 0.0
+    for label, rgb in images:
+        entry = entries[label.image]
+        mp += rgb.shape[0] * rgb.shape[1] / 1e6
+        if name in FACE_SETS:
+            boxes, face_run = simulate_faces(faces, rule, entry)
+            deface += entry["face"][next(p for p in entry["face"] if p.scale == 1.0 and not p.flipped)][2]
+            face_calls += len(face_run)
+            face_secs += sum(face_call + face_per_mp * (p.x1 - p.x0) * (p.y1 - p.y0) / 1e6 for p in face_run)
+            _, plate_run = simulate_plates(plates, rule, entry)
+        else:
+            boxes, plate_run = simulate_plates(plates, rule, entry)
+        plate_calls += len(plate_run)
+        boxes = [(b, c) for b, c in boxes if len(b)]
+        found.append(cls.merge([b for b, _ in boxes], [c for _, c in boxes]))
+    hidden, small, changed, total = score_boxes(images, found, masker, {cid: cls.spec})
+    full = reference.setdefault((name, half), hidden)  # the first rule is the full plan
+    lost = sum(f and not h for f, h in zip(full, hidden))
+    plate_secs = plate_call * plate_calls
+    secs = face_secs + plate_secs
+    ratio = f"{secs / deface:.1f} ({face_secs / deface:.1f})" if deface else "–"
+    dmp = f"{deface / mp:.3f}" if deface else "–"
+    fmp = f"{face_secs / mp:.2f}" if name in FACE_SETS else "–"
+    share = f"{np.mean(hidden):.4f} ({sum(hidden)} of {len(hidden)})" if hidden else "–"
+    small_share = f"{np.mean(small):.4f}" if small else "–"
+    return (
+        f"| {rule.name} | {name} | {half} | {share} | {lost} | {small_share} | {changed / max(total, 1):.4f} | {face_calls} | "
+        f"{plate_calls} | {fmp} + {plate_secs / max(mp, 1e-9):.2f} | {dmp} | {ratio} |"
+    )
+
+
+def explain(args) -> int:
+    """Why the cascade can drop an object: for every labelled object that only a pass outside the
+    cheap one finds (the full plan's boxes at the class threshold that overlap it, IoU >= 0.3),
+    the strongest cheap-pass candidate on it (its cue, down to the cache's floor) and whether the
+    profile's rule runs a pass that finds it; per set and half, and the weakest such cue."""
+    from anonymizer.detections import box_iou
+
+    profile = load_profile(None)
+    faces = ClassDetector(None, profile.detect.faces, FACE)  # type: ignore[arg-type]
+
+    class _Fixed:
+        fixed_input = 640
+
+    plates = ClassDetector(_Fixed(), profile.detect.plates, PLATE)  # type: ignore[arg-type]
+    rule = Rule("profile", face=profile.detect.faces.cascade, plate=profile.detect.plates.cascade)
+    print("| set | half | objects | found only outside the cheap pass | their cheap cue (min / median) | dropped by the rule |")
+    print("|---|---|---|---|---|---|")
+    for name in args.sets:
+        f = args.cache / f"{name}.pkl"
+        if not f.is_file():
+            continue
+        entries = pickle.loads(f.read_bytes())
+        labels = [li for li in read_label_set(args.eval_dir / name, default_class="face" if name in FACE_SETS else "plate") if li.image in entries]
+        for half in args.half:
+            n = 0
+            cues, dropped, lines = [], 0, []
+            for label in labels:
+                if half != "all" and half_of(label.image) != half:
+                    continue
                 entry = entries[label.image]
-                mp += rgb.shape[0] * rgb.shape[1] / 1e6
                 if name in FACE_SETS:
-                    boxes, face_run = simulate_faces(faces, rule, entry)
-                    deface += entry["face"][next(p for p in entry["face"] if p.scale == 1.0 and not p.flipped)][2]
-                    face_calls += len(face_run)
-                    face_secs += sum(face_call + face_per_mp * (p.x1 - p.x0) * (p.y1 - p.y0) / 1e6 for p in face_run)
-                    _, plate_run = simulate_plates(plates, rule, entry)
+                    spec = faces.spec
+                    cheap_keys = [p for p in entry["face"] if p.scale == cheap_scale(spec.scales) and (not p.flipped or rule.face.always_mirrored)]
+                    all_out = entry["face"]
+                    ran, _ = simulate_faces(faces, rule, entry)
                 else:
-                    boxes, plate_run = simulate_plates(plates, rule, entry)
-                plate_calls += len(plate_run)
-                boxes = [(b, c) for b, c in boxes if len(b)]
-                found.append(cls.merge([b for b, _ in boxes], [c for _, c in boxes]))
-            r = score_all(images, found, masker, {cid: cls.spec})
-            plate_secs = plate_call * plate_calls
-            secs = face_secs + plate_secs
-            ratio = f"{secs / deface:.1f} ({face_secs / deface:.1f})" if deface else "–"
-            dmp = f"{deface / mp:.3f}" if deface else "–"
-            fmp = f"{face_secs / mp:.2f}" if name in FACE_SETS else "–"
-            print(
-                f"| {rule.name} | {name} | {r.hidden:.4f} | {r.small:.4f} | {r.collateral:.4f} | {face_calls} | {plate_calls} | "
-                f"{fmp} + {plate_secs / mp:.2f} | {dmp} | {ratio} |",
-                flush=True,
-            )
+                    spec = plates.spec
+                    scales = cheap_scales(spec.scales, rule.plate.always_scales)
+                    cheap_keys = [p for p in entry["plate"] if p.scale in scales]
+                    all_out = entry["plate"]
+                    ran, _ = simulate_plates(plates, rule, entry)
+                ran_boxes = np.concatenate([b for b, _ in ran]) if ran else np.zeros((0, 4), np.float32)
+                for box in label.boxes:
+                    n += 1
+                    hits = {p: float(c[(box_iou(b, box[None])[:, 0] >= 0.3) & (c >= spec.threshold)].max(initial=0)) for p, (b, c, _) in all_out.items() if len(b)}
+                    if not any(v > 0 for v in hits.values()) or any(hits.get(p, 0) > 0 for p in cheap_keys):
+                        continue
+                    cue = max((float(c[box_iou(b, box[None])[:, 0] >= 0.1].max(initial=0)) for p, (b, c, _) in all_out.items() if p in cheap_keys and len(b)), default=0.0)
+                    cues.append(cue)
+                    found = len(ran_boxes) and box_iou(ran_boxes, box[None]).max() >= 0.3
+                    dropped += 0 if found else 1
+                    lines.append(f"  {label.image} {box.astype(int).tolist()} cheap cue {cue:.3f}, found by {sorted((p.scale, p.flipped) for p, v in hits.items() if v)[:3]}{'' if found else ' DROPPED'}")
+            summary = f"{min(cues):.3f} / {float(np.median(cues)):.3f}" if cues else "–"
+            print(f"| {name} | {half} | {n} | {len(cues)} | {summary} | {dropped} |")
+            if args.verbose:
+                print("\n".join(lines))
     return 0
 
 
@@ -291,10 +371,14 @@ def real(args) -> int:
     engines = {"cascade": Engine(profile)}
     if args.with_full:
         engines["full plan"] = Engine(off)
+    for path in args.also:  # e.g. the previous default, timed on the same images under the same load
+        other = load(path)
+        engines[other.name or Path(path).stem] = Engine(dataclasses.replace(other, detect=dataclasses.replace(other.detect, device="cpu")))
     centerface = engines["cascade"].detectors["face"].raw
     for name in args.sets:
         set_dir = args.eval_dir / name
-        labels = read_label_set(set_dir, default_class="face" if name in FACE_SETS else "plate")[:: args.every][: args.limit]
+        labels = read_label_set(set_dir, default_class="face" if name in FACE_SETS else "plate")
+        labels = [label for label in labels if args.half == "all" or half_of(label.image) == args.half][:: args.every][: args.limit]
         seconds = {k: 0.0 for k in [*engines, "deface proxy"]}
         mp = 0.0
         for label in labels:
@@ -309,7 +393,7 @@ def real(args) -> int:
                 seconds[key] += time.perf_counter() - t
         base = seconds["deface proxy"]
         cells = " | ".join(f"{k} {v / mp:.2f} s/MP ({v / base:.1f}x)" for k, v in seconds.items())
-        print(f"| {name} ({len(labels)} images, {mp:.1f} MP) | {cells} |", flush=True)
+        print(f"| {name}, {args.half} ({len(labels)} images, {mp:.1f} MP) | {cells} |", flush=True)
     return 0
 
 
@@ -321,13 +405,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--every", type=int, default=1, help="cache every n-th image only (CPU is scarce; say so when quoting)")
     s = sub.add_parser("score", help="score the rules from the cache")
     s.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
+    s.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"], help="halves of the fixed split, each on its rows")
+    e = sub.add_parser("explain", help="objects only the expensive passes find, and their cheap-pass cues")
+    e.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
+    e.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"])
+    e.add_argument("--verbose", action="store_true", help="list every such object")
     r = sub.add_parser("real", help="time Engine.detect_image with the cascade against deface's proxy, image by image")
     r.add_argument("--sets", nargs="+", default=["faces-wider"])
     r.add_argument("--profile", type=Path, default=None, help="a profile with the cascade enabled (default: the built-in)")
     r.add_argument("--every", type=int, default=4)
     r.add_argument("--limit", type=int, default=1000)
     r.add_argument("--with-full", action="store_true", help="also time the full plan (slow)")
-    for p in (c, s, r):
+    r.add_argument("--half", choices=HALVES, default="all", help="only this half of the fixed split")
+    r.add_argument("--also", nargs="+", type=Path, default=[], help="more profiles to time beside it, interleaved")
+    for p in (c, s, e, r):
         p.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
         p.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
@@ -338,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "real":
         return real(args)
+    if args.command == "explain":
+        return explain(args)
     args.rules = None
     return score(args)
 

@@ -47,4 +47,8 @@ echo "install.sh: installing anonymizer[$extras] into $VENV, versions from const
 # platedet ships the plate model (AGPL-3.0); its own exact pins (old opencv, pillow, onnxruntime)
 # conflict with ours, so it is installed without them: it only needs to carry its .onnx file.
 "$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps "platedet==0.0.2"
+# rapidocr-onnxruntime ships PP-OCRv4's text detector (Apache-2.0), the plates' text cue
+# (detect.plate_text); only its .onnx file is used, and its pins (pyclipper, shapely, an older
+# opencv) are not needed, so it is installed the same way.
+"$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps "rapidocr-onnxruntime==1.4.4"
 "$VENV/bin/python" -c "import anonymizer.detect.registry as r; r.check_weights_present()"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anonymizer.config import ClassSpec, DetectSpec
+from anonymizer.config import ClassSpec, DetectSpec, PlateTextSpec
 from anonymizer.detect.base import ModelInfo, RawDetector
 from anonymizer.detect.multiscale import ClassDetector
 from anonymizer.detect.registry import builtin_weights
+from anonymizer.detect.text import PlateShape, TextDetector
 from anonymizer.detect.torch import GPU_EXTRA_HINT, cuda_available, torch_installed
 from anonymizer.detections import CLASS_IDS
 from anonymizer.errors import ModelError
@@ -79,3 +80,16 @@ def build_detectors(
             detectors[name] = ClassDetector(raw, spec, CLASS_IDS[name], batch_size=batch_size)
     models = [d.raw.info for d in detectors.values()]
     return detectors, models, device
+
+
+def build_text_cue(detect: DetectSpec) -> TextDetector | None:
+    """The plates' text detector (photos), when ``detect.plate_text`` and plates are enabled."""
+    if not (detect.plate_text.enabled and detect.plates.enabled):
+        return None
+    path, licence = builtin_weights("pp-ocrv4-det")
+    return TextDetector(path, licence, threads=detect.threads)
+
+
+def plate_shape(spec: PlateTextSpec) -> PlateShape:
+    """The shape rule of ``detect.plate_text`` for anonymizer.detect.text."""
+    return PlateShape(spec.min_score, spec.min_aspect, spec.max_aspect, spec.min_height_px, spec.max_height, spec.grow)

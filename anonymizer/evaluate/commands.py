@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from anonymizer.detections import CLASS_IDS
+from anonymizer.evaluate.labels import HALVES
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--profile", metavar="FILE", default=None, help="profile YAML (default: the built-in default)")
     parser.add_argument("--json", action="store_true", help="print the figures and all failures as JSON")
     parser.add_argument("--limit", metavar="N", type=_positive_int, default=None, help="evaluate only the first N images")
+    parser.add_argument(
+        "--half",
+        choices=HALVES,
+        default="all",
+        help="only the tune or the confirm half of the set: an image is 'confirm' when the first hex digit of "
+        "the SHA-1 of its relative path is 8-f (choose rules on tune, confirm them on confirm; default all)",
+    )
     parser.add_argument(
         "--class",
         dest="default_class",
@@ -75,6 +83,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             models=engine.models,
             default_class=args.default_class,
             limit=args.limit,
+            half=args.half,
             progress=progress,
         )
     except AnonymizerError as exc:

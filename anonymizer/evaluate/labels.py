@@ -17,6 +17,7 @@ folder name (``faces-*`` / ``plates-*``), or from the command line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from anonymizer.detections import CLASS_IDS
 from anonymizer.errors import ConfigError
 
 LABELS_FILE = "labels.jsonl"
+HALVES = ("tune", "confirm", "all")
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,18 @@ def read_label_set(set_dir: str | Path, *, default_class: str | None = None) -> 
     if not items:
         raise ConfigError(f"{path}: no labelled images")
     return items
+
+
+def half_of(image: str) -> str:
+    """Given an image's path relative to its set (the label line's ``image``), return its half of
+    the fixed split: "confirm" when the first hex digit of the SHA-1 of the path (UTF-8) is 8-f,
+    else "tune". Rules are chosen on the tune half and confirmed on the other (../shared/eval/README.md);
+    a fixed split, so every session and every bench uses the same one."""
+    return "confirm" if hashlib.sha1(image.encode("utf-8")).hexdigest()[0] in "89abcdef" else "tune"
+
+
+def select_half(labels: list[LabeledImage], half: str) -> list[LabeledImage]:
+    """The labelled images of one half ("tune" / "confirm"), in file order; "all" keeps every one."""
+    if half not in HALVES:
+        raise ConfigError(f"half must be one of {', '.join(HALVES)}, got {half!r}")
+    return labels if half == "all" else [label for label in labels if half_of(label.image) == half]

@@ -64,6 +64,7 @@ def summarize(result: SetResult) -> dict[str, Any]:
     megapixels = sum(im.megapixels for im in result.images)
     return {
         "set": result.set_name,
+        "half": result.half,
         "images": len(result.images),
         "profile": {"name": result.profile_name, "sha256": result.profile_sha256},
         "models": result.models,
@@ -98,8 +99,9 @@ def _fmt(value: float | None) -> str:
 def render_table(summary: dict[str, Any], *, max_failures: int = 50) -> str:
     """Return the human-readable report of one set."""
     profile = summary["profile"]
+    half = summary.get("half", "all")
     title = (
-        f"set {summary['set']}: {summary['images']} images, profile {profile['name'] or '?'} "
+        f"set {summary['set']}{'' if half == 'all' else f' ({half} half)'}: {summary['images']} images, profile {profile['name'] or '?'} "
         f"(sha256 {profile['sha256'][:12]}), {_fmt(summary['seconds_per_megapixel'])} s/megapixel"
     )
     lines = [

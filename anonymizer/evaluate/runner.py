@@ -18,7 +18,7 @@ import numpy as np
 from anonymizer.detections import CLASS_NAMES, FACE, Detections
 from anonymizer.errors import ConfigError, MediaError
 from anonymizer.evaluate import metrics
-from anonymizer.evaluate.labels import LabeledImage, read_label_set
+from anonymizer.evaluate.labels import LabeledImage, read_label_set, select_half
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class SetResult:
     profile_sha256: str
     models: list[dict[str, str]]
     classes: tuple[str, ...]
+    half: str = "all"
     boxes: list[BoxOutcome] = field(default_factory=list)
     images: list[ImageOutcome] = field(default_factory=list)
 
@@ -160,6 +161,7 @@ def evaluate_set(
     models: list[dict[str, str]] | None = None,
     default_class: str | None = None,
     limit: int | None = None,
+    half: str = "all",
     progress: Callable[[int, int], None] | None = None,
 ) -> SetResult:
     """Run ``anonymize`` on every labelled image of a set and return the scores.
@@ -169,17 +171,18 @@ def evaluate_set(
         set_dir: folder with ``labels.jsonl`` and ``images/``.
         limits: a ``LimitsSpec`` for the photo reader.
         default_class: class of boxes whose line names none ('face' / 'plate').
-        limit: evaluate only the first N images (in file order).
+        limit: evaluate only the first N images (in file order, of the half).
+        half: "tune" or "confirm" half of the fixed split (``labels.half_of``), or "all".
         progress: called with (done, total) after each image.
 
     Raise ConfigError for a malformed set or an unreadable image.
     """
     set_dir = Path(set_dir)
-    labels = read_label_set(set_dir, default_class=default_class)
+    labels = select_half(read_label_set(set_dir, default_class=default_class), half)
     if limit is not None:
         labels = labels[:limit]
     classes = tuple(sorted({CLASS_NAMES[int(c)] for li in labels for c in li.class_id}))
-    result = SetResult(set_dir.resolve().name, profile_name, profile_sha256, models or [], classes)
+    result = SetResult(set_dir.resolve().name, profile_name, profile_sha256, models or [], classes, half=half)
     for done, label in enumerate(labels, start=1):
         rgb = load_rgb(set_dir / label.image, label, limits)
         start = time.perf_counter()

@@ -80,20 +80,21 @@ def test_evaluate_reports_both_classes_with_size_buckets_and_groups(sample_repor
     assert faces["labelled"] == 14 and plates["labelled"] == 2
     assert sum(b["labelled"] for b in faces["by_size"].values()) == 14
     assert set(faces["by_group"]) == {"with_mask", "without_mask"}
-    # The face photo is completely labelled, the plate photos are not: no plate precision.
+    # The face photo is completely labelled, the plate photos are not: plate precision is judged on
+    # the face photo alone (where a plate-shaped text region, detect.plate_text, is a false positive).
     assert faces["precision_images"] == 1 and faces["precision"] is not None
-    assert plates["precision"] is None
+    assert plates["precision_images"] == 1
     assert sample_report["seconds_per_megapixel"] > 0
 
 
 def test_evaluate_finds_that_the_engine_hides_the_sample_faces_and_plates(sample_report):
     faces, plates = sample_report["classes"]["face"], sample_report["classes"]["plate"]
-    # Large, frontal faces: the shipped engine must hide nearly all of them. Of the two plates,
-    # the large one (316b64c0) must be hidden; the small grey one (12c6cb72) is a known miss of
-    # the current plate model and shows up in the failure list until the method improves.
+    # Large, frontal faces: the shipped engine must hide nearly all of them. Both plates are
+    # hidden: the small grey one (12c6cb72, OSG 719), which the plate model never finds, by the
+    # text cue (detect.plate_text).
     assert faces["hidden"] >= 0.85
-    assert plates["hidden"] >= 0.5
-    assert not any("316b64c0" in f["image"] for f in sample_report["failures"])
+    assert plates["hidden"] == 1.0
+    assert not any(f["class"] == "plate" for f in sample_report["failures"])
     assert sample_report["collateral"] < 0.05
 
 
@@ -156,7 +157,9 @@ def test_table_output_names_the_set_the_classes_and_the_collateral(sample_set, c
     out, _ = capsys.readouterr()
     assert code == 0
     assert "face" in out and "recall" in out and "hidden" in out and "collateral" in out
-    assert "plate " not in out  # --limit 1 keeps only the face photo
+    # --limit 1 keeps only the face photo: no plate rows (a text region there may still be listed
+    # as a possibly unlabelled plate detection).
+    assert not any(line.startswith("plate ") for line in out.splitlines())
 
 
 def test_a_malformed_label_line_is_a_clear_error_naming_the_line(tmp_path, capsys):
@@ -319,3 +322,35 @@ def test_video_collateral_counts_masks_not_what_the_encoder_moves(sample_clip):
     assert mask_only > 0
     assert abs(against_reference.collateral_changed - mask_only) < 0.1 * mask_only
     assert against_input.collateral_changed > 2 * mask_only  # without the reference the noise counts too
+
+
+def test_the_halves_split_a_set_by_the_sha1_of_each_relative_path(sample_set):
+    # The fixed split of ../shared/eval/README.md: the first hex digit of SHA-1(path) 8-f = confirm.
+    assert labels.half_of("images/plate-316b64c0-55bf-4079-a1c0-d93f461a576f.jpg") == "tune"  # 0d9a40...
+    assert labels.half_of("images/faces-maksssksksss209.jpg") == "confirm"  # b92e0c...
+    assert labels.half_of("images/plate-12c6cb72-3ea3-49e7-b381-e0cdfc5e8960.jpg") == "confirm"  # a871f5...
+    everything = labels.read_label_set(sample_set)
+    tune, confirm = labels.select_half(everything, "tune"), labels.select_half(everything, "confirm")
+    assert [li.image for li in tune] == ["images/plate-316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"]
+    assert sorted(li.image for li in tune + confirm) == sorted(li.image for li in everything)
+    assert labels.select_half(everything, "all") == everything
+    with pytest.raises(ConfigError, match="half must be one of"):
+        labels.select_half(everything, "train")
+
+
+def test_evaluate_scores_only_the_half_it_is_asked_for(sample_set, capsys):
+    def do_nothing(rgb):
+        from anonymizer.detections import Detections
+
+        return rgb.copy(), Detections.empty()
+
+    summary = summarize(evaluate_set(do_nothing, sample_set, limits=Profile().limits, half="confirm"))
+    assert summary["half"] == "confirm" and summary["images"] == 2
+    assert summary["classes"]["face"]["labelled"] == 14 and summary["classes"]["plate"]["labelled"] == 1
+    assert "(confirm half): 2 images" in render_table(summary)
+    parser = argparse.ArgumentParser(prog="anonymizer")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    assert parser.parse_args(["evaluate", str(sample_set), "--half", "tune"]).half == "tune"
+    assert parser.parse_args(["evaluate", str(sample_set)]).half == "all"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", str(sample_set), "--half", "train"])

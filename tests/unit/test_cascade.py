@@ -203,3 +203,33 @@ def test_the_cascade_reports_progress_for_every_inference_call():
     _, calls = module.detect_cascade(detector, RULE, picture([(100, 100, 4)]), progress=lambda d, t: seen.append((d, t)))
     assert calls > 1 and seen[-1] == (calls, calls)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never goes backwards
+
+
+@pytest.mark.parametrize("cls", ["faces", "plates"])
+def test_the_default_cue_is_weaker_than_a_detection(cls):
+    # A cue at or above the class's threshold sends the closer look only where the cheap pass has
+    # already detected something: an object only the closer look finds is never looked for.
+    spec = getattr(load_profile(None).detect, cls)
+    assert spec.cascade.cue_threshold <= spec.threshold / 2
+
+
+class FaintSquareFinder(FixedSquareFinder):
+    """Squares scored side / 60 px: a 2 px square is 0.033 at 1x and 0.067 in a 3x tile (4 px)."""
+
+    def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        xyxy, scores = super().__call__(rgb, threshold * 1.5)
+        return xyxy, scores / 1.5
+
+
+def test_a_candidate_too_weak_to_be_a_plate_gets_the_closer_look_that_finds_it():
+    # The cheap pass scores it under the plates' 0.05 threshold (no detection), a 3x tile above.
+    spec = replace(load_profile(None).detect.plates, scales=(1.0, 3.0), tile_size=640)
+    detector = ClassDetector(FaintSquareFinder(), spec, 1)
+    rgb = picture([(300, 200, 2)])
+    default = spec.cascade
+    found, _ = module.detect_cascade(detector, default, rgb)
+    assert len(found) == 1 and found.confidence[0] >= spec.threshold
+    assert box_iou(found.xyxy, np.array([[300, 200, 302, 202]], np.float32)).max() > 0.3
+    # With a cue above the threshold (the plates' 0.1 before), the 3x tile never ran: the plate was lost.
+    lost, calls = module.detect_cascade(detector, replace(default, cue_threshold=0.1), rgb)
+    assert len(lost) == 0 and calls == 1

@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision) or a changed default (the
-# photo cascade on; plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and
-# that is the only reason to edit these: the same content is then processed once more.
+# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
+# detect.plate_text) or a changed default (the photo cascade on, its cue thresholds; plates on int8
+# at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only reason to edit
+# these: the same content is then processed once more.
 SHA256_BEFORE = {
-    "default.yaml": "7adad7670fbab78c496be13055e0e5078f7c09409a6cd68d0fea1764b0fdb173",
-    "cctv-fast.yaml": "02db41a59e32e4d42e53d81419ac89a68581c3cd9d9462a231bfd2bd5a2e7d72",
-    "low-collateral.yaml": "e4f0d964989a7085ffe702b207a43cfd66471e1ebaa4ec20c49c97d2919a750c",
+    "default.yaml": "78ec562eeada972b222ec5d63ca5cd52ad4259e9daa4f8e8e0d53508db9531ba",
+    "cctv-fast.yaml": "a6b89f9a6153e2026185e1b13ba096d09185372925c43b223e5388766c2bd40e",
+    "low-collateral.yaml": "89887dad36ad068f11df3976964d913755120304e932f3726608b9f004ee7c37",
 }
 
 
