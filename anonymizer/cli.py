@@ -54,7 +54,7 @@ def _progress_bar(enabled: bool):
 
     bar = tqdm(total=0, unit="frame", leave=False, dynamic_ncols=True)
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(stage: str, done: int, total: int, **_: int) -> None:
         bar.set_description(stage)
         if total and bar.total != total:
             bar.reset(total=total)

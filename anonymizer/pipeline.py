@@ -11,6 +11,7 @@ file; the daemon, the workers and the CLI all call exactly this.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ from anonymizer.stream.run import run
 from anonymizer.stream.stages import Detect, Mask, Read, Track
 from anonymizer.track.window import ClassTrack
 
-ProgressFn = Callable[[str, int, int], None]
+# ``progress(stage, done, total, **detail)``: called often (every frame, every inference pass,
+# and every stream.run.WAIT_S while a video's stages work), also with unchanged values; what it
+# raises stops the job. ``detail`` (``passes=``) says that work advanced inside a long frame.
+ProgressFn = Callable[..., None]
 
 
 @dataclass
@@ -243,6 +247,8 @@ class Engine:
         result = self._result("video")
         result.width, result.height = info.width, info.height
         total = info.frames_declared or int((info.duration_s or 0) * (info.fps or 0))
+        if progress:
+            progress("detect", 0, total)  # status shows the frame count from the job's start
         if masks:
             # Checked again once every frame is decoded: a container may declare no frame count.
             masks.check_fit(info.width, info.height, photo=False, frames=info.frames_declared or None, duration_s=info.duration_s)
@@ -254,8 +260,9 @@ class Engine:
         everies = [1] if profile.detect.gating else [self.class_specs[CLASS_IDS[name]].every_n_frames for name in self.detectors]
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
                     blocks=profile.detect.gating)
+        cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
-                        batch=self.batch)
+                        batch=self.batch, cancel=cancel)
         classes = {}
         for name in self.detectors:
             spec = self.class_specs[CLASS_IDS[name]]
@@ -267,16 +274,30 @@ class Engine:
 
         writer: VideoWriter | None = None
         written = 0
-        frames = run(read, stages, threaded=self.threaded, depth=2)
+
+        def report() -> None:
+            # Per frame, and every stream.run.WAIT_S while the stages work: the frames detected
+            # (the leading edge, where the time goes), then the frames masked and written behind
+            # the tracker's look-ahead. The callback may raise to stop the job (SIGTERM): that
+            # abandons the chain here, on the caller's thread, and every stage thread ends.
+            if progress:
+                if detect.finished:
+                    progress("mask", written, total)
+                else:
+                    # ``passes``: each inference call advances it, so liveness (the daemon's
+                    # watchdog) sees work inside a frame whose passes take seconds.
+                    progress("detect", detect.done, total, passes=detect.passes)
+
+        frames = run(read, stages, threaded=self.threaded, depth=2, cancel=cancel, idle=report)
         try:
+            report()
             for image, pts, frame_regions in frames:
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
                 self._count(result, frame_regions, None)
                 writer.write(image, pts)
                 written += 1
-                if progress:
-                    progress("process", written, total)
+                report()
             check_complete(info, read.frames, read.last_time)
             if writer is None or written != read.frames:
                 raise MediaError(f"{written} of {read.frames} decoded frames were written")

@@ -123,6 +123,16 @@ class DaemonConfig:
     metrics: tuple[str, int] | None = metrics_setting(
         "`HOST:PORT` for Prometheus `/metrics`; changing it needs a restart", "127.0.0.1:9808"
     )
+    stall_timeout_s: float = setting(
+        300.0,
+        doc="a job with no progress for this long: logged, the daemon exits 7 and systemd restarts it",
+        details="a running job that makes no progress for this long (no frame, inference pass or 64 MiB "
+        "hashed; the slowest legitimate step, decoding a 24 MP photo on a busy 2-core host, takes about "
+        "20 s) is logged as `daemon.stalled`; the daemon then exits with code 7 and systemd restarts it. "
+        "The job counts an attempt. The systemd watchdog stops being fed at the same moment",
+        minimum=10,
+        maximum=86400,
+    )
     retry: RetryPolicy = section(RetryPolicy)
     # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
     # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.

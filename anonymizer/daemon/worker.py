@@ -107,6 +107,7 @@ class Worker:
     report: Callable[[str, int, int], None] = lambda stage, done, total: None
     clock: Callable[[], float] = time.time
     _audit_head: tuple[str, int] | None = field(default=None, init=False)
+    _last_progress: Any = field(default=None, init=False)
     _mounts: dict[Path, tuple[str, int, int]] = field(default_factory=dict, init=False)
 
     # ------------------------------------------------------------------ shares
@@ -170,13 +171,18 @@ class Worker:
         return {"path_hmac": path_hmac(self.hmac_key, folder.name, job.rel_path)}
 
     def _progress(self, *args: Any, **kwargs: Any) -> None:
-        # Called by the engine after every frame of a video and every inference pass of a photo,
-        # and while hashing and copying: proves the job is making progress (the heartbeat feeds
-        # the systemd watchdog only while such ticks keep coming), and is where a SIGTERM turns
-        # into a requeue within seconds, whatever the job's size.
+        # Called by the engine after every frame of a video and every inference pass, several
+        # times a second while a video's stages work, and while hashing and copying. It is where
+        # a SIGTERM turns into a requeue within seconds, whatever the job's size. Only a call
+        # that says something advanced proves progress (the heartbeat feeds the systemd watchdog
+        # only while such ticks keep coming): the calls a waiting pipeline makes repeat the
+        # last values, so a stuck stage cannot keep the daemon looking alive.
         if len(args) == 3 and isinstance(args[0], str):
             self.report(*args)  # (stage, done, total): shown by `anonymizer status`
-        self.heartbeat()
+        seen = (args, tuple(sorted(kwargs.items())))
+        if seen != self._last_progress or not args:
+            self._last_progress = seen
+            self.heartbeat()
         if self.should_stop():
             raise StopRequested()
 

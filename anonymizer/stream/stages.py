@@ -12,6 +12,7 @@ frames, pts for pts, or the job fails.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from anonymizer.detections import Detections
 from anonymizer.errors import MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.media.video import DecodedFrame, frame_rotation, iter_frames
-from anonymizer.stream.run import prefetch
+from anonymizer.stream.run import Cancelled, prefetch
 from anonymizer.track.window import ClassTrack, WindowTracker
 
 
@@ -115,12 +116,28 @@ class Detect:
     """Run each class's scheduled passes (cadence, gating) on the frames it wants.
 
     Frames are taken ``batch`` at a time so a GPU detector gets same-shaped crops together.
+    ``done`` counts the frames detected and ``finished`` says every frame was: the job's progress
+    (the leading edge, where the time goes; the tracker holds frames back for its look-ahead).
+    ``cancel`` is checked after every inference call: a 4K frame's passes take seconds, and a
+    stopped job must not wait for them.
     """
 
-    def __init__(self, detectors: dict[str, ClassDetector], *, gate: bool, refresh_frames: int, batch: int = 1) -> None:
+    def __init__(
+        self,
+        detectors: dict[str, ClassDetector],
+        *,
+        gate: bool,
+        refresh_frames: int,
+        batch: int = 1,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
         self.batch = batch
+        self.cancel = cancel
         self.seconds = 0.0
+        self.done = 0
+        self.passes = 0  # inference calls made: a 4K frame's passes take seconds (liveness)
+        self.finished = False
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         pending: list[Frame] = []
@@ -130,6 +147,12 @@ class Detect:
                 yield from self._detect(pending)
                 pending = []
         yield from self._detect(pending)
+        self.finished = True
+
+    def _check(self, *_: int) -> None:
+        self.passes += 1
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
 
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         start = time.perf_counter()
@@ -142,7 +165,12 @@ class Detect:
             if not wanted:
                 continue
             plans = [schedule.plan(f.index, f.rgb, f.blocks) for f in wanted]  # type: ignore[arg-type]
-            passes = schedule.detector.detect_passes([f.rgb for f in wanted], video=True, plans=[p for p, _, _ in plans])  # type: ignore[misc]
+            passes = schedule.detector.detect_passes(
+                [f.rgb for f in wanted],  # type: ignore[misc]
+                video=True,
+                plans=[p for p, _, _ in plans],
+                progress=self._check,
+            )
             for f, (_, carried, refresh), found in zip(wanted, plans, passes):
                 dets = schedule.detector.merge_passes(found)
                 if refresh:
@@ -153,6 +181,7 @@ class Detect:
             # tracker's look-ahead would hold half a megabyte per 4K frame it waits on.
             f.rgb = f.blocks = None
         self.seconds += time.perf_counter() - start
+        self.done += len(frames)
         return frames
 
 

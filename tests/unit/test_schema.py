@@ -264,8 +264,8 @@ def test_daemon_sections_name_file_key_and_bounds(tmp_path: Path) -> None:
         "at 'retry.shade': unknown key; allowed keys: base_s, max_attempts, max_s",
         "at 'retry.max_attempts': 0 is below the minimum 1",
         "at 'folders[0].hue': unknown key",
-        "at 'folders[0].settle_s': expected int or float, got 'long'",
-        "at 'folders[0].poll_interval_s': 0 is below the minimum 0.05",
+        "at 'folders[0].settle_s': expected a duration like 30s, 24h or 30d, got 'long'",
+        "at 'folders[0].poll_interval_s': 0.0 is below the minimum 0.05",
         "at 'broker_in_flight': only meaningful with a broker",
     ):
         assert f"{path}: {fragment}" in text, fragment
@@ -303,7 +303,7 @@ def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
     for fragment in (
         "daemon.yaml: at 'api.listen': expected HOST:PORT with a port 1-65535, got '127.0.0.1:99999'",
         "daemon.yaml: at 'api.rate_per_minute': 0 is below the minimum 1",
-        "daemon.yaml: at 'api.leeway_s': expected int or float, got True",
+        "daemon.yaml: at 'api.leeway_s': expected a duration like 30s, 24h or 30d, got True",
         "daemon.yaml: at 'api.colour': unknown key; allowed keys: audience, issuer, jwks_file, leeway_s, listen",
     ):
         assert any(e.startswith(fragment) for e in c.errors), fragment
