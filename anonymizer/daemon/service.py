@@ -509,6 +509,7 @@ class Service:
             should_stop=self._stop.is_set,
             heartbeat=heartbeat.tick,
             report=heartbeat.report,
+            output_mode=cfg.output_mode,
         )
         worker.note_mounts(cfg.folders)
         remote = None
@@ -721,6 +722,7 @@ class Service:
             # Jobs out on workers are followed through the broker they were sent to.
             self.log.warning("config.broker_unchanged", reason="the broker settings only change with a restart")
         engines.replace(ready)
+        worker.output_mode = new.output_mode
         worker.note_mounts(new.folders)
         scan.set_folders(new.folders)
         if getattr(self, "_buckets", None) is not None:
