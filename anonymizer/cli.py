@@ -355,12 +355,20 @@ def main(argv: list[str] | None = None) -> int:
 
     return_large_buffers()  # before any frame is decoded: RSS stays flat over long 4K clips
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a reader that has gone is handled, not at exit
+        return code
     except (ConfigError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `anonymizer status | head`: the reader has gone, so the rest is moot. Point stdout at
+        # /dev/null so that the interpreter's own flush at exit does not fail again, and exit as
+        # a process killed by SIGPIPE would (128 + 13), without a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
