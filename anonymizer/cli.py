@@ -226,6 +226,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 cfg = load_daemon_config(path)
                 folders = ", ".join(f"{f.name} (profile sha256 {f.profile.sha256[:16]})" for f in cfg.folders)
                 print(f"{path}: valid daemon config, {len(cfg.folders)} folder(s): {folders}")
+                for f in cfg.folders:
+                    for warning in f.profile.photo_recall_warnings():
+                        print(f"warning: folder {f.name}: {f.profile_path}: {warning}", file=sys.stderr)
                 if cfg.api is not None:
                     names = ", ".join(f"{n} -> {f}" for n, f in cfg.api.profiles)
                     tls = "https" if cfg.api.tls_cert else "http"
@@ -241,6 +244,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else:
                 profile = load_profile(path)
                 print(f"{path}: valid profile {profile.name!r}, sha256 {profile.sha256[:16]}")
+                for warning in profile.photo_recall_warnings():
+                    print(f"warning: {path}: {warning}", file=sys.stderr)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             failed += 1

@@ -109,6 +109,18 @@ class Engine:
         # Video stages on their own threads (decode, inference, masking and encoding overlap);
         # tests may run them one after another on the calling thread.
         self.threaded = True
+        # Photos may get another plan than video frames (profile detect.photos): built on the
+        # first photo, so a video-only folder never loads a second set of detectors.
+        self._photo_profile = profile.for_photos()
+        self._photo_engine: Engine | None = None if self._photo_profile is not profile else self
+
+    @property
+    def photo_engine(self) -> Engine:
+        """The engine photos are processed with: this one, or one on ``profile.for_photos()``."""
+        if self._photo_engine is None:
+            self._photo_engine = Engine(self._photo_profile)
+            self._photo_engine.threaded = self.threaded
+        return self._photo_engine
 
     # ------------------------------------------------------------------ pure, on arrays
 
@@ -176,7 +188,7 @@ class Engine:
         tmp = temp_path_for(dst)
         try:
             if sniffed.kind == "image":
-                result = self._process_photo(src, tmp, progress, masks)
+                result = self.photo_engine._process_photo(src, tmp, progress, masks)
             else:
                 result = self._process_video(src, tmp, progress, masks)
             started = time.perf_counter()
