@@ -114,6 +114,14 @@ class Engine:
         self._photo_profile = profile.for_photos()
         self._photo_engine: Engine | None = None if self._photo_profile is not profile else self
 
+    def _allow_inference(self, allowed: bool) -> None:
+        """Let inference calls run, or end those in flight (onnxruntime's RunOptions.terminate);
+        detectors without run options (torch) finish their call."""
+        for detector in self.detectors.values():
+            options = getattr(getattr(detector, "raw", None), "run_options", None)
+            if options is not None:
+                options.terminate = not allowed
+
     @property
     def photo_engine(self) -> Engine:
         """The engine photos are processed with: this one, or one on ``profile.for_photos()``."""
@@ -182,6 +190,11 @@ class Engine:
         ``result.output_sha256`` and ``output_size`` identify the verified file.
         """
         src, dst = Path(src), Path(dst)
+        # A stopped video ended its inference call in flight (``_allow_inference(False)``); the
+        # flag stays until here so that a pass still running on an abandoned thread ends too.
+        self._allow_inference(True)
+        if self._photo_engine is not None and self._photo_engine is not self:
+            self._photo_engine._allow_inference(True)
         sniffed = sniff(src, max_file_bytes=self.profile.limits.max_file_bytes, follow_symlinks=follow_symlinks)
         if dst.suffix.lower() not in expected_suffixes(sniffed.format):
             dst = dst.with_name(dst.name + sniffed.suffix)
@@ -317,6 +330,9 @@ class Engine:
                 masks.check_fit(info.width, info.height, photo=False, frames=read.frames, duration_s=info.duration_s)
             writer.close()
         except BaseException:
+            # Stopped or failed: end the inference call in flight on the Detect thread too (a
+            # 4K pass takes seconds), so that closing the chain below does not wait for it.
+            self._allow_inference(False)
             if writer is not None:
                 writer.abort()
             raise

@@ -297,7 +297,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "running_s": round(now - (j.started_at or now), 1),
                 "where": where[j.id],
                 **(
-                    {k: live_job.get(k) for k in ("stage", "done", "total", "stage_eta_s")}
+                    {k: live_job.get(k) for k in ("stage", "done", "total", "stage_eta_s", "stage_since")}
                     if live_job.get("job_id") == j.id and daemon["state"] == "running"
                     else {}
                 ),

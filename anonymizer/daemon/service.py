@@ -169,6 +169,7 @@ class Heartbeat(threading.Thread):
             changed = self._stage is None or self._stage[0] != stage
             if changed:
                 self._stage = (stage, now, done)
+                self._job["stage_since"] = time.time()
             _, since, done_at_start = self._stage  # type: ignore[misc]
             eta = None
             rate_done = done - done_at_start

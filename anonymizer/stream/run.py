@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -23,6 +24,10 @@ T = TypeVar("T")
 Stage = Callable[[Iterator[Any]], Iterator[Any]]
 # How often a consumer waiting for an item checks the chain's cancel event and calls ``idle``.
 WAIT_S = 0.1
+# How long an abandoned chain waits for a stage thread stuck in one long call (an inference pass
+# on a 4K tile: one layer can take seconds on a busy CPU). It is a daemon thread, it ends at its
+# next check of ``cancel``, and a stopped job must not wait for it.
+CANCEL_JOIN_S = 2.0
 
 
 class Cancelled(BaseException):
@@ -95,10 +100,13 @@ def prefetch(
         stop.set()
         if cancel is not None and not finished:
             cancel.set()  # abandoned (an error, a stop): every thread of the chain ends
+        deadline = time.monotonic() + CANCEL_JOIN_S
         while thread.is_alive():
             try:
                 q.get_nowait()
             except queue.Empty:
+                if cancel is not None and cancel.is_set() and time.monotonic() > deadline:
+                    break
                 thread.join(0.05)
 
 
