@@ -190,11 +190,6 @@ class Engine:
         ``result.output_sha256`` and ``output_size`` identify the verified file.
         """
         src, dst = Path(src), Path(dst)
-        # A stopped video ended its inference call in flight (``_allow_inference(False)``); the
-        # flag stays until here so that a pass still running on an abandoned thread ends too.
-        self._allow_inference(True)
-        if self._photo_engine is not None and self._photo_engine is not self:
-            self._photo_engine._allow_inference(True)
         sniffed = sniff(src, max_file_bytes=self.profile.limits.max_file_bytes, follow_symlinks=follow_symlinks)
         if dst.suffix.lower() not in expected_suffixes(sniffed.format):
             dst = dst.with_name(dst.name + sniffed.suffix)
@@ -340,6 +335,9 @@ class Engine:
             # Stop every stage's thread now, not when the traceback lets go of them: a job stopped
             # by SIGTERM or failed mid-file must not keep decoding the source behind the daemon.
             frames.close()
+            # Every later call (this engine's next job, a photo, the evaluation) runs again. A pass
+            # still running on a thread the close gave up on finishes then, and that thread ends.
+            self._allow_inference(True)
         if profile.output.audio == "drop" or not info.has_audio:
             result.audio = "dropped" if info.has_audio else "none"
         else:
