@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -752,5 +753,16 @@ class Service:
 
 def run_daemon(config_path: Path, *, log_level: str = "info") -> int:
     """Entry point of ``anonymizer daemon``: configure logging, run the service, return exit code."""
+    from anonymizer.stream.run import stage_threads_alive
+
     configure_logging(log_level)
-    return Service(config_path).run()
+    code = Service(config_path).run()
+    if stage_threads_alive():
+        # A stopped job's stage thread may still be inside an inference call (its chain waits
+        # for it 2 s at most); finalizing the interpreter under it aborts the process (SIGABRT,
+        # "terminate called without an active exception"). Journal, audit and status file are
+        # written and closed by now: leave without finalizing, with the same exit code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

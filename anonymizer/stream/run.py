@@ -28,6 +28,15 @@ WAIT_S = 0.1
 # on a 4K tile: one layer can take seconds on a busy CPU). It is a daemon thread, it ends at its
 # next check of ``cancel``, and a stopped job must not wait for it.
 CANCEL_JOIN_S = 2.0
+# Names of the stage threads start with this (``stage_threads_alive``).
+STAGE_THREAD_PREFIX = "stage-"
+
+
+def stage_threads_alive() -> bool:
+    """True while a stage thread lives on, e.g. one an abandoned chain gave up waiting for, still
+    inside an inference call: a process must not finalize the interpreter under it (the C++
+    runtime aborts it), see ``anonymizer.daemon.service.run_daemon``."""
+    return any(t.name.startswith(STAGE_THREAD_PREFIX) and t.is_alive() for t in threading.enumerate())
 
 
 class Cancelled(BaseException):
@@ -77,7 +86,7 @@ def prefetch(
         except BaseException as exc:  # handed to the consumer, which re-raises it
             q.put((end, exc))
 
-    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread = threading.Thread(target=produce, name=STAGE_THREAD_PREFIX + name, daemon=True)
     thread.start()
     finished = False
     try:

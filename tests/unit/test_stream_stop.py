@@ -35,7 +35,7 @@ def hold_back(items: Iterator[int]) -> Iterator[int]:
 
 
 def chain_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name in ("source", "function", "generator")]
+    return [t for t in threading.enumerate() if t.name.startswith("stage-")]
 
 
 def test_the_caller_hears_from_the_chain_while_it_waits_and_a_raise_there_stops_every_thread() -> None:
@@ -56,6 +56,9 @@ def test_the_caller_hears_from_the_chain_while_it_waits_and_a_raise_there_stops_
     while chain_threads() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert chain_threads() == [], "stage threads outlived the abandoned chain"
+    from anonymizer.stream.run import stage_threads_alive
+
+    assert not stage_threads_alive()
 
 
 def test_a_stage_at_work_sees_the_chain_cancelled_and_ends_its_item_early() -> None:
