@@ -54,7 +54,7 @@ def _progress_bar(enabled: bool):
 
     bar = tqdm(total=0, unit="frame", leave=False, dynamic_ncols=True)
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(stage: str, done: int, total: int, **_: int) -> None:
         bar.set_description(stage)
         if total and bar.total != total:
             bar.reset(total=total)
@@ -226,6 +226,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 cfg = load_daemon_config(path)
                 folders = ", ".join(f"{f.name} (profile sha256 {f.profile.sha256[:16]})" for f in cfg.folders)
                 print(f"{path}: valid daemon config, {len(cfg.folders)} folder(s): {folders}")
+                for f in cfg.folders:
+                    for warning in f.profile.photo_recall_warnings():
+                        print(f"warning: folder {f.name}: {f.profile_path}: {warning}", file=sys.stderr)
                 if cfg.api is not None:
                     names = ", ".join(f"{n} -> {f}" for n, f in cfg.api.profiles)
                     tls = "https" if cfg.api.tls_cert else "http"
@@ -241,6 +244,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else:
                 profile = load_profile(path)
                 print(f"{path}: valid profile {profile.name!r}, sha256 {profile.sha256[:16]}")
+                for warning in profile.photo_recall_warnings():
+                    print(f"warning: {path}: {warning}", file=sys.stderr)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             failed += 1
@@ -369,12 +374,20 @@ def main(argv: list[str] | None = None) -> int:
 
     return_large_buffers()  # before any frame is decoded: RSS stays flat over long 4K clips
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a reader that has gone is handled, not at exit
+        return code
     except (ConfigError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `anonymizer status | head`: the reader has gone, so the rest is moot. Point stdout at
+        # /dev/null so that the interpreter's own flush at exit does not fail again, and exit as
+        # a process killed by SIGPIPE would (128 + 13), without a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -275,6 +275,10 @@ PLATE_DEFAULTS: dict[str, Any] = {
     ),
 }
 # ... and the sample's comments on them (the faces' comments are not repeated).
+# The ClassSpec keys that only photos read ("photos:" in their docs): the ones a profile sets in
+# vain when ``detect.photos`` is ``default``.
+PHOTO_PLAN_KEYS = ("scales", "flip", "cascade")
+
 PLATE_NOTES = {
     "model": "platedet (YOLOv8s-seg, AGPL-3.0) | path to Ultralytics YOLO weights",
     "precision": "int8 held on both halves of the plate sets (docs/int8.md); full: the shipped fp16 graph",
@@ -337,6 +341,19 @@ class DetectSpec:
     )
     gating_refresh_frames: int = setting(
         50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000
+    )
+    # Issue 25: cctv-fast (faces at 0.67, no mirror) masked 21 faces of a crowd photo where the
+    # default masks 77, and the install steps map the VMS folder, where photos arrive too, to it.
+    photos: str = setting(
+        "default",
+        doc="photos: 'default' = the built-in default's detection (the recall targets' plan), "
+        "'profile' = this profile's own keys",
+        details="which detection plan photos get: `default` = the built-in default profile's class settings "
+        "(scales, mirror, tiles, threshold, margins: the plan that meets the recall targets), keeping this "
+        "profile's `enabled`, `model`, `device` and `threads`, so a profile tuned for video never lowers photo "
+        "recall; `profile` = this profile's own keys. `validate-config` warns where `profile` lowers photo "
+        "recall against the default, or where photo keys are set that `default` ignores",
+        choices=("default", "profile"),
     )
     faces: ClassSpec = section(ClassSpec, group="class")
     plates: ClassSpec = section(lambda: ClassSpec(**PLATE_DEFAULTS), group="class", notes=PLATE_NOTES)
@@ -453,6 +470,64 @@ class Profile:
         "`anonymizer review approve|reject` (docs/review.md); the source stays, retention waits",
         choices=("none", "required"),
     )
+
+    def for_photos(self) -> Profile:
+        """The profile photos are processed with (``detect.photos``): this one, or, with
+        ``default``, this one with the built-in default's class settings, keeping each class's
+        ``enabled`` and ``model`` (a class on another model keeps its own settings: a plan tuned
+        for one model does not fit another)."""
+        if self.detect.photos == "profile":
+            return self
+        base = DetectSpec()
+
+        def photo_class(own: ClassSpec, default: ClassSpec) -> ClassSpec:
+            if own.model != default.model:
+                return own
+            return replace(default, enabled=own.enabled)
+
+        detect = replace(
+            self.detect,
+            faces=photo_class(self.detect.faces, base.faces),
+            plates=photo_class(self.detect.plates, base.plates),
+        )
+        return self if detect == self.detect else replace(self, detect=detect)
+
+    def photo_recall_warnings(self) -> list[str]:
+        """Where this profile's photo plan may find fewer objects than the built-in default's
+        (``validate-config``), or sets photo keys that ``detect.photos: default`` ignores."""
+        base = DetectSpec()
+        warnings = []
+        for key in ("faces", "plates"):
+            own, default = getattr(self.detect, key), getattr(base, key)
+            if self.detect.photos == "default":
+                if own.model == default.model:
+                    ignored = [k for k in PHOTO_PLAN_KEYS if getattr(own, k) != getattr(default, k)]
+                    if ignored:
+                        warnings.append(
+                            f"detect.{key}: {', '.join(ignored)} set, but photos get the default plan "
+                            "(detect.photos: default); set detect.photos: profile to use them for photos"
+                        )
+                continue
+            if not own.enabled or own.model != default.model:
+                continue
+            lower = []
+            if own.threshold > default.threshold:
+                lower.append(f"threshold {own.threshold:g} > {default.threshold:g}")
+            missing = sorted(set(default.scales) - set(own.scales))
+            if missing:
+                lower.append(f"scales {list(own.scales)} lack {missing}")
+            if default.flip and not own.flip:
+                lower.append("no mirrored pass")
+            if own.min_size_px > default.min_size_px:
+                lower.append(f"min_size_px {own.min_size_px:g} > {default.min_size_px:g}")
+            if own.margin < default.margin:
+                lower.append(f"margin {own.margin:g} < {default.margin:g}")
+            if lower:
+                warnings.append(
+                    f"detect.{key}: photos use this profile's plan (detect.photos: profile), which may mask "
+                    f"fewer objects than the default: {'; '.join(lower)}"
+                )
+        return warnings
 
     def classes(self) -> dict[str, ClassSpec]:
         """Return the enabled classes by name ('face', 'plate')."""

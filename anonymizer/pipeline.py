@@ -11,6 +11,7 @@ file; the daemon, the workers and the CLI all call exactly this.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ from anonymizer.stream.run import run
 from anonymizer.stream.stages import Detect, Mask, Read, Track
 from anonymizer.track.window import ClassTrack
 
-ProgressFn = Callable[[str, int, int], None]
+# ``progress(stage, done, total, **detail)``: called often (every frame, every inference pass,
+# and every stream.run.WAIT_S while a video's stages work), also with unchanged values; what it
+# raises stops the job. ``detail`` (``passes=``) says that work advanced inside a long frame.
+ProgressFn = Callable[..., None]
 
 
 @dataclass
@@ -113,6 +117,26 @@ class Engine:
         # Video stages on their own threads (decode, inference, masking and encoding overlap);
         # tests may run them one after another on the calling thread.
         self.threaded = True
+        # Photos may get another plan than video frames (profile detect.photos): built on the
+        # first photo, so a video-only folder never loads a second set of detectors.
+        self._photo_profile = profile.for_photos()
+        self._photo_engine: Engine | None = None if self._photo_profile is not profile else self
+
+    def _allow_inference(self, allowed: bool) -> None:
+        """Let inference calls run, or end those in flight (onnxruntime's RunOptions.terminate);
+        detectors without run options (torch) finish their call."""
+        for detector in self.detectors.values():
+            options = getattr(getattr(detector, "raw", None), "run_options", None)
+            if options is not None:
+                options.terminate = not allowed
+
+    @property
+    def photo_engine(self) -> Engine:
+        """The engine photos are processed with: this one, or one on ``profile.for_photos()``."""
+        if self._photo_engine is None:
+            self._photo_engine = Engine(self._photo_profile)
+            self._photo_engine.threaded = self.threaded
+        return self._photo_engine
 
     # ------------------------------------------------------------------ pure, on arrays
 
@@ -192,7 +216,7 @@ class Engine:
         tmp = temp_path_for(dst)
         try:
             if sniffed.kind == "image":
-                result = self._process_photo(src, tmp, progress, masks)
+                result = self.photo_engine._process_photo(src, tmp, progress, masks)
             else:
                 result = self._process_video(src, tmp, progress, masks)
             started = time.perf_counter()
@@ -266,6 +290,8 @@ class Engine:
         result = self._result("video")
         result.width, result.height = info.width, info.height
         total = info.frames_declared or int((info.duration_s or 0) * (info.fps or 0))
+        if progress:
+            progress("detect", 0, total)  # status shows the frame count from the job's start
         if masks:
             # Checked again once every frame is decoded: a container may declare no frame count.
             masks.check_fit(info.width, info.height, photo=False, frames=info.frames_declared or None, duration_s=info.duration_s)
@@ -280,8 +306,9 @@ class Engine:
         hwaccel = self.device == "cuda"
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
                     blocks=profile.detect.gating, hwaccel=hwaccel)
+        cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
-                        batch=self.batch)
+                        batch=self.batch, cancel=cancel)
         classes = {}
         for name in self.detectors:
             spec = self.class_specs[CLASS_IDS[name]]
@@ -294,8 +321,23 @@ class Engine:
 
         writer: VideoWriter | None = None
         written, encode_s = 0, 0.0
-        frames = run(read, stages, threaded=self.threaded, depth=2)
+
+        def report() -> None:
+            # Per frame, and every stream.run.WAIT_S while the stages work: the frames detected
+            # (the leading edge, where the time goes), then the frames masked and written behind
+            # the tracker's look-ahead. The callback may raise to stop the job (SIGTERM): that
+            # abandons the chain here, on the caller's thread, and every stage thread ends.
+            if progress:
+                if detect.finished:
+                    progress("mask", written, total)
+                else:
+                    # ``passes``: each inference call advances it, so liveness (the daemon's
+                    # watchdog) sees work inside a frame whose passes take seconds.
+                    progress("detect", detect.done, total, passes=detect.passes)
+
+        frames = run(read, stages, threaded=self.threaded, depth=2, cancel=cancel, idle=report)
         try:
+            report()
             for image, pts, frame_regions in frames:
                 if writer is None:
                     writer = VideoWriter(src, tmp, profile.output, info, rotation=read.rotation)
@@ -304,8 +346,7 @@ class Engine:
                 writer.write(image, pts)
                 encode_s += time.perf_counter() - started
                 written += 1
-                if progress:
-                    progress("process", written, total)
+                report()
             check_complete(info, read.frames, read.last_time)
             if writer is None or written != read.frames:
                 raise MediaError(f"{written} of {read.frames} decoded frames were written")
@@ -313,6 +354,9 @@ class Engine:
                 masks.check_fit(info.width, info.height, photo=False, frames=read.frames, duration_s=info.duration_s)
             writer.close()
         except BaseException:
+            # Stopped or failed: end the inference call in flight on the Detect thread too (a
+            # 4K pass takes seconds), so that closing the chain below does not wait for it.
+            self._allow_inference(False)
             if writer is not None:
                 writer.abort()
             raise
@@ -320,6 +364,9 @@ class Engine:
             # Stop every stage's thread now, not when the traceback lets go of them: a job stopped
             # by SIGTERM or failed mid-file must not keep decoding the source behind the daemon.
             frames.close()
+            # Every later call (this engine's next job, a photo, the evaluation) runs again. A pass
+            # still running on a thread the close gave up on finishes then, and that thread ends.
+            self._allow_inference(True)
         if profile.output.audio == "drop" or not info.has_audio:
             result.audio = "dropped" if info.has_audio else "none"
         else:

@@ -295,6 +295,15 @@ class Key:
         return None
 
     @property
+    def is_duration(self) -> bool:
+        """Seconds, written as a number or as ``30s``, ``5m``, ``2h``, ``1d``: a key declared so,
+        and every number key named ``*_s`` (one syntax for every duration; issue 25 found
+        ``settle_s: 30s`` refused while ``retention.after: 30s`` was accepted)."""
+        if self.meta.kind is not None:
+            return self.meta.kind == "duration"
+        return self.base is float and self.key.endswith("_s")
+
+    @property
     def is_list(self) -> bool:
         return typing.get_origin(self.base) is tuple and self.section is not None
 
@@ -425,7 +434,7 @@ class Reader:
             c.error(full, "required key is null")
             return None
         bounds = {"minimum": m.minimum, "maximum": m.maximum}
-        if m.kind == "duration":
+        if k.is_duration:
             return c.get(d, path, k.key, default, float, convert=parse_duration, **bounds)
         if m.kind == "hostport":
             if raw is False and k.nullable:
@@ -466,7 +475,7 @@ COMMENT_COLUMN = 25  # the "#" of a comment stands in column 27
 
 def _scalar(k: Key, value: Any) -> str:
     """``value`` as the sample writes it (YAML that reads back to the same value)."""
-    if k.meta.kind == "duration":
+    if k.is_duration and value is not None:
         return format_duration(value)
     if value is None:
         return "null"
@@ -535,7 +544,7 @@ def _allowed(k: Key) -> str:
         text = "URL: " + ", ".join(f"`{s}://`" for s in m.choices)
     elif m.choices:
         text = ", ".join(f"`{c}`" for c in m.choices)
-    elif m.kind == "duration":
+    elif k.is_duration:
         text = "duration (`30s`, `24h`, `30d`)" + _bounds(m, " ")
     elif m.kind == "hostport":
         text = "`HOST:PORT`"

@@ -12,6 +12,13 @@ of the run: a footprint that grows with the clip shows there long before it reac
     .venv/bin/python bench/rss.py --durations 2 4 --fps 2                # smoke test
     .venv/bin/python bench/rss.py --workdir /tmp/rss                     # keep the clips, reuse them next time
 
+Clips shorter than the tracker's look-ahead window (printed; 225 frames for cctv-fast) are
+settled only at their end: their detection decode has finished before masking and encoding
+start, so they peak lower than any longer clip, whose decoders and encoder all run at once
+(issue 25: the "1 minute against 10 minutes" growth at 2 fps was that, 120 frames against a
+225-frame window). Flatness is judged over the clips longer than the window.
+``--profile bench/rss-pipeline.yaml`` measures the pipeline without the cost of inference.
+
 The clip is cheap to make, so that 10 minutes of 4K can be generated on 2 cores: the gate photo
 with the crowd inset (about 50 faces and a plate) stands still, and one crop of another crowd
 moves back and forth across it, encoded straight from YUV with x264 ``ultrafast``. Every face is
@@ -109,6 +116,22 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+def tracker_window(profile: str | None) -> int:
+    """Frames the tracker holds back at most with this profile (chunk plus margin)."""
+    from anonymizer.config import BUILTIN_PROFILES_DIR, load_profile
+    from anonymizer.detections import CLASS_IDS
+    from anonymizer.track.window import ClassTrack, window_margin
+
+    p = load_profile(profile or BUILTIN_PROFILES_DIR / "default.yaml")
+    specs = {"face": p.detect.faces, "plate": p.detect.plates}
+    classes = {
+        name: ClassTrack(s.every_n_frames * s.video_full_every, None, s.every_n_frames)
+        for name, s in specs.items()
+        if s.enabled and name in CLASS_IDS
+    }
+    return 5 * window_margin(p.track, classes)  # WindowTracker: chunk = 4 margins, plus one
+
+
 def measure(clip: Path, out_dir: Path, profile: str | None) -> dict:
     """Run ``anonymizer process`` on ``clip``; return its peak RSS, polled RSS over time and seconds."""
     cmd = [sys.executable, "-m", "anonymizer", "process", str(clip), "--out", str(out_dir), "--overwrite", "--json"]
@@ -184,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     profile = Path(args.profile).stem if args.profile else "default (built-in)"
-    print(f"profile: {profile}; clips 3840x2160 H.264 at {args.fps} fps; cores: {len(os.sched_getaffinity(0))}")
+    window = tracker_window(args.profile or None)
+    print(f"profile: {profile}; clips 3840x2160 H.264 at {args.fps} fps; cores: {len(os.sched_getaffinity(0))}; "
+          f"tracker window {window} frames")
     print("| clip | frames | seconds | fps | peak RSS (wait4) | polled peak | polled at 10 % / 50 % / 90 % of the run |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -193,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             f"| 4K {r['duration_s']:g} s | {r['frames']} | {r['seconds']} | {r['frames'] / r['seconds']:.2f} | "
             f"{r['peak_rss_mb']} MB | {r['polled_peak_mb']} MB | {at} |"
         )
-    peaks = [r["peak_rss_mb"] for r in rows]
-    under = all(p <= LIMIT_MB for p in peaks)
+    under = all(r["peak_rss_mb"] <= LIMIT_MB for r in rows)
+    # Clips within one window never run their stages all at once (see the module's docstring).
+    peaks = [r["peak_rss_mb"] for r in rows if r["frames"] > window] or [r["peak_rss_mb"] for r in rows]
     # "The same for both": the longest clip may not need more than 10 % (or 100 MB) over the shortest.
     flat = max(peaks) - min(peaks) <= max(100, 0.1 * min(peaks))
     print(f"peak <= {LIMIT_MB} MB: {'met' if under else 'NOT met'}; flat in duration ({min(peaks)}-{max(peaks)} MB): {'met' if flat else 'NOT met'}")

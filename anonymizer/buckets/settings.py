@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from anonymizer.config import Checker
+from anonymizer.config import Checker, parse_duration
 
 BUCKET_KEYS = {
     "name",
@@ -137,10 +137,11 @@ def buckets_from_list(c: Checker, raw: Any, folder_names: set[str]) -> tuple[Buc
             "retention": c.get(d, path, "retention", dflt.retention, str, choices=RETENTION),
             "endpoint_url": c.get(d, path, "endpoint_url", None, str),
             "region": c.get(d, path, "region", None, str),
-            "poll_interval_s": float(
-                c.get(d, path, "poll_interval_s", 30.0, (int, float), minimum=0.05, maximum=86400)
+            # Durations as everywhere (anonymizer.schema): 30, "30s", "5m", "2h", "1d".
+            "poll_interval_s": c.get(
+                d, path, "poll_interval_s", 30.0, float, convert=parse_duration, minimum=0.05, maximum=86400
             ),
-            "settle_s": float(c.get(d, path, "settle_s", 60.0, (int, float), minimum=0, maximum=86400)),
+            "settle_s": c.get(d, path, "settle_s", 60.0, float, convert=parse_duration, minimum=0, maximum=86400),
             # S3 refuses multipart parts under 5 MiB (except the last).
             "multipart_threshold_bytes": c.get(
                 d, path, "multipart_threshold_bytes", dflt.multipart_threshold_bytes, int, minimum=5 * 1024**2

@@ -60,6 +60,7 @@ class ObjectState:
     journal_id: str | None = None
     input_sha256: str | None = None
     uploaded: bool = False  # the sink has the verified output; the source's retention is done
+    source_action: str | None = None  # what that retention did (kept, deleted, source-changed)
     attempts: int = 0
     next_try_at: float = 0.0
     error: str | None = None
@@ -315,7 +316,7 @@ class BucketSync:
             self._audit("bucket.retention", state, action=action)
             # The key is no longer needed; the local copy of the output goes once the daemon has
             # retired the local source (its retention checks that output is still in place).
-            state = replace(state, uploaded=True, key=None, attempts=0, error=None)
+            state = replace(state, uploaded=True, key=None, attempts=0, error=None, source_action=action)
             self.save(state)
             return self._drop_local_output(state, job)
         except (TransientError, ClientError, BotoCoreError, OSError) as exc:
@@ -369,6 +370,9 @@ class BucketSync:
         if action is not None:
             self._audit("bucket.retention", state, action=action)
         log = self.log.warning if stage in ("failed", "superseded") else self.log.info
+        # 'done' comes after the local copy is retired, long after the source's retention ran
+        # at upload: the action recorded then (issue 25 found "action": null on a deleted source).
+        action = action if action is not None else state.source_action
         log(f"bucket.{stage}", object=state.key_hmac[:16], job_id=state.journal_id, reason=reason, action=action)
 
     def _audit(self, event: str, state: ObjectState, **fields: Any) -> None:

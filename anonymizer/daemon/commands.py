@@ -214,6 +214,25 @@ def _describe_worker(w: dict[str, Any]) -> str:
     return line
 
 
+def split_running(job_ids: list[str], dist: dict[str, Any] | None) -> dict[str, str]:
+    """With a broker, where each journal-'running' job is: ``worker NAME`` when a live worker's
+    status record holds it, else ``broker`` (handed to the broker, waiting for a worker or for
+    redelivery). Without a broker every running job runs in the daemon (``daemon``).
+
+    Issue 25: two one-slot workers showed as "4 running": the daemon hands up to
+    ``broker_in_flight`` jobs to the broker, and the journal calls them all running.
+    """
+    if dist is None:
+        return {job_id: "daemon" for job_id in job_ids}
+    holders: dict[str, str] = {}
+    for w in dist.get("workers") or []:
+        if w.get("stale") or w.get("state") == "stopped":
+            continue
+        for c in w.get("current") or []:
+            holders[c.get("job_id")] = f"worker {w.get('name')}"
+    return {job_id: holders.get(job_id, "broker") for job_id in job_ids}
+
+
 def _review_summary(state_dir: Path, now: float) -> dict[str, Any]:
     """Outputs held for review (anonymizer.review.hold): how many wait, and for how long."""
     import sqlite3
@@ -263,6 +282,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         from anonymizer.scaleout.client import broker_status
 
         dist = broker_status(cfg.broker.url, cfg.broker.result_backend)
+    where = split_running([j.id for j in running], dist)
     data = {
         "daemon": {k: v for k, v in daemon.items() if k != "job"},
         "queue": depth,
@@ -275,8 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "folder": j.folder,
                 "sha256": j.input_sha256,
                 "running_s": round(now - (j.started_at or now), 1),
+                "where": where[j.id],
                 **(
-                    {k: live_job.get(k) for k in ("stage", "done", "total", "stage_eta_s")}
+                    {k: live_job.get(k) for k in ("stage", "done", "total", "stage_eta_s", "stage_since")}
                     if live_job.get("job_id") == j.id and daemon["state"] == "running"
                     else {}
                 ),
@@ -325,14 +346,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         line = f"daemon: {d['state']} (pid {d.get('pid')}): {d.get('reason')}"
     print(line)
+    on_broker = sum(1 for r in data["running"] if r["where"] == "broker")
+    running_text = f"{counts['running']} running"
+    if dist is not None:
+        running_text = f"{counts['running'] - on_broker} running on a worker, {on_broker} queued on the broker"
     print(
-        f"queue: {counts['queued']} queued, {counts['running']} running"
+        f"queue: {counts['queued']} queued, {running_text}"
         + "".join(f"  [{k}: {v}]" for k, v in sorted(depth.items()))
     )
     for r in data["running"]:
+        if r["where"] == "broker":
+            print(f"on the broker: {r['job_id']} (folder {r['folder']}, sent {r['running_s']} s ago)")
+            continue
+        on = f", on {r['where']}" if r["where"] != "daemon" else ""
         print(
-            f"running: {r['job_id']} (folder {r['folder']}, {r['running_s']} s, sha256 {(r['sha256'] or '?')[:16]})"
-            + _describe_progress(r)
+            f"running: {r['job_id']} (folder {r['folder']}{on}, {r['running_s']} s,"
+            f" sha256 {(r['sha256'] or '?')[:16]})" + _describe_progress(r)
         )
     if dist is not None:
         if "error" in dist:
@@ -347,7 +376,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     # to the source instead (a kept source was not retired in any sense a user would recognise).
     finished = counts["done"] + counts["retired"]
     print(
-        f"jobs: {counts['queued']} queued, {counts['running']} running, {finished} finished, "
+        f"jobs: {counts['queued']} queued, {running_text}, {finished} finished, "
         f"{counts['quarantined']} quarantined, {counts['vanished']} vanished"
     )
     if finished:

@@ -123,6 +123,25 @@ class DaemonConfig:
     metrics: tuple[str, int] | None = metrics_setting(
         "`HOST:PORT` for Prometheus `/metrics`; changing it needs a restart", "127.0.0.1:9808"
     )
+    output_mode: int | None = setting(
+        None,
+        doc="file mode of every published output, in octal (e.g. '0640')",
+        details="file mode of every published output, direct or approved after review (docs/review.md), "
+        "in octal, quoted: `'0640'`. By default outputs get what new files get under the service's umask "
+        "(0644 under umask 022, 0640 under the unit's `UMask=0027`). Read and write bits only",
+        kind="custom",
+        shown_default="by umask",
+    )
+    stall_timeout_s: float = setting(
+        300.0,
+        doc="a job with no progress for this long: logged, the daemon exits 7 and systemd restarts it",
+        details="a running job that makes no progress for this long (no frame, inference pass or 64 MiB "
+        "hashed; the slowest legitimate step, decoding a 24 MP photo on a busy 2-core host, takes about "
+        "20 s) is logged as `daemon.stalled`; the daemon then exits with code 7 and systemd restarts it. "
+        "The job counts an attempt. The systemd watchdog stops being fed at the same moment",
+        minimum=10,
+        maximum=86400,
+    )
     retry: RetryPolicy = section(RetryPolicy)
     # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
     # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
@@ -191,11 +210,33 @@ def _check_top(c: Checker, top: dict[str, Any], values: dict[str, Any], layouts:
     from anonymizer.api.settings import api_config_from_dict
     from anonymizer.buckets.settings import buckets_from_list
 
+    values["output_mode"] = _output_mode(c, top.get("output_mode"))
     folder_names = {f.name for f in values["folders"]}
     values["api"] = api_config_from_dict(c, top.get("api"), base, folder_names)
     values["buckets"] = buckets_from_list(c, top.get("buckets"), folder_names)
     if state_dir is not None and _is_network_fs(state_dir):
         c.error("state_dir", f"{state_dir} is on a network filesystem; the SQLite journal needs local disk")
+
+
+def _output_mode(c: Checker, raw: Any) -> int | None:
+    """``output_mode``: None, or octal permission bits (a quoted '0640', or YAML's own octal)."""
+    if raw is None:
+        return None
+    mode = None
+    if isinstance(raw, str) and raw.strip().removeprefix("0o").isdigit():
+        try:
+            mode = int(raw.strip().removeprefix("0o"), 8)
+        except ValueError:
+            mode = None
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        mode = raw  # YAML 1.1 reads an unquoted 0640 as octal already
+    if mode is None or mode & ~0o666 or not mode & 0o400:
+        c.error(
+            "output_mode",
+            f"expected an octal file mode of read and write bits that the owner can read, quoted: '0640'; got {raw!r}",
+        )
+        return None
+    return mode
 
 
 def _check_broker(c: Checker, top: dict[str, Any], _: str, values: dict[str, Any], __: Any) -> bool:

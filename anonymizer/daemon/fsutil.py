@@ -101,3 +101,25 @@ def find_by_name_hmac(
             except OSError:
                 continue
     return None
+
+
+def umask_file_mode() -> int:
+    """The mode a new file gets from this process's umask (0666 minus the umask): the default
+    mode of published outputs, what an engine's freshly written file has (0644 under umask 022).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # No /proc: read the umask by setting it (the daemon calls this at start-up, one thread).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def set_output_mode(path: Path, mode: int) -> None:
+    """Give a file about to be published the one mode every output gets (``output_mode``)."""
+    if stat.S_IMODE(os.stat(path).st_mode) != mode:
+        os.chmod(path, mode)

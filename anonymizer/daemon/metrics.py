@@ -57,6 +57,25 @@ class Metrics:
             "anonymizer_review_oldest_waiting_seconds", "Age of the oldest output waiting for review", registry=r
         )
         self.ready = Gauge("anonymizer_ready", "1 once the engine is warm and the daemon serves", registry=r)
+        # The running job's progress (the daemon's own; a broker's workers report to `status`),
+        # one series for its current stage: frames (or passes, MiB...) done of total, and an ETA.
+        self.job_done = Gauge(
+            "anonymizer_job_progress_done", "Running job: items done in its stage", ["folder", "stage"], registry=r
+        )
+        self.job_total = Gauge(
+            "anonymizer_job_progress_total", "Running job: items in its stage", ["folder", "stage"], registry=r
+        )
+        self.job_eta = Gauge(
+            "anonymizer_job_stage_eta_seconds",
+            "Running job: seconds left in its stage (absent until a rate is known)",
+            ["folder", "stage"],
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "anonymizer_last_progress_timestamp_seconds",
+            "UNIX time the worker last proved progress (its job advanced, or its loop turned)",
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> None:
         """Expose ``/metrics`` on host:port from a daemon thread."""
@@ -69,3 +88,15 @@ class Metrics:
         if summary.get("kind") == "video" and summary.get("duration_s"):
             self.footage_seconds.labels(folder).inc(float(summary["duration_s"]))
         self.last_success.set(time.time())
+
+    def record_progress(self, folder: str, stage: str, done: int, total: int, eta_s: float | None) -> None:
+        """The running job's progress in ``stage`` (called on every report)."""
+        self.job_done.labels(folder, stage).set(done)
+        self.job_total.labels(folder, stage).set(total)
+        if eta_s is not None:
+            self.job_eta.labels(folder, stage).set(eta_s)
+
+    def clear_progress(self) -> None:
+        """No job or a new stage: drop the previous stage's series."""
+        for gauge in (self.job_done, self.job_total, self.job_eta):
+            gauge.clear()

@@ -19,7 +19,7 @@ from typing import Any
 
 from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.journal import display_rel
-from anonymizer.durable import copy_new_file, place_no_overwrite, sha256_file, temp_output_for
+from anonymizer.durable import copy_new_file, sha256_file, temp_output_for
 from anonymizer.errors import JobError
 from anonymizer.mask.regions import ManualMasks
 from anonymizer.review.hold import ReviewStore, remove_copy, review_record
@@ -137,7 +137,9 @@ def _publish(worker: Any, store: ReviewStore, review: Any, job: Any, folder: Any
                 copy_new_file(copy, tmp, mode=0o600)
                 if sha256_file(tmp, follow_symlinks=False)[0] != job.output_sha256:
                     raise JobError("the review copy changed since it was held")
-                published = place_no_overwrite(tmp, final).relative_to(folder.output).as_posix()
+                # The output_mode rule, as a direct output: the copy held in state_dir is 0600,
+                # which the published file used to keep (issue 25: readers were locked out).
+                published = worker.publish(tmp, final).relative_to(folder.output).as_posix()
             finally:
                 tmp.unlink(missing_ok=True)
         # As if published at once: 'done', audited, retention due after the profile's delay.

@@ -26,8 +26,10 @@ import os
 import signal
 import socket
 import sqlite3
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,9 @@ LOCK_FILE = "daemon.lock"
 STATUS_FILE = "daemon.status.json"
 # The heartbeat thread wakes this often (at most): pings the watchdog, rewrites the status file.
 BEAT_S = 2.0
-# A worker with no tick for this long (or the watchdog interval, if longer) counts as hung. Every
-# progress callback ticks; the slowest step between two, decoding a 24 MP photo and preparing its
-# scaled crops before the first inference pass, took 22 s on a busy 2-core machine.
-MIN_STALL_S = 60.0
+# Exit code of a daemon that stopped itself because its worker made no progress for
+# ``stall_timeout_s`` (docs/daemon.md): systemd's Restart=on-failure starts it again.
+EXIT_STALLED = 7
 
 
 # --------------------------------------------------------------------------- sd_notify
@@ -117,50 +118,79 @@ class Heartbeat(threading.Thread):
     """
 
     def __init__(
-        self, notifier: Notifier, status_path: Path | None, *, stall_s: float, interval_s: float = BEAT_S
+        self,
+        notifier: Notifier,
+        status_path: Path | None,
+        *,
+        stall_s: float,
+        interval_s: float = BEAT_S,
+        on_stall: Callable[[dict[str, Any]], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(name="anonymizer-heartbeat", daemon=True)
         self.notifier = notifier
         self.status_path = status_path
         self.stall_s = stall_s
         self.interval_s = interval_s
+        self.on_stall = on_stall
+        self.metrics = metrics
         self.state = "starting"
         self.pings = 0
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._last_tick = time.monotonic()
         self._started_at = time.time()
         self._job: dict[str, Any] | None = None
         self._stage: tuple[str, float, int] | None = None  # (stage, monotonic start, done at start)
 
     def tick(self) -> None:
+        """The worker proved progress (a job advanced, or the main loop turned)."""
         self._last_tick = time.monotonic()  # one float store: atomic, no lock needed
+        if self.metrics is not None:
+            self.metrics.last_progress.set(time.time())
 
     def job_started(self, job_id: str, folder: str) -> None:
         with self._lock:
             self._job = {"job_id": job_id, "folder": folder, "started_at": time.time()}
             self._stage = None
         self.tick()
+        self.write_status()  # status shows the job at once, not at the next beat
 
     def report(self, stage: str, done: int, total: int) -> None:
-        """Record the running job's progress: ``done`` of ``total`` in ``stage``."""
+        """Record the running job's progress: ``done`` of ``total`` in ``stage``.
+
+        Called many times a second (every frame, and while a video's stages work); the status
+        file is rewritten at once when the stage changes, else at the next beat.
+        """
         now = time.monotonic()
         with self._lock:
             if self._job is None:
                 return
-            if self._stage is None or self._stage[0] != stage:
+            changed = self._stage is None or self._stage[0] != stage
+            if changed:
                 self._stage = (stage, now, done)
-            _, since, done_at_start = self._stage
+                self._job["stage_since"] = time.time()
+            _, since, done_at_start = self._stage  # type: ignore[misc]
             eta = None
             rate_done = done - done_at_start
             if total > done and rate_done > 0 and now > since:
                 eta = round((total - done) * (now - since) / rate_done, 1)
             self._job.update(stage=stage, done=done, total=total, stage_eta_s=eta)
+            folder = self._job["folder"]
+        if self.metrics is not None:
+            if changed:
+                self.metrics.clear_progress()
+            self.metrics.record_progress(folder, stage, done, total, eta)
+        if changed:
+            self.write_status()
 
     def job_ended(self) -> None:
         with self._lock:
             self._job = None
             self._stage = None
+        if self.metrics is not None:
+            self.metrics.clear_progress()
         self.tick()
 
     def snapshot(self) -> dict[str, Any]:
@@ -178,23 +208,38 @@ class Heartbeat(threading.Thread):
         }
 
     def beat(self) -> None:
-        """One heartbeat: ping the watchdog if the worker is not stalled; rewrite the status file."""
-        if time.monotonic() - self._last_tick <= self.stall_s:
+        """One heartbeat: ping the watchdog if the worker is not stalled; rewrite the status file.
+
+        A worker that made no progress for ``stall_s`` while serving is reported once to
+        ``on_stall`` (the service logs it and exits, and systemd restarts it); the pings stop
+        too, so systemd's watchdog restarts a daemon whose own thread could not act.
+        """
+        idle_s = time.monotonic() - self._last_tick
+        if idle_s <= self.stall_s:
             self.notifier.watchdog(force=True)
             self.pings += 1
+        elif self.state == "running" and self.on_stall is not None:
+            with self._lock:
+                job = dict(self._job) if self._job is not None else None
+            self.state = "stalled"
+            self.write_status()
+            self.on_stall({"stalled_s": round(idle_s, 1), "job": job})
+            return
         self.write_status()
 
     def write_status(self) -> None:
         if self.status_path is None:
             return
         tmp = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.snapshot(), fh)
-            os.replace(tmp, self.status_path)  # readers never see a half-written file
-        except OSError:
-            pass  # advisory only: a full state_dir must not stop the daemon from working
+        # The heartbeat thread and the worker (on a stage change) both write: one at a time.
+        with self._write_lock:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(self.snapshot(), fh)
+                os.replace(tmp, self.status_path)  # readers never see a half-written file
+            except OSError:
+                pass  # advisory only: a full state_dir must not stop the daemon from working
 
     def run(self) -> None:
         self.beat()
@@ -370,6 +415,24 @@ class Service:
         self._stop.set()
         self.wake.set()
 
+    def _on_stall(self, info: dict[str, Any]) -> None:
+        """The worker made no progress for ``stall_timeout_s``: report it and exit, from the
+        heartbeat thread (the main thread is the one stuck). systemd restarts the daemon; the
+        next start requeues the job, counting the attempt, and removes its temporary output, so
+        an input that hangs the engine every time ends in quarantine after retry.max_attempts."""
+        job = info.get("job") or {}
+        self.log.error(
+            "daemon.stalled",
+            stalled_s=info.get("stalled_s"),
+            job_id=job.get("job_id"),
+            stage=job.get("stage"),
+            done=job.get("done"),
+            total=job.get("total"),
+            action="exiting; systemd restarts the daemon",
+        )
+        self.notifier.send("STATUS=stalled: no progress; restarting")
+        os._exit(EXIT_STALLED)
+
     def _on_reload(self, signum: int, _frame: Any) -> None:
         self._reload.set()
         self.wake.set()
@@ -400,9 +463,14 @@ class Service:
         except (OSError, sqlite3.Error) as exc:
             self.log.error("startup.failed", error=self._describe_startup_error(exc))
             return 6
-        stall_s = max(MIN_STALL_S, 2 * (self.notifier.watchdog_interval_s or 0.0))
         interval_s = min(BEAT_S, self.notifier.watchdog_interval_s or BEAT_S)
-        self.heartbeat = Heartbeat(self.notifier, cfg.state_dir / STATUS_FILE, stall_s=stall_s, interval_s=interval_s)
+        self.heartbeat = Heartbeat(
+            self.notifier,
+            cfg.state_dir / STATUS_FILE,
+            stall_s=cfg.stall_timeout_s,
+            interval_s=interval_s,
+            on_stall=self._on_stall,
+        )
         self.heartbeat.start()
         try:
             return self._serve(cfg)
@@ -421,6 +489,7 @@ class Service:
             return 3
         journal = self._journal
         metrics = Metrics()
+        heartbeat.metrics = metrics  # the running job's progress, as gauges
         if cfg.metrics is not None:
             try:
                 metrics.serve(*cfg.metrics)
@@ -442,6 +511,7 @@ class Service:
             should_stop=self._stop.is_set,
             heartbeat=heartbeat.tick,
             report=heartbeat.report,
+            output_mode=cfg.output_mode,
         )
         worker.note_mounts(cfg.folders)
         remote = None
@@ -659,6 +729,7 @@ class Service:
             # Jobs out on workers are followed through the broker they were sent to.
             self.log.warning("config.broker_unchanged", reason="the broker settings only change with a restart")
         engines.replace(ready)
+        worker.output_mode = new.output_mode
         worker.note_mounts(new.folders)
         scan.set_folders(new.folders)
         if getattr(self, "_buckets", None) is not None:
@@ -687,5 +758,16 @@ class Service:
 
 def run_daemon(config_path: Path, *, log_level: str = "info") -> int:
     """Entry point of ``anonymizer daemon``: configure logging, run the service, return exit code."""
+    from anonymizer.stream.run import stage_threads_alive
+
     configure_logging(log_level)
-    return Service(config_path).run()
+    code = Service(config_path).run()
+    if stage_threads_alive():
+        # A stopped job's stage thread may still be inside an inference call (its chain waits
+        # for it 2 s at most); finalizing the interpreter under it aborts the process (SIGABRT,
+        # "terminate called without an active exception"). Journal, audit and status file are
+        # written and closed by now: leave without finalizing, with the same exit code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

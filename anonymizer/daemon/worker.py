@@ -35,7 +35,7 @@ from anonymizer.audit.records import job_record, retention_record, utc_iso
 from anonymizer.config import Profile
 from anonymizer.daemon import review as review_hold
 from anonymizer.daemon.config import FolderConfig, RetryPolicy, mount_of
-from anonymizer.daemon.fsutil import find_by_name_hmac
+from anonymizer.daemon.fsutil import find_by_name_hmac, set_output_mode, umask_file_mode
 from anonymizer.daemon.journal import FileStat, Job, Journal, backoff_s, display_rel, job_key
 from anonymizer.daemon.logging import describe_error
 from anonymizer.daemon.metrics import Metrics
@@ -106,8 +106,20 @@ class Worker:
     heartbeat: Callable[[], None] = lambda: None
     report: Callable[[str, int, int], None] = lambda stage, done, total: None
     clock: Callable[[], float] = time.time
+    # The daemon config's output_mode; None: what the umask gives a new file (umask_file_mode).
+    output_mode: int | None = None
     _audit_head: tuple[str, int] | None = field(default=None, init=False)
+    _last_progress: Any = field(default=None, init=False)
     _mounts: dict[Path, tuple[str, int, int]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._umask_mode = umask_file_mode()
+
+    def publish(self, tmp: Path, final: Path) -> Path:
+        """Give a complete, verified file its final name, with the one mode every published
+        output gets (direct, reused or approved after review); return the name it got."""
+        set_output_mode(tmp, self.output_mode if self.output_mode is not None else self._umask_mode)
+        return place_no_overwrite(tmp, final)
 
     # ------------------------------------------------------------------ shares
 
@@ -170,13 +182,18 @@ class Worker:
         return {"path_hmac": path_hmac(self.hmac_key, folder.name, job.rel_path)}
 
     def _progress(self, *args: Any, **kwargs: Any) -> None:
-        # Called by the engine after every frame of a video and every inference pass of a photo,
-        # and while hashing and copying: proves the job is making progress (the heartbeat feeds
-        # the systemd watchdog only while such ticks keep coming), and is where a SIGTERM turns
-        # into a requeue within seconds, whatever the job's size.
+        # Called by the engine after every frame of a video and every inference pass, several
+        # times a second while a video's stages work, and while hashing and copying. It is where
+        # a SIGTERM turns into a requeue within seconds, whatever the job's size. Only a call
+        # that says something advanced proves progress (the heartbeat feeds the systemd watchdog
+        # only while such ticks keep coming): the calls a waiting pipeline makes repeat the
+        # last values, so a stuck stage cannot keep the daemon looking alive.
         if len(args) == 3 and isinstance(args[0], str):
             self.report(*args)  # (stage, done, total): shown by `anonymizer status`
-        self.heartbeat()
+        seen = (args, tuple(sorted(kwargs.items())))
+        if seen != self._last_progress or not args:
+            self._last_progress = seen
+            self.heartbeat()
         if self.should_stop():
             raise StopRequested()
 
@@ -396,7 +413,7 @@ class Worker:
         if folder.profile.review == "required":
             return review_hold.hold_output(self, a, tmp, final, summary, out_sha, out_size)
         self._require_mounted(folder.output)
-        published = place_no_overwrite(tmp, final)
+        published = self.publish(tmp, final)
         a.tmp = None
         return self._finish(
             job,
@@ -605,7 +622,7 @@ class Worker:
                     raise JobError("the copy of the earlier output does not match its recorded SHA-256")
                 self.journal.set_pending_output(job.id, final_rel, out_sha, out_size, summary)
                 self._require_mounted(folder.output)
-                output_rel = place_no_overwrite(tmp, final).relative_to(folder.output).as_posix()
+                output_rel = self.publish(tmp, final).relative_to(folder.output).as_posix()
             finally:
                 tmp.unlink(missing_ok=True)  # already gone once placed
             return self._finish_reuse(job, folder, engine, started, log, earlier, output_rel, summary, size)

@@ -67,7 +67,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile)
         # Read the labels before loading the models, so a malformed set fails in a moment.
         read_label_set(args.set_dir, default_class=args.default_class)
-        engine = Engine(profile)
+        # Stills: the engine `process` gives photos (detect.photos may name the default plan).
+        engine = Engine(profile).photo_engine
         show = sys.stderr.isatty() and not args.json
 
         def progress(done: int, total: int) -> None:

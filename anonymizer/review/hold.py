@@ -142,8 +142,9 @@ class ReviewStore:
             self._db.execute(
                 "INSERT INTO reviews (job_id, folder, state, held_at, copy_name) VALUES (?, ?, 'waiting', ?, ?)"
                 " ON CONFLICT(job_id) DO UPDATE SET state = 'waiting', held_at = excluded.held_at,"
-                " copy_name = excluded.copy_name, rounds = rounds + 1, operator = NULL, decided_at = NULL,"
-                " applied_at = NULL",
+                # operator and decided_at stay: the last decision's (a rejection with masks),
+                # what `review show` reports until the next one (issue 25 found 'operator: None').
+                " copy_name = excluded.copy_name, rounds = rounds + 1, applied_at = NULL",
                 (job_id, folder, now, copy_name),
             )
             self._db.execute("UPDATE jobs SET state = 'review', updated_at = ? WHERE id = ?", (now, job_id))

@@ -149,7 +149,13 @@ class Timeline:
         return {"timeline": self.as_dict(), "leak_frames": self.leak_frames()}
 
     def as_dict(self) -> dict[str, Any]:
-        """Per row (class name, 'manual'): runs [first frame, length, kind]."""
+        """Per row (class name, '<class> excluded' where an exclusion applied, 'manual'): runs
+        [first frame, length, kind].
+
+        Exclusions have a row of their own: on the class's row, a frame where one object was
+        excluded (a poster) and another detected and masked (a driver) was painted "excluded"
+        over the detection, so a driver masked on every frame looked unmasked (issue 25).
+        """
         rows: dict[str, list[list[Any]]] = {}
         for cid, row in self.bits.items():
             runs = []
@@ -157,7 +163,10 @@ class Timeline:
             for kind, bit in KINDS.items():
                 for start, length in _runs_of((bits & bit) != 0):
                     runs.append([start, length, kind])
-            rows[CLASS_NAMES[cid]] = sorted(runs)
+            name = CLASS_NAMES[cid]
+            rows[name] = sorted(r for r in runs if r[2] != "excluded")
+            if any(r[2] == "excluded" for r in runs):
+                rows[f"{name} excluded"] = sorted(r for r in runs if r[2] == "excluded")
         rows["manual"] = [[s, n, "manual"] for s, n in _runs_of(np.frombuffer(bytes(self.manual), np.uint8) != 0)]
         return {"frames": len(self.manual), "rows": rows}
 

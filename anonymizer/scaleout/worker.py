@@ -46,8 +46,10 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
         except OSError as exc:
             log.error("metrics.failed", error=exc.strerror or type(exc).__name__, address=f"{cfg.metrics[0]}:{cfg.metrics[1]}")
             return 4
+    _quiet_celery(log)
     reporter = _reporter(cfg, nodename, metrics, log).start()
     argv = [
+        "--quiet",  # no ASCII-art banner on stdout, between the JSON log lines (issue 25)
         "worker",
         f"--loglevel={'WARNING' if log_level != 'debug' else 'INFO'}",
         f"--concurrency={cfg.concurrency}",
@@ -64,6 +66,27 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
         # The stop line every long-running command writes (daemon.stopped, api.stopped).
         log.info("worker.stopped", pid=os.getpid())
     return 0
+
+
+def _quiet_celery(log: Any) -> None:
+    """stdout carries JSON lines only (journald interleaves stdout and stderr): Celery's console
+    messages ("worker: Warm shutdown (MainProcess)", written straight to the process's stdout)
+    and its free-text warning about running as root become JSON lines of ours instead."""
+    import warnings
+
+    import celery.apps.worker as celery_console
+    from celery.exceptions import SecurityWarning
+
+    def say(message: Any, f: Any = None) -> None:
+        log.info("worker.celery", message=" ".join(str(message).split()))
+
+    celery_console.safe_say = say  # looked up at each call by its signal handlers
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        log.warning(
+            "worker.running_as_root",
+            advice="run workers as an unprivileged service user (systemd/anonymizer-worker.service has User=)",
+        )
 
 
 def _reporter(cfg: Any, nodename: str, metrics: Any, log: Any) -> Any:

@@ -12,6 +12,7 @@ frames, pts for pts, or the job fails.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from anonymizer.detections import Detections
 from anonymizer.errors import MediaError
 from anonymizer.mask.maskers import Masker
 from anonymizer.media.video import DecodedFrame, frame_rotation, iter_frames
-from anonymizer.stream.run import prefetch
+from anonymizer.stream.run import Cancelled, prefetch
 from anonymizer.track.window import ClassTrack, WindowTracker
 
 
@@ -132,12 +133,28 @@ class Detect:
     frames in one call. Batching never changes what is found: each frame is planned after the one
     before it, as one by one (a shake seen on a frame makes the next one wanted), and a refresh
     is detected before the frames after it are planned (they carry what it finds).
+    ``done`` counts the frames detected and ``finished`` says every frame was: the job's progress
+    (the leading edge, where the time goes; the tracker holds frames back for its look-ahead).
+    ``cancel`` is checked after every inference call: a 4K frame's passes take seconds, and a
+    stopped job must not wait for them.
     """
 
-    def __init__(self, detectors: dict[str, ClassDetector], *, gate: bool, refresh_frames: int, batch: int = 1) -> None:
+    def __init__(
+        self,
+        detectors: dict[str, ClassDetector],
+        *,
+        gate: bool,
+        refresh_frames: int,
+        batch: int = 1,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
         self.batch = batch
+        self.cancel = cancel
         self.seconds = 0.0
+        self.done = 0
+        self.passes = 0  # inference calls made: a 4K frame's passes take seconds (liveness)
+        self.finished = False
 
     def __call__(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         pending: list[Frame] = []
@@ -147,6 +164,12 @@ class Detect:
                 yield from self._detect(pending)
                 pending = []
         yield from self._detect(pending)
+        self.finished = True
+
+    def _check(self, *_: int) -> None:
+        self.passes += 1
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
 
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         start = time.perf_counter()
@@ -169,15 +192,20 @@ class Detect:
             # tracker's look-ahead would hold half a megabyte per 4K frame it waits on.
             f.rgb = f.blocks = None
         self.seconds += time.perf_counter() - start
+        self.done += len(frames)
         return frames
 
-    @staticmethod
-    def _run(name: str, schedule: ClassSchedule, planned: list[tuple[Frame, tuple[list, Detections, bool]]]) -> None:
+    def _run(self, name: str, schedule: ClassSchedule, planned: list[tuple[Frame, tuple[list, Detections, bool]]]) -> None:
         """Detect the planned passes of several frames in one batch and store what each found."""
         if not planned:
             return
         images = [f.rgb for f, _ in planned]
-        passes = schedule.detector.detect_passes(images, video=True, plans=[plan for _, (plan, _, _) in planned])  # type: ignore[arg-type]
+        passes = schedule.detector.detect_passes(
+            images,  # type: ignore[arg-type]
+            video=True,
+            plans=[plan for _, (plan, _, _) in planned],
+            progress=self._check,
+        )
         for (f, (_, carried, refresh)), found in zip(planned, passes):
             dets = schedule.detector.merge_passes(found)
             if refresh:

@@ -65,6 +65,11 @@ def test_the_daemon_anonymizes_an_object_into_the_sink_and_only_then_deletes_the
     assert audit.index(upload[0]) < audit.index(retention[0])  # deleted only after the upload was verified
     job = [a for a in audit if a.get("event") == "job" and a["job_id"] == upload[0]["job_id"]]
     assert job and job[0]["outcome"] == "anonymized"  # the daemon's own job line, as for any folder
+    # The closing log line says what became of the source (issue 25: "action": null).
+    done = dh.wait_for(
+        lambda: [e for e in stack.daemon.events() if e.get("event") == "bucket.done"], 60, "the bucket.done line"
+    )
+    assert [e["action"] for e in done] == ["deleted"]
 
 
 def test_an_upload_cut_off_midway_is_retried_and_the_source_stays_until_it_succeeds(stack: Stack) -> None:

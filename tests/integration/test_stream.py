@@ -213,3 +213,23 @@ def test_frames_detected_in_batches_find_what_frames_one_by_one_find(tmp_path):
         if one is not None:
             np.testing.assert_array_equal(batched.xyxy, one.xyxy)
             np.testing.assert_array_equal(batched.confidence, one.confidence)
+
+
+def test_a_job_stopped_mid_detection_leaves_the_detectors_usable(engine, tmp_path):
+    """A stop ends the inference call in flight (onnxruntime's terminate flag): the flag must be
+    cleared for the engine's next call, a photo or the next video (issue 25)."""
+
+    class Stop(BaseException):
+        pass
+
+    def stop_at_once(stage, done, total, **_):
+        if stage == "detect" and _.get("passes") is not None:
+            raise Stop()
+
+    clip = write_frames(tmp_path / "still.mp4", [sensor_noise(still_scene(), i) for i in range(12)])
+    with pytest.raises(Stop):
+        engine.process(clip, tmp_path / "stopped.mp4", progress=stop_at_once)
+    options = [d.raw.run_options for d in engine.detectors.values() if hasattr(d.raw, "run_options")]
+    assert options and not any(o.terminate for o in options)
+    assert len(engine.detect_image(still_scene())) > 0
+    assert engine.process(clip, tmp_path / "again.mp4").frames == 12

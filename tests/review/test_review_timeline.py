@@ -31,13 +31,33 @@ def test_timeline_tells_interpolation_between_sightings_from_lead_and_trail_gues
     t.finish(len(frames))
     rows = t.as_dict()["rows"]
     assert rows["face"] == [[0, 1, "predicted"], [1, 1, "detected"], [2, 2, "interpolated"], [4, 1, "detected"],
-                            [5, 1, "predicted"], [7, 1, "excluded"]]
+                            [5, 1, "predicted"]]
+    assert rows["face excluded"] == [[7, 1, "excluded"]] and "plate excluded" not in rows
     assert rows["plate"] == [[6, 1, "detected"]]
     assert rows["manual"] == [[2, 2, "manual"]]
     why = {f["frame"]: f["why"] for f in t.leak_frames()}
     assert "face: track guesses only" in why[0] and "plate: weak detections only" in why[6]
     assert "face: detection excluded" in why[7]
     assert "face track starts or ends" in why[5] or "face track starts or ends" in why[6]
+
+
+def test_a_face_masked_on_every_frame_stays_detected_beside_an_excluded_one_in_the_report():
+    """Issue 25: a driver detected and masked on every frame, beside a poster's face excluded on
+    every frame, had his whole row painted "excluded" in the QA timeline."""
+    from anonymizer.review.report import timeline_svg
+
+    t = Timeline({"face": 0.5, "plate": 0.5}, max_gap_frames=5)
+    driver = (10, 10, 20, 20, FACE, 1, DETECTED, 0.9)
+    poster = (60, 10, 80, 30, FACE, 2, DETECTED, 0.9)
+    for i in range(12):
+        t.record(i, dets(driver), dets(poster))
+    t.finish(12)
+    rows = t.as_dict()["rows"]
+    assert rows["face"] == [[0, 12, "detected"]]
+    assert rows["face excluded"] == [[0, 12, "excluded"]]
+    svg = timeline_svg(t.as_dict(), [])
+    face_row = svg.split(">face<", 1)[1].split(">face excluded<", 1)[0]
+    assert 'class="run detected"' in face_row and 'class="run excluded"' not in face_row
 
 
 def test_an_exclusion_takes_only_boxes_wholly_inside_on_its_frames_and_classes():

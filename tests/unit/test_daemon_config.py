@@ -174,3 +174,38 @@ def test_a_required_key_set_to_null_is_an_error_not_an_absent_section(tmp_path: 
     text = str(err.value)
     assert f"{path}: at 'state_dir': required key is null" in text
     assert f"{path}: at 'folders[0].output': required key is null" in text
+
+
+def test_every_seconds_key_takes_one_duration_syntax(tmp_path: Path) -> None:
+    # Issue 25: `settle_s: 30s` was refused while the profile's `retention.after: 30s` was accepted.
+    data = base(settle_s="30s", poll_interval_s="1.5", rescan_interval_s="2h")
+    data.update(stall_timeout_s="5m", retry={"base_s": "1m", "max_s": "1d"})
+    cfg = module.load_daemon_config(write(tmp_path, data))
+    f = cfg.folders[0]
+    assert (f.settle_s, f.poll_interval_s, f.rescan_interval_s) == (30.0, 1.5, 7200.0)
+    assert (cfg.stall_timeout_s, cfg.retry.base_s, cfg.retry.max_s) == (300.0, 60.0, 86400.0)
+    with pytest.raises(ConfigError, match=r"'folders\[0\].settle_s': expected a duration like 30s"):
+        module.load_daemon_config(write(tmp_path, base(settle_s="thirty")))
+    with pytest.raises(ConfigError, match=r"'stall_timeout_s': 1.0 is below the minimum"):
+        module.load_daemon_config(write(tmp_path, {**base(), "stall_timeout_s": "1s"}))
+
+
+def test_every_declared_key_named_in_seconds_is_a_duration() -> None:
+    from anonymizer.api.settings import ApiConfig
+    from anonymizer.config import Profile
+    from anonymizer.scaleout.config import WorkerConfig
+    from anonymizer.schema import keys_of
+
+    seen, pending = set(), [module.DaemonConfig, Profile, WorkerConfig, ApiConfig]
+    named_s = []
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for k in keys_of(cls):
+            if k.section is not None:
+                pending.append(k.section)
+            elif k.key.endswith("_s") or k.key == "after":
+                named_s.append((cls.__name__, k.key, k.is_duration))
+    assert len(named_s) >= 10 and all(d for _, _, d in named_s), named_s

@@ -111,3 +111,74 @@ def test_a_daemon_that_died_without_stopping_is_not_reported_running(tmp_path: P
     info.update(pid=os.getpid(), heartbeat_at=now - 600)
     (tmp_path / STATUS_FILE).write_text(json.dumps(info))
     assert daemon_liveness(tmp_path, now)["state"] == "not-responding"
+
+
+def test_a_job_that_stops_advancing_is_reported_once_and_repeated_values_do_not_count_as_progress(
+    tmp_path: Path,
+) -> None:
+    """Liveness a stuck job cannot fake: the worker's progress callback, called many times a
+    second by a waiting video pipeline, ticks only when its values change; the heartbeat then
+    reports the stall (the service logs it and exits 7, and systemd restarts it)."""
+    from anonymizer.daemon.worker import Worker
+
+    stalls: list[dict] = []
+    beat = Heartbeat(Notifier({}), tmp_path / STATUS_FILE, stall_s=0.5, interval_s=0.05, on_stall=stalls.append)
+    beat.state = "running"
+    worker = Worker(
+        journal=None,  # type: ignore[arg-type]
+        audit=None,  # type: ignore[arg-type]
+        hmac_key=b"k",
+        engine_for=lambda _: None,  # type: ignore[arg-type,return-value]
+        retry=None,  # type: ignore[arg-type]
+        log=None,
+        heartbeat=beat.tick,
+        report=beat.report,
+    )
+    beat.start()
+    try:
+        beat.job_started("j-0123456789ab", "vms")
+        passes = 0
+        until = time.monotonic() + 1.0
+        while time.monotonic() < until:  # advancing: passes inside a long frame count
+            passes += 1
+            worker._progress("detect", 3, 40, passes=passes)
+            time.sleep(0.02)
+        assert stalls == []
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:  # stuck: the same values again and again
+            worker._progress("detect", 3, 40, passes=passes)
+            time.sleep(0.02)
+        assert len(stalls) == 1, stalls
+        assert stalls[0]["stalled_s"] >= 0.5
+        assert (stalls[0]["job"]["job_id"], stalls[0]["job"]["stage"], stalls[0]["job"]["done"]) == (
+            "j-0123456789ab",
+            "detect",
+            3,
+        )
+        assert json.loads((tmp_path / STATUS_FILE).read_text())["state"] == "stalled"
+    finally:
+        beat.stop()
+
+
+def test_the_running_job_s_progress_is_in_the_metrics_for_its_current_stage_only() -> None:
+    from prometheus_client import generate_latest
+
+    from anonymizer.daemon.metrics import Metrics
+
+    metrics = Metrics()
+    beat = Heartbeat(Notifier({}), None, stall_s=60, metrics=metrics)
+    beat.job_started("j-1", "vms")
+    beat.report("detect", 0, 40)
+    time.sleep(0.05)
+    beat.report("detect", 10, 40)
+    text = generate_latest(metrics.registry).decode()
+    assert 'anonymizer_job_progress_done{folder="vms",stage="detect"} 10.0' in text
+    assert 'anonymizer_job_progress_total{folder="vms",stage="detect"} 40.0' in text
+    assert 'anonymizer_job_stage_eta_seconds{folder="vms",stage="detect"}' in text
+    beat.report("verify", 50, 40)
+    text = generate_latest(metrics.registry).decode()
+    assert 'stage="detect"' not in text and 'anonymizer_job_progress_done{folder="vms",stage="verify"} 50.0' in text
+    beat.tick()
+    assert metrics.last_progress._value.get() > time.time() - 5
+    beat.job_ended()
+    assert "anonymizer_job_progress_done{" not in generate_latest(metrics.registry).decode()

@@ -21,13 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
-# detect.plate_text) or a changed default (the photo cascade on, its cue thresholds; plates on int8
-# at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only reason to edit
-# these: the same content is then processed once more.
+# detect.plate_text, detect.photos) or a changed default (the photo cascade on, its cue thresholds;
+# plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only
+# reason to edit these: the same content is then processed once more. (cctv-fast also lost its
+# photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "78ec562eeada972b222ec5d63ca5cd52ad4259e9daa4f8e8e0d53508db9531ba",
-    "cctv-fast.yaml": "a6b89f9a6153e2026185e1b13ba096d09185372925c43b223e5388766c2bd40e",
-    "low-collateral.yaml": "89887dad36ad068f11df3976964d913755120304e932f3726608b9f004ee7c37",
+    "default.yaml": "af028c2a59f6527815acaf0622c500a0b79b2770782879aaef193b0a957f4adf",
+    "cctv-fast.yaml": "bf9427ff397ebc960862a6658903c11ff3714dc4d319e55299627b341f779c1e",
+    "low-collateral.yaml": "fac4895372e18947b3871aa5c097bb63242d55612a359da23988ae1a5c0a7302",
 }
 
 
@@ -266,8 +267,8 @@ def test_daemon_sections_name_file_key_and_bounds(tmp_path: Path) -> None:
         "at 'retry.shade': unknown key; allowed keys: base_s, max_attempts, max_s",
         "at 'retry.max_attempts': 0 is below the minimum 1",
         "at 'folders[0].hue': unknown key",
-        "at 'folders[0].settle_s': expected int or float, got 'long'",
-        "at 'folders[0].poll_interval_s': 0 is below the minimum 0.05",
+        "at 'folders[0].settle_s': expected a duration like 30s, 24h or 30d, got 'long'",
+        "at 'folders[0].poll_interval_s': 0.0 is below the minimum 0.05",
         "at 'broker_in_flight': only meaningful with a broker",
     ):
         assert f"{path}: {fragment}" in text, fragment
@@ -305,7 +306,7 @@ def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
     for fragment in (
         "daemon.yaml: at 'api.listen': expected HOST:PORT with a port 1-65535, got '127.0.0.1:99999'",
         "daemon.yaml: at 'api.rate_per_minute': 0 is below the minimum 1",
-        "daemon.yaml: at 'api.leeway_s': expected int or float, got True",
+        "daemon.yaml: at 'api.leeway_s': expected a duration like 30s, 24h or 30d, got True",
         "daemon.yaml: at 'api.colour': unknown key; allowed keys: audience, issuer, jwks_file, leeway_s, listen",
     ):
         assert any(e.startswith(fragment) for e in c.errors), fragment
