@@ -126,6 +126,18 @@ def grow_over(boxes: np.ndarray, objects: np.ndarray, frame_wh: tuple[int, int])
     return np.concatenate([boxes, grown])
 
 
+def covered_px(boxes: np.ndarray, frame_wh: tuple[int, int]) -> int:
+    """Pixels of the frame under the union of ``boxes`` (source pixels): what a gated frame's
+    restricted passes cost, relative to the whole frame's."""
+    w, h = frame_wh
+    if not len(boxes):
+        return 0
+    mask = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        mask[max(0, int(y1)) : max(0, int(np.ceil(y2))), max(0, int(x1)) : max(0, int(np.ceil(x2)))] = True
+    return int(mask.sum())
+
+
 def _boxes(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
     """Bounding boxes (source pixels) of the connected changed areas, at most a few of them."""
     if not cells.any():
