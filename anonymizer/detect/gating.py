@@ -120,10 +120,17 @@ def grow_over(boxes: np.ndarray, objects: np.ndarray, frame_wh: tuple[int, int])
     touched = objects[overlap]
     if not len(touched):
         return boxes
-    half = (touched[:, 2:] - touched[:, :2]) / 2
-    grown = np.concatenate([touched[:, :2] - half, touched[:, 2:] + half], axis=1)
-    grown = np.clip(grown, 0, [w, h, w, h]).astype(np.float32)
-    return np.concatenate([boxes, grown])
+    return np.concatenate([boxes, around(touched, frame_wh)])
+
+
+def around(objects: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """Each object box (n, 4) with half its size around it, clipped to the frame: a crop that
+    shows the whole object and enough of its surroundings for a detector to find it again."""
+    w, h = frame_wh
+    objects = np.asarray(objects, np.float32).reshape(-1, 4)
+    half = (objects[:, 2:] - objects[:, :2]) / 2
+    grown = np.concatenate([objects[:, :2] - half, objects[:, 2:] + half], axis=1)
+    return np.clip(grown, 0, [w, h, w, h]).astype(np.float32)
 
 
 def covered_px(boxes: np.ndarray, frame_wh: tuple[int, int]) -> int:

@@ -156,7 +156,12 @@ class ClassSchedule:
                 self.still_at, self.shaking = index, False
                 touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
                 carried = self.kept[~touched] if len(self.kept) else self.kept
-                crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
+                # Every object the refresh found that a change touches is dropped from what is
+                # carried, so every one of them is looked at again, whole: ``touches`` counts a
+                # change a cell away from a box (a walker passing just under a standing face),
+                # where the changed area itself does not show the face (gated crowd clips lost
+                # such faces for as long as the walker stayed near them).
+                crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
                 self.stats["changed_px"] += int(gating.covered_px(crops, (width, height)))
                 self.stats["frame_px"] += width * height
                 return self._gated_passes(full, crops, height, width), carried, False

@@ -22,7 +22,7 @@ from anonymizer.detections import box_iou
 from anonymizer.evaluate import metrics
 from anonymizer.pipeline import Engine
 
-W, H = 960, 540
+W, H = 1920, 1080
 STEP = 80  # px a frame
 FACE_W = 28
 
@@ -53,7 +53,7 @@ def sprite(engine) -> tuple[np.ndarray, np.ndarray]:
 
 
 def background() -> np.ndarray:
-    # The gate photo (no faces in it), as a still 960x540 scene.
+    # The gate photo (no faces in it), as a still 1080p scene.
     return cv2.resize(load_rgb(PLATE_PHOTO), (W, H), interpolation=cv2.INTER_AREA)
 
 
@@ -145,16 +145,16 @@ def test_the_sprite_is_a_face_the_model_finds_at_its_size(engine, sprite):
 
 
 def test_a_small_face_crossing_at_80_px_a_frame_is_masked_in_every_frame_half_of_it_shows(engine, sprite, tmp_path):
+    # In the 640 px dense pass this face is 9 px: only the full plan's resolution finds it.
     assert leaks(engine, tmp_path, sprite, [crossing(sprite, "left")], "left") == []
 
 
-def test_two_small_faces_crossing_in_opposite_directions_are_both_masked(engine, sprite, tmp_path):
-    a = crossing(sprite, "left", offset=-60)
-    b = crossing(sprite, "right", offset=60)
-    n = min(len(a), len(b))
-    assert leaks(engine, tmp_path, sprite, [a[:n], b[:n]], "opposite") == []
-
-
-@pytest.mark.parametrize("edge", ["right", "top", "bottom"])
-def test_a_small_fast_face_entering_at_each_edge_is_masked(engine, sprite, tmp_path, edge):
-    assert leaks(engine, tmp_path, sprite, [crossing(sprite, edge)], edge) == []
+def test_small_faces_entering_at_every_edge_at_once_two_by_two_in_opposite_directions(engine, sprite, tmp_path):
+    paths = [
+        crossing(sprite, "left", offset=-200),
+        crossing(sprite, "right", offset=200),
+        crossing(sprite, "top", offset=-400),
+        crossing(sprite, "bottom", offset=400),
+    ]
+    n = min(len(p) for p in paths)  # the vertical ones cross the shorter side: the clip ends with them
+    assert leaks(engine, tmp_path, sprite, [p[:n] for p in paths], "every-edge") == []

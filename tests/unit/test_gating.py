@@ -268,3 +268,22 @@ def cv2_resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
     import cv2
 
     return cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def test_an_object_a_change_only_touches_is_looked_at_again_whole():
+    # A walker passes just under a standing face: the changed cells (widened by the context) end a
+    # few pixels below the face's box, which ``touches`` counts (a cell of slack), so the face is no
+    # longer carried from the refresh: the crops must show the whole face again.
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((720, 1280, 3), np.uint8)
+    still = cv2_resize(scene(), 1280, 720)
+    assert schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))[2]
+    face = np.array([[300, 40, 340, 83]], np.float32)
+    schedule.refreshed(Detections(face, np.array([0.9], np.float32), np.array([0], np.int32)))
+    walked = still.copy()
+    walked[136:160, 300:340] = 255 - walked[136:160, 300:340]  # changed cells widened by 48 px: from y 88
+    passes, carried, refresh = schedule.plan(1, rgb, gating.block_means(noisy(walked, 2)))
+    assert not refresh
+    assert not len(carried)  # touched: looked at again rather than carried
+    assert any(p.x0 <= 300 and p.y0 <= 40 and p.x1 >= 340 and p.y1 >= 83 for p in passes), passes
