@@ -271,6 +271,21 @@ def main(argv: list[str] | None = None) -> int:
                     f"{plates(mine)} | {plates(theirs)} | {'-' if spill is None else f'{spill:.4f}'} | "
                     f"{'-' if ref_spill is None else f'{ref_spill:.4f}'} | {ratio:.2f} |"
                 )
+    gated = [(k, r.passes) for k, _, r in results if r.passes]
+    if gated:
+        # What the gated frames cost: the share of their pixels the passes ran over (changed areas
+        # and the objects they touch), per kind and class.
+        print()
+        print("| kind | class | detector frames: full / dense / gated / refresh | changed share of gated frames |")
+        print("|---|---|---|---|")
+        for kind in kinds:
+            for cls in sorted({c for k, p in gated if k == kind for c in p}):
+                stats = [p[cls] for k, p in gated if k == kind and cls in p]
+                total = {key: sum(s.get(key, 0) for s in stats) for key in ("full", "dense", "gated", "refresh", "changed_px", "frame_px")}
+                share = total["changed_px"] / total["frame_px"] if total["frame_px"] else 0.0
+                print(
+                    f"| {kind} | {cls} | {total['full']} / {total['dense']} / {total['gated']} / {total['refresh']} | {share:.3f} |"
+                )
     fixed_rows = [r for k, _, r in results if k in ("fixed", "crossers")]
     if fixed_rows:
         # Who leaks in a still scene: standing objects (a gate that forgot them) or crossing ones

@@ -215,6 +215,8 @@ class ClipResult:
     object_frames_by_role: dict[str, int] = field(default_factory=dict)
     # Object-frames of objects scored by the plate rule (``is_face`` False).
     plate_object_frames: int = 0
+    # The job's pass counts per class (``JobResult.passes``: full, dense, gated frames, changed pixels).
+    passes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         summary = {
@@ -228,6 +230,8 @@ class ClipResult:
         }
         if self.object_frames_by_role:
             summary["object_frames_by_role"] = self.object_frames_by_role
+        if self.passes:
+            summary["passes"] = self.passes
         return {**summary, "leaks": self.leaked}
 
 
@@ -363,13 +367,14 @@ def anonymize_and_score(
     if expect is not None:  # an oracle masks the true boxes themselves (bench/eval_video.py --oracle)
         expect(truths, is_face)
     start = time.perf_counter()
-    engine.process(src, dst)
+    job = engine.process(src, dst)
     seconds = time.perf_counter() - start
     reference = workdir / f"{name}.plain.mp4"
     if not (tag and reference.is_file()):
         plain_reencode(src, reference, engine.profile)
     result = count_leaks(name, src, dst, truths, is_face, reference=reference)
     result.seconds = seconds
+    result.passes = dict(getattr(job, "passes", None) or {})
     return result
 
 
