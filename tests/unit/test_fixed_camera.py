@@ -251,3 +251,17 @@ def test_crossers_are_small_fast_and_enter_and_leave_at_every_edge(photos):
             at_once = max(at_once, sum(c.position(index) is not None for c in p.crossings))
     assert edges_in == edges_out == {"left", "right", "top", "bottom"}
     assert at_once >= 3  # several at once
+
+
+def test_the_reference_runs_every_pass_on_every_frame_without_gating_and_keeps_the_rest():
+    from anonymizer.config import load_profile
+
+    profile = load_profile(None)
+    ref = videos.reference_profile(profile)
+    assert ref.detect.gating is False
+    for spec in (ref.detect.faces, ref.detect.plates):
+        assert spec.every_n_frames == 1 and spec.video_full_every == 1
+    # Thresholds, scales, tracker and masks are the profile's: only the schedule differs.
+    assert ref.detect.faces.threshold == profile.detect.faces.threshold
+    assert ref.detect.plates.video_scales == profile.detect.plates.video_scales
+    assert ref.track == profile.track and ref.mask == profile.mask
