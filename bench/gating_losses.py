@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     causes["in crop"] += 1
                 else:
                     causes["neither"] += 1
-    share = schedule.stats["changed_px"] / max(1, schedule.stats["frame_px"])
+    share = schedule.stats.get("changed_px", 0) / max(1, schedule.stats.get("frame_px", 0))
     print("| confident detections lost by gating | touched | in crop | neither | changed share of gated frames |")
     print("|---|---|---|---|---|")
     print(f"| {sum(causes.values())} | {causes['touched']} | {causes['in crop']} | {causes['neither']} | {share:.3f} |")
