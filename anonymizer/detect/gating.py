@@ -128,7 +128,8 @@ def around(objects: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
     shows the whole object and enough of its surroundings for a detector to find it again."""
     w, h = frame_wh
     objects = np.asarray(objects, np.float32).reshape(-1, 4)
-    half = (objects[:, 2:] - objects[:, :2]) / 2
+    # At least the change context: half of a 20 px face is too little for CenterFace to see it.
+    half = np.maximum((objects[:, 2:] - objects[:, :2]) / 2, CONTEXT_PX)
     grown = np.concatenate([objects[:, :2] - half, objects[:, 2:] + half], axis=1)
     return np.clip(grown, 0, [w, h, w, h]).astype(np.float32)
 
