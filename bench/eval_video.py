@@ -24,6 +24,22 @@ against the clip re-encoded without masks).
     .venv/bin/python bench/eval_video.py --seed 11                        # other photos, other camera paths
     .venv/bin/python bench/eval_video.py --kind both --oracle             # the collateral floor of the masks
 
+* **crossers**: fixed-camera clips at 1080p where every crossing object is a face or plate of
+  12-40 px crossing the frame in 0.7-2 s, entering at any edge and leaving at any other, up to
+  four at once, over an empty scene or a busy one (every labelled object of the background
+  stands), alternating by clip and set (``busy``).
+
+``--half tune|confirm`` draws every clip's photos (background and crossing objects) from one half
+of each set (the fixed split of ../shared/eval/README.md): rules are chosen on the tune half's
+clips and adopted only if the confirm half's clips hide every object the reference hides.
+
+``--compare`` runs the reference too, on exactly the same clips: every pass of the profile's full
+plan on every frame, no gating (``videos.reference_profile``). It reports the leaked object-frames
+of each, and those the profile leaks that the reference does not (the target: <= 1 per 1,000).
+
+    .venv/bin/python bench/eval_video.py --kind crossers --half tune --compare --clips-per-set 2
+    .venv/bin/python bench/eval_video.py --kind crossers --half confirm --compare --clips-per-set 2
+
 ``--oracle`` replaces the detector and tracker by the truth: every counted true box of every frame
 is padded and masked exactly as the profile pads and masks a detection (``Engine.regions``, its
 masker, its encoder). No object leaks then, and the collateral it reports is what the profile's
@@ -87,12 +103,25 @@ class Oracle:
         writer.close()
 
 
+def busy(set_name: str, k: int) -> bool:
+    """Whether crossers clip ``k`` of a set has a busy scene (every labelled object standing) or an
+    empty one: alternating, and starting differently per set, so one clip per set shows both."""
+    return (k + (SETS.index(set_name) if set_name in SETS else 0)) % 2 == 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--profile", default=None, help="profile YAML (default: profiles/default.yaml)")
-    parser.add_argument("--kind", choices=("panned", "fixed", "both"), default="panned", help="which clips (default: panned)")
+    parser.add_argument(
+        "--kind", choices=("panned", "fixed", "crossers", "both", "all"), default="panned",
+        help="which clips: both = panned and fixed, all = the three (default: panned)",
+    )
+    parser.add_argument("--half", choices=fixed_camera.HALVES, default=None, help="draw every clip from this half of each set (default: all images)")
+    parser.add_argument("--compare", action="store_true", help="also run the reference (every pass, every frame, no gating) on the same clips")
+    parser.add_argument("--crosser-frames", type=int, default=72, help="frames per crossers clip (24 fps)")
+    parser.add_argument("--crosser-size", default="1920x1080", help="crossers clip size WxH")
     parser.add_argument("--clips-per-set", type=int, default=12, help="clips per set and kind")
     parser.add_argument("--frames", type=int, default=48, help="frames per panned clip")
     parser.add_argument("--fixed-frames", type=int, default=120, help="frames per fixed-camera clip (24 fps)")
@@ -105,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle", action="store_true", help="mask the true boxes instead of detecting: the collateral floor of the margins")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
-    kinds = ("panned", "fixed") if args.kind == "both" else (args.kind,)
+    crosser_size = tuple(int(v) for v in args.crosser_size.lower().split("x"))
+    kinds = {"both": ("panned", "fixed"), "all": ("panned", "fixed", "crossers")}.get(args.kind, (args.kind,))
 
     from anonymizer.pipeline import Engine
 
@@ -113,13 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(profile)
     if args.oracle:
         engine = Oracle(engine)
+    engines = {"": engine}
+    if args.compare:
+        engines["reference"] = Engine(videos.reference_profile(profile))
     results: list[tuple[str, str, videos.ClipResult]] = []  # (kind, set, result)
+    references: list[videos.ClipResult | None] = []  # the reference's result on the same clip
 
-    def report(kind: str, set_name: str, name: str, image: str, result: videos.ClipResult, started: float) -> None:
+    def report(kind: str, set_name: str, name: str, image: str, result: videos.ClipResult, started: float, reference=None) -> None:
         results.append((kind, set_name, result))
+        references.append(reference)
+        versus = "" if reference is None else (
+            f" (reference {len(reference.leaked)} leaked, {reference.seconds / reference.frames:.2f} s/frame)"
+        )
         print(
             f"  {name} ({image}): {result.object_frames} object-frames, {len(result.leaked)} leaked, "
-            f"{result.seconds / result.frames:.2f} s/frame ({time.perf_counter() - started:.0f} s total)",
+            f"{result.seconds / result.frames:.2f} s/frame{versus} ({time.perf_counter() - started:.0f} s total)",
             file=sys.stderr,
             flush=True,
         )
@@ -133,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipping {set_name}: not in {args.eval_dir}", file=sys.stderr)
                 continue
             labels = [li for li in read_label_set(set_dir) if len(li.boxes)]
+            if args.half:
+                labels = [li for li in labels if fixed_camera.half_of(li.image) == args.half]
             if "panned" in kinds:
                 # Each set draws from its own stream, so --sets picks the same clips in any combination.
                 rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode())])
@@ -143,10 +183,13 @@ def main(argv: list[str] | None = None) -> int:
                     plan = videos.plan_clip((rgb.shape[1], rgb.shape[0]), label.boxes, seed=seed, n_frames=args.frames, size_wh=size)
                     name = f"{set_name}-{k}"
                     t = time.perf_counter()
-                    result = videos.evaluate_clip(
-                        engine, name, rgb, label.boxes, plan, Path(tmp), seed=seed, is_face=label.class_id == FACE
-                    )
-                    report("panned", set_name, name, label.image, result, t)
+                    src = Path(tmp) / f"{name}.mp4"
+                    truths = videos.synthesize(rgb, label.boxes, plan, src, seed=seed)
+                    scored = {
+                        tag: videos.anonymize_and_score(e, name, src, truths, Path(tmp), is_face=label.class_id == FACE, tag=tag)
+                        for tag, e in engines.items()
+                    }
+                    report("panned", set_name, name, label.image, scored[""], t, scored.get("reference"))
             if "fixed" in kinds:
                 # A stream of its own, so that fixed clips never change which panned clips are drawn.
                 rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(b"fixed")])
@@ -160,8 +203,24 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     name = f"{set_name}-fixed-{k}"
                     t = time.perf_counter()
-                    result = fixed_camera.evaluate_fixed_clip(engine, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
-                    report("fixed", set_name, name, picked[0].image, result, t)
+                    scored = fixed_camera.evaluate_fixed_clip_with(engines, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
+                    report("fixed", set_name, name, picked[0].image, scored[""], t, scored.get("reference"))
+            if "crossers" in kinds:
+                # Fast small crossers at 1080p: their own stream again, so the other kinds stay as they were.
+                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(b"crossers")])
+                n_photos = min(len(labels), 1 + args.crossing_photos)
+                for k in range(args.clips_per_set):
+                    picked = [labels[int(i)] for i in rng.choice(len(labels), size=n_photos, replace=False)]
+                    photos = [fixed_camera.photo_from_label(set_dir, label, profile.limits) for label in picked]
+                    seed = int(rng.integers(1 << 30))
+                    plan = fixed_camera.plan_fixed_clip(
+                        photos[0], photos[1:], seed=seed, n_frames=args.crosser_frames, size_wh=crosser_size,
+                        motion_prob=0.0, keep_prob=float(busy(set_name, k)), crossers=True,
+                    )
+                    name = f"{set_name}-crossers-{k}"
+                    t = time.perf_counter()
+                    scored = fixed_camera.evaluate_fixed_clip_with(engines, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
+                    report("crossers", set_name, name, picked[0].image, scored[""], t, scored.get("reference"))
 
     print("| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -179,7 +238,55 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(leaks)} | {missed} | {len(leaks) - missed} | {'-' if per_k is None else f'{per_k:.2f}'} | "
                 f"{'-' if spill is None else f'{spill:.4f}'} |"
             )
-    fixed_rows = [r for k, _, r in results if k == "fixed"]
+    if args.compare:
+        print()
+        print(
+            f"| {args.half or 'all'} half | kind | set | object-frames | leaked: profile | reference | profile only | "
+            "profile only per 1,000 | plate object-frames | plates leaked per 1,000: profile | reference | "
+            "collateral: profile | reference | time profile / reference |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for kind in kinds:
+            for set_name in [*args.sets, None]:
+                pairs = [
+                    (r, ref) for (k, s, r), ref in zip(results, references)
+                    if ref is not None and k == kind and (set_name is None or s == set_name)
+                ]
+                if not pairs:
+                    continue
+                frames = sum(r.object_frames for r, _ in pairs)
+                only = sum(len(videos.leak_keys(r) - videos.leak_keys(ref)) for r, ref in pairs)
+                plate_frames = sum(r.plate_object_frames for r, _ in pairs)
+
+                def plates(rows: list[videos.ClipResult]) -> str:
+                    leaked = sum(1 for r in rows for leak in r.leaked if not leak.get("face", True))
+                    return f"{1000 * leaked / plate_frames:.1f}" if plate_frames else "-"
+
+                mine, theirs = [r for r, _ in pairs], [ref for _, ref in pairs]
+                spill, ref_spill = videos.collateral(mine), videos.collateral(theirs)
+                ratio = sum(r.seconds for r in mine) / max(1e-9, sum(r.seconds for r in theirs))
+                print(
+                    f"| {args.half or 'all'} | {kind} | {set_name or '**all**'} | {frames} | {sum(len(r.leaked) for r in mine)} | "
+                    f"{sum(len(r.leaked) for r in theirs)} | {only} | {1000 * only / frames if frames else 0:.2f} | {plate_frames} | "
+                    f"{plates(mine)} | {plates(theirs)} | {'-' if spill is None else f'{spill:.4f}'} | "
+                    f"{'-' if ref_spill is None else f'{ref_spill:.4f}'} | {ratio:.2f} |"
+                )
+    gated = [(k, r.passes) for k, _, r in results if r.passes]
+    if gated:
+        # What the gated frames cost: the share of their pixels the passes ran over (changed areas
+        # and the objects they touch), per kind and class.
+        print()
+        print("| kind | class | detector frames: full / dense / gated / refresh | changed share of gated frames |")
+        print("|---|---|---|---|")
+        for kind in kinds:
+            for cls in sorted({c for k, p in gated if k == kind for c in p}):
+                stats = [p[cls] for k, p in gated if k == kind and cls in p]
+                total = {key: sum(s.get(key, 0) for s in stats) for key in ("full", "dense", "gated", "refresh", "changed_px", "frame_px")}
+                share = total["changed_px"] / total["frame_px"] if total["frame_px"] else 0.0
+                print(
+                    f"| {kind} | {cls} | {total['full']} / {total['dense']} / {total['gated']} / {total['refresh']} | {share:.3f} |"
+                )
+    fixed_rows = [r for k, _, r in results if k in ("fixed", "crossers")]
     if fixed_rows:
         # Who leaks in a still scene: standing objects (a gate that forgot them) or crossing ones
         # (walkers entering at an edge before their first detection).
@@ -202,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             for kind in kinds
         }
-        clips = [{**r.summary(), "kind": k, "set": s} for k, s, r in results]
+        clips = [
+            {**r.summary(), "kind": k, "set": s, **({"reference": ref.summary()} if ref is not None else {})}
+            for (k, s, r), ref in zip(results, references)
+        ]
         args.json.write_text(json.dumps({**summary, "kinds": per_kind, "clips": clips}, indent=1))
     return 0
 

@@ -129,6 +129,8 @@ class ClassSchedule:
         self.still_at = -(10**9)  # the last gated frame (the camera was still)
         self.shaking = False
         self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0, "zoomed": 0, "shaken": 0}
+        # Gated frames: pixels of the changed areas the passes ran over, and of the whole frames.
+        self.stats |= {"changed_px": 0, "frame_px": 0}
 
     def wants(self, index: int) -> bool:
         """Whether the detector runs on frame ``index``: the cadence, or every frame while shaking."""
@@ -154,16 +156,15 @@ class ClassSchedule:
                 self.still_at, self.shaking = index, False
                 touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
                 carried = self.kept[~touched] if len(self.kept) else self.kept
-                crops = gating.grow_over(change.boxes, self.kept.xyxy[touched], (width, height))
-                if full and self.fixed_input and self.spec.video_zoom > 1:
-                    # Part of the full plan: between two full frames the tracker carries what it found.
-                    zoom = self.spec.video_zoom * finest_view(passes, self.spec, self.fixed_input, height, width)
-                    closer = zoom_windows(crops, zoom, self.fixed_input, height, width)
-                    self.stats["zoomed"] += 1
-                else:
-                    closer = []
-                passes = restrict(passes, crops, self.fixed_input) + closer
-                return passes, carried, False
+                # Every object the refresh found that a change touches is dropped from what is
+                # carried, so every one of them is looked at again, whole: ``touches`` counts a
+                # change a cell away from a box (a walker passing just under a standing face),
+                # where the changed area itself does not show the face (gated crowd clips lost
+                # such faces for as long as the walker stayed near them).
+                crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
+                self.stats["changed_px"] += int(gating.covered_px(crops, (width, height)))
+                self.stats["frame_px"] += width * height
+                return self._gated_passes(full, crops, height, width), carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
             self.shaking = self.shaking or index - self.still_at <= self.refresh_frames
@@ -177,6 +178,40 @@ class ClassSchedule:
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index
         return passes, Detections.empty(), True
+
+    def _gated_passes(self, full: bool, crops: np.ndarray, height: int, width: int) -> list[Pass]:
+        """The passes of a gated frame (a still camera): the full plan's resolution over what changed.
+
+        On every detector frame, full or not, the changed areas are seen as the full plan sees
+        them: a small face crossing a 1080p frame at 80 px a frame is 9 px in the 640 px dense
+        pass and gone before the next full frame. A fully convolutional model runs the full plan's
+        passes cut to the changed areas (the cost follows the changed area, never above the full
+        plan's). A fixed-input model runs windows of its input size at the full plan's finest view
+        over them (as many as the changed area needs, never more than the full plan's passes; with its
+        dense pass where a changed area is large), on full frames the full plan itself and its
+        closer look (``video_zoom``).
+        """
+        plan = self.detector.plan(height, width, video=True)
+        if not self.fixed_input:
+            return restrict(plan, crops, None)
+        if full:
+            passes = restrict(plan, crops, self.fixed_input)
+            if self.spec.video_zoom > 1:
+                # Part of the full plan: between two full frames the tracker carries what it found.
+                zoom = self.spec.video_zoom * finest_view(plan, self.spec, self.fixed_input, height, width)
+                passes += zoom_windows(crops, zoom, self.fixed_input, height, width)
+                self.stats["zoomed"] += 1
+            return passes
+        view = finest_view(plan, self.spec, self.fixed_input, height, width)
+        windows = zoom_windows(crops, view, self.fixed_input, height, width) if len(crops) else []
+        if len(windows) >= len(plan):
+            return restrict(plan, crops, self.fixed_input)
+        # A changed area wider than half a window may be a plate filmed from up close, which the
+        # windows show too large to recognise: the dense pass (the whole frame, smaller) runs too.
+        sides = crops[:, 2:] - crops[:, :2] if len(crops) else np.zeros((0, 2), np.float32)
+        if len(sides) and float(sides.max()) * view > self.fixed_input / 2:
+            windows = [dense_pass(height, width, self.spec, self.fixed_input), *windows]
+        return windows
 
     def refreshed(self, found: Detections) -> None:
         """Record what a refresh found: unchanged regions keep it until the next refresh."""

@@ -16,7 +16,15 @@ cover the frame:
 * every frame gets per-frame sensor noise and slow light changes (global and per channel), and
   the clip is H.264 with a keyframe every two seconds at a VMS-like quality;
 * optionally, one short **camera motion** segment (a shake, or a pan to a new resting view), so
-  that a product that gates detection on unchanged pixels must notice the camera moved.
+  that a product that gates detection on unchanged pixels must notice the camera moved;
+* optionally (``crossers``), every crossing is a **fast small crosser** instead: a face or plate
+  of 12-40 px crossing the frame in 0.7-2 s (a 1080p frame: 40-115 px a frame), entering at any
+  edge and leaving at any other, in groups of up to four at once; with ``keep_prob`` 0 (an empty
+  scene) or 1 (a busy one, every labelled object standing).
+
+Clips are made per **half** of the labelled sets (``half_of``): the background and every crossing
+photo of one clip come from the same half, so a rule tuned on the tune half's clips is confirmed on
+clips nobody tuned on.
 
 Crossing objects are pasted with integer offsets and a feathered border outside their boxes, so
 their true boxes are exact in every frame. An object counts in a frame only while at least half of
@@ -29,6 +37,7 @@ Everything is decided up front by ``plan_fixed_clip`` from a seed; rendering is 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +62,18 @@ FEATHER_PX = 6  # blend ramp at a pasted crop's border, so its edge is not a har
 WALK_SIZES_PER_S = (4.0, 9.0)
 FAST_SIZES_PER_S = (15.0, 30.0)
 VEHICLE_SIZES_PER_S = (8.0, 35.0)
+# Fast small crossers (``crossers``): the objects a fixed camera sees and the benches lacked, a
+# distant face or plate (sqrt(w*h) in the frame) crossing the whole frame's width in this long.
+CROSSER_SIZE_PX = (12.0, 40.0)
+CROSSER_CROSS_S = (0.7, 2.0)
+CROSSER_GROUP = ((1, 2, 3, 4), (0.3, 0.3, 0.2, 0.2))  # how many cross at once, and how often
+HALVES = ("tune", "confirm")
+
+
+def half_of(rel_path: str) -> str:
+    """The fixed split of ../shared/eval (its README): 'confirm' when the first hex digit of the
+    SHA-1 of the image's relative path is 8-f, else 'tune'."""
+    return "confirm" if hashlib.sha1(rel_path.encode()).hexdigest()[0] in "89abcdef" else "tune"
 
 
 @dataclass(frozen=True)
@@ -224,6 +245,57 @@ def _crossing(
     return Crossing(source, crop, carried, float(scale), tuple(keyframes), kind)
 
 
+def _crosser(
+    rng: np.random.Generator,
+    others: Sequence[LabelledPhoto],
+    start: float,
+    plan_size: tuple[int, int],
+    margin: tuple[int, int],
+    fps: int,
+) -> Crossing | None:
+    """Plan one fast small crosser starting at frame ``start``: 12-40 px, across the frame's width
+    in 0.7-2 s, from a point just outside one edge (any of the four) to just outside another."""
+    candidates = [i for i, p in enumerate(others) if len(p.boxes)]
+    if not candidates:
+        return None
+    source = int(candidates[rng.integers(len(candidates))])
+    photo = others[source]
+    anchor = int(rng.integers(len(photo.boxes)))
+    box = photo.boxes[anchor].astype(np.float64)
+    bw, bh = max(1.0, box[2] - box[0]), max(1.0, box[3] - box[1])
+    face = bool(photo.is_face[anchor])
+    w, h = plan_size
+    size_in = math.sqrt(bw * bh)
+    size_out = float(rng.uniform(*CROSSER_SIZE_PX))
+    pad_x, pad_y = CONTEXT_FRACTION * bw, CONTEXT_FRACTION * bh
+    pw, ph = photo.wh
+    crop = (
+        int(max(0, math.floor(box[0] - pad_x))),
+        int(max(0, math.floor(box[1] - pad_y))),
+        int(min(pw, math.ceil(box[2] + pad_x))),
+        int(min(ph, math.ceil(box[3] + pad_y + (BODY_FRACTION * bh if face else 0.0)))),
+    )
+    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
+    scale = min(size_out / size_in, 0.8 * w / cw, 0.8 * h / ch)
+    inside = _inside_share(photo.boxes, np.array(crop, np.float64))
+    carried = tuple(int(i) for i in np.flatnonzero(inside >= 0.999))
+    sw, sh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
+    speed = w / (float(rng.uniform(*CROSSER_CROSS_S)) * fps)  # pixels per frame
+    mx, my = margin
+    entry = int(rng.integers(4))
+    leave = int((entry + 1 + rng.integers(3)) % 4)  # any other edge: across, or round a corner
+
+    def on_edge(edge: int) -> tuple[float, float]:
+        # Just outside the view: left, right, top, bottom.
+        if edge < 2:
+            return (mx - sw if edge == 0 else mx + w), float(rng.uniform(my - sh / 2, my + h - sh / 2))
+        return float(rng.uniform(mx - sw / 2, mx + w - sw / 2)), (my - sh if edge == 2 else my + h)
+
+    p0, p1 = on_edge(entry), on_edge(leave)
+    travel = max(1.0, math.hypot(p1[0] - p0[0], p1[1] - p0[1]) / speed)
+    return Crossing(source, crop, carried, float(scale), ((start, *p0), (start + travel, *p1)), "crosser")
+
+
 def _inside_share(boxes: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Share of each (n, 4) box's area inside one xyxy region, float64 (n,)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -245,6 +317,7 @@ def plan_fixed_clip(
     keep_prob: float | None = None,
     motion_prob: float = 0.3,
     max_crossings: int = 40,
+    crossers: bool = False,
 ) -> FixedClipPlan:
     """Plan a fixed-camera clip over ``background`` with objects from ``others`` crossing it.
 
@@ -252,6 +325,7 @@ def plan_fixed_clip(
         keep_prob: chance that a background object stands still rather than being painted out;
             None draws it per clip between 0.3 and 0.8.
         motion_prob: chance of one camera shake or pan segment.
+        crossers: every crossing is a fast small crosser (``_crosser``), in groups of up to four.
     """
     rng = np.random.default_rng(seed)
     w, h = size_wh
@@ -275,10 +349,17 @@ def plan_fixed_clip(
     t = float(rng.uniform(0, min(1.0 * fps, n_frames / 4)))  # the first group comes soon
     while t < n_frames and len(crossings) < max_crossings and any(len(p.boxes) for p in others):
         # A group of one to three objects, then an empty stretch once the last of them has left.
-        group = [_crossing(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
-                 for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])))]
+        if crossers:
+            sizes, odds = CROSSER_GROUP
+            group = [_crosser(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
+                     for _ in range(int(rng.choice(sizes, p=odds)))]
+        else:
+            group = [_crossing(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
+                     for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])))]
         crossings += [c for c in group if c is not None]
-        t = max(c.keyframes[-1][0] for c in group if c is not None) + float(rng.uniform(0.5, 2.0)) * fps
+        # Crossers come in quicker succession: a busy street seen from afar.
+        gap = (0.2, 1.0) if crossers else (0.5, 2.0)
+        t = max(c.keyframes[-1][0] for c in group if c is not None) + float(rng.uniform(*gap)) * fps
 
     offsets = np.zeros((n_frames, 2), np.int64)
     motion, motion_frames = "none", (0, 0)
@@ -519,20 +600,40 @@ def evaluate_fixed_clip(
 ) -> ClipResult:
     """Synthesize one fixed clip, anonymize it with ``engine.process`` and count leaks as for panned clips.
 
-    Each leak also names the object's role ('standing', 'walk', 'fast', 'vehicle') and its
-    distance to the nearest frame edge: walkers leaking as they enter are the case to watch.
+    Each leak also names the object's role ('standing', 'walk', 'fast', 'vehicle', 'crosser') and
+    its distance to the nearest frame edge: walkers leaking as they enter are the case to watch.
     """
+    return evaluate_fixed_clip_with(
+        {"": engine}, name, background, others, plan, workdir, seed=seed
+    )[""]
+
+
+def evaluate_fixed_clip_with(
+    engines: dict[str, Any],
+    name: str,
+    background: LabelledPhoto,
+    others: Sequence[LabelledPhoto],
+    plan: FixedClipPlan,
+    workdir: Path,
+    *,
+    seed: int,
+) -> dict[str, ClipResult]:
+    """``evaluate_fixed_clip`` for several engines on the one clip (synthesized once), by name:
+    the default against a reference on exactly the same frames."""
     src = workdir / f"{name}.mp4"
     clip = synthesize_fixed(background, others, plan, src, seed=seed)
-    result = anonymize_and_score(engine, name, src, clip.truths, workdir, is_face=clip.is_face)
     w, h = plan.size_wh
-    for leak in result.leaked:
-        x1, y1, x2, y2 = leak["box"]
-        leak["role"] = clip.roles[leak["object"]]
-        leak["edge_px"] = round(float(min(x1, y1, w - x2, h - y2)), 1)
     by_role: dict[str, int] = {}
     for truth in clip.truths:
         for oid in truth.object_ids:
             by_role[clip.roles[int(oid)]] = by_role.get(clip.roles[int(oid)], 0) + 1
-    result.object_frames_by_role = by_role
-    return result
+    out = {}
+    for tag, engine in engines.items():
+        result = anonymize_and_score(engine, name, src, clip.truths, workdir, is_face=clip.is_face, tag=tag)
+        for leak in result.leaked:
+            x1, y1, x2, y2 = leak["box"]
+            leak["role"] = clip.roles[leak["object"]]
+            leak["edge_px"] = round(float(min(x1, y1, w - x2, h - y2)), 1)
+        result.object_frames_by_role = dict(by_role)
+        out[tag] = result
+    return out

@@ -213,6 +213,10 @@ class ClipResult:
     collateral_total: int = 0
     # Object-frames per role of the object (fixed-camera clips: standing, walk, fast, vehicle).
     object_frames_by_role: dict[str, int] = field(default_factory=dict)
+    # Object-frames of objects scored by the plate rule (``is_face`` False).
+    plate_object_frames: int = 0
+    # The job's pass counts per class (``JobResult.passes``: full, dense, gated frames, changed pixels).
+    passes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         summary = {
@@ -226,6 +230,8 @@ class ClipResult:
         }
         if self.object_frames_by_role:
             summary["object_frames_by_role"] = self.object_frames_by_role
+        if self.passes:
+            summary["passes"] = self.passes
         return {**summary, "leaks": self.leaked}
 
 
@@ -291,7 +297,9 @@ def count_leaks(
         for box, oid in zip(truth.boxes, truth.object_ids):
             objects.add(int(oid))
             result.object_frames += 1
-            verdict = metrics.box_hidden(a, b, box, ellipse=True if is_face is None else bool(is_face[oid]))
+            face = True if is_face is None else bool(is_face[oid])
+            result.plate_object_frames += 0 if face else 1
+            verdict = metrics.box_hidden(a, b, box, ellipse=face)
             if not verdict.hidden:
                 result.leaked.append(
                     {
@@ -302,6 +310,7 @@ def count_leaks(
                         "retained": None if np.isnan(verdict.retained) else round(verdict.retained, 3),
                         # ~0: no mask touched it (a miss); otherwise a mask that fell short or was too weak
                         "changed": round(verdict.changed, 3),
+                        "face": face,
                     }
                 )
     # Drain what is left so that a length mismatch is reported with every clip's true count.
@@ -338,25 +347,52 @@ def evaluate_clip(
 
 
 def anonymize_and_score(
-    engine: Any, name: str, src: Path, truths: list[FrameTruth], workdir: Path, *, is_face: np.ndarray | None = None
+    engine: Any,
+    name: str,
+    src: Path,
+    truths: list[FrameTruth],
+    workdir: Path,
+    *,
+    is_face: np.ndarray | None = None,
+    tag: str = "",
 ) -> ClipResult:
     """Anonymize a synthesized clip with ``engine.process`` (the real video job) and count its leaks.
 
     Shared by every clip generator (panned here, fixed-camera in ``fixed_camera``), so that all of
-    them are scored the same way: collateral against ``plain_reencode`` of the input.
+    them are scored the same way: collateral against ``plain_reencode`` of the input. ``tag``
+    names the output when several engines run on one clip (the plain re-encode is made once).
     """
-    dst = workdir / f"{name}.anonymized.mp4"
+    dst = workdir / f"{name}.anonymized{'.' + tag if tag else ''}.mp4"
     expect = getattr(engine, "expect", None)
     if expect is not None:  # an oracle masks the true boxes themselves (bench/eval_video.py --oracle)
         expect(truths, is_face)
     start = time.perf_counter()
-    engine.process(src, dst)
+    job = engine.process(src, dst)
     seconds = time.perf_counter() - start
     reference = workdir / f"{name}.plain.mp4"
-    plain_reencode(src, reference, engine.profile)
+    if not (tag and reference.is_file()):
+        plain_reencode(src, reference, engine.profile)
     result = count_leaks(name, src, dst, truths, is_face, reference=reference)
     result.seconds = seconds
+    result.passes = dict(getattr(job, "passes", None) or {})
     return result
+
+
+def reference_profile(profile: Profile) -> Profile:
+    """The reference a schedule is judged against: every pass of every class's full plan on every
+    frame, no gating (``every_n_frames`` 1, ``video_full_every`` 1, ``detect.gating`` off); the
+    rest of the profile (thresholds, margins, tracker, masks) as given."""
+    from dataclasses import replace
+
+    detect = profile.detect
+    every = {"every_n_frames": 1, "video_full_every": 1}
+    detect = replace(detect, gating=False, faces=replace(detect.faces, **every), plates=replace(detect.plates, **every))
+    return replace(profile, name=f"{profile.name}-reference", detect=detect)
+
+
+def leak_keys(result: ClipResult) -> set[tuple[int, int]]:
+    """(frame, object) of every leaked object-frame of a clip."""
+    return {(int(leak["frame"]), int(leak["object"])) for leak in result.leaked}
 
 
 def collateral(results: list[ClipResult]) -> float | None:

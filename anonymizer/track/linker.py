@@ -27,6 +27,15 @@ GROWTH_PER_FRAME = 0.03
 MAX_GROWTH = 0.5
 # A sighting overlapping where the track's motion puts it less than this is a jump (fill_tracks).
 JUMP_IOU = 0.3
+# Fast movers (a face crossing a 1080p frame in 0.7 s moves 80-115 px, 3-10 of its sizes, a
+# frame): a track seen once has no velocity yet, so nothing near its last box links to it. Such a
+# track also takes, as its second sighting, a box of its size (within SIZE_RATIO) up to FAST_REACH
+# of its sizes away per frame since it was seen (for at most FAST_MAX_GAP frames): the first
+# step gives it a velocity, and from then on the motion must agree (the usual reach around the
+# predicted box). Only boxes and tracks the ordinary matching left alone are linked this way.
+FAST_REACH = 10.0
+FAST_MAX_GAP = 4
+SIZE_RATIO = 1.6
 
 
 @dataclass
@@ -90,7 +99,34 @@ def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float)
         if t not in matches and b not in taken:
             matches[t] = b
             taken.add(b)
+    _match_fast(tracks, boxes, frame, matches, taken)
     return matches
+
+
+def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dict[int, int], taken: set[int]) -> None:
+    """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
+    seen once, not matched yet, takes the nearest free box of its size within its reach."""
+    single = [
+        i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= FAST_MAX_GAP
+    ]
+    free = [b for b in range(len(boxes)) if b not in taken]
+    if not single or not free:
+        return
+    last = np.stack([tracks[i].boxes[0] for i in single])
+    cand = boxes[free]
+    side_t = np.sqrt(np.prod(np.maximum(last[:, 2:] - last[:, :2], 1), axis=1))
+    side_b = np.sqrt(np.prod(np.maximum(cand[:, 2:] - cand[:, :2], 1), axis=1))
+    ratio = np.maximum(side_t[:, None] / side_b[None], side_b[None] / side_t[:, None])
+    centres_t = (last[:, :2] + last[:, 2:]) / 2
+    centres_b = (cand[:, :2] + cand[:, 2:]) / 2
+    dist = np.linalg.norm(centres_t[:, None] - centres_b[None], axis=2) / side_t[:, None]
+    gap = np.array([frame - tracks[i].frames[0] for i in single], np.float32)[:, None]
+    ok = (ratio <= SIZE_RATIO) & (dist <= FAST_REACH * gap)
+    ts, bs = np.nonzero(ok)
+    for t, b in sorted(zip(ts.tolist(), bs.tolist()), key=lambda tb: dist[tb[0], tb[1]]):
+        if single[t] not in matches and free[b] not in taken:
+            matches[single[t]] = free[b]
+            taken.add(free[b])
 
 
 def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:

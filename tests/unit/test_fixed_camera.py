@@ -205,3 +205,63 @@ def test_encoded_fixed_clip_is_scored_by_the_video_leak_count(photos, tmp_path):
     videos.write_clip(blacked, masked, p.fps, crf=0)
     result = videos.count_leaks("blacked", src, masked, clip.truths, clip.is_face)
     assert result.object_frames == unmasked.object_frames and not result.leaked
+
+
+def test_the_halves_follow_the_fixed_split_of_the_eval_readme():
+    import hashlib
+
+    for rel in ("images/a.jpg", "images/0_Parade_marchingband_1_20.jpg", "br/AYO9034.jpg", "x"):
+        first = hashlib.sha1(rel.encode()).hexdigest()[0]
+        assert fixed_camera.half_of(rel) == ("confirm" if first in "89abcdef" else "tune")
+    assert {fixed_camera.half_of(f"images/{i}.jpg") for i in range(20)} == {"tune", "confirm"}
+
+
+def test_crossers_are_small_fast_and_enter_and_leave_at_every_edge(photos):
+    background, others = photos
+    size = (1920, 1080)
+    edges_in, edges_out, at_once = set(), set(), 0
+    for seed in range(12):
+        p = fixed_camera.plan_fixed_clip(
+            background, others, seed=seed, n_frames=72, size_wh=size, motion_prob=0.0, keep_prob=0.0, crossers=True
+        )
+        assert p == fixed_camera.plan_fixed_clip(
+            background, others, seed=seed, n_frames=72, size_wh=size, motion_prob=0.0, keep_prob=0.0, crossers=True
+        )
+        renderer = fixed_camera.FixedClipRenderer(background, others, p)
+        mx, my = p.margin_xy
+        for k, c in enumerate(p.crossings):
+            assert c.kind == "crosser"
+            sprite = renderer.sprites[k]
+            sh, sw = sprite.rgb.shape[:2]
+            anchor = sprite.boxes[np.argmin(np.abs(np.sqrt(np.prod(sprite.boxes[:, 2:] - sprite.boxes[:, :2], axis=1)) - 26))]
+            side = float(np.sqrt(np.prod(anchor[2:] - anchor[:2])))
+            assert 11 <= side <= 41, side
+            (t0, x0, y0), (t1, x1, y1) = c.keyframes[0], c.keyframes[-1]
+            speed = np.hypot(x1 - x0, y1 - y0) / (t1 - t0)  # px a frame: the frame's width in 0.7-2 s
+            assert size[0] / (2.0 * p.fps) - 1 <= speed <= size[0] / (0.7 * p.fps) + 1, speed
+
+            def edge(x, y):
+                x, y = x - mx, y - my
+                return "left" if x + sw <= 0 else "right" if x >= size[0] else "top" if y + sh <= 0 else "bottom"
+
+            edges_in.add(edge(x0, y0))
+            edges_out.add(edge(x1, y1))
+            assert edge(x0, y0) != edge(x1, y1)
+        for index in range(p.n_frames):
+            at_once = max(at_once, sum(c.position(index) is not None for c in p.crossings))
+    assert edges_in == edges_out == {"left", "right", "top", "bottom"}
+    assert at_once >= 3  # several at once
+
+
+def test_the_reference_runs_every_pass_on_every_frame_without_gating_and_keeps_the_rest():
+    from anonymizer.config import load_profile
+
+    profile = load_profile(None)
+    ref = videos.reference_profile(profile)
+    assert ref.detect.gating is False
+    for spec in (ref.detect.faces, ref.detect.plates):
+        assert spec.every_n_frames == 1 and spec.video_full_every == 1
+    # Thresholds, scales, tracker and masks are the profile's: only the schedule differs.
+    assert ref.detect.faces.threshold == profile.detect.faces.threshold
+    assert ref.detect.plates.video_scales == profile.detect.plates.video_scales
+    assert ref.track == profile.track and ref.mask == profile.mask

@@ -222,3 +222,68 @@ def test_the_closer_look_is_relative_to_the_full_plans_finest_view_at_any_resolu
     passes = schedule.plan(1, rgb, gating.block_means(noisy(entered, 2)))[0]
     closer = [p for p in passes if p.x1 - p.x0 == 640 and p.y1 - p.y0 == 640]
     assert closer and {p.scale for p in closer} == {1.0}  # twice the tiles' 0.5: the source's own pixels
+
+
+def test_every_gated_detector_frame_sees_the_changed_area_at_the_full_plans_resolution():
+    # A 1080p still scene; a small face-sized change. The dense pass would show it at 1/3 size.
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=4, video_dense_side=640, tile_size=2048)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = cv2_resize(scene(), 1920, 1080)
+    assert schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))[2]  # the refresh
+    schedule.refreshed(Detections.empty())
+    for i in (1, 2, 3):  # dense frames of the cadence
+        moved = still.copy()
+        x = 300 + 80 * i
+        moved[500:528, x : x + 28] = 255 - moved[500:528, x : x + 28]
+        passes, _, refresh = schedule.plan(i, rgb, gating.block_means(noisy(moved, 1 + i)))
+        assert not refresh and passes, i
+        assert all(p.scale == 1.0 for p in passes)  # full resolution, not the dense pass's 1/3
+        assert any(p.x0 <= x and p.x1 >= x + 28 and p.y0 <= 500 and p.y1 >= 528 for p in passes)
+        area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes)
+        assert area < 0.05 * 1920 * 1080  # the cost follows the changed area
+    assert 0 < schedule.stats["changed_px"] < 0.05 * schedule.stats["frame_px"]
+
+
+def test_a_fixed_input_model_sees_what_changed_in_windows_at_the_full_plans_finest_view():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(scales=(0.5, 1.0), video_scales=(0.5, 1.0), flip=False, video_full_every=3, tile_size=1280, video_zoom=2.0)
+    schedule = ClassSchedule(ClassDetector(Letterboxed([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = cv2_resize(scene(), 1920, 1080)
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(Detections.empty())
+    moved = still.copy()
+    moved[600:620, 900:960] = 255 - moved[600:620, 900:960]  # a small plate
+    passes, _, _ = schedule.plan(1, rgb, gating.block_means(noisy(moved, 2)))  # not a full frame
+    # The plan's 1280 px tiles show 1080p at half size: one 640 px window at 0.5 over the change.
+    assert passes and all(p.scale == 0.5 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 540) for p in passes)
+    assert len(passes) < len(schedule.detector.plan(1080, 1920, video=True))
+    assert any(p.x0 <= 450 and p.x1 >= 480 and p.y0 <= 300 and p.y1 >= 310 for p in passes)
+
+
+def cv2_resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def test_an_object_a_change_only_touches_is_looked_at_again_whole():
+    # A walker passes just under a standing face: the changed cells (widened by the context) end a
+    # few pixels below the face's box, which ``touches`` counts (a cell of slack), so the face is no
+    # longer carried from the refresh: the crops must show the whole face again.
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((720, 1280, 3), np.uint8)
+    still = cv2_resize(scene(), 1280, 720)
+    assert schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))[2]
+    face = np.array([[300, 40, 340, 83]], np.float32)
+    schedule.refreshed(Detections(face, np.array([0.9], np.float32), np.array([0], np.int32)))
+    walked = still.copy()
+    walked[136:160, 300:340] = 255 - walked[136:160, 300:340]  # changed cells widened by 48 px: from y 88
+    passes, carried, refresh = schedule.plan(1, rgb, gating.block_means(noisy(walked, 2)))
+    assert not refresh
+    assert not len(carried)  # touched: looked at again rather than carried
+    assert any(p.x0 <= 300 and p.y0 <= 40 and p.x1 >= 340 and p.y1 >= 83 for p in passes), passes

@@ -205,3 +205,60 @@ def test_persistence_alone_does_not_mask_weak_texture_far_larger_than_the_faces_
     assert all(len(f) == 2 for f in track_and_fill(close, spec, confident=0.12)[0])
     anysize = TrackSpec(iou_match=0.1, max_gap_frames=2, lead_frames=0, trail_frames=0, confirm_sightings=5, confirm_max_px=0)
     assert all(len(f) == 2 for f in track_and_fill(truck, anysize, confident=0.12)[0])
+
+
+# Fast movers (linker.FAST_REACH): a 28x22 face crossing a 1080p frame in 0.7 s moves ~80 px a frame.
+
+
+def _face_at(x: float, y: float = 500.0, w: float = 28.0, h: float = 22.0) -> list[float]:
+    return [x, y, x + w, y + h]
+
+
+def test_a_fast_mover_seen_once_links_its_far_second_sighting_then_follows_its_velocity():
+    frames = [det(_face_at(100 + 80 * i)) for i in range(5)]
+    tracks = link(frames, SPEC)
+    assert len(tracks) == 1 and tracks[0].frames == [0, 1, 2, 3, 4]
+
+
+def test_a_fast_mover_missed_in_some_frames_is_interpolated_where_it_really_is():
+    xs = [100 + 80 * i for i in range(9)]
+    frames = [det(_face_at(x)) if i in (0, 1, 4, 5, 8) else det() for i, x in enumerate(xs)]
+    out, n_tracks = track_and_fill(frames, SPEC)
+    assert n_tracks == 1
+    for i in (2, 3, 6, 7):  # where the face was and no detector frame found it
+        assert _covers(out[i], _face_at(xs[i])), i
+
+
+def test_a_fast_link_needs_a_box_of_the_same_size():
+    # A 28 px face, then a 90 px one 240 px away: not the same object.
+    frames = [det(_face_at(100)), det([340, 480, 430, 570])]
+    assert len(link(frames, SPEC)) == 2
+
+
+def test_a_fast_link_is_only_a_second_sighting_after_that_the_motion_must_agree():
+    # A track moving right at 80 px a frame does not take a box 240 px off its predicted path.
+    frames = [det(_face_at(100)), det(_face_at(180)), det(_face_at(260, y=740))]
+    tracks = link(frames, SPEC)
+    assert sorted(t.frames for t in tracks) == [[0, 1], [2]]
+
+
+def test_a_fast_link_never_takes_a_box_the_ordinary_matching_gave_another_track():
+    # A standing face next to where a fast one passes keeps its own sighting.
+    still = [400, 500, 428, 522]
+    frames = [det(_face_at(100), still), det(_face_at(180), still), det(_face_at(260), still)]
+    tracks = link(frames, SPEC)
+    by_first = {tuple(t.boxes[0].tolist()): t.frames for t in tracks}
+    assert by_first[tuple(map(float, still))] == [0, 1, 2]
+    assert by_first[tuple(map(float, _face_at(100)))] == [0, 1, 2]
+
+
+def test_two_fast_movers_in_opposite_directions_keep_their_own_tracks():
+    a = [_face_at(100 + 80 * i) for i in range(6)]
+    b = [_face_at(900 - 80 * i, y=540) for i in range(6)]
+    frames = [det(a[i], b[i]) for i in range(6)]
+    tracks = link(frames, SPEC)
+    assert len(tracks) == 2
+    for t in tracks:
+        xs = [float(box[0]) for box in t.boxes]
+        steps = np.diff(xs)
+        assert np.allclose(steps, steps[0]) and abs(steps[0]) == 80
