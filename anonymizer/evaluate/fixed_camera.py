@@ -37,7 +37,6 @@ Everything is decided up front by ``plan_fixed_clip`` from a seed; rendering is 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ import numpy as np
 
 from anonymizer.detections import FACE
 from anonymizer.evaluate import metrics
+from anonymizer.evaluate.labels import half_of  # noqa: F401  (the one split; callers import it from here too)
 from anonymizer.evaluate.videos import MIN_SIZE_PX, MIN_VISIBLE, ClipResult, FrameTruth, anonymize_and_score, write_clip
 
 MARGIN_FRACTION = 0.06  # scene beyond the resting view on each side: room for shake and pan
@@ -68,12 +68,6 @@ CROSSER_SIZE_PX = (12.0, 40.0)
 CROSSER_CROSS_S = (0.7, 2.0)
 CROSSER_GROUP = ((1, 2, 3, 4), (0.3, 0.3, 0.2, 0.2))  # how many cross at once, and how often
 HALVES = ("tune", "confirm")
-
-
-def half_of(rel_path: str) -> str:
-    """The fixed split of ../shared/eval (its README): 'confirm' when the first hex digit of the
-    SHA-1 of the image's relative path is 8-f, else 'tune'."""
-    return "confirm" if hashlib.sha1(rel_path.encode()).hexdigest()[0] in "89abcdef" else "tune"
 
 
 @dataclass(frozen=True)
