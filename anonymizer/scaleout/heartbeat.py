@@ -87,9 +87,9 @@ def describe_device(device: str) -> str:
 def host_device() -> str:
     """The device before any job ran, without importing torch (0.6 GB): cpu without an NVIDIA
     device; with one, the engine's device decides (profile detect.device) and is shown once known."""
-    from anonymizer.detect.torch import _nvidia_device_present
+    from anonymizer.detect.torch import nvidia_device_present
 
-    return "cuda available (no job yet)" if _nvidia_device_present() else "cpu"
+    return "cuda available (no job yet)" if nvidia_device_present() else "cpu"
 
 
 # ---------------------------------------------------------------------- the main process

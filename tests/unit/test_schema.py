@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "af028c2a59f6527815acaf0622c500a0b79b2770782879aaef193b0a957f4adf",
-    "cctv-fast.yaml": "bf9427ff397ebc960862a6658903c11ff3714dc4d319e55299627b341f779c1e",
-    "low-collateral.yaml": "fac4895372e18947b3871aa5c097bb63242d55612a359da23988ae1a5c0a7302",
+    "default.yaml": "269031985e6ec8f314d5a517804fff34e648adf5df9a7a5a76b0de1db7ae6c5c",
+    "cctv-fast.yaml": "59482040d16533f43129e7c147e75a3664d990061118d8e22081c24901098314",
+    "low-collateral.yaml": "94bedc80f366578523aff266cf579f77a60fd64b47152a31a6d9eecadcd499bf",
 }
 
 
