@@ -3,10 +3,13 @@ called over loopback HTTP with httpx, with tokens signed by a test RSA key liste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,30 @@ def rsa_key() -> Any:
 def jwks_of(private_key: Any, kid: str) -> dict[str, Any]:
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
     return {"keys": [jwk | {"kid": kid, "use": "sig", "alg": "RS256"}]}
+
+
+@contextlib.contextmanager
+def api_process(config: Path, port: int, log: Path) -> Iterator[str]:
+    """``anonymizer api --config config`` on loopback until the block ends; yields its URL once
+    /healthz answers (a test that starts its own API instead of the shared fixture's)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anonymizer", "api", "--config", str(config)], cwd=dh.REPO, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(url + "/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        dh.wait_for(up, 60, "the API to answer", interval_s=0.2)
+        yield url
+    finally:
+        dh.stop_process(proc)
 
 
 class Api:

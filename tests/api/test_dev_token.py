@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 
 import daemon_helpers as dh
 import pytest
-from api_helpers import free_port, httpx, jwt
+from api_helpers import api_process, free_port, httpx, jwt
 
 from anonymizer.api.devtoken import dev_token, read_target
 from anonymizer.errors import ConfigError
@@ -45,21 +43,7 @@ def test_dev_token_writes_a_key_set_once_and_the_live_api_accepts_its_token(tmp_
     keys_before = jwks.read_text()
     again = dh.run_cli("api", "dev-token", "--config", str(config), "--scope", "jobs:read", "--ttl", "60")
     assert again.returncode == 0 and jwks.read_text() == keys_before, "the key is made once, then reused"
-    with open(tmp_path / "api.out", "wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "anonymizer", "api", "--config", str(config)], cwd=dh.REPO, stdout=out, stderr=out
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            assert api.poll() is None, (tmp_path / "api.out").read_text()
-            try:
-                return httpx.get(url + "/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        dh.wait_for(up, 60, "the API to answer", interval_s=0.2)
+    with api_process(config, port, tmp_path / "api.out") as url:
         headers = {"Authorization": f"Bearer {token}"}
         sample = dh.FACE_SAMPLES[0].read_bytes()
         posted = httpx.post(
@@ -77,8 +61,6 @@ def test_dev_token_writes_a_key_set_once_and_the_live_api_accepts_its_token(tmp_
             url + "/v1/jobs", params={"profile": "trial"}, files={"file": ("a.jpg", sample)}, headers=read_only
         )
         assert refused.status_code == 403  # the scope asked for is the scope granted
-    finally:
-        dh.stop_process(api)
 
 
 def test_dev_token_is_refused_off_loopback_and_never_replaces_a_real_key_set(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import daemon_helpers as dh
 import pytest
-from api_helpers import free_port, httpx
+from api_helpers import api_process, free_port, httpx
 
 pytest.importorskip("schemathesis", reason="the apitest extra is not installed (pip install -e '.[apitest]')")
 
@@ -43,21 +43,7 @@ def test_schemathesis_finds_no_failure_against_the_live_api(tmp_path):
     made = dh.run_cli("api", "dev-token", "--config", str(config), "--scope", "jobs:submit jobs:read")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
-    with open(tmp_path / "api.out", "wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "anonymizer", "api", "--config", str(config)], cwd=dh.REPO, stdout=out, stderr=out
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            assert api.poll() is None, (tmp_path / "api.out").read_text()
-            try:
-                return httpx.get(url + "/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        dh.wait_for(up, 60, "the API to answer", interval_s=0.2)
+    with api_process(config, port, tmp_path / "api.out") as url:
         # A schema-valid upload may still be no photo or video: 415, documented, is the right
         # answer to random bytes (JSON Schema cannot say "a JPEG"). Every other check as shipped.
         (tmp_path / "schemathesis.toml").write_text(
@@ -99,5 +85,3 @@ def test_schemathesis_finds_no_failure_against_the_live_api(tmp_path):
         assert options.status_code == 405 and options.headers["allow"] == "DELETE, GET"
         assert "stateful" in run.stdout.lower(), run.stdout[-3000:]
         print(run.stdout[-1500:])
-    finally:
-        dh.stop_process(api)
