@@ -172,15 +172,13 @@ class FixedClipPlan:
         return self.size_wh[0] + 2 * self.margin_xy[0], self.size_wh[1] + 2 * self.margin_xy[1]
 
 
-def _crossing(
-    rng: np.random.Generator,
-    others: Sequence[LabelledPhoto],
-    start: float,
-    plan_size: tuple[int, int],
-    margin: tuple[int, int],
-    fps: int,
-) -> Crossing | None:
-    """Plan one crossing starting at frame ``start``: crop, scale, speed, path (entering at an edge)."""
+def _sprite(
+    rng: np.random.Generator, others: Sequence[LabelledPhoto]
+) -> tuple[int, tuple[int, int, int, int], tuple[int, ...], float, bool] | None:
+    """A moving sprite for a crossing or a crosser: a random labelled object of a random photo,
+    cropped with its context (and a body below a face). Returns the photo's index, the crop, the
+    labelled boxes wholly inside it, the object's size (sqrt of its area) and whether it is a face;
+    None when no photo has a labelled object."""
     candidates = [i for i, p in enumerate(others) if len(p.boxes)]
     if not candidates:
         return None
@@ -190,10 +188,6 @@ def _crossing(
     box = photo.boxes[anchor].astype(np.float64)
     bw, bh = max(1.0, box[2] - box[0]), max(1.0, box[3] - box[1])
     face = bool(photo.is_face[anchor])
-    w, h = plan_size
-    # Keep the anchor's own size give or take, within what a camera of this size shows.
-    size_in = math.sqrt(bw * bh)
-    size_out = float(np.clip(size_in * rng.uniform(0.8, 1.5), 8.0, 0.22 * h))
     pad_x, pad_y = CONTEXT_FRACTION * bw, CONTEXT_FRACTION * bh
     pw, ph = photo.wh
     crop = (
@@ -202,11 +196,30 @@ def _crossing(
         int(min(pw, math.ceil(box[2] + pad_x))),
         int(min(ph, math.ceil(box[3] + pad_y + (BODY_FRACTION * bh if face else 0.0)))),
     )
+    inside = _inside_share(photo.boxes, np.array(crop, np.float64))
+    carried = tuple(int(i) for i in np.flatnonzero(inside >= 0.999))
+    return source, crop, carried, math.sqrt(bw * bh), face
+
+
+def _crossing(
+    rng: np.random.Generator,
+    others: Sequence[LabelledPhoto],
+    start: float,
+    plan_size: tuple[int, int],
+    margin: tuple[int, int],
+    fps: int,
+) -> Crossing | None:
+    """Plan one crossing starting at frame ``start``: crop, scale, speed, path (entering at an edge)."""
+    sprite = _sprite(rng, others)
+    if sprite is None:
+        return None
+    source, crop, carried, size_in, face = sprite
+    w, h = plan_size
+    # Keep the anchor's own size give or take, within what a camera of this size shows.
+    size_out = float(np.clip(size_in * rng.uniform(0.8, 1.5), 8.0, 0.22 * h))
     cw, ch = crop[2] - crop[0], crop[3] - crop[1]
     scale = size_out / size_in
     scale = min(scale, 0.8 * w / cw, 0.8 * h / ch)  # a crop never fills the frame
-    inside = _inside_share(photo.boxes, np.array(crop, np.float64))
-    carried = tuple(int(i) for i in np.flatnonzero(inside >= 0.999))
     sw, sh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
     size_out = size_in * scale
     if face:
@@ -249,30 +262,14 @@ def _crosser(
 ) -> Crossing | None:
     """Plan one fast small crosser starting at frame ``start``: 12-40 px, across the frame's width
     in 0.7-2 s, from a point just outside one edge (any of the four) to just outside another."""
-    candidates = [i for i, p in enumerate(others) if len(p.boxes)]
-    if not candidates:
+    sprite = _sprite(rng, others)
+    if sprite is None:
         return None
-    source = int(candidates[rng.integers(len(candidates))])
-    photo = others[source]
-    anchor = int(rng.integers(len(photo.boxes)))
-    box = photo.boxes[anchor].astype(np.float64)
-    bw, bh = max(1.0, box[2] - box[0]), max(1.0, box[3] - box[1])
-    face = bool(photo.is_face[anchor])
+    source, crop, carried, size_in, _ = sprite
     w, h = plan_size
-    size_in = math.sqrt(bw * bh)
     size_out = float(rng.uniform(*CROSSER_SIZE_PX))
-    pad_x, pad_y = CONTEXT_FRACTION * bw, CONTEXT_FRACTION * bh
-    pw, ph = photo.wh
-    crop = (
-        int(max(0, math.floor(box[0] - pad_x))),
-        int(max(0, math.floor(box[1] - pad_y))),
-        int(min(pw, math.ceil(box[2] + pad_x))),
-        int(min(ph, math.ceil(box[3] + pad_y + (BODY_FRACTION * bh if face else 0.0)))),
-    )
     cw, ch = crop[2] - crop[0], crop[3] - crop[1]
     scale = min(size_out / size_in, 0.8 * w / cw, 0.8 * h / ch)
-    inside = _inside_share(photo.boxes, np.array(crop, np.float64))
-    carried = tuple(int(i) for i in np.flatnonzero(inside >= 0.999))
     sw, sh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
     speed = w / (float(rng.uniform(*CROSSER_CROSS_S)) * fps)  # pixels per frame
     mx, my = margin
@@ -345,11 +342,15 @@ def plan_fixed_clip(
         # A group of one to three objects, then an empty stretch once the last of them has left.
         if crossers:
             sizes, odds = CROSSER_GROUP
-            group = [_crosser(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
-                     for _ in range(int(rng.choice(sizes, p=odds)))]
+            group = [
+                _crosser(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
+                for _ in range(int(rng.choice(sizes, p=odds)))
+            ]
         else:
-            group = [_crossing(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
-                     for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])))]
+            group = [
+                _crossing(rng, others, t + float(rng.uniform(0, 0.5)) * fps, size_wh, margin, fps)
+                for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])))
+            ]
         crossings += [c for c in group if c is not None]
         # Crossers come in quicker succession: a busy street seen from afar.
         gap = (0.2, 1.0) if crossers else (0.5, 2.0)
@@ -597,9 +598,7 @@ def evaluate_fixed_clip(
     Each leak also names the object's role ('standing', 'walk', 'fast', 'vehicle', 'crosser') and
     its distance to the nearest frame edge: walkers leaking as they enter are the case to watch.
     """
-    return evaluate_fixed_clip_with(
-        {"": engine}, name, background, others, plan, workdir, seed=seed
-    )[""]
+    return evaluate_fixed_clip_with({"": engine}, name, background, others, plan, workdir, seed=seed)[""]
 
 
 def evaluate_fixed_clip_with(
