@@ -2,8 +2,8 @@
 
 Every key is declared once, on its field below (``setting``: default, bounds or choices, a one-line
 doc); anonymizer.schema validates against those declarations and writes profiles/default.yaml and
-README.md's key table from them. Every error found in a file is collected and raised together as
-one ``ConfigError`` whose lines name the file, the key and what was allowed, e.g.::
+the key table of docs/configuration.md from them. Every error found in a file is collected and
+raised together as one ``ConfigError`` whose lines name the file, the key and what was allowed, e.g.::
 
     profiles/cctv.yaml: at 'mask.method': 'blurr' is not one of: blur, pixelate, fill
 
@@ -43,7 +43,7 @@ class CascadeSpec:
 
     On by default: on the full evaluation sets it hid exactly what the full plan hides (faces-wider
     0.992, faces-masks 0.992, plates-openalpr 0.991, plates-uc3m-lowres 0.927) at about half the
-    photo's detector time (README, "Photo cascade").
+    photo's detector time (docs/recall.md, "Photo cascade").
     """
 
     enabled: bool = setting(
@@ -51,7 +51,7 @@ class CascadeSpec:
         doc="on: every pass but the cheap one runs only around what the cheap pass saw (cues)",
         details="photos: run the cheap pass first and every other pass only where it saw candidates "
         "(**cues**), exactly as the full plan would run it there (`anonymizer/detect/cascade.py`; "
-        '"Photo cascade" below); `false` = every pass on every pixel',
+        'docs/recall.md, "Photo cascade"); `false` = every pass on every pixel',
     )
     # The cheap pass: the unmirrored passes at these scales run on the whole photo (plates: 2x
     # tiles are where a 1280 px photo is seen at full resolution; the 1x pass shrinks it to 640).
@@ -340,7 +340,7 @@ class DetectSpec:
         True,
         doc="video, fixed cameras: detect only where pixels changed since the last full refresh",
         details="video, fixed cameras: passes run only where pixels changed since the class's last full "
-        'refresh; what the refresh found elsewhere is kept (see "Fixed cameras")',
+        'refresh; what the refresh found elsewhere is kept (docs/engine.md, "Fixed cameras")',
     )
     gating_refresh_frames: int = setting(
         50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000

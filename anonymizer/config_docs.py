@@ -1,6 +1,7 @@
 """What is written from the schema: profiles/default.yaml and the key tables of the docs.
 
-Each table lies between marker comments in its markdown file, e.g. in README.md::
+Each table lies between marker comments in its markdown file under docs/, e.g. in
+docs/configuration.md::
 
     <!-- schema:profile -->
     | key | default | allowed | meaning |
@@ -62,7 +63,7 @@ def _api_table() -> str:
 
 # table name -> (the markdown file holding it, what goes between its markers)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
-    "profile": ("README.md", _profile_table),
+    "profile": ("docs/configuration.md", _profile_table),
     "daemon": ("docs/daemon.md", _daemon_table),
     "worker": ("docs/scale-out.md", _worker_table),
     "api": ("docs/api.md", _api_table),

@@ -12,7 +12,7 @@ From that one declaration:
   pixelate, fill``. Rules between keys are small functions the caller passes in (``checks``),
   run on each section after its keys are read.
 - ``sample_yaml`` writes a commented sample (profiles/default.yaml is that text).
-- ``markdown_table`` writes the key tables of README.md and docs/ (anonymizer.config_docs).
+- ``markdown_table`` writes the key tables of docs/ (anonymizer.config_docs).
 """
 
 from __future__ import annotations

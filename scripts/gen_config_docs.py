@@ -2,14 +2,16 @@
 """Write what is generated from the config schema: profiles/default.yaml and the key tables.
 
 The schema is the fields of anonymizer/config.py (profile), anonymizer/daemon/config.py (daemon),
-anonymizer/scaleout/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section). After editing a key's default, bounds or doc there, run
+anonymizer/scaleout/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section).
+After editing a key's default, bounds or doc there, run
 
     .venv/bin/python scripts/gen_config_docs.py          # rewrite what is stale
     .venv/bin/python scripts/gen_config_docs.py --check  # exit 1 naming what is stale
 
-and commit the result. The tables sit between <!-- schema:NAME --> markers in README.md,
-docs/daemon.md, docs/scale-out.md and docs/api.md (anonymizer/config_docs.py). tests/unit/test_schema.py fails
-while any of them is stale.
+and commit the result. The tables sit between <!-- schema:NAME --> markers in
+docs/configuration.md (profile keys), docs/daemon.md, docs/scale-out.md and docs/api.md
+(anonymizer/config_docs.py); README.md holds none and links to them. tests/unit/test_schema.py
+fails while any of them is stale.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
 # s3 (the S3 buckets: boto3).
 # ANONYMIZER_EXTRAS="gpu,yolo" does the same as the flags, e.g. for CI ("none": no extra and no
 # GPU detection); ANONYMIZER_VENV installs into another folder (default ./.venv). Versions are
-# pinned by constraints.txt, the versions the test suite passed with (see README, "Tests").
+# pinned by constraints.txt, the versions the test suite passed with (see docs/testing.md, "Pinned versions").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ANONYMIZER_VENV:-.venv}
