@@ -7,7 +7,6 @@ messages systemd would: READY=1, RELOADING=1, STOPPING=1, STATUS=...
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -21,15 +20,13 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
+from support import sha256 as sha256  # re-exported: tests call dh.sha256 and dh.wait_for
+from support import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 FACE_SAMPLES = sorted(SAMPLES.glob("faces-*.jpg"))
 START_TIMEOUT_S = 120
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_fast_profile(path: Path, *, retention: dict[str, Any] | None = None, log_file_names: bool = False) -> Path:
@@ -69,18 +66,6 @@ def write_daemon_config(path: Path, folders: list[dict[str, Any]], **top: Any) -
     return path
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval_s)
-
-
 def copy_slowly(
     src: Path, dst: Path, *, chunks: int = 6, pause_s: float = 0.3, between: Callable[[], None] | None = None
 ) -> None:
@@ -106,6 +91,13 @@ def audit_lines(audit_dir: Path) -> list[dict[str, Any]]:
 
 def files_under(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
+def status(config: Path) -> dict[str, Any]:
+    """``anonymizer status --config CONFIG --json``, parsed; fail with its output if it exits non-zero."""
+    result = run_cli("status", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

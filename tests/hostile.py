@@ -12,7 +12,6 @@ refuse with a reason; ``ACCEPTED`` the ones it must process although they look o
 
 from __future__ import annotations
 
-import fractions
 import os
 import random
 import struct
@@ -23,61 +22,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from media_factory import make_gradient_video
 
 SIZE_WH = (160, 120)
-FPS = 15
 
 
 # --------------------------------------------------------------------------- valid media
-
-
-def make_video(
-    path: Path,
-    *,
-    container: str | None = None,
-    codec: str = "libx264",
-    frames: int = 30,
-    size_wh: tuple[int, int] = SIZE_WH,
-    audio: str | None = "aac",
-    fps: int = FPS,
-) -> Path:
-    """Given a path, write a real small video there with PyAV and return the path.
-
-    Frames are a moving colour gradient; ``audio`` ("aac", "pcm_s16le" or None) adds a 16 kHz
-    mono sine track so that audio handling is exercised too.
-    """
-    width, height = size_wh
-    rate = 16000
-    with av.open(str(path), "w", format=container) as out:
-        video = out.add_stream(codec, rate=fps)
-        video.width, video.height = width, height
-        video.pix_fmt = "yuv420p"
-        sound = None
-        if audio:
-            sound = out.add_stream(audio, rate=rate)
-            sound.layout = "mono"
-        audio_pts = 0
-        xs = np.arange(width, dtype=np.int32)
-        ys = np.arange(height, dtype=np.int32)[:, None]
-        for i in range(frames):
-            image = np.empty((height, width, 3), np.uint8)
-            image[:, :, 0] = (xs * 2 + i * 8) % 256
-            image[:, :, 1] = (ys * 2 + i * 3) % 256
-            image[:, :, 2] = (i * 8) % 256
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
-            out.mux(video.encode(frame))
-            if sound is not None:
-                n = rate // fps
-                samples = (np.sin(np.arange(audio_pts, audio_pts + n) * 0.1) * 3000).astype(np.int16)[None, :]
-                chunk = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-                chunk.sample_rate, chunk.pts = rate, audio_pts
-                audio_pts += n
-                out.mux(sound.encode(chunk))
-        out.mux(video.encode())
-        if sound is not None:
-            out.mux(sound.encode())
-    return path
 
 
 def make_jpeg(path: Path, size_wh: tuple[int, int] = SIZE_WH, *, variant: int = 0) -> Path:
@@ -104,7 +54,8 @@ def count_frames(path: Path) -> int:
 # --------------------------------------------------------------------------- broken media
 
 
-def _truncate(path: Path, fraction: float = 0.5) -> Path:
+def truncate(path: Path, fraction: float = 0.5) -> Path:
+    """Cut a file to ``fraction`` of its bytes in place (a copy or a write that stopped); return it."""
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
     return path
@@ -119,21 +70,21 @@ def zero_byte(folder: Path) -> Path:
 
 def truncated_mp4(folder: Path) -> Path:
     """An MP4 written with its moov atom at the end, cut in half: the index is gone."""
-    path = make_video(folder / "cut_moov_at_end.mp4")
+    path = make_gradient_video(folder / "cut_moov_at_end.mp4")
     data = path.read_bytes()
     # PyAV writes mdat first and moov last unless asked for faststart; the cut must lose moov.
     assert data.find(b"moov") > data.find(b"mdat") > 0, "expected moov after mdat"
-    return _truncate(path)
+    return truncate(path)
 
 
 def truncated_avi(folder: Path) -> Path:
     """An AVI cut in half: it opens and decodes about half its frames without any error."""
-    return _truncate(make_video(folder / "cut.avi", codec="mpeg4", audio="pcm_s16le"))
+    return truncate(make_gradient_video(folder / "cut.avi", codec="mpeg4", audio="pcm_s16le"))
 
 
 def truncated_mkv(folder: Path) -> Path:
     """A Matroska file cut in half: its header still declares the full duration."""
-    return _truncate(make_video(folder / "cut.mkv"))
+    return truncate(make_gradient_video(folder / "cut.mkv"))
 
 
 def random_bytes_mp4(folder: Path, seed: int = 5) -> Path:
@@ -145,17 +96,17 @@ def random_bytes_mp4(folder: Path, seed: int = 5) -> Path:
 
 def wrong_extension_video(folder: Path) -> Path:
     """A valid MP4 (H.264 + AAC) named .avi: content, not name, decides (it must be accepted)."""
-    return make_video(folder / "really_mp4.avi", container="mp4")
+    return make_gradient_video(folder / "really_mp4.avi", container="mp4")
 
 
 def wrong_extension_photo_name(folder: Path) -> Path:
     """A valid Matroska video named .jpg: accepted as a video."""
-    return make_video(folder / "really_mkv.jpg", container="matroska")
+    return make_gradient_video(folder / "really_mkv.jpg", container="matroska")
 
 
 def hls_playlist(folder: Path, outside: Path) -> Path:
     """An HLS playlist whose segments are a real video outside the folder (absolute and ../)."""
-    target = make_video(outside / "secret_outside.mp4")
+    target = make_gradient_video(outside / "secret_outside.mp4")
     relative = os.path.relpath(target, folder)
     path = folder / "stream.m3u8"
     path.write_text(
@@ -173,7 +124,7 @@ def hls_playlist_named_mp4(folder: Path, outside: Path) -> Path:
 
 def ffconcat_playlist(folder: Path, outside: Path) -> Path:
     """An ffconcat script pointing at a real video outside the folder, named .mp4."""
-    target = make_video(outside / "secret_concat.mp4")
+    target = make_gradient_video(outside / "secret_concat.mp4")
     path = folder / "concat.mp4"
     path.write_text(f"ffconcat version 1.0\nfile '{target}'\nfile '{os.path.relpath(target, folder)}'\n")
     return path
@@ -230,19 +181,19 @@ def _patch_avi(path: Path, *, size_wh: tuple[int, int] | None = None, frames: in
 
 def huge_dimensions_video(folder: Path) -> Path:
     """An uncompressed AVI whose headers declare 100000 x 100000 pixels per frame."""
-    path = make_video(folder / "huge.avi", codec="rawvideo", frames=3, audio=None)
+    path = make_gradient_video(folder / "huge.avi", codec="rawvideo", frames=3, audio=None)
     return _patch_avi(path, size_wh=(100_000, 100_000))
 
 
 def large_dimensions_video(folder: Path) -> Path:
     """An uncompressed AVI declaring 12000 x 12000 (within FFmpeg's limits, over 40 MP)."""
-    path = make_video(folder / "large.avi", codec="rawvideo", frames=3, audio=None)
+    path = make_gradient_video(folder / "large.avi", codec="rawvideo", frames=3, audio=None)
     return _patch_avi(path, size_wh=(12_000, 12_000))
 
 
 def endless_declared_video(folder: Path) -> Path:
     """An AVI whose headers declare ~4.29 billion frames (about 9 years at 15 fps)."""
-    path = make_video(folder / "endless.avi", codec="mpeg4", audio=None)
+    path = make_gradient_video(folder / "endless.avi", codec="mpeg4", audio=None)
     return _patch_avi(path, frames=0xFFFF_FFF0)
 
 
@@ -291,7 +242,7 @@ def hostile_named(folder: Path, key: str) -> Path:
     path = Path(os.fsdecode(os.path.join(os.fsencode(folder), name)))
     variant = 40 * (list(HOSTILE_NAMES).index(key) + 1)
     if name.endswith(b".mp4"):
-        return make_video(path, frames=10 + variant // 40)
+        return make_gradient_video(path, frames=10 + variant // 40)
     return make_jpeg(path, variant=variant)
 
 

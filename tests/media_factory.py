@@ -89,6 +89,56 @@ def make_video(
     return path
 
 
+def make_gradient_video(
+    path: Path,
+    *,
+    container: str | None = None,
+    codec: str = "libx264",
+    frames: int = 30,
+    size_wh: tuple[int, int] = (160, 120),
+    audio: str | None = "aac",
+    fps: int = 15,
+) -> Path:
+    """Given a path, write a real small video there with PyAV and return the path.
+
+    The cheap clip of the sniff, CLI and fault tests (``hostile.py`` builds its broken inputs on it);
+    ``container`` forces a muxer whatever the suffix. Frames are a moving colour gradient; ``audio`` ("aac", "pcm_s16le" or None) adds a 16 kHz
+    mono sine track so that audio handling is exercised too.
+    """
+    width, height = size_wh
+    rate = 16000
+    with av.open(str(path), "w", format=container) as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p"
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=rate)
+            sound.layout = "mono"
+        audio_pts = 0
+        xs = np.arange(width, dtype=np.int32)
+        ys = np.arange(height, dtype=np.int32)[:, None]
+        for i in range(frames):
+            image = np.empty((height, width, 3), np.uint8)
+            image[:, :, 0] = (xs * 2 + i * 8) % 256
+            image[:, :, 1] = (ys * 2 + i * 3) % 256
+            image[:, :, 2] = (i * 8) % 256
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(frame))
+            if sound is not None:
+                n = rate // fps
+                samples = (np.sin(np.arange(audio_pts, audio_pts + n) * 0.1) * 3000).astype(np.int16)[None, :]
+                chunk = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+                chunk.sample_rate, chunk.pts = rate, audio_pts
+                audio_pts += n
+                out.mux(sound.encode(chunk))
+        out.mux(video.encode())
+        if sound is not None:
+            out.mux(sound.encode())
+    return path
+
+
 def decode_rgb(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,6 @@ KID = "test-key-1"
 MAX_UPLOAD = 2 * 1024**2
 RATE_PER_MINUTE = 120
 MAX_ACTIVE = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rsa_key() -> Any:

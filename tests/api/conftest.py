@@ -18,11 +18,11 @@ from api_helpers import (
     MAX_UPLOAD,
     RATE_PER_MINUTE,
     Api,
-    free_port,
     httpx,
     jwks_of,
     rsa_key,
 )
+from support import free_port
 
 
 @pytest.fixture(scope="package")

@@ -7,7 +7,8 @@ import stat
 
 import daemon_helpers as dh
 import pytest
-from api_helpers import api_process, free_port, httpx, jwt
+from api_helpers import api_process, httpx, jwt
+from support import free_port
 
 from anonymizer.api.devtoken import dev_token, read_target
 from anonymizer.errors import ConfigError

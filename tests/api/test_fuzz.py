@@ -15,7 +15,8 @@ from pathlib import Path
 
 import daemon_helpers as dh
 import pytest
-from api_helpers import api_process, free_port, httpx
+from api_helpers import api_process, httpx
+from support import free_port
 
 pytest.importorskip("schemathesis", reason="the apitest extra is not installed (pip install -e '.[apitest]')")
 

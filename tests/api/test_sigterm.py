@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import daemon_helpers as dh
-from api_helpers import AUDIENCE, ISSUER, KID, free_port, httpx, jwks_of, rsa_key
+from api_helpers import AUDIENCE, ISSUER, KID, httpx, jwks_of, rsa_key
+from support import free_port
 
 
 def _events(text: str) -> list[str]:

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import daemon_helpers as dh
-from api_helpers import AUDIENCE, ISSUER, KID, free_port, httpx, jwks_of, rsa_key
+from api_helpers import AUDIENCE, ISSUER, KID, httpx, jwks_of, rsa_key
+from support import free_port
 
 
 def self_signed(root: Path) -> tuple[Path, Path]:

@@ -17,6 +17,7 @@ from typing import Any
 import daemon_helpers as dh
 import pytest
 from daemon_helpers import stop_process
+from support import free_port
 
 boto3 = pytest.importorskip("boto3", reason="the s3 extra is not installed (pip install -e '.[s3]')")
 pytest.importorskip("moto", reason="moto[server] is not installed (pip install -e '.[test,api]')")
@@ -26,12 +27,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing-secret-never-logged",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MotoServer:

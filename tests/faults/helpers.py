@@ -17,7 +17,7 @@ Adds what attacking it needs:
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
 import re
@@ -36,7 +36,9 @@ from typing import Any
 import cv2
 import daemon_helpers as dh
 import numpy as np
+import support
 import yaml
+from support import sha256
 
 try:
     from anonymizer.daemon.journal import decode_rel
@@ -60,10 +62,6 @@ def strace_usable() -> bool:
         return False
     probe = subprocess.run([STRACE, "-f", "-qq", "-o", "/dev/null", "true"], check=False, capture_output=True)
     return probe.returncode == 0
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- the rig
@@ -536,8 +534,13 @@ def mounted(*paths: Path) -> Iterator[None]:
             umount(path)
 
 
-def wait_for(predicate: Any, timeout_s: float, what: str, *, interval_s: float = 0.05) -> Any:
-    return dh.wait_for(predicate, timeout_s, what, interval_s=interval_s)
+# The fault tests poll twice as often as the others: they catch the daemon between two states.
+wait_for = functools.partial(support.wait_for, interval_s=0.05)
+
+
+def retired_all(rig: Rig) -> bool:
+    """True when no job of the rig is left in state ``done`` (retention settled for every one)."""
+    return all(r["state"] != "done" for r in rig.jobs())
 
 
 def wait_serving(daemon: FaultDaemon, predicate: Any, timeout_s: float, what: str) -> None:

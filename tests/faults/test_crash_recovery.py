@@ -34,7 +34,7 @@ JUNK = "Carol-notes.jpg"
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real H.264 + AAC clip long enough (~1-2 s of detection on 2 cores) to be caught mid-job."""
-    return hostile.make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", size_wh=(480, 272), frames=60)
+    return hostile.make_gradient_video(tmp_path_factory.mktemp("clip") / "clip.mp4", size_wh=(480, 272), frames=60)
 
 
 def drop(rig: h.Rig, rel: str, source: Path | None = None, text: str | None = None) -> str:
@@ -145,7 +145,7 @@ def test_kill_9_at_each_job_state_then_restart_loses_nothing_and_does_nothing_tw
             dropped[PHOTO] = drop(rig, PHOTO, dh.FACE_SAMPLES[0])
         dropped[JUNK] = drop(rig, JUNK, text="not a photo, just notes\n")
         h.wait_for(
-            lambda: h.all_final(rig, len(dropped)) and _retired_all(rig), TIMEOUT_S, "every job to finish and retire"
+            lambda: h.all_final(rig, len(dropped)) and h.retired_all(rig), TIMEOUT_S, "every job to finish and retire"
         )
         assert second.stop() == 0
         ledger = h.check_nothing_lost(rig, dropped, expect_quarantined={JUNK})
@@ -155,10 +155,6 @@ def test_kill_9_at_each_job_state_then_restart_loses_nothing_and_does_nothing_tw
     assert set(ledger.retired) == retired_expected, "a source with a verified output was not retired"
     if state == "published_not_recorded":
         assert at_kill is not None and at_kill["state"] == "running", "the kill missed the unrecorded window"
-
-
-def _retired_all(rig: h.Rig) -> bool:
-    return all(r["state"] != "done" for r in rig.jobs())
 
 
 @pytest.mark.slow
@@ -182,7 +178,7 @@ def test_twenty_kill_9_at_random_moments_under_a_mixed_load_lose_nothing(tmp_pat
             time.sleep(rng.uniform(0.2, 3.0))
             daemon.kill9()
         last = rig.daemon()
-        h.wait_serving(last, lambda: h.all_final(rig, len(dropped)) and _retired_all(rig), 900, "everything to finish")
+        h.wait_serving(last, lambda: h.all_final(rig, len(dropped)) and h.retired_all(rig), 900, "everything to finish")
         assert last.stop() == 0
         ledger = h.check_nothing_lost(rig, dropped, expect_quarantined=junk)
     assert not any(ledger.lost(sha) for sha in dropped.values())

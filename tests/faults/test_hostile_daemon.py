@@ -124,7 +124,7 @@ def test_a_file_growing_forever_is_never_offered_while_it_grows(tmp_path: Path) 
     # be picked up half-written: it never settles, so it is never hashed, read or moved.
     with h.rig_at(tmp_path, settle_s=0.5) as rig:
         daemon = rig.daemon()
-        data = hostile.make_video(rig.root / "clip.ts", container="mpegts", frames=30).read_bytes()
+        data = hostile.make_gradient_video(rig.root / "clip.ts", container="mpegts", frames=30).read_bytes()
         steps = 16
         with open(rig.inp / "live.ts", "wb") as fh:
             for i in range(steps):  # ~3 s of growth, a write every 0.2 s: faster than settle_s

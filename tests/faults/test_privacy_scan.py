@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import daemon_helpers as dh
 import helpers as h
 import hostile
 import pytest
+from support import free_port
 
 TIMEOUT_S = 180
 # The readable plates on the two shipped sample photos (their labels in ../shared/eval).
@@ -30,14 +30,8 @@ PLATE_SAMPLES = sorted(dh.SAMPLES.glob("plate-*.jpg"))
 pytestmark = pytest.mark.skipif(len(PLATE_SAMPLES) < 2 or not dh.FACE_SAMPLES, reason="sample photos are missing")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_no_log_line_metric_status_or_audit_line_names_a_file_a_plate_or_coordinates(tmp_path: Path) -> None:
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     with h.rig_at(tmp_path, plates=True, retention={"source": "delete"}, metrics=address, settle_s=0.3) as rig:
         inputs = {
             "Jane-Roe_car_0SG719.jpg": PLATE_SAMPLES[0],

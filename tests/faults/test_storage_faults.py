@@ -144,7 +144,7 @@ def _bind(backing: Path, target: Path) -> None:
 @needs_mount
 def test_an_input_share_that_disappears_mid_job_and_returns_loses_nothing(tmp_path: Path) -> None:
     # A share (here a bind mount) dropped while a job reads from it, then mounted again.
-    clip = hostile.make_video(tmp_path / "clip.mp4", size_wh=(320, 180), frames=60)
+    clip = hostile.make_gradient_video(tmp_path / "clip.mp4", size_wh=(320, 180), frames=60)
     with h.rig_at(tmp_path, retention={"source": "delete"}, retry=PATIENT_RETRY) as rig, h.mounted(rig.inp):
         backing = tmp_path / "share"
         backing.mkdir()
@@ -177,7 +177,7 @@ def test_an_output_share_that_disappears_mid_job_never_leads_to_a_deleted_source
     # If the output share drops while a video is processed, paths resolve to the bare mount point
     # on the local disk: an output "published" there is hidden once the share returns. The source
     # must not be retired on the strength of such an output.
-    clip = hostile.make_video(tmp_path / "clip.mp4", size_wh=(320, 180), frames=60)
+    clip = hostile.make_gradient_video(tmp_path / "clip.mp4", size_wh=(320, 180), frames=60)
     with h.rig_at(tmp_path, retention={"source": "delete"}, retry=PATIENT_RETRY) as rig, h.mounted(rig.out):
         backing = tmp_path / "outshare"
         backing.mkdir()
@@ -194,10 +194,6 @@ def test_an_output_share_that_disappears_mid_job_never_leads_to_a_deleted_source
         h.umount(rig.out)  # the output share goes away mid-job...
         time.sleep(3.0)  # ...long enough for the job to end one way or the other
         _bind(backing, rig.out)  # and comes back
-        h.wait_serving(daemon, lambda: h.all_final(rig, 1) and _retired_all(rig), TIMEOUT_S, "the job to settle")
+        h.wait_serving(daemon, lambda: h.all_final(rig, 1) and h.retired_all(rig), TIMEOUT_S, "the job to settle")
         assert daemon.stop() == 0
         h.check_nothing_lost(rig, {"Eve-stairs.mp4": sha})
-
-
-def _retired_all(rig: h.Rig) -> bool:
-    return all(r["state"] != "done" for r in rig.jobs())

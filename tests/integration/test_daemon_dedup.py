@@ -8,9 +8,7 @@ here on real files; a consumer that takes outputs away before retention is real 
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
 import sys
 import time
 import urllib.request
@@ -20,6 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
+from daemon_helpers import status
+from support import free_port, metric
 
 pytestmark = pytest.mark.skipif(len(dh.FACE_SAMPLES) < 2, reason="samples/faces-*.jpg are missing")
 
@@ -35,12 +35,6 @@ def drop(src: Path, dst: Path) -> None:
 
 def job_lines(audit_dir: Path) -> list[dict]:
     return [line for line in dh.audit_lines(audit_dir) if line["event"] == "job"]
-
-
-def status(config: Path) -> dict:
-    result = dh.run_cli("status", "--config", str(config), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 def test_redropped_and_renamed_copies_each_get_an_output_at_their_own_path(tmp_path: Path) -> None:
@@ -121,18 +115,6 @@ def test_redropped_and_renamed_copies_each_get_an_output_at_their_own_path(tmp_p
     for name in ("anna", "ben"):
         assert name not in logs
     assert dh.run_cli("audit", "verify", "--config", str(config)).returncode == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    prefix = f"{name}{{{want}}} " if labels else f"{name} "
-    return float(next(line for line in text.splitlines() if line.startswith(prefix)).split()[-1])
 
 
 def test_a_source_whose_output_was_taken_away_is_retried_then_held_and_shown(tmp_path: Path) -> None:

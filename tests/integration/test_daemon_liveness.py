@@ -11,7 +11,6 @@ be a test of the scheduler, not of the daemon.)
 from __future__ import annotations
 
 import itertools
-import json
 import signal
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
+from daemon_helpers import status
 
 PLATES = sorted(dh.SAMPLES.glob("plate-*.jpg"))
 pytestmark = pytest.mark.skipif(not PLATES, reason="samples/plate-*.jpg are missing")
@@ -36,12 +36,6 @@ def write_large_photo(path: Path) -> Path:
     rgb = cv2.imread(str(PLATES[0]))
     cv2.imwrite(str(path), cv2.resize(rgb, (6000, 4000), interpolation=cv2.INTER_CUBIC), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return path
-
-
-def status(config: Path) -> dict:
-    result = dh.run_cli("status", "--config", str(config), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues_it_within_seconds(

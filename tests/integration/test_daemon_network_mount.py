@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
+from support import free_port
 
 from anonymizer.daemon.config import load_daemon_config
 from anonymizer.errors import ConfigError
@@ -38,12 +39,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(len(dh.FACE_SAMPLES) < 1, reason="samples/faces-*.jpg are missing"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -18,20 +17,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
+from support import free_port, metric
 
 pytestmark = pytest.mark.skipif(len(dh.FACE_SAMPLES) < 3, reason="samples/faces-*.jpg are missing")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    prefix = f"{name}{{{want}}} " if labels else f"{name} "
-    return float(next(line for line in text.splitlines() if line.startswith(prefix)).split()[-1])
 
 
 def test_io_failures_are_retried_then_quarantined_existing_outputs_are_never_overwritten_and_metrics_count(

@@ -178,7 +178,7 @@ def test_cli_refuses_hostile_files_named_directly_too(tmp_path: Path) -> None:
 
 def test_a_video_over_the_frame_limit_is_refused_while_decoding_as_an_endless_stream_would_be(tmp_path: Path) -> None:
     # The header can lie (or say nothing, like a live MPEG-TS): the limit must hold while decoding.
-    source = hostile.make_video(tmp_path / "long.ts", container="mpegts", frames=30)
+    source = hostile.make_gradient_video(tmp_path / "long.ts", container="mpegts", frames=30)
     out = tmp_path / "out"
 
     run = run_process([source], out, quick_profile(tmp_path / "limited.yaml", max_frames=10))

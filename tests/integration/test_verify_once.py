@@ -7,19 +7,13 @@ writer closes it. Without the verification the damaged file would be returned (a
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from hostile import truncate
 from media_factory import make_video
 
 from anonymizer.errors import JobError
 from anonymizer.jobs.run import run_job
 from anonymizer.media import image, video
-
-
-def _truncate(path, keep: float = 0.5) -> None:
-    with open(path, "r+b") as fh:
-        fh.truncate(int(os.path.getsize(path) * keep))
 
 
 def test_a_video_output_damaged_after_writing_is_refused_and_nothing_is_left(tmp_path, fast_engine, monkeypatch):
@@ -28,7 +22,7 @@ def test_a_video_output_damaged_after_writing_is_refused_and_nothing_is_left(tmp
 
     def close_then_lose_the_tail(self):  # type: ignore[no-untyped-def]
         real_close(self)
-        _truncate(self.dst)
+        truncate(self.dst)
 
     monkeypatch.setattr(video.VideoWriter, "close", close_then_lose_the_tail)
     out = tmp_path / "out"
@@ -46,7 +40,7 @@ def test_a_photo_output_damaged_after_writing_is_refused(tmp_path, fast_engine, 
 
     def write_then_lose_the_tail(photo, rgb, dst, output):  # type: ignore[no-untyped-def]
         real_write(photo, rgb, dst, output)
-        _truncate(dst, 0.3)
+        truncate(dst, 0.3)
 
     monkeypatch.setattr("anonymizer.pipeline.write_photo", write_then_lose_the_tail)
     out = tmp_path / "out"

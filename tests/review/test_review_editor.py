@@ -30,6 +30,7 @@ import yaml
 from media_factory import decode_rgb, make_video
 from PIL import Image
 from review_media import texture, two_faces_photo
+from support import free_port
 
 httpx = pytest.importorskip("httpx", reason="the api extra is not installed (pip install -e '.[api]')")
 jwt = pytest.importorskip("jwt", reason="the api extra is not installed (pip install -e '.[api]')")
@@ -82,14 +83,6 @@ def _key_and_jwks() -> tuple[Any, dict[str, Any]]:
     return key, {"keys": [jwk | {"kid": KID, "use": "sig", "alg": "RS256"}]}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
     root = tmp_path_factory.mktemp("editor")
@@ -97,7 +90,7 @@ def editor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
     (root / "jwks.json").write_text(json.dumps(jwks))
     profile = dh.write_fast_profile(root / "fast.yaml", retention={"source": "keep"})
     profile.write_text(yaml.safe_dump({**yaml.safe_load(profile.read_text()), "review": "required"}))
-    port = _free_port()
+    port = free_port()
     config = dh.write_daemon_config(
         root / "daemon.yaml",
         [dh.folder_entry(root, "cams", profile)],

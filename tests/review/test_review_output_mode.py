@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 
 import daemon_helpers as dh
 import pytest
 import yaml
+from support import file_mode as mode
 
 pytestmark = pytest.mark.skipif(len(dh.FACE_SAMPLES) < 2, reason="samples/faces-*.jpg are missing")
 TIMEOUT_S = 90
@@ -26,10 +26,6 @@ def review(config: Path, *args: str) -> dict:
     run = dh.run_cli("review", *args[:1], "--config", str(config), "--json", *args[1:])
     assert run.returncode == 0, run.stdout + run.stderr
     return json.loads(run.stdout)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def held_jobs(config: Path, rounds: int = 1) -> list[dict]:

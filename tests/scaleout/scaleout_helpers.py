@@ -18,18 +18,13 @@ from typing import Any
 
 import yaml
 from daemon_helpers import REPO, stop_process, wait_for
+from support import free_port
 
 HERE = Path(__file__).resolve().parent
 
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

@@ -7,17 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support import FakeClock
 
 from anonymizer.daemon import journal as module
 from anonymizer.daemon.journal import FileStat, Journal
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -6,26 +6,20 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support import FakeClock
 
 from anonymizer.daemon.journal import RETENTION_HELD, FileStat, Journal
 
 STAT = FileStat(size=100, mtime_ns=5, inode=42)
 
 
-class Clock:
-    now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def journal(tmp_path: Path, clock: Clock):
+def journal(tmp_path: Path, clock: FakeClock):
     j = Journal(tmp_path / "journal.sqlite3", clock=clock)
     yield j
     j.close()
@@ -49,7 +43,7 @@ def finished(j: Journal, rel: str, key: str, *, output_rel: str | None = None) -
     return job_id
 
 
-def test_retention_tries_back_off_then_hold_the_source_for_good(journal: Journal, clock: Clock) -> None:
+def test_retention_tries_back_off_then_hold_the_source_for_good(journal: Journal, clock: FakeClock) -> None:
     job_id = finished(journal, "cam/a.jpg", "k1")
     assert [j.id for j in journal.due_for_retention()] == [job_id]
     assert journal.retention_failed(job_id, "the recorded output is not in the output folder", 30.0, 3) == 1
@@ -78,7 +72,7 @@ def test_quarantine_records_how_many_attempts_were_made(journal: Journal) -> Non
 
 
 def test_reusable_results_are_this_folder_s_finished_jobs_with_the_key_newest_first(
-    journal: Journal, clock: Clock
+    journal: Journal, clock: FakeClock
 ) -> None:
     first = finished(journal, "a.jpg", "same")
     clock.now += 1

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from support import file_mode as mode
+
 from anonymizer.daemon import fsutil as module
 from anonymizer.daemon.commands import write_demo
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_files_and_folders_are_created_private_under_a_permissive_umask(tmp_path: Path) -> None:

@@ -6,20 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from support import FakeClock
 
 from anonymizer.daemon import scanner as module
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_scanner(root: Path, settle_s: float = 5.0, **kw) -> tuple[module.Scanner, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     return module.Scanner(root, settle_s=settle_s, clock=clock, **kw), clock
 
 

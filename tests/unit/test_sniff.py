@@ -51,7 +51,7 @@ def test_sniff_recognises_each_allowed_video_container_written_by_a_real_muxer(t
         frames = [Image.new("RGB", (32, 24), (i * 40, 0, 0)) for i in range(3)]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
     else:
-        hostile.make_video(path, container=container, codec=codec, audio=audio, frames=6)
+        hostile.make_gradient_video(path, container=container, codec=codec, audio=audio, frames=6)
 
     result = module.sniff(path)
 
@@ -154,7 +154,7 @@ def test_truncated_image_headers_raise_media_error_not_a_crash(tmp_path: Path, c
 
 
 def test_check_image_header_refuses_a_video(tmp_path: Path) -> None:
-    path = hostile.make_video(tmp_path / "v.mp4", frames=3)
+    path = hostile.make_gradient_video(tmp_path / "v.mp4", frames=3)
 
     with pytest.raises(UnsupportedMediaError, match="not a photo"):
         module.check_image_header(path, max_pixels=10**6)
