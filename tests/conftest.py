@@ -12,7 +12,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
-sys.path.insert(0, str(TESTS))  # media_factory, hostile, daemon_helpers
+sys.path.insert(0, str(TESTS))  # support, media_factory, hostile, daemon_helpers (docs/testing.md)
 # One cache of derived int8 graphs for every test and every process they start (a daemon would
 # otherwise derive them again into each test's own state_dir/models): the user's, as the CLI's.
 os.environ.setdefault(

@@ -52,7 +52,8 @@ def sample_set(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``anonymizer evaluate`` in this process (its sub-command parser alone); return code, out, err."""
     parser = argparse.ArgumentParser(prog="anonymizer")
     commands.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
@@ -171,7 +172,7 @@ def test_a_malformed_label_line_is_a_clear_error_naming_the_line(tmp_path, capsy
     )
     with pytest.raises(ConfigError, match=r"labels.jsonl:2: 'boxes' has a box with x2 <= x1"):
         labels.read_label_set(tmp_path)
-    code, _, err = run_cli(["evaluate", str(tmp_path)], capsys)
+    code, _, err = run_main(["evaluate", str(tmp_path)], capsys)
     assert code == 2 and "labels.jsonl:2" in err
 
 
@@ -207,7 +208,7 @@ def test_smoke_run_on_three_images_of_the_shared_evaluation_sets(set_name, capsy
     set_dir = SHARED_EVAL / set_name
     if not (set_dir / "labels.jsonl").is_file():
         pytest.skip(f"{set_name} is not in {SHARED_EVAL}")
-    code, out, _ = run_cli(["evaluate", str(set_dir), "--limit", "3", "--json"], capsys)
+    code, out, _ = run_main(["evaluate", str(set_dir), "--limit", "3", "--json"], capsys)
     assert code == 0
     report = json.loads(out)
     assert report["images"] == 3
