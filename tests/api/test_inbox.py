@@ -7,7 +7,7 @@ from pathlib import Path
 
 import daemon_helpers as dh
 
-from anonymizer.api.inbox import Inbox, Staged
+from anonymizer.store.inbox import Inbox, Staged
 from anonymizer.daemon.config import load_daemon_config
 
 

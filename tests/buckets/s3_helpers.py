@@ -140,7 +140,7 @@ class Stack:
         """A BucketSync for one of the manual buckets, logging JSON lines to ``bucket-sync.log``."""
         import structlog
 
-        from anonymizer.api.inbox import Inbox
+        from anonymizer.store.inbox import Inbox
         from anonymizer.buckets.sync import BucketSync
         from anonymizer.daemon.config import load_daemon_config
 

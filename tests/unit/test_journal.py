@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anonymizer.daemon import journal as module
+from anonymizer import store as module
 from anonymizer.daemon.journal import FileStat, Journal
 
 
