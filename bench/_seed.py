@@ -9,7 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from anonymizer.daemon.journal import Journal, new_job_id
+from anonymizer.store import Journal, new_job_id
+from anonymizer.store.db import connect, transaction
 
 
 def seed_processed(journal_path: Path, folder_name: str, inp: Path, count: int, *, prefix: str, suffix: str) -> None:
@@ -24,11 +25,12 @@ def seed_processed(journal_path: Path, folder_name: str, inp: Path, count: int, 
         st = path.stat()
         rel = path.relative_to(inp).as_posix()
         rows.append((new_job_id(), folder_name, rel, st.st_size, st.st_mtime_ns, st.st_ino, now, now))
-    journal = Journal(journal_path)  # creates the schema
-    with journal._tx() as db:
+    Journal(journal_path).close()  # creates the schema and the path key
+    db = connect(journal_path)
+    with transaction(db):
         db.executemany(
             "INSERT INTO jobs (id, folder, rel_path, size, mtime_ns, inode, state, outcome, audited,"
             " retention, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'retired', 'anonymized', 1, 'kept', ?, ?)",
             rows,
         )
-    journal.close()
+    db.close()

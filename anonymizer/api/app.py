@@ -27,9 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from anonymizer.api.auth import READ, SUBMIT, Authenticator, AuthError, KeySet, Principal, RateLimiter
-from anonymizer.api.inbox import Inbox, Staged
 from anonymizer.api.jobs import ApiJob, JobStore, now
 from anonymizer.api.settings import PROFILE_NAME, ApiConfig
+from anonymizer.store import FileStat
+from anonymizer.store.inbox import Inbox, Staged
 
 PROBLEM = "application/problem+json"
 # Multipart framing around the file (boundaries, part headers): allowed on top of the size limit
@@ -308,7 +309,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     def status(job_id: str, principal: Who, s: Svc) -> dict[str, Any]:
         principal.require(READ)
         job = s.job_for(job_id, principal)
-        return s.store.view(job, s.inbox.journal.get(job.journal_id))
+        return s.store.view(job, s.inbox.job(job.journal_id))
 
     @app.get(
         "/v1/jobs/{job_id}/output",
@@ -320,7 +321,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     def output(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(READ)
         job = s.job_for(job_id, principal)
-        journal_job = s.inbox.journal.get(job.journal_id)
+        journal_job = s.inbox.job(job.journal_id)
         view = s.store.view(job, journal_job)
         if view["state"] != "done" or journal_job is None:
             raise ApiProblem(409, "Conflict", f"the job is {view['state']}; no output to fetch")
@@ -475,7 +476,7 @@ def _accept(
     job_id = s.store.job_id(principal.client_id, folder_name, sha)
     known = s.store.get(job_id)
     if known is not None and known.deleted_at is None:
-        view = s.store.view(known, s.inbox.journal.get(known.journal_id))
+        view = s.store.view(known, s.inbox.job(known.journal_id))
         s.log.info("api.job_known", job_id=job_id, client=tag, sha256=sha)
         return JSONResponse(view, status_code=200, headers={"Location": f"/v1/jobs/{job_id}"})
     rel_path = f"api/{tag}/{sha}{sniffed.suffix}"
@@ -496,7 +497,7 @@ def _accept(
         }
     )
     s.log.info("api.job_submitted", job_id=job.id, journal_job_id=journal_id, client=tag, sha256=sha, size=staged.size)
-    view = s.store.view(job, s.inbox.journal.get(journal_id))
+    view = s.store.view(job, s.inbox.job(journal_id))
     return JSONResponse(view, status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
@@ -505,11 +506,9 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
     import dataclasses
     import os
 
-    from anonymizer.daemon.journal import FileStat
     from anonymizer.daemon.scanner import resolve_inside
 
-    journal = s.inbox.journal
-    journal_job = journal.get(job.journal_id)
+    journal_job = s.inbox.job(job.journal_id)
     if journal_job is not None and (journal_job.state in ("queued", "running", "review") or not journal_job.audited):
         raise ApiProblem(409, "Conflict", "the job is still being processed; delete it once it has finished")
     folder = s.inbox.folder(job.folder)
@@ -531,7 +530,7 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
             except OSError:
                 pass
         if pending:
-            journal.mark_retired(journal_job.id, "deleted" if removed_source else "source-gone")
+            s.inbox.retire(journal_job.id, "deleted" if removed_source else "source-gone")
     s.store.save(dataclasses.replace(job, deleted_at=now()))
     s.inbox.audit(
         {

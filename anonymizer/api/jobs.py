@@ -1,4 +1,4 @@
-"""API jobs: who submitted what, and the journal job that does the work.
+"""API jobs: who submitted what, and the journal job that does the work (read through the inbox).
 
 An API job is a small JSON record in ``state_dir/api/jobs/<id>.json`` (0600): the client id, the
 profile name, the daemon folder, the content-derived inbox name, the input hash and the journal
@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, write_private_json
 from anonymizer.audit.records import utc_iso
 from anonymizer.daemon.fsutil import make_private_dir
-from anonymizer.daemon.journal import Job
+from anonymizer.store import Job, JobView, job_view
+from anonymizer.store.inbox import Inbox, write_private_json
 
 # What a client sees of the engine's summary: counts and timings, never boxes or coordinates.
 SUMMARY_KEYS = ("kind", "frames", "duration_s", "counts", "timings")
@@ -88,7 +88,7 @@ class JobStore:
         count = 0
         for name in names:
             job = self.get(name)
-            journal_job = None if job is None else self.inbox.journal.get(job.journal_id)
+            journal_job = None if job is None else self.inbox.job(job.journal_id)
             if journal_job is not None and journal_job.state in ("queued", "running") and job.deleted_at is None:
                 count += 1
             else:
@@ -99,40 +99,24 @@ class JobStore:
 
     def view(self, job: ApiJob, journal_job: Job | None) -> dict[str, Any]:
         """The client's view of a job: state, hashes, counts, timings; no names, no coordinates."""
-        state, outcome, error = "failed", None, None
-        out = None
-        summary: dict[str, Any] = {}
-        attempts = 0
-        updated = job.created_at
-        if job.deleted_at is not None:
-            state, updated = "deleted", job.deleted_at
-        elif journal_job is not None:
-            attempts = journal_job.attempts
-            updated = journal_job.updated_at
-            outcome = journal_job.outcome
-            summary = {k: v for k, v in journal_job.summary.items() if k in SUMMARY_KEYS}
-            if journal_job.state in ("queued", "running", "review"):
-                # review: verified, but held until a reviewer approves it (profile review: required)
-                state = journal_job.state
-            elif journal_job.state in FINISHED and journal_job.outcome in OUTPUT_OUTCOMES:
-                state = "done"
-                out = {"sha256": journal_job.output_sha256, "size": journal_job.output_size}
-            else:
-                # quarantined (bad media, retries exhausted) or vanished: the journal's reason
-                # is already free of names (daemon/logging.describe_error).
-                error = journal_job.error
+        # A deleted job shows nothing of the journal's: its files are gone.
+        seen = (
+            JobView("deleted", updated_at=job.deleted_at)
+            if job.deleted_at is not None
+            else job_view(journal_job, SUMMARY_KEYS)
+        )
         return {
             "id": job.id,
-            "state": state,
+            "state": seen.state,
             "profile": job.profile,
-            "outcome": outcome,
-            "error": error,
-            "attempts": attempts,
+            "outcome": seen.outcome,
+            "error": seen.error,
+            "attempts": seen.attempts,
             "created_at": utc_iso(job.created_at),
-            "updated_at": utc_iso(updated),
+            "updated_at": utc_iso(job.created_at if seen.updated_at is None else seen.updated_at),
             "input": {"sha256": job.input_sha256, "size": job.input_size},
-            "output": out,
-            **summary,
+            "output": seen.output,
+            **seen.summary,
         }
 
 

@@ -33,8 +33,8 @@ class BucketLoop(threading.Thread):
     def run(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from anonymizer.api.inbox import Inbox
         from anonymizer.buckets.sync import BucketSync, TransientError
+        from anonymizer.store.inbox import Inbox
 
         syncs: dict[str, tuple[Any, BucketSync]] = {}
         due: dict[str, float] = {}

@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from anonymizer.api.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged, write_private_json
 from anonymizer.audit.records import utc_iso
 from anonymizer.buckets.settings import BucketConfig
 from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.scanner import is_ignored_name
+from anonymizer.store.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged, write_private_json
 
 META_INPUT = "anonymizer-input-sha256"
 META_OUTPUT = "anonymizer-output-sha256"
@@ -276,7 +276,7 @@ class BucketSync:
     def _advance(self, state: ObjectState) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        job = self.inbox.journal.get(state.journal_id or "")
+        job = self.inbox.job(state.journal_id or "")
         if job is None:
             return self._finish(state, "failed", "the journal has no job for the object")
         if job.state in ("queued", "running", "review"):  # review: held until a reviewer decides

@@ -130,12 +130,11 @@ def _open_journal(args: argparse.Namespace) -> Any:
     import sqlite3
 
     from anonymizer.daemon.config import load_daemon_config
-    from anonymizer.daemon.journal import Journal
-    from anonymizer.daemon.service import JOURNAL_FILE
     from anonymizer.errors import ConfigError
+    from anonymizer.store import Journal, journal_path
 
     cfg = load_daemon_config(args.config)
-    path = cfg.state_dir / JOURNAL_FILE
+    path = journal_path(cfg.state_dir)
     if not path.exists():
         return cfg, None
     try:
@@ -233,49 +232,30 @@ def split_running(job_ids: list[str], dist: dict[str, Any] | None) -> dict[str, 
     return {job_id: holders.get(job_id, "broker") for job_id in job_ids}
 
 
-def _review_summary(state_dir: Path, now: float) -> dict[str, Any]:
-    """Outputs held for review (anonymizer.review.hold): how many wait, and for how long."""
-    import sqlite3
-
-    from anonymizer.daemon.service import JOURNAL_FILE
-    from anonymizer.review.hold import ReviewStore
-
-    try:
-        store = ReviewStore(state_dir / JOURNAL_FILE, readonly=True)
-    except sqlite3.Error:
-        return {"waiting": 0, "oldest_waiting_s": None}
-    try:
-        waiting = store.waiting()
-    finally:
-        store.close()
-    return {"waiting": len(waiting), "oldest_waiting_s": round(now - waiting[0].held_at, 1) if waiting else None}
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     import sqlite3
 
     from anonymizer.audit.records import utc_iso
+    from anonymizer.daemon.config import load_daemon_config
+    from anonymizer.errors import ConfigError
+    from anonymizer.store import journal_path, read_status
 
-    cfg, journal = _open_journal(args)
+    cfg = load_daemon_config(args.config)
+    path = journal_path(cfg.state_dir)
+    try:
+        status = read_status(path, failures=10, problems=20)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read the journal ({exc}); run as the service user or root") from exc
     now = time.time()
     daemon = daemon_liveness(cfg.state_dir, now)
-    if journal is None:
+    if status is None:
         print("no journal yet: the daemon has not run with this config", file=sys.stderr)
         return 1
-    try:
-        counts = journal.counts()
-        running = journal.running()
-        failures = journal.recent_failures(10)
-        depth = journal.queue_depth_by_folder()
-        try:
-            sources = journal.source_counts()
-            retention = journal.retention_problems(20)
-        except sqlite3.OperationalError:
-            # A journal the new daemon has not opened yet lacks the retention columns.
-            sources, retention = {}, []
-    finally:
-        journal.close()
-    review = _review_summary(cfg.state_dir, now)
+    counts, running, failures = status.counts, status.running, status.recent_failures
+    depth, sources, retention = status.queue_by_folder, status.sources, status.retention_problems
+    oldest = status.review_oldest_held_at
+    # Outputs held for review (anonymizer.review.hold): how many wait, and for how long.
+    review = {"waiting": status.review_waiting, "oldest_waiting_s": None if oldest is None else round(now - oldest, 1)}
     live_job = daemon.get("job") or {}
     dist = None
     if cfg.broker is not None:

@@ -72,11 +72,10 @@ def register(subparsers: Any) -> None:
 
 def _store(args: argparse.Namespace, *, readonly: bool) -> Any:
     from anonymizer.daemon.config import load_daemon_config
-    from anonymizer.daemon.service import JOURNAL_FILE
-    from anonymizer.review.hold import ReviewStore
+    from anonymizer.store import ReviewStore, journal_path
 
     cfg = load_daemon_config(args.config)
-    path = cfg.state_dir / JOURNAL_FILE
+    path = journal_path(cfg.state_dir)
     if not path.exists():
         raise ConfigError(f"{path}: no journal yet: the daemon has not run with this config")
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import daemon_helpers as dh
 
-from anonymizer.api.inbox import Inbox, Staged
 from anonymizer.daemon.config import load_daemon_config
+from anonymizer.store.inbox import Inbox, Staged
 
 
 def test_placing_the_same_content_twice_gives_the_same_journal_job(tmp_path: Path) -> None:

@@ -135,9 +135,9 @@ class Stack:
         """A BucketSync for one of the manual buckets, logging JSON lines to ``bucket-sync.log``."""
         import structlog
 
-        from anonymizer.api.inbox import Inbox
         from anonymizer.buckets.sync import BucketSync
         from anonymizer.daemon.config import load_daemon_config
+        from anonymizer.store.inbox import Inbox
 
         cfg = load_daemon_config(self.manual_config)
         bucket = next(b for b in cfg.buckets if b.name == name)

@@ -144,8 +144,8 @@ def test_an_object_that_is_no_photo_is_quarantined_and_its_source_kept(stack: St
 
 
 def test_a_large_output_goes_up_in_parts_and_is_verified(stack: Stack, tmp_path) -> None:
-    from anonymizer.api.inbox import Output
     from anonymizer.buckets.sync import TransientError, make_client, upload_verified
+    from anonymizer.store.inbox import Output
 
     sync = stack.sync("replace")
     data = os.urandom(6 * 1024**2)

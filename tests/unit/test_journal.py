@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support import FakeClock
 
-from anonymizer.daemon import journal as module
+from anonymizer import store as module
 from anonymizer.daemon.journal import FileStat, Journal
 
 

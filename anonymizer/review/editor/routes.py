@@ -38,11 +38,11 @@ from starlette.concurrency import run_in_threadpool
 
 from anonymizer.api.app import ApiProblem, ApiService
 from anonymizer.api.auth import AuthError
-from anonymizer.api.inbox import JOURNAL_FILE
 from anonymizer.errors import ConfigError
 from anonymizer.review.editor.frames import FrameCache, photo_jpeg
 from anonymizer.review.editor.shapes import MAX_BODY_BYTES, check_shapes
 from anonymizer.review.hold import Review, ReviewStore, check_operator, review_record
+from anonymizer.store import display_rel
 
 REVIEW = "review"
 REVIEW_SOURCE = "review:source"
@@ -118,7 +118,7 @@ Svc = Annotated[ApiService, Depends(_service)]
 @contextmanager
 def _store(s: ApiService) -> Iterator[ReviewStore]:
     # One connection per request: SQLite connections stay on their thread, requests do not.
-    store = ReviewStore(s.inbox.cfg.state_dir / JOURNAL_FILE)
+    store = s.inbox.open_reviews()
     try:
         yield store
     finally:
@@ -170,9 +170,7 @@ def _describe(s: ApiService, store: ReviewStore, review: Review, now: float, *, 
     except KeyError:
         folder = None
     if folder is not None and folder.profile.privacy.log_file_names:
-        from anonymizer.daemon.journal import display_rel
-
-        job = s.inbox.journal.get(review.job_id)
+        job = s.inbox.job(review.job_id)
         data["file"] = display_rel(job.rel_path) if job is not None else None
     if full:
         data.update(
@@ -297,7 +295,7 @@ def editor_router() -> APIRouter:
             review = _review(store, job_id)
             _, limits = _held_copy(s, store, review)
             photo = _describe(s, store, review, 0, full=False)["kind"] == "image"
-        job = s.inbox.journal.get(job_id)
+        job = s.inbox.job(job_id)
         if job is None or index < 0:
             raise ApiProblem(404, "Not Found", "no such frame")
         try:

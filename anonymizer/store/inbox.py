@@ -1,4 +1,4 @@
-"""Feeding a daemon folder from outside: place a file in its input, offer it, find its output.
+"""The one door of the API and the buckets into the store: place a file, offer it, read its job back.
 
 The REST API and the S3 buckets have no job machinery of their own. A file they receive is
 written into the input folder of a configured daemon folder under a name derived from its
@@ -9,7 +9,8 @@ verified output. So `anonymizer status`, metrics, `audit verify` and retention c
 with no special case.
 
 Uploads are written as dot-names (which the scanner never offers) in the folder they end in, so
-the final rename is atomic and a half-written file is never seen as complete.
+the final rename is atomic and a half-written file is never seen as complete. Neither the API
+nor the buckets open the journal file: they submit, read and retire jobs through ``Inbox``.
 """
 
 from __future__ import annotations
@@ -23,18 +24,20 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file, path_hmac
-from anonymizer.daemon.config import DaemonConfig, FolderConfig
 from anonymizer.daemon.fsutil import make_private_dir
-from anonymizer.daemon.journal import FileStat, Job, Journal
 from anonymizer.durable import fsync_dir, sha256_file
+from anonymizer.store.db import journal_path
+from anonymizer.store.journal import Journal
+from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES
+from anonymizer.store.reviews import ReviewStore
+from anonymizer.store.rows import FileStat, Job
 
-JOURNAL_FILE = "journal.sqlite3"  # the daemon's (anonymizer.daemon.service.JOURNAL_FILE)
-# Finished journal states whose output the caller may use.
-FINISHED = ("done", "retired")
-OUTPUT_OUTCOMES = ("anonymized", "duplicate")
+if TYPE_CHECKING:
+    # Types only: the store sits below the daemon and never imports it at run time.
+    from anonymizer.daemon.config import DaemonConfig, FolderConfig
 
 
 def write_private_json(path: Path, data: Any) -> None:
@@ -106,8 +109,20 @@ class Inbox:
         """This thread's journal connection (SQLite connections stay on the thread that made them)."""
         journal = getattr(self._local, "journal", None)
         if journal is None:
-            journal = self._local.journal = Journal(self.cfg.state_dir / JOURNAL_FILE, hmac_key=self.hmac_key)
+            journal = self._local.journal = Journal(journal_path(self.cfg.state_dir), hmac_key=self.hmac_key)
         return journal
+
+    def job(self, job_id: str) -> Job | None:
+        """The journal's job ``job_id`` as it is now, or None."""
+        return self.journal.get(job_id)
+
+    def retire(self, job_id: str, action: str) -> None:
+        """Record that the caller settled the job's source itself (``action``: deleted, source-gone)."""
+        self.journal.mark_retired(job_id, action)
+
+    def open_reviews(self) -> ReviewStore:
+        """A new connection to the review table for this thread; the caller closes it."""
+        return ReviewStore(journal_path(self.cfg.state_dir))
 
     def folder(self, name: str) -> FolderConfig:
         folder = self.cfg.folder(name)
