@@ -164,15 +164,16 @@ class Lifecycle:
 
     def give_up(self, a: Attempt, reason: str, error_type: str) -> Outcome:
         """Quarantine a prepared job with ``reason`` (a remote worker died on it too often)."""
-        return classify.guarded(
-            a, lambda: classify.quarantine(a.job, a.folder, reason, error_type, a.log, self.record, self.guard),
-            self.record, self.guard,
-        )  # fmt: skip
+
+        def step() -> Outcome:
+            return classify.quarantine(a.job, a.folder, reason, error_type, a.log, self.record, self.guard)
+
+        return classify.guarded(a, step, self.record, self.guard)
 
     def defer(self, a: Attempt, reason: str) -> Outcome:
         """Queue a prepared job again later without counting an attempt: no worker could take it
         (its models differ from ours). The input is not at fault, so it is never quarantined."""
-        return self.record.deferred(a.job.id, reason, a.log, shown=reason, event="job.worker_refused")
+        return self.record.refused(a.job.id, reason, a.log)
 
     def _prepare(self, a: Attempt) -> Outcome | None:
         return prepare(
@@ -181,12 +182,12 @@ class Lifecycle:
 
     def _complete(self, a: Attempt, output: JobOutput) -> Outcome:
         """Verify the engine's output, then hold it for review or publish it, and record the job."""
+        publish.check_masks(a, output)
         if not source_unchanged(a.folder, a.job):
             # The writer touched the file after it settled: what was anonymized may not be
             # what was hashed. Drop the output (classify.guarded) and let the scanner offer it again.
             return self.record.vanished(a.job, "source changed while it was processed; it will be offered again", a.log)
         out = publish.verify(a, output, self.progress)
-        out.summary["timings"] = {**out.summary["timings"], "engine_s": round(output.engine_s, 3)}
         final_rel = out.final.relative_to(a.folder.output).as_posix()
         self.journal.set_pending_output(a.job.id, final_rel, out.sha256, out.size, out.summary)
         if review.required(a.folder):

@@ -45,7 +45,7 @@ REUSED_SUMMARY_KEYS = ("kind", "counts", "frames", "duration_s")
 
 @dataclass(frozen=True)
 class Verified:
-    """An engine output checked here: its final name, summary, SHA-256 and size."""
+    """An engine output checked here: its final name, summary (with the engine's time), SHA-256 and size."""
 
     tmp: Path
     final: Path
@@ -80,22 +80,26 @@ def check_verified(tmp: Path, output: JobOutput, progress: Progress | None = Non
     return out_sha, out_size
 
 
-def verify(a: Attempt, output: JobOutput, progress: Progress | None = None) -> Verified:
-    """Check the engine's output of attempt ``a`` before it is published or held.
+def check_masks(a: Attempt, output: JobOutput) -> None:
+    """Raise JobError when attempt ``a`` had sidecar masks and ``output`` was made without them.
 
-    Raise JobError when it lacks the job's sidecar masks or is not the verified file.
+    A worker that did not apply the sidecar (a remote one of another version) made an output
+    without the operator's masks: it is never published.
     """
+    if a.masks is not None and "manual" not in output.summary:
+        raise JobError("the output was made without the job's sidecar masks")
+
+
+def verify(a: Attempt, output: JobOutput, progress: Progress | None = None) -> Verified:
+    """Check the engine's output of attempt ``a`` before it is published or held: its final
+    name, and that it is the file the engine verified (JobError otherwise)."""
     final = a.final
     if output.extra_suffix:
         # The engine appended the suffix the content needs (output_name); the published name too.
         final = final.with_name(final.name + output.extra_suffix)
-    summary = dict(output.summary)
-    summary.setdefault("timings", {})
-    if a.masks is not None and "manual" not in summary:
-        # A worker that did not apply the sidecar (a remote one) made an output without the
-        # operator's masks: never publish it.
-        raise JobError("the output was made without the job's sidecar masks")
-    return Verified(output.path, final, summary, *check_verified(output.path, output, progress))
+    sha256, size = check_verified(output.path, output, progress)
+    timings = {**output.summary.get("timings", {}), "engine_s": round(output.engine_s, 3)}
+    return Verified(output.path, final, {**output.summary, "timings": timings}, sha256, size)
 
 
 def copy_verified(

@@ -166,16 +166,19 @@ class Recorder:
         log.error("job.quarantine_failed", reason=why, retry_in_s=round(delay, 1))
         return Outcome.RETRY
 
-    def deferred(
-        self, job_id: str, reason: str, log: Log, *, shown: str | None, event: str = "job.deferred"
-    ) -> Outcome:
-        """Queue the job again later without counting an attempt (a share away, no worker for it)."""
+    def deferred(self, job_id: str, reason: str, log: Log, *, shown: str | None) -> Outcome:
+        """Queue the job again later without counting an attempt: a share is away."""
         delay = self.delay_s(1)
         self.journal.defer(job_id, reason, delay)
-        if event == "job.deferred":
-            log.warning(event, reason=shown, retry_in_s=round(delay, 1))
-        else:
-            log.error(event, reason=shown, retry_in_s=round(delay, 1))
+        log.warning("job.deferred", reason=shown, retry_in_s=round(delay, 1))
+        return Outcome.DEFERRED
+
+    def refused(self, job_id: str, reason: str, log: Log) -> Outcome:
+        """Queue the job again later without counting an attempt: no worker could take it (its
+        models differ from ours). The input is not at fault, so it is never quarantined."""
+        delay = self.delay_s(1)
+        self.journal.defer(job_id, reason, delay)
+        log.error("job.worker_refused", reason=reason, retry_in_s=round(delay, 1))
         return Outcome.DEFERRED
 
     def quarantined(
