@@ -33,7 +33,7 @@ from anonymizer.daemon.fsutil import umask_file_mode
 from anonymizer.daemon.job import classify, publish, review
 from anonymizer.daemon.job.attempt import Attempt, Log, StopRequested, log_context, source_unchanged
 from anonymizer.daemon.job.prepare import prepare
-from anonymizer.daemon.job.record import Finished, Recorder
+from anonymizer.daemon.job.record import Finished, Recorder, write_missing_audit
 from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable
 from anonymizer.daemon.journal import Job, Journal
 from anonymizer.daemon.metrics import Metrics
@@ -211,4 +211,4 @@ class Lifecycle:
 
     def write_missing_audit(self, folders: Mapping[str, FolderConfig]) -> int:
         """After a crash: write the audit line of finished jobs that were recorded but not audited."""
-        return self.record.write_missing_audit(folders)
+        return write_missing_audit(self.record, folders)

@@ -260,32 +260,34 @@ class Recorder:
         else:
             log.warning("retention.failed", reason=reason, attempt=attempts, retry_in_s=round(delay, 1))
 
-    def write_missing_audit(self, folders: Mapping[str, FolderConfig]) -> int:
-        """After a crash: write the audit line of finished jobs that were recorded but not audited."""
-        pending = self.journal.unaudited()
-        if not pending:
-            return 0
-        already = self.audit.job_ids()
-        for job in pending:
-            if job.id not in already:
-                self.append_audit(
-                    job_record(
-                        job_id=job.id,
-                        folder=job.folder,
-                        path_ref=self.path_ref(job, folders.get(job.folder)),
-                        outcome=job.outcome or job.state,
-                        time_s=job.updated_at,
-                        input_sha256=job.input_sha256,
-                        input_size=job.size,
-                        output_sha256=job.output_sha256,
-                        output_size=job.output_size,
-                        duplicate_of=job.duplicate_of,
-                        summary=job.summary,
-                        reason=job.error if job.state == "quarantined" else None,
-                        # A quarantined job's count includes its last attempt; a finished
-                        # job's counts only the failed ones before it.
-                        attempts=job.attempts if job.state == "quarantined" else job.attempts + 1,
-                    )
+
+def write_missing_audit(record: Recorder, folders: Mapping[str, FolderConfig]) -> int:
+    """After a crash: write the audit line of finished jobs that were recorded but not audited
+    (or whose line the audit folder refused); return how many were marked audited."""
+    pending = record.journal.unaudited()
+    if not pending:
+        return 0
+    already = record.audit.job_ids()
+    for job in pending:
+        if job.id not in already:
+            record.append_audit(
+                job_record(
+                    job_id=job.id,
+                    folder=job.folder,
+                    path_ref=record.path_ref(job, folders.get(job.folder)),
+                    outcome=job.outcome or job.state,
+                    time_s=job.updated_at,
+                    input_sha256=job.input_sha256,
+                    input_size=job.size,
+                    output_sha256=job.output_sha256,
+                    output_size=job.output_size,
+                    duplicate_of=job.duplicate_of,
+                    summary=job.summary,
+                    reason=job.error if job.state == "quarantined" else None,
+                    # A quarantined job's count includes its last attempt; a finished
+                    # job's counts only the failed ones before it.
+                    attempts=job.attempts if job.state == "quarantined" else job.attempts + 1,
                 )
-            self.journal.mark_audited(job.id)
-        return len(pending)
+            )
+        record.journal.mark_audited(job.id)
+    return len(pending)
