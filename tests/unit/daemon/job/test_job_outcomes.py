@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import ANONYMIZED, Rig, jpeg
+from job_rig import ANONYMIZED, Rig, jpeg
 
 from anonymizer.daemon.job import StopRequested
 from anonymizer.durable import sha256_file

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Rig, jpeg
+from job_rig import Rig, jpeg
 
 from anonymizer.daemon.retention import apply_retention
 from anonymizer.jobs.outcome import Outcome

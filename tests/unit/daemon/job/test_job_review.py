@@ -7,7 +7,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable
 
-from conftest import ANONYMIZED, Rig, jpeg
+from job_rig import ANONYMIZED, Rig, jpeg
 
 from anonymizer.daemon.job.review import store_for
 from anonymizer.jobs.outcome import Outcome
