@@ -169,3 +169,33 @@ def test_a_job_out_of_attempts_is_quarantined_at_begin(rig: Rig) -> None:
 def test_outcomes_are_the_strings_the_journal_and_metrics_have_always_held() -> None:
     assert Outcome.ANONYMIZED == "anonymized" and f"{Outcome.DUPLICATE}" == "duplicate"
     assert [o.value for o in Outcome] == sorted(o.value for o in Outcome)
+
+
+def remote_output(rig: Rig, name: str, summary: dict) -> JobOutput:
+    """What a remote worker hands back: a verified file in the output folder and its summary."""
+    work = rig.output / name
+    work.write_bytes(ANONYMIZED)
+    return JobOutput(work, "", summary, 0.1, *sha256_file(work))
+
+
+def test_an_output_made_without_the_jobs_sidecar_masks_is_never_published(rig: Rig) -> None:
+    job_id = rig.drop("m.jpg", jpeg(114))
+    (rig.input / "m.jpg.masks.yaml").write_text("regions:\n  - box: [1, 1, 10, 10]\n")
+    attempt = rig.lifecycle.begin(rig.claim(), rig.folder)
+    assert not isinstance(attempt, Outcome) and rig.lifecycle.prepare(attempt) is None
+    assert attempt.masks is not None
+    output = remote_output(rig, "work.jpg", {"kind": "image"})  # a worker that ignored the sidecar
+    assert rig.lifecycle.complete(attempt, output) is Outcome.RETRY
+    assert "sidecar masks" in rig.job(job_id).error
+    assert list(rig.output.iterdir()) == []
+
+
+def test_an_output_share_that_goes_away_during_the_engine_run_defers_and_publishes_nothing(rig: Rig) -> None:
+    job_id = rig.drop("n.jpg", jpeg(115))
+    attempt = rig.lifecycle.begin(rig.claim(), rig.folder)
+    assert not isinstance(attempt, Outcome) and rig.lifecycle.prepare(attempt) is None
+    output = remote_output(rig, "work.jpg", {"kind": "image"})
+    rig.lifecycle.guard.mounts[rig.output] = ("/a-mount-that-is-gone", 0, 0)
+    assert rig.lifecycle.complete(attempt, output) is Outcome.DEFERRED
+    assert rig.job(job_id).attempts == 0
+    assert list(rig.output.iterdir()) == []
