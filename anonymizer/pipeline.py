@@ -25,6 +25,7 @@ from anonymizer.detect.factory import build_detectors, build_text_cue, plate_sha
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
+from anonymizer.jobs.run import output_name
 from anonymizer.mask.maskers import Masker
 from anonymizer.mask.regions import ManualMasks, pad_and_clip
 from anonymizer.media.image import read_photo, write_photo
@@ -211,8 +212,7 @@ class Engine:
         """
         src, dst = Path(src), Path(dst)
         sniffed = sniff(src, max_file_bytes=self.profile.limits.max_file_bytes, follow_symlinks=follow_symlinks)
-        if dst.suffix.lower() not in expected_suffixes(sniffed.format):
-            dst = dst.with_name(dst.name + sniffed.suffix)
+        dst = dst.with_name(output_name(dst.name, expected_suffixes(sniffed.format), sniffed.suffix))
         tmp = temp_path_for(dst)
         try:
             if sniffed.kind == "image":

@@ -38,6 +38,7 @@ from anonymizer.audit.records import utc_iso
 from anonymizer.buckets.settings import BucketConfig
 from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.scanner import is_ignored_name
+from anonymizer.jobs.run import output_name
 from anonymizer.store.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged, write_private_json
 
 META_INPUT = "anonymizer-input-sha256"
@@ -347,9 +348,8 @@ class BucketSync:
 
     def _sink_key(self, key: str, output: Output) -> str:
         rel = key[len(self.bucket.source_prefix) :]
-        if PurePosixPath(rel).suffix.lower() != output.path.suffix.lower():
-            rel += output.path.suffix  # the engine's rule: the name tells the output's format
-        return self.bucket.sink_prefix + rel
+        # The engine's rule (anonymizer.jobs.run.output_name): the name tells the output's format.
+        return self.bucket.sink_prefix + output_name(rel, (output.path.suffix.lower(),), output.path.suffix)
 
     def _retry(self, state: ObjectState, reason: str) -> None:
         attempts = state.attempts + 1

@@ -6,6 +6,7 @@ dedup, publishing, audit, retention, quarantine) is the coordinator's: ``anonymi
 Temporary names, fsync and publishing that never overwrites are ``anonymizer.durable``.
 """
 
-from anonymizer.jobs.run import JobOutput, run_job
+from anonymizer.jobs.outcome import Outcome
+from anonymizer.jobs.run import JobOutput, output_name, run_job
 
-__all__ = ["JobOutput", "run_job"]
+__all__ = ["JobOutput", "Outcome", "output_name", "run_job"]

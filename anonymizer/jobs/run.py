@@ -13,11 +13,37 @@ file it is about to publish and refuses it unless it is the verified one (same S
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from anonymizer.errors import JobError
+
+
+def output_name(name: str, fits: Iterable[str], suffix: str) -> str:
+    """Given a source's name (or relative path), the lower-case suffixes that fit its content and
+    the suffix an output of that content carries, return the output's name.
+
+    The one output-name rule of every path (engine, daemon, reuse, buckets): the format is decided
+    by content, and the name must tell it, so a name whose suffix does not fit (an MP4 called
+    .avi) keeps its own suffix and gets the right one appended; a name that fits is kept as is.
+
+    Example:
+        >>> output_name("clip.avi", (".mp4", ".m4v"), ".mp4")
+        'clip.avi.mp4'
+    """
+    if PurePosixPath(name).suffix.lower() in tuple(fits):
+        return name
+    return name + suffix
+
+
+def added_suffix(planned: str, written: str) -> str:
+    """Given the name the engine was asked to write and the name it wrote, return the suffix it
+    appended under ``output_name`` ('' when it kept the name)."""
+    if written == planned:
+        return ""
+    return written[len(planned) :] if written.startswith(planned) else PurePosixPath(written).suffix
 
 
 class EngineLike(Protocol):
@@ -51,9 +77,7 @@ def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: An
     # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
     result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
     written = Path(getattr(result, "output_path", None) or temp_output)
-    extra = ""
-    if written != temp_output:
-        extra = written.name[len(temp_output.name) :] if written.name.startswith(temp_output.name) else written.suffix
+    extra = added_suffix(temp_output.name, written.name) if written != temp_output else ""
     sha256, size = getattr(result, "output_sha256", None), getattr(result, "output_size", None)
     if not sha256 or size is None:
         raise JobError("the engine returned an output it did not verify")

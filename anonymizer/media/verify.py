@@ -2,7 +2,7 @@
 
 The engine calls ``verify_output`` on its temporary file, before renaming it, in whatever
 process runs it (the CLI, the daemon, a remote worker); the coordinator then only checks that
-the file it publishes is the one verified (same SHA-256 and size: ``anonymizer.daemon.worker``).
+the file it publishes is the one verified (same SHA-256 and size: ``anonymizer.daemon.job.publish``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def setup(tmp_path: Path):
         for _ in range(n):
             count = len(dh.audit_lines(cfg.audit_dir))
             head, lines = audit.append({"event": "job", "job_id": f"j-{count}", "outcome": "anonymized"})
-            journal.set_meta("audit_head", f"{lines}:{head}")  # as Worker._append_audit does
+            journal.set_meta("audit_head", f"{lines}:{head}")  # as Recorder.append_audit does (anonymizer.daemon.job.record)
 
     append(3)
     yield config, cfg, journal, append

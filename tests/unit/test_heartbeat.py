@@ -116,15 +116,15 @@ def test_a_daemon_that_died_without_stopping_is_not_reported_running(tmp_path: P
 def test_a_job_that_stops_advancing_is_reported_once_and_repeated_values_do_not_count_as_progress(
     tmp_path: Path,
 ) -> None:
-    """Liveness a stuck job cannot fake: the worker's progress callback, called many times a
+    """Liveness a stuck job cannot fake: the lifecycle's progress callback, called many times a
     second by a waiting video pipeline, ticks only when its values change; the heartbeat then
     reports the stall (the service logs it and exits 7, and systemd restarts it)."""
-    from anonymizer.daemon.worker import Worker
+    from anonymizer.daemon.job import Lifecycle
 
     stalls: list[dict] = []
     beat = Heartbeat(Notifier({}), tmp_path / STATUS_FILE, stall_s=0.5, interval_s=0.05, on_stall=stalls.append)
     beat.state = "running"
-    worker = Worker(
+    lifecycle = Lifecycle(
         journal=None,  # type: ignore[arg-type]
         audit=None,  # type: ignore[arg-type]
         hmac_key=b"k",
@@ -141,12 +141,12 @@ def test_a_job_that_stops_advancing_is_reported_once_and_repeated_values_do_not_
         until = time.monotonic() + 1.0
         while time.monotonic() < until:  # advancing: passes inside a long frame count
             passes += 1
-            worker._progress("detect", 3, 40, passes=passes)
+            lifecycle.progress("detect", 3, 40, passes=passes)
             time.sleep(0.02)
         assert stalls == []
         until = time.monotonic() + 1.5
         while time.monotonic() < until:  # stuck: the same values again and again
-            worker._progress("detect", 3, 40, passes=passes)
+            lifecycle.progress("detect", 3, 40, passes=passes)
             time.sleep(0.02)
         assert len(stalls) == 1, stalls
         assert stalls[0]["stalled_s"] >= 0.5

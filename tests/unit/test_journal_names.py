@@ -203,12 +203,12 @@ def test_a_journal_an_older_version_left_world_readable_is_tightened(path: Path)
 def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_line_is_written(
     tmp_path: Path, path: Path
 ) -> None:
-    # A quarantined job whose audit line could not be written (audit_dir full): the real Worker's
+    # A quarantined job whose audit line could not be written (audit_dir full): the real Lifecycle's
     # write_missing_audit writes it later, naming the file by the same HMAC the journal keeps.
     from anonymizer.audit.log import AuditLog, verify
     from anonymizer.daemon.config import RetryPolicy
+    from anonymizer.daemon.job import Lifecycle
     from anonymizer.daemon.logging import get_logger
-    from anonymizer.daemon.worker import Worker
 
     j = Journal(path)
     job_id = j.offer("cam", NAME, STAT)
@@ -216,7 +216,7 @@ def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_l
     j.mark_quarantined(job_id, "UnsupportedMediaError: file is empty (0 bytes)")
     chain_key = b"c" * 32
     audit = AuditLog(tmp_path / "audit", key=chain_key)
-    worker = Worker(
+    lifecycle = Lifecycle(
         journal=j,
         audit=audit,
         hmac_key=load_or_create_key(path.parent),
@@ -224,7 +224,7 @@ def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_l
         retry=RetryPolicy(),
         log=get_logger(),
     )
-    assert worker.write_missing_audit({}) == 1
+    assert lifecycle.write_missing_audit({}) == 1
     (line,) = [x for x in audit.path.read_text().splitlines()]
     assert f'"path_hmac":"{j.get(job_id).path_hmac}"' in line and "Anna" not in line
     assert j.get(job_id).audited == 1 and j.get(job_id).rel_path == ""

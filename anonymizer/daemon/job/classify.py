@@ -1,0 +1,124 @@
+"""Exception → Outcome: the per-job error handling, caught narrowly and once (borgmatic's pattern).
+
+A ``MediaError`` is the input's fault and quarantines at once; ``OSError``, ``JobError`` and
+``ModelError`` may be transient and are retried with backoff, then quarantined; a share that is
+away defers the job without counting an attempt; a source that changed meanwhile has vanished.
+Anything else is a bug and stops the process: systemd restarts it and the journal counts the
+interrupted attempt. Quarantine itself (moving the source aside) lives here too, since each of
+its failures maps to another outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from anonymizer.daemon.config import FolderConfig
+from anonymizer.daemon.job.attempt import Attempt, Log, StopRequested, source_unchanged
+from anonymizer.daemon.job.record import Recorder
+from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable
+from anonymizer.daemon.journal import Job
+from anonymizer.daemon.logging import describe_error
+from anonymizer.daemon.quarantine import quarantine_file
+from anonymizer.daemon.scanner import resolve_inside
+from anonymizer.errors import JobError, MediaError, ModelError
+from anonymizer.jobs.outcome import Outcome
+
+T = TypeVar("T", Outcome, Outcome | None)
+
+
+def guarded(a: Attempt, step: Callable[[], T], record: Recorder, guard: MountGuard) -> T:
+    """Run ``step`` with the per-job error handling: each expected error becomes an outcome
+    (``step``'s own result is returned as is: None from ``prepare`` means "run the engine").
+
+    Raise StopRequested (after requeueing the job) and any unexpected exception. Whatever
+    happens, an output written and not published (``a.tmp``) is removed.
+    """
+    job, folder = a.job, a.folder
+    scrub_paths: list[Path | str] = [folder.input / job.rel_path, job.rel_path]
+    try:
+        return step()
+    except StopRequested:
+        record.journal.requeue(job.id)
+        a.log.info("job.requeued", reason="stop requested")
+        raise
+    except ShareUnavailable as exc:
+        record.failure(folder.name, "io")
+        return record.deferred(job.id, describe_error(exc, scrub_paths), a.log, shown=exc.strerror)
+    except MediaError as exc:
+        if not source_unchanged(folder, job):
+            return record.vanished(job, "source changed or disappeared while it was processed", a.log)
+        return quarantine(job, folder, describe_error(exc, scrub_paths), type(exc).__name__, a.log, record, guard)
+    except FileNotFoundError as exc:
+        if not source_unchanged(folder, job):
+            return record.vanished(job, "source disappeared before it was processed", a.log)
+        return retry(job, folder, describe_error(exc, scrub_paths), "io", a.log, record, guard)
+    except (OSError, JobError, ModelError) as exc:
+        kind = "io" if isinstance(exc, OSError) else "job"
+        return retry(job, folder, describe_error(exc, scrub_paths), kind, a.log, record, guard)
+    finally:
+        if a.tmp is not None:
+            try:
+                a.tmp.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                # A read-only or vanished share: nothing was published; startup cleans up.
+                a.log.warning("output.cleanup_failed", reason=exc.strerror or type(exc).__name__)
+            a.tmp = None
+
+
+def retry(
+    job: Job, folder: FolderConfig, reason: str, kind: str, log: Log, record: Recorder, guard: MountGuard
+) -> Outcome:
+    """A possibly transient failure of ``kind`` (io, job): retry later, or quarantine once the
+    attempts are used up."""
+    record.failure(folder.name, kind)
+    if job.attempts + 1 >= record.retry.max_attempts:
+        reason = f"gave up after {job.attempts + 1} attempts; last error: {reason}"
+        return quarantine(job, folder, reason, "RetriesExhausted", log, record, guard)
+    return record.retried(job, reason, log)
+
+
+def quarantine(
+    job: Job,
+    folder: FolderConfig,
+    reason: str,
+    error_type: str,
+    log: Log,
+    record: Recorder,
+    guard: MountGuard,
+    *,
+    attempts: int | None = None,
+) -> Outcome:
+    """Move the source to quarantine with its reason and record it. ``attempts``: how many were
+    made in all (default: the journal's count plus this run's attempt)."""
+    job = record.journal.get(job.id) or job
+    attempts = job.attempts + 1 if attempts is None else attempts
+    try:
+        try:
+            src = resolve_inside(folder.input, job.rel_path)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            return record.vanished(job, "path no longer lies inside the input folder (symlink)", log)
+        guard.require(folder.input, folder.quarantine)
+        quarantine_file(
+            src,
+            folder.quarantine,
+            job.rel_path,
+            reason=reason,
+            job_id=job.id,
+            input_sha256=job.input_sha256,
+            error_type=error_type,
+            now=record.clock(),
+        )
+    except FileNotFoundError:
+        return record.vanished(job, "source disappeared before it could be quarantined", log)
+    except ShareUnavailable as exc:
+        return record.deferred(job.id, f"{reason}; quarantine waits: {exc.strerror}", log, shown=exc.strerror)
+    except OSError as exc:
+        # Could not move it aside: leave it where it is, try again later; never delete.
+        return record.quarantine_failed(job, reason, exc.strerror or type(exc).__name__, log)
+    return record.quarantined(job, folder, reason, error_type, attempts, log)
