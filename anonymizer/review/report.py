@@ -203,6 +203,9 @@ def render_html(report: dict[str, Any], sheet: list[tuple[dict[str, Any], bytes]
     models = "".join(f"<li>{esc(str(m['id']))}: <code>{esc(str(m['sha256']))}</code></li>" for m in report.get("models", []))
     settings = esc(json.dumps(report.get("settings"), indent=1, sort_keys=True))
     svg = timeline_svg(report.get("timeline"), [entry["frame"] for entry, _ in sheet])
+    # A long clip's timeline comes in steps of several frames (anonymizer.review.timeline.MAX_BINS).
+    step = int((report.get("timeline") or {}).get("frames_per_bin") or 1)
+    step_note = f" · in steps of {step} frames: a step shows every kind any of its frames had" if step > 1 else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
@@ -222,7 +225,7 @@ pre {{ background: #f5f5f5; padding: 8px; max-height: 20em; overflow: auto; }}
 <p>Every picture here is decoded from the anonymized output (SHA-256 <code>{esc(report['output']['sha256'])}</code>), never from the source.</p>
 <ul>{"".join(f"<li>{esc(f)}</li>" for f in facts)}</ul>
 <h2>Timeline</h2>
-<p>{legend}</p>
+<p>{legend}{step_note}</p>
 {svg}
 <h2>Contact sheet</h2>
 <p>Frames sampled over the clip, and (red border) frames where a leak is most likely. <span id="self-check"></span></p>

@@ -7,6 +7,12 @@ ending, only guesses, only weak detections) are picked from the same data.
 
 ``Overlay`` is what the engine calls per frame: it applies the sidecar's exclusions and manual
 regions (anonymizer.mask.regions) and records what happened here.
+
+What is kept per frame is a few bytes (a bit field and a box count per class); what the job summary
+gets at the end is bounded whatever the clip's length: at most ``MAX_BINS`` steps per row (issue 25,
+item 11). A detector that runs every 2nd frame leaves a "detected" run and an "interpolated" run
+per two frames, so the exact runs of a six-hour export at 25 fps were a million small lists, built
+in one go at its last frame, copied into the summary and drawn as one SVG element each.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ from anonymizer.mask.regions import ManualMasks, paint_shapes
 # Bits of one class on one frame.
 DETECTED_BIT, INTERPOLATED_BIT, PREDICTED_BIT, EXCLUDED_BIT, WEAK_BIT = 1, 2, 4, 8, 16
 KINDS = {"detected": DETECTED_BIT, "interpolated": INTERPOLATED_BIT, "predicted": PREDICTED_BIT, "excluded": EXCLUDED_BIT}
+# At most this many steps per row in the summary: a row whose exact runs would not fit (more than
+# half as many runs of one kind) is summarised in steps of ceil(frames / MAX_BINS) frames, each
+# step with every kind any of its frames had (what a reviewer must look at is never hidden; the
+# report's timeline is under 1,000 px wide anyway). 2,048 steps: exact for the bench's 10-minute
+# 2 fps clip (1,200 frames), and a few hundred kB of JSON at most.
+MAX_BINS = 2048
 
 
 class Timeline:
@@ -136,7 +148,7 @@ class Timeline:
                 (f"{name}: weak detections only", (bits & WEAK_BIT) != 0),
                 (f"{name}: detection excluded", (bits & EXCLUDED_BIT) != 0),
             ):
-                for start, _length in _runs_of(sel)[:limit]:
+                for start, _length in _runs_of(sel, limit):
                     picks[start].add(reason)
         ordered = sorted(picks.items())
         if len(ordered) > limit:  # spread the picks over the clip rather than keep its start
@@ -150,37 +162,64 @@ class Timeline:
 
     def as_dict(self) -> dict[str, Any]:
         """Per row (class name, '<class> excluded' where an exclusion applied, 'manual'): runs
-        [first frame, length, kind].
+        [first frame, length, kind]; ``frames_per_bin``: 1 when the runs are exact, else the step
+        they were summarised in (see ``MAX_BINS``).
 
         Exclusions have a row of their own: on the class's row, a frame where one object was
         excluded (a poster) and another detected and masked (a driver) was painted "excluded"
         over the detection, so a driver masked on every frame looked unmasked (issue 25).
         """
+        frames = len(self.manual)
+        rows_bits = {cid: np.frombuffer(bytes(row), np.uint8) for cid, row in self.bits.items()}
+        manual = np.frombuffer(bytes(self.manual), np.uint8)
+        runs_most = max(
+            [_count_runs((b & bit) != 0) for b in rows_bits.values() for bit in KINDS.values()] + [_count_runs(manual != 0)]
+        )
+        step = 1 if runs_most <= MAX_BINS // 2 else -(-frames // MAX_BINS)
         rows: dict[str, list[list[Any]]] = {}
-        for cid, row in self.bits.items():
+        for cid, bits in rows_bits.items():
             runs = []
-            bits = np.frombuffer(bytes(row), np.uint8)
+            binned = _binned(bits, step)
             for kind, bit in KINDS.items():
-                for start, length in _runs_of((bits & bit) != 0):
+                for start, length in _runs_of((binned & bit) != 0, step=step, frames=frames):
                     runs.append([start, length, kind])
             name = CLASS_NAMES[cid]
             rows[name] = sorted(r for r in runs if r[2] != "excluded")
             if any(r[2] == "excluded" for r in runs):
                 rows[f"{name} excluded"] = sorted(r for r in runs if r[2] == "excluded")
-        rows["manual"] = [[s, n, "manual"] for s, n in _runs_of(np.frombuffer(bytes(self.manual), np.uint8) != 0)]
-        return {"frames": len(self.manual), "rows": rows}
+        rows["manual"] = [[s, n, "manual"] for s, n in _runs_of(_binned(manual, step) != 0, step=step, frames=frames)]
+        return {"frames": frames, "frames_per_bin": step, "rows": rows}
 
 
 CLASS_IDS_BY_NAME = {name: cid for cid, name in CLASS_NAMES.items()}
 
 
-def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, length) of each run of True in a 1-D bool array."""
+def _count_runs(mask: np.ndarray) -> int:
+    """How many runs of True a 1-D bool array has (without listing them)."""
+    if not len(mask):
+        return 0
+    return int(mask[0]) + int(np.count_nonzero(mask[1:] & ~mask[:-1]))
+
+
+def _binned(bits: np.ndarray, step: int) -> np.ndarray:
+    """Each ``step`` frames' bit fields OR-ed into one (every kind any of them had)."""
+    if step <= 1 or not len(bits):
+        return bits
+    return np.bitwise_or.reduceat(bits, np.arange(0, len(bits), step))
+
+
+def _runs_of(mask: np.ndarray, limit: int | None = None, *, step: int = 1, frames: int | None = None) -> list[tuple[int, int]]:
+    """(start, length) of each run of True in a 1-D bool array, the first ``limit`` only when
+    given (listed without making the others); with ``step``, ``mask`` holds bins of that many
+    frames and the runs are given in frames, the last one ending at ``frames``."""
     if not len(mask):
         return []
     padded = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+    starts, ends = edges[::2][:limit], edges[1::2][:limit]
+    if step > 1:
+        starts, ends = starts * step, np.minimum(ends * step, frames if frames is not None else ends * step)
+    return [(int(a), int(b - a)) for a, b in zip(starts, ends)]
 
 
 class Overlay:
