@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -39,6 +38,8 @@ from anonymizer.audit.records import utc_iso
 from anonymizer.buckets.settings import BucketConfig
 from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.scanner import is_ignored_name
+from anonymizer.jobs.backoff import backoff_s
+from anonymizer.jobs.settle import Settling
 
 META_INPUT = "anonymizer-input-sha256"
 META_OUTPUT = "anonymizer-output-sha256"
@@ -130,7 +131,8 @@ class BucketSync:
         self.client = client or make_client(bucket)
         self.clock = clock
         self.state_dir = make_private_dir(inbox.cfg.state_dir / "buckets" / bucket.name)
-        self._seen: dict[str, tuple[str, int, float, int]] = {}  # key -> (etag, size, first seen, listings)
+        # key -> (ETag, size) across listings: the daemon scanner's settling rule (anonymizer.jobs.settle).
+        self._settling: Settling[str, tuple[str, int]] = Settling(bucket.settle_s)
         self._known: dict[str, str] = {}  # key -> ETag of the version already handled (saves a file read)
         removed = inbox.remove_partials(self.folder.input / "s3" / bucket.name)
         if removed:
@@ -200,20 +202,14 @@ class BucketSync:
                     continue  # folder markers, and names writers use while incomplete
                 found.append((key, obj["ETag"], int(obj["Size"])))
         keys = {k for k, _, _ in found}
-        for gone in set(self._seen) - keys:
-            del self._seen[gone]
+        self._settling.keep_only(keys)
         for gone in set(self._known) - keys:
             del self._known[gone]
         return found
 
     def _settled(self, key: str, etag: str, size: int) -> bool:
         now = time.monotonic()
-        seen = self._seen.get(key)
-        if seen is None or seen[:2] != (etag, size):
-            self._seen[key] = (etag, size, now, 1)
-            return False
-        self._seen[key] = (etag, size, seen[2], seen[3] + 1)
-        return seen[3] + 1 >= 2 and now - seen[2] >= self.bucket.settle_s
+        return self._settling.settled(self._settling.look(key, (etag, size), now), now)
 
     def _maybe_start(self, key: str, etag: str, size: int) -> None:
         if self._known.get(key) == etag:
@@ -228,7 +224,7 @@ class BucketSync:
         try:
             self._download(key, etag, size, key_hmac)
         except TransientError as exc:
-            self._seen.pop(key, None)  # settle again before the next try
+            self._settling.forget(key)  # settle again before the next try
             self.log.warning("bucket.download_failed", object=key_hmac[:16], reason=str(exc))
 
     # ------------------------------------------------------------------ steps
@@ -357,7 +353,8 @@ class BucketSync:
             self.save(replace(state, attempts=attempts, error=reason, stage="held"))
             self.log.error("bucket.held", object=state.key_hmac[:16], reason=reason, source="left in place")
             return
-        delay = min(3600.0, self.bucket.poll_interval_s * 2**attempts) * random.uniform(0.5, 1.5)
+        # The daemon's retry delay, from one poll interval doubling per attempt, at most an hour.
+        delay = backoff_s(attempts + 1, self.bucket.poll_interval_s, 3600.0)
         self.save(replace(state, attempts=attempts, error=reason, next_try_at=self.clock() + delay))
         self.log.warning("bucket.retry", object=state.key_hmac[:16], reason=reason, attempt=attempts)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from anonymizer.daemon.journal import FileStat
+from anonymizer.jobs.settle import Settling
 
 DONE_SUFFIX = ".done"
 # ".masks.yaml": an operator's sidecar (anonymizer.review.sidecar), read with its source, never a job.
@@ -41,14 +42,6 @@ class Candidate:
 
     rel_path: str
     stat: FileStat
-
-
-@dataclass
-class _Seen:
-    stat: FileStat
-    since: float
-    scans: int = 1
-    reported: bool = False
 
 
 @dataclass
@@ -79,12 +72,15 @@ class Scanner:
     clock: Callable[[], float] = time.monotonic
     scandir: Callable[[str], os._ScandirIterator[str]] = os.scandir
     last: ScanStats = field(default_factory=ScanStats)
-    _seen: dict[str, _Seen] = field(default_factory=dict)
+    _settling: Settling[str, FileStat] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The settling rule is the buckets' too (anonymizer.jobs.settle).
+        self._settling = Settling(self.settle_s)
 
     def forget_reported(self) -> None:
         """Make the next scan offer every complete file again (the periodic full reconciliation)."""
-        for entry in self._seen.values():
-            entry.reported = False
+        self._settling.forget_reported()
 
     def scan(self) -> list[Candidate]:
         """List the folder once; return complete files not reported before in this state."""
@@ -99,23 +95,17 @@ class Scanner:
                 current[rel] = st
         ready: list[Candidate] = []
         for rel, st in current.items():
-            seen = self._seen.get(rel)
-            if seen is None or seen.stat != st:
-                self._seen[rel] = _Seen(st, now)
-                seen = self._seen[rel]
-            else:
-                seen.scans += 1
+            seen = self._settling.look(rel, st, now)
             if self.done_marker:
-                complete = rel in markers and seen.scans >= 2
+                complete = rel in markers and seen.seen_twice
             else:
-                complete = seen.scans >= 2 and now - seen.since >= self.settle_s
+                complete = self._settling.settled(seen, now)
             if not complete:
                 stats.settling += 1
             elif not seen.reported:
                 seen.reported = True
                 ready.append(Candidate(rel, st))
-        for gone in set(self._seen) - set(current):
-            del self._seen[gone]
+        self._settling.keep_only(current)
         stats.files = len(current)
         self.last = stats
         return sorted(ready, key=lambda c: c.rel_path)
