@@ -10,7 +10,7 @@ Defaults that bite long tasks, and what is set instead:
 - ``visibility_timeout`` (Redis): a message not acknowledged this long after delivery is given to
   another worker. It must exceed the longest job, or a healthy long job runs twice. The broker
   cannot tell a dead host from a slow job; the coordinator can, from the worker's heartbeat
-  record, and reclaims a dead host's job within seconds (anonymizer.daemon.remote).
+  record, and reclaims a dead host's job within seconds (anonymizer.daemon.executors).
 - JSON only: no pickle from the broker.
 """
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from anonymizer.daemon.commands import daemon_liveness
-from anonymizer.daemon.service import STATUS_FILE, Heartbeat, Notifier
+from anonymizer.daemon.notify import STATUS_FILE, Heartbeat, Notifier
 
 
 @pytest.fixture
