@@ -133,8 +133,8 @@ class Coordinator:
         self._housekeeping(folders)
         try:
             if self.executor.poll(folders):
+                # Jobs ended (their retention is due at the next turn's housekeeping at the earliest).
                 self.heartbeat.tick()
-                self.worker.retire_due(folders)
                 self.status.update(None)
             submitted = self._fill(folders)
         except StopRequested:
