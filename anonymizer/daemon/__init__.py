@@ -12,7 +12,7 @@ Module map (producer, queue and handler kept apart, as in watchdog):
 - ``service``: signals, start-up, recovery; ``coordinator``: the one loop (claim → executor →
   lifecycle), reload and the status line; ``executors``: where the engine call runs, in this
   process (``InProcess``) or on Celery workers (``Celery``, its wire side in ``remote``);
-  ``engines``: warm engines per profile; ``notify``: sd_notify and the heartbeat; ``metrics``
+  ``engines``: warm engines per profile; ``notify``: sd_notify; ``heartbeat``: the watchdog feed and status file; ``metrics``
   and ``logging`` support them.
 - ``commands``: the ``daemon``, ``status``, ``audit verify`` and ``demo`` sub-commands.
 """

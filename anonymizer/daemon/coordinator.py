@@ -23,9 +23,10 @@ from typing import Any
 from anonymizer.daemon.config import DaemonConfig, FolderConfig, load_daemon_config
 from anonymizer.daemon.engines import EngineCache
 from anonymizer.daemon.executors import Executor
+from anonymizer.daemon.heartbeat import Heartbeat
 from anonymizer.daemon.journal import Journal
 from anonymizer.daemon.metrics import Metrics
-from anonymizer.daemon.notify import Heartbeat, Notifier
+from anonymizer.daemon.notify import Notifier
 from anonymizer.daemon.scanloop import ScanLoop
 from anonymizer.daemon.worker import StopRequested, Worker
 from anonymizer.errors import ConfigError, ModelError

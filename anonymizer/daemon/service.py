@@ -3,7 +3,7 @@ wiring of its threads around the one loop (``anonymizer.daemon.coordinator``).
 
 Threads: the scanner runs on its own thread and only inserts rows into the journal
 (``anonymizer.daemon.scanloop``); the heartbeat feeds systemd's watchdog while the main thread
-makes progress (``anonymizer.daemon.notify``); S3 buckets, when configured, have a thread of their
+makes progress (``anonymizer.daemon.heartbeat``); S3 buckets, when configured, have a thread of their
 own. The main thread runs the loop, which hands each claimed job to an executor: in this process,
 one at a time, or to Celery workers when the config names a broker
 (``anonymizer.daemon.executors``).
@@ -35,10 +35,11 @@ from anonymizer.daemon.coordinator import Coordinator, Signals, StatusLine
 from anonymizer.daemon.engines import EngineCache
 from anonymizer.daemon.executors import Celery, Executor, InProcess
 from anonymizer.daemon.fsutil import make_private_dir, make_private_file
+from anonymizer.daemon.heartbeat import BEAT_S, STATUS_FILE, Heartbeat
 from anonymizer.daemon.journal import Job, Journal
 from anonymizer.daemon.logging import configure_logging, get_logger
 from anonymizer.daemon.metrics import Metrics
-from anonymizer.daemon.notify import BEAT_S, STATUS_FILE, Heartbeat, Notifier
+from anonymizer.daemon.notify import Notifier
 from anonymizer.daemon.scanloop import ScanLoop
 from anonymizer.daemon.worker import Worker
 from anonymizer.detect.int8 import use_cache_dir

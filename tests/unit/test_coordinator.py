@@ -21,10 +21,11 @@ from anonymizer.daemon import coordinator as module
 from anonymizer.daemon.config import FolderConfig, load_daemon_config
 from anonymizer.daemon.engines import EngineCache
 from anonymizer.daemon.executors import Executor, InProcess
+from anonymizer.daemon.heartbeat import Heartbeat
 from anonymizer.daemon.journal import FileStat, Job, Journal
 from anonymizer.daemon.logging import get_logger
 from anonymizer.daemon.metrics import Metrics
-from anonymizer.daemon.notify import Heartbeat, Notifier
+from anonymizer.daemon.notify import Notifier
 from anonymizer.daemon.scanloop import ScanLoop
 from anonymizer.daemon.worker import StopRequested, Worker
 from anonymizer.errors import ModelError
