@@ -39,9 +39,7 @@ class JobOutput:
     size: int
 
 
-def run_job(
-    engine: EngineLike, source: Path, temp_output: Path, *, progress: Any = None, masks: Any = None
-) -> JobOutput:
+def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: Any = None, masks: Any = None) -> JobOutput:
     """Anonymize ``source`` into ``temp_output`` with ``engine``; return what was written.
 
     Raise MediaError for an unusable input (the engine's verdict), JobError for an output that
@@ -51,11 +49,7 @@ def run_job(
     """
     started = time.monotonic()
     # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
-    result = (
-        engine.process(source, temp_output, progress=progress, masks=masks)
-        if masks
-        else engine.process(source, temp_output, progress=progress)
-    )
+    result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
     written = Path(getattr(result, "output_path", None) or temp_output)
     extra = ""
     if written != temp_output:
