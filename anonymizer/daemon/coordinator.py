@@ -5,8 +5,9 @@ Each turn::
 
     tick the heartbeat ─▶ reload if SIGHUP came ─▶ retry missing audit lines (every 30 s)
       ─▶ retire what is due ─▶ gauges and STATUS= (every 2 s)
-      ─▶ executor.poll(): outcomes of jobs that ended ─▶ claim while the executor has room
-      ─▶ submit ─▶ wait for a new file (or a result) when nothing was claimed
+      ─▶ executor.poll(): jobs that ended ─▶ claim while the executor has room ─▶ submit
+      ─▶ poll again when something was submitted (an in-process job has ended by then)
+      ─▶ wait for a new file (or a result) when nothing was claimed
 
 The same loop drives an in-process engine and Celery workers (``anonymizer.daemon.executors``);
 the job's lifecycle (``Worker``) records every outcome, so the loop only keeps time.
@@ -133,11 +134,12 @@ class Coordinator:
         folders = {f.name: f for f in self.cfg.folders}
         self._housekeeping(folders)
         try:
-            if self.executor.poll(folders):
-                # Jobs ended (their retention is due at the next turn's housekeeping at the earliest).
-                self.heartbeat.tick()
-                self.status.update(None)
+            self._collect(folders)
             submitted = self._fill(folders)
+            if submitted:
+                # An in-process job has ended by now: retire it before the next turn may see a
+                # stop (a source kept at once is recorded so before the daemon exits).
+                self._collect(folders)
         except StopRequested:
             return False  # the job was requeued; the stop event is set
         except self.executor.unavailable_errors() as exc:
@@ -150,6 +152,13 @@ class Coordinator:
             signals.wake.wait(self.executor.wait_s)
             signals.wake.clear()
         return True
+
+    def _collect(self, folders: dict[str, FolderConfig]) -> None:
+        """Take the outcomes of jobs that ended; retire what became due and refresh the status."""
+        if self.executor.poll(folders):
+            self.heartbeat.tick()
+            self.worker.retire_due(folders)
+            self.status.update(None)
 
     def _fill(self, folders: dict[str, FolderConfig]) -> int:
         """Claim jobs while the executor has room; return how many were submitted."""

@@ -265,20 +265,44 @@ def test_a_reload_whose_engines_fail_keeps_the_running_configuration(rig: Rig) -
     assert rig.loop.cfg is old_cfg and isinstance(rig.engines(old_cfg.folders[0].profile), FakeEngine)
 
 
-def test_in_process_runs_one_job_at_a_time_and_reports_it_at_the_next_poll(tmp_path: Path) -> None:
+def test_in_process_runs_one_job_per_turn_and_its_outcome_is_taken_in_that_turn(tmp_path: Path) -> None:
     seen: list[str] = []
     rig = Rig(tmp_path, lambda r: InProcess(r.worker, started=lambda job: seen.append(job.id)))
     try:
         executor: Executor = rig.executor
         first, second = rig.offer(2)  # no such files: the real lifecycle ends them as vanished
         assert rig.loop.turn()
-        assert seen == [first] and executor.capacity() == 0  # its outcome waits for the poll
-        assert rig.state(first) == "vanished" and rig.state(second) == "queued"
+        assert seen == [first] and rig.state(first) == "vanished" and rig.state(second) == "queued"
+        assert executor.capacity() == 1 and executor.poll({}) == []  # collected in the same turn
         assert rig.loop.turn()
         assert seen == [first, second] and rig.state(second) == "vanished"
-        assert executor.poll({}) == ["vanished"] and executor.capacity() == 1
     finally:
         rig.close()
+
+
+def test_a_job_that_ends_inside_submit_is_collected_before_the_turn_ends(rig: Rig) -> None:
+    fake: FakeExecutor = rig.executor
+    calls: list[str] = []
+    submit, poll = fake.submit, fake.poll
+
+    def submit_and_finish(job: Job, folder: FolderConfig) -> None:
+        calls.append("submit")
+        submit(job, folder)
+        fake.finish(job.id)  # as InProcess: the job ran to its end inside submit
+
+    def logged_poll(folders: dict[str, FolderConfig]) -> list[str]:
+        ended = poll(folders)
+        calls.append(f"poll:{len(ended)}")
+        return ended
+
+    fake.submit = submit_and_finish  # type: ignore[method-assign]
+    fake.poll = logged_poll  # type: ignore[method-assign]
+    (job,) = rig.offer(1)
+    assert rig.loop.turn()
+    # Taken (retired, status refreshed) in the same turn: a stop before the next turn loses nothing.
+    assert calls == ["poll:0", "submit", "poll:1"] and rig.state(job) == "vanished"
+    rig.signals.stop.set()
+    assert rig.loop.turn() is False and calls == ["poll:0", "submit", "poll:1"]
 
 
 def test_the_loop_ends_without_claiming_when_the_scanner_thread_died(rig: Rig) -> None:
