@@ -182,8 +182,8 @@ def _config_kind(path: Path) -> str:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return "profile"  # the loader reports the unreadable file or the YAML error itself
-    from anonymizer.daemon.config import TOP_KEYS
-    from anonymizer.scaleout.config import WORKER_KEYS
+    from anonymizer.settings.daemon import TOP_KEYS
+    from anonymizer.settings.scaleout import WORKER_KEYS
 
     keys = set(map(str, data)) if isinstance(data, dict) else set()
     daemon_only = TOP_KEYS - WORKER_KEYS  # no profile has any of these either
@@ -196,7 +196,7 @@ def _config_kind(path: Path) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from anonymizer.config import load_profile
-    from anonymizer.daemon.config import load_daemon_config
+    from anonymizer.settings.daemon import load_daemon_config
 
     if args.print_defaults:
         from anonymizer.config_docs import default_profile_yaml
@@ -218,7 +218,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 masks = load_sidecars([path])
                 print(f"{path}: valid sidecar, {len(masks.regions)} region(s), {len(masks.exclusions)} exclusion(s)")
             elif kind == "worker":
-                from anonymizer.scaleout.config import load_worker_config, redacted
+                from anonymizer.settings.scaleout import load_worker_config, redacted
 
                 wcfg = load_worker_config(path)
                 print(f"{path}: valid worker config, broker {redacted(wcfg.broker)}, concurrency {wcfg.concurrency}")
@@ -234,7 +234,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     tls = "https" if cfg.api.tls_cert else "http"
                     print(f"  api: {tls}://{cfg.api.host}:{cfg.api.port}, profiles {names}")
                 if cfg.broker is not None:
-                    from anonymizer.scaleout.config import redacted
+                    from anonymizer.settings.scaleout import redacted
 
                     print(f"  broker: {redacted(cfg.broker.url)} (jobs run on `anonymizer worker` processes), "
                           f"{cfg.broker.in_flight} in flight at most")
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_daemon(sub)
     register_evaluate(sub)
-    from anonymizer.review.commands import register as register_review
+    from anonymizer.daemon.review_commands import register as register_review
 
     register_review(sub)
     from anonymizer.scaleout.commands import register as register_dist

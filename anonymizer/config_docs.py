@@ -44,19 +44,19 @@ def _profile_table() -> str:
 
 
 def _daemon_table() -> str:
-    from anonymizer.daemon.config import DaemonConfig
+    from anonymizer.settings.daemon import DaemonConfig
 
     return markdown_table(DaemonConfig)
 
 
 def _worker_table() -> str:
-    from anonymizer.scaleout.config import WorkerConfig
+    from anonymizer.settings.scaleout import WorkerConfig
 
     return markdown_table(WorkerConfig)
 
 
 def _api_table() -> str:
-    from anonymizer.api.settings import ApiConfig
+    from anonymizer.settings.api import ApiConfig
 
     return markdown_table(ApiConfig)
 

@@ -36,7 +36,7 @@ STAGE_DIR = ".anonymizer-stage"
 # The engine's own partial writes: "<TEMP_PREFIX><12 hex><TEMP_MARK><ext>" beside its ``dst``.
 TEMP_PREFIX = ".anonymizer-"
 TEMP_MARK = ".partial"
-_JOB_TEMP = TMP_PREFIX + "j-"  # job ids are "j-<hex>" (anonymizer.daemon.journal.new_job_id)
+_JOB_TEMP = TMP_PREFIX + "j-"  # job ids are "j-<hex>" (anonymizer.store.new_job_id)
 _LINK_UNSUPPORTED = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
 
 

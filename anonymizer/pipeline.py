@@ -32,9 +32,9 @@ from anonymizer.media.image import read_photo, write_photo
 from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
 from anonymizer.media.verify import verify_output
 from anonymizer.media.video import VideoWriter, check_complete, probe_video
-from anonymizer.review.timeline import Overlay, Timeline
 from anonymizer.stream.run import run
 from anonymizer.stream.stages import Detect, Mask, Read, Track
+from anonymizer.stream.timeline import Overlay, Timeline
 from anonymizer.track.window import ClassTrack
 
 # ``progress(stage, done, total, **detail)``: called often (every frame, every inference pass,

@@ -27,8 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from _seed import seed_processed
 
-from anonymizer.daemon.journal import Journal
-from anonymizer.daemon.service import JOURNAL_FILE
+from anonymizer.store import JOURNAL_FILE, Journal
 
 
 def cpu_seconds(pid: int) -> float:

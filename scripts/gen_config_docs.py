@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write what is generated from the config schema: profiles/default.yaml and the key tables.
 
-The schema is the fields of anonymizer/config.py (profile), anonymizer/daemon/config.py (daemon),
-anonymizer/scaleout/config.py (worker) and anonymizer/api/settings.py (the daemon's api: section).
+The schema is the fields of anonymizer/config.py (profile), anonymizer/settings/daemon.py (daemon),
+anonymizer/settings/scaleout.py (worker) and anonymizer/settings/api.py (the daemon's api: section).
 After editing a key's default, bounds or doc there, run
 
     .venv/bin/python scripts/gen_config_docs.py          # rewrite what is stale

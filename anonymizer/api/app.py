@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from anonymizer.api.auth import READ, SUBMIT, Authenticator, AuthError, KeySet, Principal, RateLimiter
 from anonymizer.api.jobs import ApiJob, JobStore, now
-from anonymizer.api.settings import PROFILE_NAME, ApiConfig
+from anonymizer.settings.api import PROFILE_NAME, ApiConfig
 from anonymizer.store import FileStat
 from anonymizer.store.inbox import Inbox, Staged
 
@@ -349,7 +349,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         _delete(s, job, principal)
         return Response(status_code=204)
 
-    from anonymizer.review.editor.routes import editor_router
+    from anonymizer.api.editor.routes import editor_router
 
     app.include_router(editor_router())  # the review editor under /review (docs/review.md)
 
@@ -506,7 +506,7 @@ def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
     import dataclasses
     import os
 
-    from anonymizer.daemon.scanner import resolve_inside
+    from anonymizer.fsutil import resolve_inside
 
     journal_job = s.inbox.job(job.journal_id)
     if journal_job is not None and (journal_job.state in ("queued", "running", "review") or not journal_job.audited):

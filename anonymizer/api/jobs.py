@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.audit.records import utc_iso
-from anonymizer.daemon.fsutil import make_private_dir
+from anonymizer.fsutil import make_private_dir
 from anonymizer.store import Job, JobView, job_view
 from anonymizer.store.inbox import Inbox, write_private_json
 

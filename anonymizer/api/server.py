@@ -34,8 +34,8 @@ def run_api(config_path: Path, *, log_level: str = "info") -> int:
     import uvicorn
 
     from anonymizer.api.app import ApiService, build_app
-    from anonymizer.daemon.config import load_daemon_config
-    from anonymizer.daemon.logging import configure_logging, get_logger
+    from anonymizer.logs import configure_logging, get_logger
+    from anonymizer.settings.daemon import load_daemon_config
 
     configure_logging(log_level)
     cfg = load_daemon_config(config_path)

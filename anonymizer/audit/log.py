@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from anonymizer.daemon.fsutil import PRIVATE_FILE_MODE, make_private_dir, make_private_file
+from anonymizer.fsutil import PRIVATE_FILE_MODE, make_private_dir, make_private_file
 
 GENESIS = "0" * 64
 AUDIT_FILE = "audit.jsonl"

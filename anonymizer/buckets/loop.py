@@ -4,6 +4,8 @@ S3 calls (listing, multi-GB downloads and uploads) run here, beside the main thr
 slow bucket never holds up the watched folders, and a job never holds up a listing. Expected
 failures (S3 unreachable, refused, disk full) are logged per bucket and retried next round; any
 other exception is a bug and ends this thread (logged), leaving the folders running.
+
+The daemon imports this module only when a bucket is configured: boto3 is an optional extra.
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ import threading
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from anonymizer.buckets.sync import BucketSync, TransientError
+from anonymizer.store.inbox import Inbox
+
 
 class BucketLoop(threading.Thread):
+    """Ticks each configured bucket on its poll interval until ``stop()``."""
+
     def __init__(self, cfg: Any, log: Any) -> None:
         super().__init__(name="anonymizer-buckets", daemon=True)
         self._cfg = cfg
@@ -31,11 +40,6 @@ class BucketLoop(threading.Thread):
         self._stopped.set()
 
     def run(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from anonymizer.buckets.sync import BucketSync, TransientError
-        from anonymizer.store.inbox import Inbox
-
         syncs: dict[str, tuple[Any, BucketSync]] = {}
         due: dict[str, float] = {}
         inbox = None

@@ -16,9 +16,9 @@ A source replaced while it was processed is "superseded": nothing is uploaded or
 old version, and the new version settles and runs on its own. A failed upload or delete is
 retried with backoff (the source stays) and held after ``max_attempts``.
 
-Per-object state is a small JSON file in ``state_dir/buckets/<name>/``, named by the HMAC of the
-key. It holds the key only while the object is being handled (to upload and retire it); once
-settled it keeps the HMAC, ETag and outcome, so a kept source is not processed twice.
+Per-object state is a small JSON file in ``state_dir/buckets/<name>/`` (``objects.py``), named by
+the HMAC of the key. It holds the key only while the object is being handled (to upload and retire
+it); once settled it keeps the HMAC, ETag and outcome, so a kept source is not processed twice.
 Logs and audit name objects by that HMAC, never by key. Credentials come from boto3's standard
 chain and are never read by this code.
 """
@@ -26,45 +26,24 @@ chain and are never read by this code.
 from __future__ import annotations
 
 import base64
-import json
-import os
-import random
 import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import Any
 
 from anonymizer.audit.records import utc_iso
-from anonymizer.buckets.settings import BucketConfig
-from anonymizer.daemon.fsutil import make_private_dir
-from anonymizer.daemon.scanner import is_ignored_name
+from anonymizer.buckets.objects import ACTIVE, ObjectState, ObjectStates
+from anonymizer.fsutil import is_ignored_name, make_private_dir
+from anonymizer.jobs.backoff import backoff_s
 from anonymizer.jobs.run import output_name
-from anonymizer.store.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged, write_private_json
+from anonymizer.jobs.settle import Settling
+from anonymizer.settings.buckets import BucketConfig
+from anonymizer.store.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged
 
 META_INPUT = "anonymizer-input-sha256"
 META_OUTPUT = "anonymizer-output-sha256"
 META_JOB = "anonymizer-job-id"
 CHUNK = 1 << 20
-# Stages of an object: processing -> done | superseded | failed | held
-ACTIVE = ("processing",)
-
-
-@dataclass(frozen=True)
-class ObjectState:
-    key_hmac: str
-    etag: str
-    size: int
-    stage: str
-    key: str | None = None  # only while the object is being handled
-    version_id: str | None = None
-    rel_path: str | None = None
-    journal_id: str | None = None
-    input_sha256: str | None = None
-    uploaded: bool = False  # the sink has the verified output; the source's retention is done
-    source_action: str | None = None  # what that retention did (kept, deleted, source-changed)
-    attempts: int = 0
-    next_try_at: float = 0.0
-    error: str | None = None
 
 
 class TransientError(Exception):
@@ -131,7 +110,9 @@ class BucketSync:
         self.client = client or make_client(bucket)
         self.clock = clock
         self.state_dir = make_private_dir(inbox.cfg.state_dir / "buckets" / bucket.name)
-        self._seen: dict[str, tuple[str, int, float, int]] = {}  # key -> (etag, size, first seen, listings)
+        self.objects = ObjectStates(self.state_dir)
+        # key -> (ETag, size) across listings: the daemon scanner's settling rule (anonymizer.jobs.settle).
+        self._settling: Settling[str, tuple[str, int]] = Settling(bucket.settle_s)
         self._known: dict[str, str] = {}  # key -> ETag of the version already handled (saves a file read)
         removed = inbox.remove_partials(self.folder.input / "s3" / bucket.name)
         if removed:
@@ -139,41 +120,12 @@ class BucketSync:
 
     # ------------------------------------------------------------------ state files
 
-    # Objects in progress live in active/, settled ones in settled/: each round reads only the
-    # few active files, however many objects a kept archive has seen.
-
-    def _state_path(self, key_hmac: str, stage: str) -> Path:
-        return self.state_dir / ("active" if stage in ACTIVE else "settled") / f"{key_hmac}.json"
-
     def load(self, key_hmac: str) -> ObjectState | None:
-        for stage in ("processing", "done"):
-            try:
-                path = self._state_path(key_hmac, stage)
-                return ObjectState(**json.loads(path.read_text(encoding="utf-8")))
-            except FileNotFoundError:
-                continue
-        return None
-
-    def save(self, state: ObjectState) -> None:
-        path = self._state_path(state.key_hmac, state.stage)
-        make_private_dir(path.parent)
-        write_private_json(path, asdict(state))
-        other = self._state_path(state.key_hmac, "done" if state.stage in ACTIVE else "processing")
-        other.unlink(missing_ok=True)
+        return self.objects.load(key_hmac)
 
     def states(self) -> list[ObjectState]:
         """Every object in progress (stage ``processing``)."""
-        out = []
-        try:
-            names = sorted(os.listdir(self.state_dir / "active"))
-        except FileNotFoundError:
-            return []
-        for name in names:
-            if name.endswith(".json") and not name.startswith("."):
-                state = self.load(name[: -len(".json")])
-                if state is not None:
-                    out.append(state)
-        return out
+        return self.objects.active()
 
     def key_hmac(self, key: str) -> str:
         return self.inbox.name_hmac(f"s3:{self.bucket.source_bucket}", key)
@@ -201,20 +153,14 @@ class BucketSync:
                     continue  # folder markers, and names writers use while incomplete
                 found.append((key, obj["ETag"], int(obj["Size"])))
         keys = {k for k, _, _ in found}
-        for gone in set(self._seen) - keys:
-            del self._seen[gone]
+        self._settling.keep_only(keys)
         for gone in set(self._known) - keys:
             del self._known[gone]
         return found
 
     def _settled(self, key: str, etag: str, size: int) -> bool:
         now = time.monotonic()
-        seen = self._seen.get(key)
-        if seen is None or seen[:2] != (etag, size):
-            self._seen[key] = (etag, size, now, 1)
-            return False
-        self._seen[key] = (etag, size, seen[2], seen[3] + 1)
-        return seen[3] + 1 >= 2 and now - seen[2] >= self.bucket.settle_s
+        return self._settling.settled(self._settling.look(key, (etag, size), now), now)
 
     def _maybe_start(self, key: str, etag: str, size: int) -> None:
         if self._known.get(key) == etag:
@@ -229,7 +175,7 @@ class BucketSync:
         try:
             self._download(key, etag, size, key_hmac)
         except TransientError as exc:
-            self._seen.pop(key, None)  # settle again before the next try
+            self._settling.forget(key)  # settle again before the next try
             self.log.warning("bucket.download_failed", object=key_hmac[:16], reason=str(exc))
 
     # ------------------------------------------------------------------ steps
@@ -271,7 +217,7 @@ class BucketSync:
             journal_id=journal_id,
             input_sha256=sha,
         )
-        self.save(state)
+        self.objects.save(state)
         self.log.info("bucket.downloaded", object=key_hmac[:16], job_id=journal_id, sha256=sha, size=size)
 
     def _advance(self, state: ObjectState) -> None:
@@ -318,7 +264,7 @@ class BucketSync:
             # The key is no longer needed; the local copy of the output goes once the daemon has
             # retired the local source (its retention checks that output is still in place).
             state = replace(state, uploaded=True, key=None, attempts=0, error=None, source_action=action)
-            self.save(state)
+            self.objects.save(state)
             return self._drop_local_output(state, job)
         except (TransientError, ClientError, BotoCoreError, OSError) as exc:
             return self._retry(state, _reason(exc))
@@ -354,11 +300,12 @@ class BucketSync:
     def _retry(self, state: ObjectState, reason: str) -> None:
         attempts = state.attempts + 1
         if attempts >= self.bucket.max_attempts:
-            self.save(replace(state, attempts=attempts, error=reason, stage="held"))
+            self.objects.save(replace(state, attempts=attempts, error=reason, stage="held"))
             self.log.error("bucket.held", object=state.key_hmac[:16], reason=reason, source="left in place")
             return
-        delay = min(3600.0, self.bucket.poll_interval_s * 2**attempts) * random.uniform(0.5, 1.5)
-        self.save(replace(state, attempts=attempts, error=reason, next_try_at=self.clock() + delay))
+        # The daemon's retry delay, from one poll interval doubling per attempt, at most an hour.
+        delay = backoff_s(attempts + 1, self.bucket.poll_interval_s, 3600.0)
+        self.objects.save(replace(state, attempts=attempts, error=reason, next_try_at=self.clock() + delay))
         self.log.warning("bucket.retry", object=state.key_hmac[:16], reason=reason, attempt=attempts)
 
     def _supersede(self, state: ObjectState, reason: str) -> None:
@@ -366,7 +313,7 @@ class BucketSync:
 
     def _finish(self, state: ObjectState, stage: str, reason: str | None, *, action: str | None = None) -> None:
         # The key is forgotten: the state keeps its HMAC and ETag, which is all a kept source needs.
-        self.save(replace(state, stage=stage, error=reason, key=None))
+        self.objects.save(replace(state, stage=stage, error=reason, key=None))
         if action is not None:
             self._audit("bucket.retention", state, action=action)
         log = self.log.warning if stage in ("failed", "superseded") else self.log.info

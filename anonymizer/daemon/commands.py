@@ -129,8 +129,8 @@ def _open_journal(args: argparse.Namespace) -> Any:
     """Return (config, read-only journal or None). Raise ConfigError with a clear message."""
     import sqlite3
 
-    from anonymizer.daemon.config import load_daemon_config
     from anonymizer.errors import ConfigError
+    from anonymizer.settings.daemon import load_daemon_config
     from anonymizer.store import Journal, journal_path
 
     cfg = load_daemon_config(args.config)
@@ -236,8 +236,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     import sqlite3
 
     from anonymizer.audit.records import utc_iso
-    from anonymizer.daemon.config import load_daemon_config
     from anonymizer.errors import ConfigError
+    from anonymizer.settings.daemon import load_daemon_config
     from anonymizer.store import journal_path, read_status
 
     cfg = load_daemon_config(args.config)
@@ -452,7 +452,7 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
 def write_demo(root: Path) -> Path:
     """Create the demo layout under ``root`` (idempotent) and return its daemon config path."""
     from anonymizer.config import BUILTIN_PROFILES_DIR
-    from anonymizer.daemon.fsutil import make_private_dir
+    from anonymizer.fsutil import make_private_dir
 
     root = root.resolve()
     for sub in ("in", "out", "quarantine"):

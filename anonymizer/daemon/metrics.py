@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-JOB_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)  # up to the 6 h limit
+from anonymizer.jobs.durations import JOB_SECONDS_BUCKETS  # shared with the workers' metrics
 
 
 @dataclass

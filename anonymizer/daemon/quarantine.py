@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from anonymizer.audit.records import utc_iso
-from anonymizer.daemon.scanner import DONE_SUFFIX
 from anonymizer.durable import move_no_overwrite, write_new_file
+from anonymizer.fsutil import DONE_SUFFIX
 
 
 def quarantine_file(

@@ -18,14 +18,14 @@ import stat as stat_mod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from anonymizer.daemon.config import FolderConfig
 from anonymizer.daemon.job.attempt import Log, log_context
 from anonymizer.daemon.job.publish import output_in_place
 from anonymizer.daemon.job.record import Recorder
 from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable, folder_paths
-from anonymizer.daemon.journal import FileStat, Job
-from anonymizer.daemon.scanner import DONE_SUFFIX, resolve_inside
 from anonymizer.durable import fsync_dir, move_no_overwrite
+from anonymizer.fsutil import DONE_SUFFIX, resolve_inside
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import FileStat, Job
 
 
 @dataclass(frozen=True)

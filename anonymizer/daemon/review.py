@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable, Mapping
 
 from anonymizer.config import Profile
-from anonymizer.daemon.config import FolderConfig
 from anonymizer.daemon.job.attempt import Log
 from anonymizer.daemon.job.publish import copy_verify_publish, find_published
 from anonymizer.daemon.job.record import Finished, Recorder
 from anonymizer.daemon.job.review import store_for
 from anonymizer.daemon.job.shares import MountGuard
-from anonymizer.daemon.journal import Job
 from anonymizer.errors import JobError
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import EngineLike
 from anonymizer.review.hold import Review, ReviewStore, remove_copy, review_record
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import Job
 
 
 def apply_decisions(

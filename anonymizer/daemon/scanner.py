@@ -21,18 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anonymizer.daemon.journal import FileStat
-
-DONE_SUFFIX = ".done"
-# ".masks.yaml": an operator's sidecar (anonymizer.review.sidecar), read with its source, never a job.
-IGNORED_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", DONE_SUFFIX, ".masks.yaml")
-IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
-
-
-def is_ignored_name(name: str) -> bool:
-    """Return True for names that writers use while a file is incomplete, or that are not media."""
-    lower = name.lower()
-    return name.startswith(".") or lower.endswith(IGNORED_SUFFIXES) or lower in IGNORED_NAMES
+from anonymizer.fsutil import DONE_SUFFIX, is_ignored_name
+from anonymizer.jobs.settle import Settling
+from anonymizer.store import FileStat
 
 
 @dataclass(frozen=True)
@@ -41,14 +32,6 @@ class Candidate:
 
     rel_path: str
     stat: FileStat
-
-
-@dataclass
-class _Seen:
-    stat: FileStat
-    since: float
-    scans: int = 1
-    reported: bool = False
 
 
 @dataclass
@@ -79,12 +62,15 @@ class Scanner:
     clock: Callable[[], float] = time.monotonic
     scandir: Callable[[str], os._ScandirIterator[str]] = os.scandir
     last: ScanStats = field(default_factory=ScanStats)
-    _seen: dict[str, _Seen] = field(default_factory=dict)
+    _settling: Settling[str, FileStat] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The settling rule is the buckets' too (anonymizer.jobs.settle).
+        self._settling = Settling(self.settle_s)
 
     def forget_reported(self) -> None:
         """Make the next scan offer every complete file again (the periodic full reconciliation)."""
-        for entry in self._seen.values():
-            entry.reported = False
+        self._settling.forget_reported()
 
     def scan(self) -> list[Candidate]:
         """List the folder once; return complete files not reported before in this state."""
@@ -99,23 +85,17 @@ class Scanner:
                 current[rel] = st
         ready: list[Candidate] = []
         for rel, st in current.items():
-            seen = self._seen.get(rel)
-            if seen is None or seen.stat != st:
-                self._seen[rel] = _Seen(st, now)
-                seen = self._seen[rel]
-            else:
-                seen.scans += 1
+            seen = self._settling.look(rel, st, now)
             if self.done_marker:
-                complete = rel in markers and seen.scans >= 2
+                complete = rel in markers and seen.seen_twice
             else:
-                complete = seen.scans >= 2 and now - seen.since >= self.settle_s
+                complete = self._settling.settled(seen, now)
             if not complete:
                 stats.settling += 1
             elif not seen.reported:
                 seen.reported = True
                 ready.append(Candidate(rel, st))
-        for gone in set(self._seen) - set(current):
-            del self._seen[gone]
+        self._settling.keep_only(current)
         stats.files = len(current)
         self.last = stats
         return sorted(ready, key=lambda c: c.rel_path)
@@ -148,21 +128,3 @@ class Scanner:
                         stack.append(rel)
                     elif stat_mod.S_ISREG(st.st_mode):
                         yield rel, FileStat(st.st_size, st.st_mtime_ns, st.st_ino), marker
-
-
-def resolve_inside(root: Path, rel_path: str) -> Path:
-    """Return ``root/rel_path``, refusing '..', absolute paths and any symlinked component.
-
-    Raise OSError (ELOOP) if a component is a symlink: between scan and claim someone may have
-    swapped a folder for a link pointing outside the input.
-    """
-    parts = Path(rel_path).parts
-    if not parts or Path(rel_path).is_absolute() or any(p in ("..", ".", "") for p in parts):
-        raise OSError("refusing path outside the input folder")
-    path = root
-    for part in parts:
-        path = path / part
-        st = os.lstat(path)
-        if stat_mod.S_ISLNK(st.st_mode):
-            raise OSError(40, "refusing to follow a symlink inside the input folder")
-    return path

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from anonymizer.daemon.config import NETWORK_FS_TYPES, FolderConfig, mount_of
+from anonymizer.settings.daemon import NETWORK_FS_TYPES, FolderConfig, mount_of
 
 # Events that can mean a new or changed file. Opens and reads (our own hashing, a worker reading
 # the source) are left out: they would wake the scanner for nothing.

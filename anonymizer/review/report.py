@@ -203,7 +203,7 @@ def render_html(report: dict[str, Any], sheet: list[tuple[dict[str, Any], bytes]
     models = "".join(f"<li>{esc(str(m['id']))}: <code>{esc(str(m['sha256']))}</code></li>" for m in report.get("models", []))
     settings = esc(json.dumps(report.get("settings"), indent=1, sort_keys=True))
     svg = timeline_svg(report.get("timeline"), [entry["frame"] for entry, _ in sheet])
-    # A long clip's timeline comes in steps of several frames (anonymizer.review.timeline.MAX_BINS).
+    # A long clip's timeline comes in steps of several frames (anonymizer.stream.timeline.MAX_BINS).
     step = int((report.get("timeline") or {}).get("frames_per_bin") or 1)
     step_note = f" · in steps of {step} frames: a step shows every kind any of its frames had" if step > 1 else ""
     return f"""<!doctype html>

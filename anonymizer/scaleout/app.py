@@ -10,7 +10,7 @@ Defaults that bite long tasks, and what is set instead:
 - ``visibility_timeout`` (Redis): a message not acknowledged this long after delivery is given to
   another worker. It must exceed the longest job, or a healthy long job runs twice. The broker
   cannot tell a dead host from a slow job; the coordinator can, from the worker's heartbeat
-  record, and reclaims a dead host's job within seconds (anonymizer.daemon.remote).
+  record, and reclaims a dead host's job within seconds (anonymizer.daemon.executors).
 - JSON only: no pickle from the broker.
 """
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from anonymizer.settings.scaleout import DEFAULT_VISIBILITY_TIMEOUT_S
+
 TASK_NAME = "anonymizer.run_job"
 QUEUE = "anonymizer"
-# Default visibility timeout: above the profile limit's 6 h maximum video plus its verification.
-DEFAULT_VISIBILITY_TIMEOUT_S = 8 * 3600.0
 
 
 def make_app(broker_url: str, *, result_backend: str | None = None, visibility_timeout_s: float | None = None) -> Any:

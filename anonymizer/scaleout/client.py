@@ -124,7 +124,7 @@ def broker_status(url: str, result_backend: str | None = None) -> dict[str, Any]
     Never raises: a broker that cannot be reached is reported as such (the URL without password).
     """
     from anonymizer.scaleout.app import make_app
-    from anonymizer.scaleout.config import redacted
+    from anonymizer.settings.scaleout import redacted
 
     out: dict[str, Any] = {"broker": redacted(url)}
     try:

@@ -39,7 +39,6 @@ from typing import Any
 
 KEY_PREFIX = "anonymizer:worker:"
 EVENTS_ENV = "ANONYMIZER_WORKER_EVENTS"  # the main process's socket, inherited by pool processes
-DEFAULT_HEARTBEAT_S = 5.0
 STALE_BEATS = 6  # a record older than this many beats is stale (its worker died or lost Redis)
 # Outcomes of a job on a worker: what ``anonymizer.scaleout.task.execute`` returned, plus ``lost``
 # (its engine process died) and ``crashed`` (a bug raised out of the task).

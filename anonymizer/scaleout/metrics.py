@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from anonymizer.daemon.metrics import JOB_SECONDS_BUCKETS  # the daemon's job histogram's, for one dashboard
+from anonymizer.jobs.durations import JOB_SECONDS_BUCKETS  # the daemon's job histogram's, for one dashboard
 
 
 class WorkerMetrics:

@@ -141,7 +141,7 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
-    from anonymizer.daemon.logging import get_logger  # structlog JSON, as the daemon logs
+    from anonymizer.logs import get_logger  # structlog JSON, as the daemon logs
 
     me = worker_name()
     log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.scaleout.app import QUEUE, make_app
-from anonymizer.scaleout.config import load_worker_config, redacted
+from anonymizer.settings.scaleout import load_worker_config, redacted
 
 
 def run_worker(config_path: Path, *, log_level: str = "info") -> int:
     """Run the worker until SIGTERM (warm shutdown: the running job finishes). Return exit code."""
-    from anonymizer.daemon.logging import configure_logging, get_logger
+    from anonymizer.logs import configure_logging, get_logger
 
     configure_logging(log_level)
     cfg = load_worker_config(config_path)

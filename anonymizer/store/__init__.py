@@ -13,7 +13,7 @@ package and imports none of them.
 """
 
 from anonymizer.store.db import JOURNAL_FILE, SCHEMA_VERSION, journal_path
-from anonymizer.store.journal import Journal, backoff_s, job_key, new_job_id
+from anonymizer.store.journal import Journal, job_key, new_job_id
 from anonymizer.store.names import decode_rel, display_rel, encode_rel
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES, JobReader, JobView, Status, job_view, read_status
 from anonymizer.store.reviews import REVIEW_DIR, Review, ReviewStore
@@ -35,7 +35,6 @@ __all__ = [
     "Review",
     "ReviewStore",
     "Status",
-    "backoff_s",
     "decode_rel",
     "display_rel",
     "encode_rel",

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from anonymizer.daemon.fsutil import make_private_dir, make_private_file
+from anonymizer.fsutil import make_private_dir, make_private_file
 
 JOURNAL_FILE = "journal.sqlite3"
 SCHEMA_VERSION = 1

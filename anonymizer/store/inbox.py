@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file, path_hmac
-from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.durable import fsync_dir, sha256_file
+from anonymizer.fsutil import make_private_dir
 from anonymizer.store.db import journal_path
 from anonymizer.store.journal import Journal
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES
@@ -37,7 +37,7 @@ from anonymizer.store.rows import FileStat, Job
 
 if TYPE_CHECKING:
     # Types only: the store sits below the daemon and never imports it at run time.
-    from anonymizer.daemon.config import DaemonConfig, FolderConfig
+    from anonymizer.settings.daemon import DaemonConfig, FolderConfig
 
 
 def write_private_json(path: Path, data: Any) -> None:

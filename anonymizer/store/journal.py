@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import secrets
 import sqlite3
 import time
@@ -42,15 +41,6 @@ def job_key(input_sha256: str, profile_sha256: str, model_sha256s: Iterable[str]
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def backoff_s(attempts: int, base_s: float, max_s: float, *, rng: random.Random | None = None) -> float:
-    """Return the delay before retry number ``attempts`` (1-based): exponential, capped, jittered.
-
-    The jitter (x0.5 .. x1.5) keeps many jobs that failed together (a share went away) from
-    retrying in lock-step.
-    """
-    rng = rng or random
-    delay = min(max_s, base_s * 2 ** max(0, attempts - 1))
-    return delay * rng.uniform(0.5, 1.5)
 
 
 def new_job_id() -> str:

@@ -63,7 +63,7 @@ class Frame:
 
 
 class Overlay(Protocol):
-    """The operator's masks on each frame (anonymizer.review.timeline.Overlay)."""
+    """The operator's masks on each frame (anonymizer.stream.timeline.Overlay)."""
 
     def select(self, index: int, time_s: float | None, dets: Detections) -> Detections: ...
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import daemon_helpers as dh
 
-from anonymizer.daemon.config import load_daemon_config
+from anonymizer.settings.daemon import load_daemon_config
 from anonymizer.store.inbox import Inbox, Staged
 
 

@@ -9,8 +9,8 @@ import daemon_helpers as dh
 import pytest
 import yaml
 
-from anonymizer.daemon.config import load_daemon_config
 from anonymizer.errors import ConfigError
+from anonymizer.settings.daemon import load_daemon_config
 
 
 def needs_extra() -> None:
@@ -112,9 +112,9 @@ def _commented_block(text: str, start: str) -> str:
 
 def test_the_commented_examples_in_the_shipped_config_use_only_valid_keys() -> None:
     needs_extra()
-    from anonymizer.api.settings import api_config_from_dict
-    from anonymizer.buckets.settings import buckets_from_list
     from anonymizer.config import Checker
+    from anonymizer.settings.api import api_config_from_dict
+    from anonymizer.settings.buckets import buckets_from_list
 
     text = (dh.REPO / "systemd" / "daemon.example.yaml").read_text()
     api = yaml.safe_load(_commented_block(text, "# api:"))["api"]

@@ -136,7 +136,7 @@ class Stack:
         import structlog
 
         from anonymizer.buckets.sync import BucketSync
-        from anonymizer.daemon.config import load_daemon_config
+        from anonymizer.settings.daemon import load_daemon_config
         from anonymizer.store.inbox import Inbox
 
         cfg = load_daemon_config(self.manual_config)

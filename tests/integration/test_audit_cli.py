@@ -14,9 +14,9 @@ import daemon_helpers as dh
 import pytest
 
 from anonymizer.audit.log import AUDIT_FILE, AuditLog, canonical, line_hash, load_or_create_key_file
-from anonymizer.daemon.config import load_daemon_config
-from anonymizer.daemon.journal import Journal
 from anonymizer.errors import ConfigError
+from anonymizer.settings.daemon import load_daemon_config
+from anonymizer.store import Journal
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_a_long_photo_keeps_the_watchdog_fed_shows_progress_and_sigterm_requeues
     assert after["states"]["queued"] == 1 and after["running"] == []
     text = dh.run_cli("status", "--config", str(config)).stdout
     assert text.startswith("daemon: stopped")
-    from anonymizer.daemon.journal import Journal
+    from anonymizer.store import Journal
 
     journal = Journal(tmp_path / "state" / "journal.sqlite3", readonly=True)
     try:

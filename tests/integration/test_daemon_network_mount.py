@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
 from support import free_port
 
-from anonymizer.daemon.config import load_daemon_config
 from anonymizer.errors import ConfigError
+from anonymizer.settings.daemon import load_daemon_config
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 SSHFS = shutil.which("sshfs")

@@ -46,8 +46,8 @@ def stop_3_s_into_a_4k_clip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     from media_factory import make_video
 
     from anonymizer.config import BUILTIN_PROFILES_DIR
-    from anonymizer.daemon.journal import Journal
     from anonymizer.durable import is_temp_name
+    from anonymizer.store import Journal
 
     config = dh.write_daemon_config(
         tmp_path / "daemon.yaml", [dh.folder_entry(tmp_path, "vms", BUILTIN_PROFILES_DIR / "default.yaml")]

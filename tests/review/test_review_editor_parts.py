@@ -11,9 +11,9 @@ import pytest
 from media_factory import decode_rgb, make_video
 from review_media import texture
 
+from anonymizer.api.editor.frames import FrameCache, encode_jpeg
+from anonymizer.api.editor.shapes import MAX_SHAPES, check_shapes
 from anonymizer.config import LimitsSpec
-from anonymizer.review.editor.frames import FrameCache, encode_jpeg
-from anonymizer.review.editor.shapes import MAX_SHAPES, check_shapes
 from anonymizer.review.sidecar import parse_sidecar_text
 
 CLIP = {"width": 320, "height": 240, "photo": False, "frames": 24, "duration_s": 2.0}

@@ -82,8 +82,8 @@ def test_approved_and_direct_outputs_get_one_mode_and_review_show_names_the_last
     [("0640", 0o640), ("0o600", 0o600), (0o644, 0o644), ("0755", None), ("640", 0o640), ("rw", None), (True, None)],
 )
 def test_output_mode_is_octal_read_and_write_bits(tmp_path: Path, raw: object, expected: int | None) -> None:
-    from anonymizer.daemon.config import load_daemon_config
     from anonymizer.errors import ConfigError
+    from anonymizer.settings.daemon import load_daemon_config
 
     fast = dh.write_fast_profile(tmp_path / "fast.yaml")
     config = dh.write_daemon_config(

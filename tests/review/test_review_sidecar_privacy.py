@@ -12,7 +12,7 @@ from pathlib import Path
 import daemon_helpers as dh
 import pytest
 
-from anonymizer.daemon.service import JOURNAL_FILE
+from anonymizer.store import JOURNAL_FILE
 
 pytestmark = pytest.mark.skipif(len(dh.FACE_SAMPLES) < 2, reason="samples/faces-*.jpg are missing")
 TIMEOUT_S = 90

@@ -8,7 +8,7 @@ from anonymizer.config import MaskSpec
 from anonymizer.detections import DETECTED, FACE, PLATE, PREDICTED, Detections
 from anonymizer.mask.regions import paint_shapes
 from anonymizer.review.sidecar import parse_sidecar_text
-from anonymizer.review.timeline import Timeline
+from anonymizer.stream.timeline import Timeline
 
 
 def dets(*rows: tuple) -> Detections:
@@ -85,7 +85,7 @@ def test_a_polygon_is_painted_inside_only_and_a_box_to_its_edges():
 
 def test_guesses_are_classified_as_frames_arrive_and_nothing_piles_up_over_a_long_clip():
     """The same kinds as judging every guess against every sighting at the end, with bounded state."""
-    from anonymizer.review.timeline import INTERPOLATED_BIT, PREDICTED_BIT
+    from anonymizer.stream.timeline import INTERPOLATED_BIT, PREDICTED_BIT
 
     gap = 4
     rng = np.random.default_rng(3)

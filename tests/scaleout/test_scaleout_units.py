@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from anonymizer.config import load_profile, profile_from_dict
-from anonymizer.daemon.config import daemon_config_from_dict
 from anonymizer.errors import ConfigError, ModelError
-from anonymizer.scaleout.config import load_worker_config, redacted
 from anonymizer.scaleout.payload import JobPayload, check_models, profile_from_content, profile_to_content
+from anonymizer.settings.daemon import daemon_config_from_dict
+from anonymizer.settings.scaleout import load_worker_config, redacted
 
 
 def _daemon(tmp_path, **top):

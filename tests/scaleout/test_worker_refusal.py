@@ -14,7 +14,7 @@ import daemon_helpers as dh
 import pytest
 
 from anonymizer.config import load_profile
-from anonymizer.daemon.logging import configure_logging
+from anonymizer.logs import configure_logging
 from anonymizer.scaleout.app import TASK_NAME, make_app
 from anonymizer.scaleout.payload import JobPayload, model_identities, profile_to_content
 from anonymizer.scaleout.task import engine_for, execute

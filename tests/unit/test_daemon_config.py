@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from anonymizer.daemon import config as module
 from anonymizer.errors import ConfigError
+from anonymizer.settings import daemon as module
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,10 +191,10 @@ def test_every_seconds_key_takes_one_duration_syntax(tmp_path: Path) -> None:
 
 
 def test_every_declared_key_named_in_seconds_is_a_duration() -> None:
-    from anonymizer.api.settings import ApiConfig
     from anonymizer.config import Profile
-    from anonymizer.scaleout.config import WorkerConfig
     from anonymizer.schema import keys_of
+    from anonymizer.settings.api import ApiConfig
+    from anonymizer.settings.scaleout import WorkerConfig
 
     seen, pending = set(), [module.DaemonConfig, Profile, WorkerConfig, ApiConfig]
     named_s = []

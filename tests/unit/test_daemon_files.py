@@ -12,8 +12,8 @@ import pytest
 from anonymizer import durable
 from anonymizer.config import Profile, RetentionSpec
 from anonymizer.daemon import quarantine, retention
-from anonymizer.daemon.config import FolderConfig
-from anonymizer.daemon.journal import FileStat, Journal
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import FileStat, Journal
 
 
 def test_placing_a_file_never_overwrites_an_existing_one(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anonymizer.daemon import logging as module
+from anonymizer import logs as module
 from anonymizer.errors import MediaError
 
 

@@ -19,7 +19,7 @@ from media_factory import make_video
 
 from anonymizer.detections import DETECTED, FACE, PLATE, PREDICTED, Detections
 from anonymizer.review.report import timeline_svg
-from anonymizer.review.timeline import DETECTED_BIT, MAX_BINS, Timeline
+from anonymizer.stream.timeline import DETECTED_BIT, MAX_BINS, Timeline
 
 
 def _dets(*rows: tuple) -> Detections:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from anonymizer.daemon.commands import daemon_liveness
-from anonymizer.daemon.service import STATUS_FILE, Heartbeat, Notifier
+from anonymizer.daemon.heartbeat import STATUS_FILE, Heartbeat
+from anonymizer.daemon.notify import Notifier
 
 
 @pytest.fixture

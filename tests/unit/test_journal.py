@@ -10,7 +10,8 @@ import pytest
 from support import FakeClock
 
 from anonymizer import store as module
-from anonymizer.daemon.journal import FileStat, Journal
+from anonymizer.jobs.backoff import backoff_s
+from anonymizer.store import FileStat, Journal
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_requeue_after_a_graceful_stop_does_not_count_an_attempt(journal: Journa
 def test_backoff_grows_exponentially_is_capped_and_jittered_between_half_and_one_and_a_half() -> None:
     rng = random.Random(1)
     for attempt, nominal in [(1, 10), (2, 20), (3, 40), (4, 80), (10, 100)]:
-        delays = [module.backoff_s(attempt, 10, 100, rng=rng) for _ in range(200)]
+        delays = [backoff_s(attempt, 10, 100, rng=rng) for _ in range(200)]
         assert nominal * 0.5 <= min(delays) and max(delays) <= nominal * 1.5
         assert max(delays) - min(delays) > nominal * 0.5  # it really is jittered
 

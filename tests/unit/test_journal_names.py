@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from anonymizer.audit.log import KEY_FILE, load_or_create_key, path_hmac
-from anonymizer.daemon.journal import FileStat, Journal
+from anonymizer.store import FileStat, Journal
 
 NAME = "visitors/Anna_Schmidt_passport.jpg"
 NEEDLES = (b"Anna_Schmidt", b"passport", b"visitors/")
@@ -206,9 +206,9 @@ def test_the_audit_backfill_still_has_what_it_needs_and_the_name_goes_once_the_l
     # A quarantined job whose audit line could not be written (audit_dir full): the real Lifecycle's
     # write_missing_audit writes it later, naming the file by the same HMAC the journal keeps.
     from anonymizer.audit.log import AuditLog, verify
-    from anonymizer.daemon.config import RetryPolicy
     from anonymizer.daemon.job import Lifecycle
-    from anonymizer.daemon.logging import get_logger
+    from anonymizer.logs import get_logger
+    from anonymizer.settings.daemon import RetryPolicy
 
     j = Journal(path)
     job_id = j.offer("cam", NAME, STAT)
@@ -237,7 +237,7 @@ def test_a_retired_output_is_found_again_by_the_hmac_of_its_name(tmp_path: Path,
     # The same content dropped again under another name reuses the earlier output: once the
     # journal has erased that output's name, the worker finds it by walking the output folder's
     # names against the kept HMAC (no stat or hash of the other files).
-    from anonymizer.daemon.fsutil import find_by_name_hmac
+    from anonymizer.fsutil import find_by_name_hmac
 
     out = tmp_path / "out"
     (out / "visitors").mkdir(parents=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import FakeClock
 
-from anonymizer.daemon.journal import RETENTION_HELD, FileStat, Journal
+from anonymizer.store import RETENTION_HELD, FileStat, Journal
 
 STAT = FileStat(size=100, mtime_ns=5, inode=42)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from support import file_mode as mode
 
-from anonymizer.daemon import fsutil as module
+from anonymizer import fsutil as module
 from anonymizer.daemon.commands import write_demo
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from anonymizer.daemon import logging as module
+from anonymizer import logs as module
 from anonymizer.errors import UnsupportedMediaError
 
 R = module.REDACTED

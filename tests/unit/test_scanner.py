@@ -9,6 +9,7 @@ import pytest
 from support import FakeClock
 
 from anonymizer.daemon import scanner as module
+from anonymizer.fsutil import resolve_inside
 
 
 def make_scanner(root: Path, settle_s: float = 5.0, **kw) -> tuple[module.Scanner, FakeClock]:
@@ -136,7 +137,7 @@ def test_resolve_inside_refuses_dotdot_absolute_paths_and_symlinked_components(t
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "a.jpg").write_bytes(b"x")
     os.symlink(tmp_path / "outside", root / "sneaky")
-    assert module.resolve_inside(root, "real/a.jpg") == root / "real" / "a.jpg"
+    assert resolve_inside(root, "real/a.jpg") == root / "real" / "a.jpg"
     for bad in ("../outside/a.jpg", "/etc/passwd", "sneaky/a.jpg"):
         with pytest.raises(OSError):
-            module.resolve_inside(root, bad)
+            resolve_inside(root, bad)

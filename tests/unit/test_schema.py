@@ -13,8 +13,8 @@ import yaml
 from anonymizer import config_docs
 from anonymizer import schema as module
 from anonymizer.config import Profile, load_profile, profile_from_dict
-from anonymizer.daemon.config import DaemonConfig, daemon_config_from_dict
 from anonymizer.errors import ConfigError
+from anonymizer.settings.daemon import DaemonConfig, daemon_config_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -276,7 +276,7 @@ def test_daemon_sections_name_file_key_and_bounds(tmp_path: Path) -> None:
 
 
 def test_worker_config_names_file_key_and_bounds(tmp_path: Path) -> None:
-    from anonymizer.scaleout.config import load_worker_config
+    from anonymizer.settings.scaleout import load_worker_config
 
     path = tmp_path / "worker.yaml"
     path.write_text("broker: ftp://host/0\nconcurrency: 65\nlabel: x\n")
@@ -295,8 +295,8 @@ def test_durations_read_back_from_their_written_form() -> None:
 
 
 def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
-    from anonymizer.api.settings import api_config_from_dict
     from anonymizer.schema import Checker
+    from anonymizer.settings.api import api_config_from_dict
 
     (tmp_path / "jwks.json").write_text('{"keys": []}')
     raw = {"listen": "127.0.0.1:99999", "jwks_file": "jwks.json", "issuer": "i", "audience": "a"}
@@ -321,9 +321,9 @@ def test_api_section_names_file_key_and_bounds(tmp_path: Path) -> None:
 
 
 def test_a_required_key_set_to_null_is_an_error(tmp_path: Path) -> None:
-    from anonymizer.api.settings import api_config_from_dict
-    from anonymizer.scaleout.config import load_worker_config
     from anonymizer.schema import Checker
+    from anonymizer.settings.api import api_config_from_dict
+    from anonymizer.settings.scaleout import load_worker_config
 
     path = tmp_path / "worker.yaml"
     path.write_text("broker: null\n")
@@ -337,7 +337,7 @@ def test_a_required_key_set_to_null_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_broker_url_without_its_scheme_names_neither_user_nor_password(tmp_path: Path) -> None:
-    from anonymizer.scaleout.config import load_worker_config
+    from anonymizer.settings.scaleout import load_worker_config
 
     path = tmp_path / "worker.yaml"
     path.write_text("broker: admin:s3cret@broker:6379/0\n")

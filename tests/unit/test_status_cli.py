@@ -14,7 +14,7 @@ from anonymizer.daemon.commands import split_running
 
 def test_status_piped_into_a_reader_that_has_gone_exits_quietly(tmp_path: Path) -> None:
     """`anonymizer status | head` ended in a BrokenPipeError traceback (issue 25)."""
-    from anonymizer.daemon.journal import Journal
+    from anonymizer.store import Journal
 
     profile = dh.write_fast_profile(tmp_path / "fast.yaml")
     config = dh.write_daemon_config(tmp_path / "daemon.yaml", [dh.folder_entry(tmp_path, "vms", profile)])

@@ -25,7 +25,7 @@ KEY = b"k" * 32
 # The packages above the store: it must import none of them (daemon.fsutil is the ground floor's,
 # moved there at the merge, and types needed only for annotations are imported under TYPE_CHECKING).
 ABOVE = ("anonymizer.daemon", "anonymizer.api", "anonymizer.buckets", "anonymizer.review", "anonymizer.scaleout")
-ALLOWED = ("anonymizer.daemon.fsutil",)
+ALLOWED = ("anonymizer.fsutil",)
 
 # The jobs table as the first release created it: none of ADDED_COLUMNS, no reviews table.
 FIRST_RELEASE = """
@@ -125,8 +125,7 @@ def test_the_journal_file_name_is_defined_once_in_the_package() -> None:
     defining = [
         str(p.relative_to(ROOT)) for p in modules_of(PACKAGE) if f'= "{JOURNAL_FILE}"' in p.read_text(encoding="utf-8")
     ]
-    # daemon/service.py still has its own copy until the merge points it at the store.
-    assert set(defining) - {"anonymizer/daemon/service.py"} == {"anonymizer/store/db.py"}
+    assert set(defining) == {"anonymizer/store/db.py"}
 
 
 def test_a_first_release_journal_migrates_to_the_current_schema_and_names_policy(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import daemon_helpers as dh
 import pytest
 
-from anonymizer.daemon.config import load_daemon_config
+from anonymizer.settings.daemon import load_daemon_config
 from anonymizer.store import job_view
 from anonymizer.store.inbox import Inbox, Staged
 

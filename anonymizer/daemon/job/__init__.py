@@ -28,17 +28,17 @@ from anonymizer.audit.log import AuditLog
 from anonymizer.config import Profile
 from anonymizer.daemon import retention
 from anonymizer.daemon import review as decisions
-from anonymizer.daemon.config import FolderConfig, RetryPolicy
-from anonymizer.daemon.fsutil import umask_file_mode
 from anonymizer.daemon.job import classify, publish, review
 from anonymizer.daemon.job.attempt import Attempt, Log, StopRequested, log_context, source_unchanged
 from anonymizer.daemon.job.prepare import prepare
 from anonymizer.daemon.job.record import Finished, Recorder, write_missing_audit
 from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable
-from anonymizer.daemon.journal import Job, Journal
 from anonymizer.daemon.metrics import Metrics
+from anonymizer.fsutil import umask_file_mode
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import EngineLike, JobOutput, run_job
+from anonymizer.settings.daemon import FolderConfig, RetryPolicy
+from anonymizer.store import Job, Journal
 
 __all__ = ["Attempt", "Lifecycle", "Outcome", "ShareUnavailable", "StopRequested"]
 

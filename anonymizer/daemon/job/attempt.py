@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from anonymizer.daemon.config import FolderConfig
-from anonymizer.daemon.journal import FileStat, Job, display_rel
-from anonymizer.daemon.scanner import resolve_inside
 from anonymizer.errors import MediaError
+from anonymizer.fsutil import resolve_inside
 from anonymizer.jobs.run import EngineLike
 from anonymizer.mask.regions import ManualMasks
 from anonymizer.media.sniff import Sniffed
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import FileStat, Job, display_rel
 
 # ``progress(*args, **kwargs)``: the engine's progress callback, also called while hashing and
 # copying; it feeds the watchdog and raises StopRequested on SIGTERM (Lifecycle.progress).

@@ -14,16 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from anonymizer.daemon.config import FolderConfig
 from anonymizer.daemon.job.attempt import Attempt, Log, StopRequested, source_unchanged
 from anonymizer.daemon.job.record import Recorder
 from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable
-from anonymizer.daemon.journal import Job
-from anonymizer.daemon.logging import describe_error
 from anonymizer.daemon.quarantine import quarantine_file
-from anonymizer.daemon.scanner import resolve_inside
 from anonymizer.errors import JobError, MediaError, ModelError
+from anonymizer.fsutil import resolve_inside
 from anonymizer.jobs.outcome import Outcome
+from anonymizer.logs import describe_error
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import Job
 
 T = TypeVar("T", Outcome, Outcome | None)
 

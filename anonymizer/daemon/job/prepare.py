@@ -16,12 +16,12 @@ from anonymizer.daemon.job import publish, review
 from anonymizer.daemon.job.attempt import Attempt, Progress, file_stat
 from anonymizer.daemon.job.record import Finished, Recorder
 from anonymizer.daemon.job.shares import MountGuard
-from anonymizer.daemon.journal import job_key
-from anonymizer.daemon.scanner import resolve_inside
 from anonymizer.durable import sha256_file, temp_output_for
+from anonymizer.fsutil import resolve_inside
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import EngineLike
 from anonymizer.media.sniff import sniff
+from anonymizer.store import job_key
 
 
 def prepare(

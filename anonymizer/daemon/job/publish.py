@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from anonymizer.audit.log import path_hmac
-from anonymizer.daemon.config import FolderConfig
-from anonymizer.daemon.fsutil import find_by_name_hmac, set_output_mode
 from anonymizer.daemon.job.attempt import Attempt, Progress
 from anonymizer.daemon.job.record import Finished, Recorder
 from anonymizer.daemon.job.shares import MountGuard
-from anonymizer.daemon.journal import Job
-from anonymizer.daemon.scanner import resolve_inside
 from anonymizer.durable import (
     candidate_names,
     copy_new_file,
@@ -35,9 +31,12 @@ from anonymizer.durable import (
     temp_output_for,
 )
 from anonymizer.errors import JobError
+from anonymizer.fsutil import find_by_name_hmac, resolve_inside, set_output_mode
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import JobOutput, output_name
 from anonymizer.media.sniff import Sniffed, expected_suffixes
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import Job
 
 # What a reused output keeps of the summary of the job that made it.
 REUSED_SUMMARY_KEYS = ("kind", "counts", "frames", "duration_s")

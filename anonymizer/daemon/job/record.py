@@ -18,11 +18,12 @@ from typing import Any
 
 from anonymizer.audit.log import AuditLog, path_hmac
 from anonymizer.audit.records import job_record, retention_record, utc_iso
-from anonymizer.daemon.config import FolderConfig, RetryPolicy
 from anonymizer.daemon.job.attempt import Log
-from anonymizer.daemon.journal import Job, Journal, backoff_s, display_rel
 from anonymizer.daemon.metrics import Metrics
+from anonymizer.jobs.backoff import backoff_s
 from anonymizer.jobs.outcome import Outcome
+from anonymizer.settings.daemon import FolderConfig, RetryPolicy
+from anonymizer.store import Job, Journal, display_rel
 
 # An audit record: the JSON object one line of the audit log holds (anonymizer.audit.records).
 AuditRecord = dict[str, Any]

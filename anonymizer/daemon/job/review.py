@@ -13,17 +13,17 @@ import os
 import threading
 from pathlib import Path
 
-from anonymizer.daemon.config import FolderConfig
-from anonymizer.daemon.fsutil import make_private_dir
 from anonymizer.daemon.job.attempt import Attempt
 from anonymizer.daemon.job.publish import Verified, copy_verified
 from anonymizer.daemon.job.record import Recorder
-from anonymizer.daemon.journal import Job, Journal, display_rel
+from anonymizer.fsutil import make_private_dir
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.mask.regions import ManualMasks
 from anonymizer.review.hold import ReviewStore, review_record
 from anonymizer.review.report import write_job_report
 from anonymizer.review.sidecar import load_sidecars, parse_sidecar_text, sidecars_of
+from anonymizer.settings.daemon import FolderConfig
+from anonymizer.store import Job, Journal, display_rel
 
 _stores: dict[tuple[Path, int], ReviewStore] = {}
 

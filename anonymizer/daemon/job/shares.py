@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anonymizer.daemon.config import FolderConfig, mount_of
+from anonymizer.settings.daemon import FolderConfig, mount_of
 
 
 class ShareUnavailable(OSError):

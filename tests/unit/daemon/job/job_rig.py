@@ -18,11 +18,11 @@ from PIL import Image
 
 from anonymizer.audit.log import AuditLog
 from anonymizer.config import profile_from_dict
-from anonymizer.daemon.config import FolderConfig, RetryPolicy
 from anonymizer.daemon.job import Lifecycle, Outcome
-from anonymizer.daemon.journal import FileStat, Job, Journal
-from anonymizer.daemon.logging import get_logger
 from anonymizer.durable import sha256_file
+from anonymizer.logs import get_logger
+from anonymizer.settings.daemon import FolderConfig, RetryPolicy
+from anonymizer.store import FileStat, Job, Journal
 
 
 def jpeg(shade: int, size: tuple[int, int] = (32, 24)) -> bytes:

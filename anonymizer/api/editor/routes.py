@@ -38,9 +38,9 @@ from starlette.concurrency import run_in_threadpool
 
 from anonymizer.api.app import ApiProblem, ApiService
 from anonymizer.api.auth import AuthError
+from anonymizer.api.editor.frames import FrameCache, photo_jpeg
+from anonymizer.api.editor.shapes import MAX_BODY_BYTES, check_shapes
 from anonymizer.errors import ConfigError
-from anonymizer.review.editor.frames import FrameCache, photo_jpeg
-from anonymizer.review.editor.shapes import MAX_BODY_BYTES, check_shapes
 from anonymizer.review.hold import Review, ReviewStore, check_operator, review_record
 from anonymizer.store import display_rel
 
@@ -289,7 +289,7 @@ def editor_router() -> APIRouter:
     def source(job_id: str, index: int, who: Who, s: Svc) -> Response:
         if not who.may_view_source:
             raise AuthError(403, f"the token lacks the scope {REVIEW_SOURCE}", error="insufficient_scope")
-        from anonymizer.daemon.scanner import resolve_inside
+        from anonymizer.fsutil import resolve_inside
 
         with _store(s) as store:
             review = _review(store, job_id)

@@ -21,9 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from anonymizer.config import Checker, read_yaml
-from anonymizer.scaleout.app import DEFAULT_VISIBILITY_TIMEOUT_S
-from anonymizer.scaleout.heartbeat import DEFAULT_HEARTBEAT_S
 from anonymizer.schema import Reader, setting, yaml_keys
+
+DEFAULT_HEARTBEAT_S = 5.0
+
+# Default visibility timeout: above the profile limit's 6 h maximum video plus its verification.
+DEFAULT_VISIBILITY_TIMEOUT_S = 8 * 3600.0
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 BACKEND_SCHEMES = ("redis", "rediss")
@@ -100,7 +103,9 @@ def check_dist_extra(c: Checker) -> None:
     import importlib.util
 
     if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
-        c.error("broker", "needs the scaleout extra (celery, redis-py): ANONYMIZER_EXTRAS=scaleout ./scripts/install.sh")
+        c.error(
+            "broker", "needs the scaleout extra (celery, redis-py): ANONYMIZER_EXTRAS=scaleout ./scripts/install.sh"
+        )
 
 
 def redacted(url: str) -> str:

@@ -123,3 +123,33 @@ def set_output_mode(path: Path, mode: int) -> None:
     """Give a file about to be published the one mode every output gets (``output_mode``)."""
     if stat.S_IMODE(os.stat(path).st_mode) != mode:
         os.chmod(path, mode)
+
+
+DONE_SUFFIX = ".done"
+# ".masks.yaml": an operator's sidecar (anonymizer.review.sidecar), read with its source, never a job.
+IGNORED_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", DONE_SUFFIX, ".masks.yaml")
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def is_ignored_name(name: str) -> bool:
+    """Return True for names that writers use while a file is incomplete, or that are not media."""
+    lower = name.lower()
+    return name.startswith(".") or lower.endswith(IGNORED_SUFFIXES) or lower in IGNORED_NAMES
+
+
+def resolve_inside(root: Path, rel_path: str) -> Path:
+    """Return ``root/rel_path``, refusing '..', absolute paths and any symlinked component.
+
+    Raise OSError (ELOOP) if a component is a symlink: between scan and claim someone may have
+    swapped a folder for a link pointing outside the input.
+    """
+    parts = Path(rel_path).parts
+    if not parts or Path(rel_path).is_absolute() or any(p in ("..", ".", "") for p in parts):
+        raise OSError("refusing path outside the input folder")
+    path = root
+    for part in parts:
+        path = path / part
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(40, "refusing to follow a symlink inside the input folder")
+    return path

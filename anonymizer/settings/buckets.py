@@ -95,7 +95,7 @@ def buckets_from_list(c: Checker, raw: Any, folder_names: set[str]) -> tuple[Buc
     if not isinstance(raw, list):
         c.error("buckets", "expected a list of bucket entries")
         return ()
-    from anonymizer.api.settings import missing_modules
+    from anonymizer.settings.api import missing_modules
 
     if raw and missing_modules("boto3"):
         c.error("buckets", "needs boto3: install the s3 extra (pip install 'anonymizer[s3]')")

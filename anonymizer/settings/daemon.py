@@ -26,7 +26,8 @@ from typing import Any
 
 from anonymizer.config import Checker, Profile, load_profile, read_yaml
 from anonymizer.errors import ConfigError
-from anonymizer.scaleout.config import (
+from anonymizer.schema import Reader, section, setting, yaml_keys
+from anonymizer.settings.scaleout import (
     backend_setting,
     broker_setting,
     check_backend_pair,
@@ -34,7 +35,6 @@ from anonymizer.scaleout.config import (
     metrics_setting,
     timeout_setting,
 )
-from anonymizer.schema import Reader, section, setting, yaml_keys
 
 # SQLite's WAL needs shared memory and POSIX locks that network filesystems do not provide
 # reliably: a journal on a share can corrupt silently, so it is refused up front.
@@ -143,8 +143,8 @@ class DaemonConfig:
         maximum=86400,
     )
     retry: RetryPolicy = section(RetryPolicy)
-    # ``anonymizer api`` (anonymizer/api/settings.py) and the S3 sources and sinks
-    # (anonymizer/buckets/settings.py): both feed folders of ``folders``, named there.
+    # ``anonymizer api`` (anonymizer/settings/api.py) and the S3 sources and sinks
+    # (anonymizer/settings/buckets.py): both feed folders of ``folders``, named there.
     api: Any = setting(None, doc="the REST job API (docs/api.md)", kind="custom", shown_default="off")
     buckets: tuple[Any, ...] = setting(
         (), doc="S3 sources and sinks (docs/buckets.md)", kind="custom", shown_default="none"
@@ -207,8 +207,8 @@ def _check_top(c: Checker, top: dict[str, Any], values: dict[str, Any], layouts:
     # The layout is checked on every folder, also those with other errors (a broken profile, a
     # missing key): otherwise a duplicate name or overlapping input surfaces only in a second round.
     _check_folder_layout(c, layouts, state_dir, audit_dir)
-    from anonymizer.api.settings import api_config_from_dict
-    from anonymizer.buckets.settings import buckets_from_list
+    from anonymizer.settings.api import api_config_from_dict
+    from anonymizer.settings.buckets import buckets_from_list
 
     values["output_mode"] = _output_mode(c, top.get("output_mode"))
     folder_names = {f.name for f in values["folders"]}

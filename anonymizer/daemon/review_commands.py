@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
 
 
 def _store(args: argparse.Namespace, *, readonly: bool) -> Any:
-    from anonymizer.daemon.config import load_daemon_config
+    from anonymizer.settings.daemon import load_daemon_config
     from anonymizer.store import ReviewStore, journal_path
 
     cfg = load_daemon_config(args.config)
