@@ -31,7 +31,9 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        # No file argument: each line goes to the sys.stdout of the moment (a test that swaps it, or
+        # a process that reopens it, never leaves a logger writing to a closed stream).
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     # Libraries that log through the standard library (PyAV, onnxruntime helpers) stay quiet

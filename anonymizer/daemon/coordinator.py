@@ -181,6 +181,7 @@ class Coordinator:
             except OSError as exc:
                 self.log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__)
         self.lifecycle.retire_due(folders)
+        self.journal.flush_names()  # erased names out of the WAL, once no reader holds it
         if time.monotonic() >= self._next_gauges:
             self.status.update(None)
             self._next_gauges = time.monotonic() + GAUGES_S

@@ -90,12 +90,15 @@ class Journal(JobReader):
 
         See ``names.NAMES_NOT_NEEDED`` for when that is. The row keeps ``path_hmac``, which is
         what the audit names the file by and what ``offer`` recognises a kept source by.
-        Afterwards the WAL is checkpointed and truncated: its older frames still hold the names.
         """
         erased = erase_names(self._db)
-        if erased or self._wal_has_names:
-            self._wal_has_names = checkpoint(self._db)
+        self.flush_names(force=bool(erased))
         return erased
+
+    def flush_names(self, *, force: bool = False) -> None:
+        """Cut the WAL if its older frames may still hold erased names (a reader blocked the last try)."""
+        if force or self._wal_has_names:
+            self._wal_has_names = checkpoint(self._db)
 
     def _update(self, job_id: str, **fields: Any) -> None:
         fields["updated_at"] = self._clock()
