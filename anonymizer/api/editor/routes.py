@@ -36,10 +36,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from anonymizer.api.app import ApiProblem, ApiService
+from anonymizer.api.app import ApiService
 from anonymizer.api.auth import AuthError
 from anonymizer.api.editor.frames import FrameCache, photo_jpeg
 from anonymizer.api.editor.shapes import MAX_BODY_BYTES, check_shapes
+from anonymizer.api.problems import ApiProblem
 from anonymizer.errors import ConfigError
 from anonymizer.review.hold import Review, ReviewStore, check_operator, review_record
 from anonymizer.store import display_rel
