@@ -328,6 +328,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         delete_job(s, job, principal)
         return Response(status_code=204)
 
+    # Imported here: the editor's routes import ApiService from this module.
     from anonymizer.api.editor.routes import editor_router
 
     app.include_router(editor_router())  # the review editor under /review (docs/review.md)

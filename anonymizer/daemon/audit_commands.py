@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from anonymizer.audit.log import AUDIT_FILE, head_line, key_id, load_key_file, parse_head, verify
 from anonymizer.daemon.status import open_journal
+from anonymizer.errors import ConfigError
 
 
 def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = None) -> tuple[Any, Any, Any]:
@@ -14,8 +16,6 @@ def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = N
 
     Return (config, VerifyResult, chain key or None when the key file does not exist).
     """
-    from anonymizer.audit.log import AUDIT_FILE, load_key_file, verify
-    from anonymizer.errors import ConfigError
 
     cfg, journal = open_journal(args)
     expected_lines = expected_head = None
@@ -45,8 +45,6 @@ def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = N
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from anonymizer.audit.log import parse_head
-    from anonymizer.errors import ConfigError
 
     exported = None
     if args.head is not None:
@@ -71,7 +69,6 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_head(args: argparse.Namespace) -> int:
-    from anonymizer.audit.log import head_line, key_id
 
     _cfg, result, key = _verify_chain(args)
     if not result.ok:

@@ -1,5 +1,9 @@
 """Sub-commands: ``daemon`` and ``demo`` here, ``status`` (daemon/status.py) and ``audit verify``/``head``
-(daemon/audit_commands.py); all registered here and wired in by ``anonymizer.cli``."""
+(daemon/audit_commands.py); all registered here and wired in by ``anonymizer.cli``.
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
+"""
 
 from __future__ import annotations
 

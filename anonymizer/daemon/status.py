@@ -1,5 +1,9 @@
 """The ``status`` sub-command: the daemon's liveness, its queue and its jobs, read through the store
-without writing to it."""
+without writing to it.
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
+"""
 
 from __future__ import annotations
 
