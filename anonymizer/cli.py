@@ -1,4 +1,8 @@
-"""Command line: ``anonymizer process | validate-config | evaluate | daemon | status | audit | demo | worker``."""
+"""Command line: ``anonymizer process | validate-config | evaluate | daemon | status | audit | demo | worker``.
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from anonymizer.mask.regions import ManualMasksError
+
 REDACTED = "<redacted>"
 
 
@@ -91,7 +93,6 @@ def describe_error(exc: BaseException, paths: Iterable[Path | str]) -> str:
     For OSError the ``strerror`` is used, never ``str(exc)``, which quotes the file name; for
     an invalid sidecar its keys, never its values (``ManualMasksError.without_values``).
     """
-    from anonymizer.mask.regions import ManualMasksError
 
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("anonymizer"):
         text = exc.strerror or type(exc).__name__

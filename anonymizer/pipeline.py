@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from anonymizer.config import Profile
+from anonymizer.detect.cascade import detect_cascade
 from anonymizer.detect.factory import build_detectors, build_text_cue, plate_shape, resolve_backend
+from anonymizer.detect.text import add_text_candidates, text_candidates
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
 from anonymizer.errors import MediaError
@@ -149,7 +151,6 @@ class Engine:
         A class whose ``cascade`` is enabled runs its expensive passes only where its cheap pass
         saw candidates (anonymizer.detect.cascade); the others run every pass of their plan.
         """
-        from anonymizer.detect.cascade import detect_cascade
 
         found = []
         for name, detector in self.detectors.items():
@@ -171,7 +172,6 @@ class Engine:
 
     def plate_text(self, rgb: np.ndarray, plates: Detections) -> Detections:
         """``plates`` followed by the plate-shaped text regions of a photo that no plate box covers."""
-        from anonymizer.detect.text import add_text_candidates, text_candidates
 
         assert self.text_cue is not None
         spec = self.profile.detect.plate_text

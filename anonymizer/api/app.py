@@ -24,33 +24,17 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
+from anonymizer.api.actions import accept, delete_job, receive
 from anonymizer.api.auth import READ, SUBMIT, Authenticator, AuthError, KeySet, Principal, RateLimiter
-from anonymizer.api.jobs import ApiJob, JobStore, now
+from anonymizer.api.jobs import ApiJob, JobStore
+from anonymizer.api.problems import PROBLEM, ApiProblem, Problem, problem_response
 from anonymizer.settings.api import PROFILE_NAME, ApiConfig
-from anonymizer.store import FileStat
 from anonymizer.store.inbox import Inbox, Staged
 
-PROBLEM = "application/problem+json"
 # Multipart framing around the file (boundaries, part headers): allowed on top of the size limit
 # when Content-Length is checked before the body is read.
 FRAMING_ALLOWANCE = 64 * 1024
-
-
-class ApiProblem(Exception):
-    """An error answered as problem+json."""
-
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
-
-
-class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
 
 
 class Digest(BaseModel):
@@ -99,11 +83,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         429: "rate or concurrency limit reached (Retry-After)",
     }.items()
 }
-
-
-def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 class ApiService:
@@ -181,11 +160,11 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
         title = "Unauthorized" if exc.status == 401 else "Forbidden"
         challenge = f'Bearer error="{exc.error}"'
-        return _problem(exc.status, title, exc.detail, {"WWW-Authenticate": challenge})
+        return problem_response(exc.status, title, exc.detail, {"WWW-Authenticate": challenge})
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return _problem(exc.status, exc.title, exc.detail, exc.headers)
+        return problem_response(exc.status, exc.title, exc.detail, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -194,7 +173,7 @@ def build_app(service: ApiService | None = None) -> FastAPI:
             # RFC 9110: a 405 lists every method of the resource. Starlette's names only the
             # first route of the path (GET), though DELETE /v1/jobs/{id} is a route of its own.
             headers["Allow"] = _allowed_methods(request)
-        return _problem(exc.status_code, str(exc.detail), str(exc.detail), headers)
+        return problem_response(exc.status_code, str(exc.detail), str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -202,14 +181,14 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         detail = f"invalid or missing parameters: {fields}"
         if service is not None and any(tuple(e.get("loc", ())) == ("query", "profile") for e in exc.errors()):
             detail += "; profile allowed: " + ", ".join(n for n, _ in service.api.profiles)  # as an unknown one
-        return _problem(400, "Bad Request", detail)
+        return problem_response(400, "Bad Request", detail)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # The message could quote a path: only the type is logged, nothing is returned.
         if service is not None:
             service.log.error("api.internal_error", error=type(exc).__name__)
-        return _problem(500, "Internal Server Error", "the request could not be completed")
+        return problem_response(500, "Internal Server Error", "the request could not be completed")
 
     @app.middleware("http")
     async def _access_log(request: Request, call_next: Any) -> Response:
@@ -291,9 +270,9 @@ def build_app(service: ApiService | None = None) -> FastAPI:
         staged = None
         try:
             staged = Staged(folder.input / "api" / tag)
-            await _receive(request, staged, limit)
+            await receive(request, staged, limit)
             sha = await run_in_threadpool(staged.finish)
-            return await run_in_threadpool(_accept, s, principal, profile, folder_name, staged, sha, tag)
+            return await run_in_threadpool(accept, s, principal, profile, folder_name, staged, sha, tag)
         finally:
             if staged is not None:
                 staged.discard()  # gone already when accepted (linked to its final name)
@@ -346,9 +325,10 @@ def build_app(service: ApiService | None = None) -> FastAPI:
     def delete(job_id: str, principal: Who, s: Svc) -> Response:
         principal.require(SUBMIT)
         job = s.job_for(job_id, principal)
-        _delete(s, job, principal)
+        delete_job(s, job, principal)
         return Response(status_code=204)
 
+    # Imported here: the editor's routes import ApiService from this module.
     from anonymizer.api.editor.routes import editor_router
 
     app.include_router(editor_router())  # the review editor under /review (docs/review.md)
@@ -394,160 +374,3 @@ def _list_profiles(doc: dict[str, Any], names: list[str]) -> None:
             param["schema"]["enum"] = sorted(names)
 
 
-async def _receive(request: Request, staged: Staged, limit: int) -> None:
-    """Stream the multipart body into ``staged`` (the part named ``file``). Raise ApiProblem."""
-    from python_multipart.multipart import MultipartParser, parse_options_header
-
-    ctype, params = parse_options_header(request.headers.get("content-type", ""))
-    boundary = params.get(b"boundary")
-    if ctype != b"multipart/form-data" or not boundary:
-        raise ApiProblem(400, "Bad Request", "expected multipart/form-data with a part named 'file'")
-    part: dict[str, Any] = {"headers": [], "field": b"", "value": b"", "name": None}
-    seen = {"file": False, "end": False, "over": False}
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        part["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        part["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        part["headers"].append((part["field"].lower(), part["value"]))
-        part["field"] = part["value"] = b""
-
-    def on_headers_finished() -> None:
-        name = None
-        for field, value in part["headers"]:
-            if field == b"content-disposition":
-                # Only the part's name is read; its filename parameter is ignored on purpose.
-                name = parse_options_header(value)[1].get(b"name")
-        part["name"] = name
-        part["headers"] = []
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if part["name"] == b"file" and not seen["over"]:
-            seen["file"] = True
-            staged.write(data[start:end])
-            if staged.size > limit:
-                seen["over"] = True
-
-    def on_end() -> None:
-        seen["end"] = True
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_end": on_end,
-        },
-    )
-    try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-            if seen["over"]:
-                raise ApiProblem(413, "Content Too Large", f"uploads are limited to {limit} bytes")
-        parser.finalize()
-    except ClientDisconnect:
-        raise ApiProblem(400, "Bad Request", "the upload ended before it was complete") from None
-    except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError
-        raise ApiProblem(400, "Bad Request", "the multipart body is malformed") from exc
-    if not seen["end"]:
-        raise ApiProblem(400, "Bad Request", "the upload ended before it was complete")
-    if not seen["file"] or staged.size == 0:
-        raise ApiProblem(400, "Bad Request", "no file in the part named 'file', or it is empty")
-
-
-def _accept(
-    s: ApiService, principal: Principal, profile: str, folder_name: str, staged: Staged, sha: str, tag: str
-) -> Response:
-    """Place a received upload into the folder's inbox and record the job (runs in a thread)."""
-    from anonymizer.errors import MediaError
-    from anonymizer.media.sniff import sniff
-
-    folder = s.inbox.folder(folder_name)
-    try:
-        sniffed = sniff(staged.path, max_file_bytes=folder.profile.limits.max_file_bytes)
-    except (MediaError, OSError) as exc:
-        raise ApiProblem(415, "Unsupported Media Type", "the upload is no photo or video this service handles") from exc
-    job_id = s.store.job_id(principal.client_id, folder_name, sha)
-    known = s.store.get(job_id)
-    if known is not None and known.deleted_at is None:
-        view = s.store.view(known, s.inbox.job(known.journal_id))
-        s.log.info("api.job_known", job_id=job_id, client=tag, sha256=sha)
-        return JSONResponse(view, status_code=200, headers={"Location": f"/v1/jobs/{job_id}"})
-    rel_path = f"api/{tag}/{sha}{sniffed.suffix}"
-    journal_id = s.inbox.place(folder, staged, rel_path)
-    job = ApiJob(job_id, principal.client_id, profile, folder_name, rel_path, sha, staged.size, journal_id, now())
-    s.store.save(job)
-    s.store.mark_active(job)
-    s.inbox.audit(
-        {
-            "event": "api.submit",
-            "time": _iso(job.created_at),
-            "api_job_id": job.id,
-            "job_id": journal_id,
-            "client_id": principal.client_id,
-            "folder": folder_name,
-            "profile": profile,
-            "input": {"sha256": sha, "size": staged.size},
-        }
-    )
-    s.log.info("api.job_submitted", job_id=job.id, journal_job_id=journal_id, client=tag, sha256=sha, size=staged.size)
-    view = s.store.view(job, s.inbox.job(journal_id))
-    return JSONResponse(view, status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
-
-
-def _delete(s: ApiService, job: ApiJob, principal: Principal) -> None:
-    """Remove the upload and the output of a finished job; mark the record deleted; audit it."""
-    import dataclasses
-    import os
-
-    from anonymizer.fsutil import resolve_inside
-
-    journal_job = s.inbox.job(job.journal_id)
-    if journal_job is not None and (journal_job.state in ("queued", "running", "review") or not journal_job.audited):
-        raise ApiProblem(409, "Conflict", "the job is still being processed; delete it once it has finished")
-    folder = s.inbox.folder(job.folder)
-    removed_output = removed_source = False
-    if journal_job is not None:
-        out = s.inbox.find_output(folder, journal_job, job.rel_path)
-        if out is not None:
-            out.path.unlink(missing_ok=True)
-            removed_output = True
-        pending = journal_job.state == "done"  # retention not run yet: this delete is its retention
-        if pending or (journal_job.state == "retired" and journal_job.retention == "kept"):
-            # The source is removed only while it is still the version the journal hashed.
-            try:
-                src = resolve_inside(folder.input, job.rel_path)
-                st = os.lstat(src)
-                if FileStat(st.st_size, st.st_mtime_ns, st.st_ino) == journal_job.stat:
-                    src.unlink()
-                    removed_source = True
-            except OSError:
-                pass
-        if pending:
-            s.inbox.retire(journal_job.id, "deleted" if removed_source else "source-gone")
-    s.store.save(dataclasses.replace(job, deleted_at=now()))
-    s.inbox.audit(
-        {
-            "event": "api.delete",
-            "time": _iso(now()),
-            "api_job_id": job.id,
-            "job_id": job.journal_id,
-            "client_id": principal.client_id,
-            "by_admin": principal.client_id != job.client_id,
-            "source_removed": removed_source,
-            "output_removed": removed_output,
-        }
-    )
-    s.log.info("api.job_deleted", job_id=job.id, source_removed=removed_source, output_removed=removed_output)
-
-
-def _iso(ts: float) -> str:
-    from anonymizer.audit.records import utc_iso
-
-    return utc_iso(ts)

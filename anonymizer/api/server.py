@@ -4,6 +4,9 @@ It runs beside the daemon (its own process and systemd unit) on the same config:
 receives uploads into the daemon's folders and reads results back from the journal; the daemon
 does the work. Logs are the daemon's structlog JSON lines; uvicorn's own access log is off (our
 ``api.request`` line names the route template, never a query string or header).
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
 """
 
 from __future__ import annotations

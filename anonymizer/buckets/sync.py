@@ -33,10 +33,12 @@ from typing import Any
 
 from anonymizer.audit.records import utc_iso
 from anonymizer.buckets.objects import ACTIVE, ObjectState, ObjectStates
+from anonymizer.errors import MediaError
 from anonymizer.fsutil import is_ignored_name, make_private_dir
 from anonymizer.jobs.backoff import backoff_s
 from anonymizer.jobs.run import output_name
 from anonymizer.jobs.settle import Settling
+from anonymizer.media.sniff import sniff
 from anonymizer.settings.buckets import BucketConfig
 from anonymizer.store.inbox import FINISHED, OUTPUT_OUTCOMES, Inbox, Output, Staged
 
@@ -183,8 +185,6 @@ class BucketSync:
     def _download(self, key: str, etag: str, size: int, key_hmac: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from anonymizer.errors import MediaError
-        from anonymizer.media.sniff import sniff
 
         staged = Staged(self.folder.input / "s3" / self.bucket.name)
         try:

@@ -2,6 +2,9 @@
 
 Decisions go into the daemon's journal (the ``reviews`` table); the daemon applies them on its
 next pass, so they hold across restarts and are applied once. Run as the service user or root.
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anonymizer.audit.records import utc_iso
 from anonymizer.errors import ConfigError
+from anonymizer.review.hold import check_operator, local_operator
+from anonymizer.settings.daemon import load_daemon_config
+from anonymizer.store import ReviewStore, journal_path
 
 
 def register(subparsers: Any) -> None:
@@ -71,8 +78,6 @@ def register(subparsers: Any) -> None:
 
 
 def _store(args: argparse.Namespace, *, readonly: bool) -> Any:
-    from anonymizer.settings.daemon import load_daemon_config
-    from anonymizer.store import ReviewStore, journal_path
 
     cfg = load_daemon_config(args.config)
     path = journal_path(cfg.state_dir)
@@ -85,7 +90,6 @@ def _store(args: argparse.Namespace, *, readonly: bool) -> Any:
 
 
 def _describe(store: Any, review: Any, now: float) -> dict[str, Any]:
-    from anonymizer.audit.records import utc_iso
 
     row = store.job_row(review.job_id)
     summary = json.loads(row["summary_json"]) if row is not None and row["summary_json"] else {}
@@ -144,7 +148,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from anonymizer.review.hold import check_operator, local_operator
 
     operator = check_operator(args.operator) if args.operator else local_operator()
     masks_yaml = None

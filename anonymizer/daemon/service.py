@@ -45,6 +45,7 @@ from anonymizer.fsutil import make_private_dir, make_private_file
 from anonymizer.logs import configure_logging, get_logger
 from anonymizer.settings.daemon import DaemonConfig, load_daemon_config
 from anonymizer.store import JOURNAL_FILE, Job, Journal
+from anonymizer.stream.run import stage_threads_alive
 
 # Re-exported: ``anonymizer status`` and tests read these names from here.
 __all__ = [
@@ -337,7 +338,6 @@ def describe_startup_error(config_path: Path, failed: StartupFailed) -> str:
 
 def run_daemon(config_path: Path, *, log_level: str = "info") -> int:
     """Entry point of ``anonymizer daemon``: configure logging, run the service, return exit code."""
-    from anonymizer.stream.run import stage_threads_alive
 
     configure_logging(log_level)
     code = Service(config_path).run()

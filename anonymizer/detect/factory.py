@@ -10,6 +10,7 @@ from anonymizer.detect.multiscale import ClassDetector
 from anonymizer.detect.registry import builtin_weights
 from anonymizer.detect.text import PlateShape, TextDetector
 from anonymizer.detect.torch import GPU_EXTRA_HINT, cuda_available, torch_installed
+from anonymizer.detect.ultra import UltralyticsDetector
 from anonymizer.detections import CLASS_IDS
 from anonymizer.errors import ModelError
 
@@ -43,22 +44,25 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
     if spec.model == "centerface":
         path, licence = builtin_weights("centerface")
         if backend == "torch":
+            # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
             from anonymizer.detect.torch import TorchCenterFace
 
             return TorchCenterFace(path, licence, device=device)
+        # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
         from anonymizer.detect.onnx import CenterFace
 
         return CenterFace(path, licence, threads=threads, precision=spec.precision)
     if spec.model == "platedet":
         path, licence = builtin_weights("platedet")
         if backend == "torch":
+            # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
             from anonymizer.detect.torch import TorchYolo
 
             return TorchYolo(path, licence, "platedet", device=device)
+        # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
         from anonymizer.detect.onnx import YoloOnnx
 
         return YoloOnnx(path, licence, "platedet", threads=threads, precision=spec.precision)
-    from anonymizer.detect.ultra import UltralyticsDetector
 
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)
 

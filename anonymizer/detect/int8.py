@@ -41,6 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anonymizer.detect.onnx import boxes_only, letterbox, prepare_centerface_model
+from anonymizer.detect.registry import builtin_weights
 from anonymizer.durable import fsync_and_rename, temp_path_for
 from anonymizer.errors import ModelError
 
@@ -157,7 +159,6 @@ def derived_graph(model_id: str, source: Path, *, cache: Path | None = None) -> 
 
 def build_all(cache: Path | None = None) -> list[dict[str, str]]:
     """Derive (or verify the cached) int8 graph of every installed built-in model; return identities."""
-    from anonymizer.detect.registry import builtin_weights
 
     out = []
     for model_id in sorted(SOURCE_SHA256):
@@ -238,7 +239,6 @@ def _float_platedet(model):
     import onnx
     from onnx import numpy_helper
 
-    from anonymizer.detect.onnx import boxes_only
 
     cut = boxes_only(model)
     if cut is None:
@@ -263,7 +263,6 @@ def _float_centerface(model):
     """CenterFace with dynamic H/W, weights no longer graph inputs, at opset 13."""
     from onnx import version_converter
 
-    from anonymizer.detect.onnx import prepare_centerface_model
 
     converted = version_converter.convert_version(prepare_centerface_model(model), 13)
     for index, node in enumerate(converted.graph.node):  # the export leaves them unnamed
@@ -450,7 +449,6 @@ def _centerface_inputs() -> list[np.ndarray]:
 
 
 def _platedet_inputs() -> list[np.ndarray]:
-    from anonymizer.detect.onnx import letterbox
 
     side = PLATEDET_SIDE
     blobs = []

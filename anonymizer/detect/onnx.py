@@ -51,6 +51,7 @@ def _providers(device: str) -> list[str]:
 
 def _int8(model_id: str, path: Path, licence: str) -> tuple[ModelInfo, bytes]:
     """The int8 graph derived from ``path`` (built and cached on first use) and its identity."""
+    # Imported here: detect.int8 builds its graphs with this module's sessions.
     from anonymizer.detect.int8 import derived_graph
 
     graph = derived_graph(model_id, path)

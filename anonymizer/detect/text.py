@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from anonymizer.detect.base import ModelInfo, file_sha256
+from anonymizer.detect.onnx import _providers, _session
 from anonymizer.detections import PLATE, Detections
 
 # PaddleOCR's detector normalisation: BGR, /255, ImageNet mean and std (RUNTIME-NOTES.md).
@@ -61,7 +62,6 @@ class TextDetector:
     """PP-OCRv4's DB text detector on onnxruntime: ``(rgb, side) -> (xyxy, scores)`` in source px."""
 
     def __init__(self, path: Path, licence: str, *, threads: int = 0) -> None:
-        from anonymizer.detect.onnx import _providers, _session
 
         self.info = ModelInfo("pp-ocrv4-det", file_sha256(path), licence, str(path))
         self.session = _session(Path(path).read_bytes(), threads, _providers("cpu"))

@@ -1,4 +1,8 @@
-"""`anonymizer evaluate SET_DIR`: measure recall and hiding on the operator's own labelled stills."""
+"""`anonymizer evaluate SET_DIR`: measure recall and hiding on the operator's own labelled stills.
+
+Imports inside the command functions are deliberate: ``anonymizer --help`` and every other
+command build this parser without loading OpenCV, PyAV, onnxruntime, FastAPI or Celery.
+"""
 
 from __future__ import annotations
 

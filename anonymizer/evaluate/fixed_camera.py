@@ -49,6 +49,7 @@ import numpy as np
 from anonymizer.detections import FACE
 from anonymizer.evaluate import metrics
 from anonymizer.evaluate.labels import half_of  # noqa: F401  (the one split; callers import it from here too)
+from anonymizer.evaluate.runner import load_rgb
 from anonymizer.evaluate.videos import MIN_SIZE_PX, MIN_VISIBLE, ClipResult, FrameTruth, anonymize_and_score, write_clip
 
 MARGIN_FRACTION = 0.06  # scene beyond the resting view on each side: room for shake and pan
@@ -95,7 +96,6 @@ class LabelledPhoto:
 
 def photo_from_label(set_dir: Path, label: Any, limits: Any) -> LabelledPhoto:
     """Load one image of a labelled set (``labels.LabeledImage``) with the product's photo reader."""
-    from anonymizer.evaluate.runner import load_rgb
 
     rgb = load_rgb(Path(set_dir) / label.image, label, limits)
     return LabelledPhoto(rgb, label.boxes, label.class_id == FACE, label.ignore, label.image)

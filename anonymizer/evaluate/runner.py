@@ -19,6 +19,7 @@ from anonymizer.detections import CLASS_NAMES, FACE, Detections
 from anonymizer.errors import ConfigError, MediaError
 from anonymizer.evaluate import metrics
 from anonymizer.evaluate.labels import LabeledImage, read_label_set, select_half
+from anonymizer.media.image import read_photo
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,6 @@ def score_image(
 
 def load_rgb(path: Path, label: LabeledImage, limits: Any) -> np.ndarray:
     """Decode one set image with the product's photo reader; check it against its label line."""
-    from anonymizer.media.image import read_photo
 
     try:
         rgb = read_photo(path, limits).rgb

@@ -11,6 +11,7 @@ import numpy as np
 from anonymizer.config import ClassSpec, MaskSpec
 from anonymizer.detections import Detections
 from anonymizer.errors import ConfigError, MediaError, config_error_keys
+from anonymizer.mask.maskers import Masker
 
 # An ellipse inscribed in a box padded by at least this fraction per side still covers every
 # corner of the unpadded box: (1 / (1 + 2m))^2 * 2 <= 1  <=>  m >= (sqrt(2) - 1) / 2.
@@ -287,7 +288,6 @@ def paint_shapes(image: np.ndarray, shapes: list[tuple[np.ndarray, str]], spec: 
     The masker runs on the polygon's bounding box; only the pixels inside the polygon (edges
     included) take the masked values.
     """
-    from anonymizer.mask.maskers import Masker
 
     h, w = image.shape[:2]
     for pts, method in shapes:

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from anonymizer.config import LimitsSpec, OutputSpec
 from anonymizer.errors import LimitExceededError, MediaError, UnsupportedMediaError
+from anonymizer.media.sniff import sniff_bytes
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 ACCEPTED_PIL_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "HEIF"}
@@ -110,7 +111,6 @@ def write_photo(photo: Photo, rgb: np.ndarray, dst: Path, output: OutputSpec) ->
 
 
 def _is_heif(path: Path) -> bool:
-    from anonymizer.media.sniff import sniff_bytes
 
     try:
         with open(path, "rb") as fh:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from anonymizer.config import LimitsSpec
 from anonymizer.errors import JobError, MediaError
+from anonymizer.media.sniff import sniff
 
 PROGRESS_EVERY_FRAMES = 50
 
@@ -31,17 +32,18 @@ def verify_output(
 
     ``progress("verify", frames decoded, frames)`` is called as a long video decodes.
     """
-    from anonymizer.media.sniff import sniff
 
     try:
         found = sniff(path).kind
         if found != kind:
             raise JobError(f"output failed verification: it is not a {kind}")
         if kind == "image":
+            # Imported here: a photo check needs OpenCV only, a video check PyAV only.
             from anonymizer.media.image import read_photo
 
             read_photo(path, limits)
             return
+        # Imported here: a photo check needs OpenCV only, a video check PyAV only.
         from anonymizer.media.video import check_complete, iter_frames, probe_video
 
         info = probe_video(path, limits)

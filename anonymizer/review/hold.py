@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anonymizer.audit.records import utc_iso
 from anonymizer.errors import ConfigError
 
 # The table of holds and decisions is the store's (one module opens the journal file); these
@@ -65,7 +66,6 @@ def local_operator() -> str:
 
 def review_record(job_id: str, event: str, now: float, **fields: Any) -> dict[str, Any]:
     """An audit line for a hold or a decision: ids, hashes and counts, never names."""
-    from anonymizer.audit.records import utc_iso
 
     return {"event": "review", "time": utc_iso(now), "job_id": job_id, "action": event, **fields}
 

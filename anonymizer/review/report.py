@@ -25,6 +25,7 @@ from PIL import Image
 
 from anonymizer.config import LimitsSpec, Profile
 from anonymizer.media.sniff import sniff
+from anonymizer.media.video import iter_frames
 
 REPORT_FORMAT = "anonymizer-qa/1"
 THUMB_MAX_SIDE = 320
@@ -107,10 +108,10 @@ def _sha256(path: Path) -> str:
 def _thumbnails(output: Path, wanted: list[int], limits: LimitsSpec) -> list[tuple[int, bytes]]:
     """JPEG thumbnails of the output's frames ``wanted`` (one decode of the output)."""
     if sniff(output).kind == "image":
+        # Imported here: OpenCV only for a photo's thumbnail.
         from anonymizer.media.image import read_photo
 
         return [(0, _jpeg(read_photo(output, limits).rgb))]
-    from anonymizer.media.video import iter_frames
 
     want, out = set(wanted), []
     for decoded in iter_frames(output, limits):

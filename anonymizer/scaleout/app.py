@@ -63,6 +63,7 @@ def make_app(broker_url: str, *, result_backend: str | None = None, visibility_t
         # A job is one long call: no soft time limit here, the profile's limits bound it.
         task_time_limit=None,
     )
+    # Imported here: the task module imports this one's TASK_NAME.
     from anonymizer.scaleout.task import register
 
     register(app)

@@ -11,8 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from anonymizer.scaleout.app import QUEUE, TASK_NAME
+from anonymizer.scaleout.app import QUEUE, TASK_NAME, make_app
+from anonymizer.scaleout.heartbeat import read_workers
 from anonymizer.scaleout.payload import JobPayload
+from anonymizer.scaleout.task import DELIVERY_KEY
+from anonymizer.settings.scaleout import redacted
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,6 @@ class JobQueue:
 
     def forget(self, task_id: str, *, job_id: str) -> None:
         """Drop a consumed result and the job's delivery counter from the backend."""
-        from anonymizer.scaleout.task import DELIVERY_KEY
 
         self.app.AsyncResult(task_id).forget()
         client = getattr(self.app.backend, "client", None)
@@ -112,7 +114,6 @@ class JobQueue:
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker's status record (anonymizer.scaleout.heartbeat): live, stopped or stale."""
-        from anonymizer.scaleout.heartbeat import read_workers
 
         client = getattr(self.app.backend, "client", None)
         return read_workers(client) if client is not None else []
@@ -123,8 +124,6 @@ def broker_status(url: str, result_backend: str | None = None) -> dict[str, Any]
 
     Never raises: a broker that cannot be reached is reported as such (the URL without password).
     """
-    from anonymizer.scaleout.app import make_app
-    from anonymizer.settings.scaleout import redacted
 
     out: dict[str, Any] = {"broker": redacted(url)}
     try:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from anonymizer.scaleout.worker import run_worker
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -32,6 +34,5 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from anonymizer.scaleout.worker import run_worker
 
     return run_worker(args.config, log_level=args.log_level)

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anonymizer.detect.torch import nvidia_device_present
+
 KEY_PREFIX = "anonymizer:worker:"
 EVENTS_ENV = "ANONYMIZER_WORKER_EVENTS"  # the main process's socket, inherited by pool processes
 STALE_BEATS = 6  # a record older than this many beats is stale (its worker died or lost Redis)
@@ -86,7 +88,6 @@ def describe_device(device: str) -> str:
 def host_device() -> str:
     """The device before any job ran, without importing torch (0.6 GB): cpu without an NVIDIA
     device; with one, the engine's device decides (profile detect.device) and is shown once known."""
-    from anonymizer.detect.torch import nvidia_device_present
 
     return "cuda available (no job yet)" if nvidia_device_present() else "cpu"
 

@@ -30,6 +30,9 @@ from typing import Any
 
 from anonymizer.errors import ConfigError, JobError, MediaError, ModelError, config_error_keys
 from anonymizer.jobs.run import run_job
+from anonymizer.logs import get_logger  # structlog JSON, as the daemon logs
+from anonymizer.mask.regions import ManualMasksError
+from anonymizer.pipeline import Engine
 from anonymizer.review.sidecar import masks_from_documents
 from anonymizer.scaleout.app import TASK_NAME
 from anonymizer.scaleout.heartbeat import OUTCOMES, describe_device, emit
@@ -70,7 +73,6 @@ def count_delivery(app: Any, job_id: str) -> int:
 
 def engine_for(profile: Any) -> Any:
     """One warm engine per profile hash in this worker process (engines are slow to build)."""
-    from anonymizer.pipeline import Engine
 
     with _engines_lock:
         engine = _engines.get(profile.sha256)
@@ -83,7 +85,6 @@ def engine_for(profile: Any) -> Any:
 
 def _reason(exc: BaseException, source: str) -> str:
     # No file names leave the worker: OSError's str() quotes the path, messages may too.
-    from anonymizer.mask.regions import ManualMasksError
 
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("anonymizer"):
         text = exc.strerror or type(exc).__name__
@@ -141,7 +142,6 @@ def execute(task: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute(task: Any, payload: JobPayload) -> dict[str, Any]:
-    from anonymizer.logs import get_logger  # structlog JSON, as the daemon logs
 
     me = worker_name()
     log = get_logger().bind(job_id=payload.job_id, task_id=payload.task_id, worker=me)

@@ -21,6 +21,7 @@ from anonymizer.settings.scaleout import load_worker_config, redacted
 
 def run_worker(config_path: Path, *, log_level: str = "info") -> int:
     """Run the worker until SIGTERM (warm shutdown: the running job finishes). Return exit code."""
+    # Imported when the command runs: ``anonymizer --help`` imports this module's parser, not the engine's libraries.
     from anonymizer.logs import configure_logging, get_logger
 
     configure_logging(log_level)
@@ -38,6 +39,7 @@ def run_worker(config_path: Path, *, log_level: str = "info") -> int:
     log.info("worker.starting", broker=redacted(cfg.broker), concurrency=cfg.concurrency, pid=os.getpid())
     metrics = None
     if cfg.metrics is not None:
+        # Imported here: prometheus-client only with metrics configured.
         from anonymizer.scaleout.metrics import WorkerMetrics
 
         metrics = WorkerMetrics()
@@ -94,6 +96,7 @@ def _reporter(cfg: Any, nodename: str, metrics: Any, log: Any) -> Any:
     sharing the pool processes' connection pool across a fork could leave a lock held."""
     import redis
 
+    # Imported when the command runs: ``anonymizer --help`` imports this module's parser, not the engine's libraries.
     from anonymizer.scaleout.heartbeat import Reporter, WorkerState, host_device
 
     client = redis.Redis.from_url(cfg.result_backend or cfg.broker, socket_timeout=5, socket_connect_timeout=5)

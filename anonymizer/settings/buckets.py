@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anonymizer.config import Checker, parse_duration
+from anonymizer.settings.api import missing_modules
 
 BUCKET_KEYS = {
     "name",
@@ -95,7 +96,6 @@ def buckets_from_list(c: Checker, raw: Any, folder_names: set[str]) -> tuple[Buc
     if not isinstance(raw, list):
         c.error("buckets", "expected a list of bucket entries")
         return ()
-    from anonymizer.settings.api import missing_modules
 
     if raw and missing_modules("boto3"):
         c.error("buckets", "needs boto3: install the s3 extra (pip install 'anonymizer[s3]')")

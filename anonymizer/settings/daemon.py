@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anonymizer.audit.log import CHAIN_KEY_FILE
 from anonymizer.config import Checker, Profile, load_profile, read_yaml
 from anonymizer.errors import ConfigError
 from anonymizer.schema import Reader, section, setting, yaml_keys
+from anonymizer.settings.api import api_config_from_dict
+from anonymizer.settings.buckets import buckets_from_list
 from anonymizer.settings.scaleout import (
     backend_setting,
     broker_setting,
@@ -154,7 +157,6 @@ class DaemonConfig:
     @property
     def audit_key_path(self) -> Path:
         """The chain key file the daemon signs with and ``audit verify`` checks with."""
-        from anonymizer.audit.log import CHAIN_KEY_FILE
 
         return self.audit_key if self.audit_key is not None else self.state_dir / CHAIN_KEY_FILE
 
@@ -207,8 +209,6 @@ def _check_top(c: Checker, top: dict[str, Any], values: dict[str, Any], layouts:
     # The layout is checked on every folder, also those with other errors (a broken profile, a
     # missing key): otherwise a duplicate name or overlapping input surfaces only in a second round.
     _check_folder_layout(c, layouts, state_dir, audit_dir)
-    from anonymizer.settings.api import api_config_from_dict
-    from anonymizer.settings.buckets import buckets_from_list
 
     values["output_mode"] = _output_mode(c, top.get("output_mode"))
     folder_names = {f.name for f in values["folders"]}

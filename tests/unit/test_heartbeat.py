@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from anonymizer.daemon.commands import daemon_liveness
 from anonymizer.daemon.heartbeat import STATUS_FILE, Heartbeat
 from anonymizer.daemon.notify import Notifier
+from anonymizer.daemon.status import daemon_liveness
 
 
 @pytest.fixture

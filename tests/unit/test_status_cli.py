@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import daemon_helpers as dh
 
-from anonymizer.daemon.commands import split_running
+from anonymizer.daemon.status import split_running
 
 
 def test_status_piped_into_a_reader_that_has_gone_exits_quietly(tmp_path: Path) -> None:

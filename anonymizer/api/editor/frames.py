@@ -29,6 +29,8 @@ from PIL import Image
 
 from anonymizer.config import LimitsSpec
 from anonymizer.errors import LimitExceededError, MediaError
+from anonymizer.media.image import read_photo
+from anonymizer.media.video import OPEN_OPTIONS
 
 JPEG_QUALITY = 90
 OPEN_DECODERS = 4  # files with an open decoder at once (a few reviewers, each on one clip)
@@ -43,7 +45,6 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
 
 def _open(path: Path) -> Any:
     """The file opened as the engine opens it (its format and protocol allow-lists)."""
-    from anonymizer.media.video import OPEN_OPTIONS
 
     try:
         return av.open(str(path), mode="r", options=dict(OPEN_OPTIONS))
@@ -208,6 +209,5 @@ class FrameCache:
 
 def photo_jpeg(path: Path, limits: LimitsSpec) -> bytes:
     """A photo, upright (EXIF orientation applied: the sidecar's coordinates), as JPEG."""
-    from anonymizer.media.image import read_photo
 
     return encode_jpeg(read_photo(path, limits).rgb)

@@ -36,11 +36,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from anonymizer.api.app import ApiProblem, ApiService
+from anonymizer.api.app import ApiService
 from anonymizer.api.auth import AuthError
 from anonymizer.api.editor.frames import FrameCache, photo_jpeg
 from anonymizer.api.editor.shapes import MAX_BODY_BYTES, check_shapes
+from anonymizer.api.problems import ApiProblem
 from anonymizer.errors import ConfigError
+from anonymizer.fsutil import resolve_inside
 from anonymizer.review.hold import Review, ReviewStore, check_operator, review_record
 from anonymizer.store import display_rel
 
@@ -289,7 +291,6 @@ def editor_router() -> APIRouter:
     def source(job_id: str, index: int, who: Who, s: Svc) -> Response:
         if not who.may_view_source:
             raise AuthError(403, f"the token lacks the scope {REVIEW_SOURCE}", error="insufficient_scope")
-        from anonymizer.fsutil import resolve_inside
 
         with _store(s) as store:
             review = _review(store, job_id)
