@@ -57,7 +57,9 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
             return TorchYolo(path, licence, "platedet", device=device)
         from anonymizer.detect.onnx import YoloOnnx
 
-        return YoloOnnx(path, licence, "platedet", threads=threads, precision=spec.precision)
+        return YoloOnnx(
+            path, licence, "platedet", threads=threads, precision=spec.precision, shaped=spec.video_shaped_input
+        )
     from anonymizer.detect.ultra import UltralyticsDetector
 
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "269031985e6ec8f314d5a517804fff34e648adf5df9a7a5a76b0de1db7ae6c5c",
-    "cctv-fast.yaml": "59482040d16533f43129e7c147e75a3664d990061118d8e22081c24901098314",
-    "low-collateral.yaml": "94bedc80f366578523aff266cf579f77a60fd64b47152a31a6d9eecadcd499bf",
+    "default.yaml": "85e7e35870402255d36bf3740910647a6777a37a502a2d910bb0a7d2233f6f72",
+    "cctv-fast.yaml": "0f43a07b2da44ed35d5a955d7af01df45323a3341bdc8eb5bc8221b8c1a1ba87",
+    "low-collateral.yaml": "57178500d0de370dfcdb1eac864ba9946396770a6e355a0ae20fb09539abec02",
 }
 
 
