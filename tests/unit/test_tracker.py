@@ -262,3 +262,35 @@ def test_two_fast_movers_in_opposite_directions_keep_their_own_tracks():
         xs = [float(box[0]) for box in t.boxes]
         steps = np.diff(xs)
         assert np.allclose(steps, steps[0]) and abs(steps[0]) == 80
+
+
+def _covers(dets: Detections, box: list[float]) -> bool:
+    x1, y1, x2, y2 = box
+    return bool(
+        ((dets.xyxy[:, 0] <= x1) & (dets.xyxy[:, 1] <= y1) & (dets.xyxy[:, 2] >= x2) & (dets.xyxy[:, 3] >= y2)).any()
+    )
+
+
+def test_a_fast_movers_lead_and_trail_follow_its_motion_up_to_max_gap_frames():
+    # A 20x10 plate moving 40 px a frame, seen on frames 8 and 10 only (the detector missed the
+    # frames where it entered and left): its lead and trail cover its path for max_gap_frames
+    # (5 here) on either side, beyond lead_frames (2) and trail_frames (3), where it really is.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int) -> list[float]:
+        return [40.0 * f, 100.0, 40.0 * f + 20, 110.0]
+
+    frames = [det(truth(f)) if f in (8, 10) else det() for f in range(17)]
+    out, _ = track_and_fill(frames, spec)
+    covered = [f for f in range(17) if _covers(out[f], truth(f))]
+    assert covered == list(range(3, 16))  # 8 - 5 ... 10 + 5
+    assert not out[2] and not out[16]  # no further: a straight line is trusted over max_gap_frames only
+    # Beyond the ordinary lead only the moved guess is added, not the held box as well.
+    assert len(out[4]) == 1 and len(out[6]) == 2
+
+
+def test_a_slow_movers_lead_and_trail_are_not_extended():
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+    frames = [det([2.0 * f, 100, 2.0 * f + 20, 110]) if f in (8, 10) else det() for f in range(17)]
+    out, _ = track_and_fill(frames, spec)
+    assert [f for f in range(17) if len(out[f])] == list(range(6, 14))
