@@ -242,6 +242,19 @@ class ClassSpec:
         minimum=0,
         maximum=8,
     )
+    # Fixed cameras: between two frames of the cadence a fast plate moves 40-115 px, and the
+    # tracker's straight line between sightings is all that masks it. Where the camera is still
+    # and the changed area needs fewer windows than the full plan has passes, the frames the
+    # cadence skips run the gated windows too (never the full plan, never a refresh). Off: on the
+    # tune half's crossers clips plates leaked 13 object-frames with it, 9 without (docs/evaluate.md).
+    video_gated_every_frame: bool = setting(
+        False,
+        doc="fixed cameras: the frames every_n_frames skips also run the passes over the changed areas",
+        details="video, fixed cameras (`detect.gating`): on the frames `every_n_frames` skips, while the camera "
+        "is still and the changed areas need fewer passes than the full plan, the class also runs its gated "
+        "passes over them (the full plan's resolution, never the full plan itself): a fast mover is looked "
+        "for on every frame at a cost that follows the changed area",
+    )
     # A 16:9 frame letterboxed into platedet's square 640 px input spends 44 % of every call on
     # padding; the same weights re-shaped to 640x384 (anonymizer.detect.yolo_shape) see a picture
     # of aspect 5:3 or wider at exactly the same scale, so every pass's arithmetic is unchanged.

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "85e7e35870402255d36bf3740910647a6777a37a502a2d910bb0a7d2233f6f72",
-    "cctv-fast.yaml": "0f43a07b2da44ed35d5a955d7af01df45323a3341bdc8eb5bc8221b8c1a1ba87",
-    "low-collateral.yaml": "57178500d0de370dfcdb1eac864ba9946396770a6e355a0ae20fb09539abec02",
+    "default.yaml": "e5126c95ee0100b6240dfe1a1efad6e562a12e195fbe298ab19b76766400b693",
+    "cctv-fast.yaml": "7f08323ffeb993d9f9e7a5665015d5038654933083bbab0f3731a0ae449bff5d",
+    "low-collateral.yaml": "613979675e0df9112f68a47e2e3ebb7e44efd85390c712d2dba2186d62c1e3cc",
 }
 
 
