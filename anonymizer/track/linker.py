@@ -46,6 +46,11 @@ SIZE_RATIO = 1.6
 # of frames apart give a velocity a few px a frame off, which adds up over a long lead.
 FAST_SPEED = 0.3
 FAST_SLACK = 0.1
+# A fast mover the detector loses for longer than ``max_gap_frames`` (tune half: a 42 px plate
+# unseen for 21 frames mid-way) stays live for up to FAST_GAP_FACTOR times as long, and a sighting
+# then joins it only where it overlaps the box its motion predicts (IoU, never centre distance):
+# the straight line between the two ends is then interpolated like any gap.
+FAST_GAP_FACTOR = 2
 
 
 @dataclass
@@ -82,7 +87,9 @@ def _coast(box: np.ndarray, other: np.ndarray, f_box, f_other, frame) -> np.ndar
     return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32)
 
 
-def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float) -> dict[int, int]:
+def _match(
+    tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float, max_gap: int | None = None
+) -> dict[int, int]:
     """Greedy matching of live tracks to this frame's boxes by IoU, then by centre distance.
 
     Small, fast objects (a distant face, a plate in traffic) often have no IoU overlap between
@@ -100,6 +107,9 @@ def _match(tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float)
     gap = np.array([frame - t.frames[-1] for t in tracks], np.float32)
     reach = np.minimum(1.5 + 0.5 * (gap - 1), 4.0)[:, None]
     score = np.where(iou >= iou_match, 2.0 + iou, np.where(dist < reach, 1.0 - dist / reach, 0.0))
+    if max_gap is not None:
+        # A fast mover kept past max_gap (FAST_GAP_FACTOR) takes only a box where its motion puts it.
+        score[(gap > max_gap)[:, None] & (iou < iou_match)] = 0.0
     # Greedy, best pair first: sort the candidate pairs once (crowds bring hundreds of each).
     ts, bs = np.nonzero(score > 0)
     order = np.argsort(-score[ts, bs], kind="stable")
@@ -148,10 +158,11 @@ def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int 
     for frame, dets in enumerate(per_frame):
         if dets is None:
             continue
-        still = [t for t in live if frame - t.frames[-1] <= max_gap]
-        done.extend(t for t in live if frame - t.frames[-1] > max_gap)
-        live = still
-        matches = _match(live, dets.xyxy, frame, spec.iou_match)
+        long_gap = FAST_GAP_FACTOR * spec.max_gap_frames + detect_every
+        alive = [frame - t.frames[-1] <= (long_gap if _speed(t, first=False) is not None else max_gap) for t in live]
+        done.extend(t for t, keep in zip(live, alive) if not keep)
+        live = [t for t, keep in zip(live, alive) if keep]
+        matches = _match(live, dets.xyxy, frame, spec.iou_match, max_gap)
         matched_boxes = set(matches.values())
         for t_index, b_index in matches.items():
             track = live[t_index]

@@ -294,3 +294,21 @@ def test_a_slow_movers_lead_and_trail_are_not_extended():
     frames = [det([2.0 * f, 100, 2.0 * f + 20, 110]) if f in (8, 10) else det() for f in range(17)]
     out, _ = track_and_fill(frames, spec)
     assert [f for f in range(17) if len(out[f])] == list(range(6, 14))
+
+
+def test_a_fast_mover_lost_past_max_gap_is_bridged_only_where_its_motion_puts_it():
+    # A 20x10 plate moving 20 px a frame, seen on frames 0 and 2, then not for 9 frames (more than
+    # max_gap_frames, 5): its sighting on frame 11 lies where the motion predicts, so one track
+    # bridges the gap; the same box 30 px off the line (no overlap with the prediction) does not.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int, dy: float = 0.0) -> list[float]:
+        return [20.0 * f, 100.0 + dy, 20.0 * f + 20, 110.0 + dy]
+
+    frames = [det(truth(f)) if f in (0, 2, 11) else det() for f in range(12)]
+    out, n_tracks = track_and_fill(frames, spec)
+    assert n_tracks == 1
+    assert all(_covers(out[f], truth(f)) for f in range(12))
+    off_line = [det(truth(f)) if f in (0, 2) else det(truth(f, 30.0)) if f == 11 else det() for f in range(12)]
+    _, n_tracks = track_and_fill(off_line, spec)
+    assert n_tracks == 2
