@@ -55,7 +55,7 @@ FAST_GAP_FACTOR = 2
 # Recall first: on six tune-half crossers clips of the plate sets, two sightings hid 31 more plate
 # object-frames than three (149 leaked against 180; main before these rules: 184), at the cost of
 # collateral 0.031 against 0.016 (one busy clip 0.11: two sightings can be two objects linked by
-# FAST_REACH, and the velocity between them moves masks across the scene). docs/evaluate.md.
+# FAST_REACH, and the velocity between them moves masks across the scene: likely, not traced). docs/evaluate.md.
 FAST_SIGHTINGS = 2
 
 
