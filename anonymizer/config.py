@@ -242,6 +242,30 @@ class ClassSpec:
         minimum=0,
         maximum=8,
     )
+    # Fixed cameras: between two frames of the cadence a fast plate moves 40-115 px, and the
+    # tracker's straight line between sightings is all that masks it. Where the camera is still
+    # and the changed area needs fewer windows than the full plan has passes, the frames the
+    # cadence skips run the gated windows too (never the full plan, never a refresh). Off: on the
+    # tune half's crossers clips plates leaked 13 object-frames with it, 9 without (docs/evaluate.md).
+    video_gated_every_frame: bool = setting(
+        False,
+        doc="fixed cameras: the frames every_n_frames skips also run the passes over the changed areas",
+        details="video, fixed cameras (`detect.gating`): on the frames `every_n_frames` skips, while the camera "
+        "is still and the changed areas need fewer passes than the full plan, the class also runs its gated "
+        "passes over them (the full plan's resolution, never the full plan itself): a fast mover is looked "
+        "for on every frame at a cost that follows the changed area",
+    )
+    # A 16:9 frame letterboxed into platedet's square 640 px input spends 44 % of every call on
+    # padding; the same weights re-shaped to 640x384 (anonymizer.detect.yolo_shape) see a picture
+    # of aspect 5:3 or wider at exactly the same scale, so every pass's arithmetic is unchanged.
+    video_shaped_input: bool = setting(
+        False,
+        doc="video: a fixed-input YOLO export sees wide pictures (5:3 or wider) through a 640x384 copy of its graph",
+        details="video: platedet (a YOLOv8 ONNX export) also runs a copy of its graph re-shaped to a 640x384 "
+        "input, for every pass whose picture is 5:3 or wider (a 16:9 frame's dense pass, zoomed-out views): "
+        "the same scale as the square 640x640 letterbox, without its padding (about a third less time per "
+        "call). Photos and other shapes keep the square input. The audit names the re-shaped graph's SHA-256",
+    )
     cascade: CascadeSpec = section(
         CascadeSpec, doc="photos: a cheap 1x pass decides where the other passes run (off: every pass everywhere)"
     )
@@ -265,6 +289,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "video_margin": None,
     "video_full_every": 3,
     "video_zoom": 2.0,
+    "video_shaped_input": True,
     "cascade": CascadeSpec(
         always_scales=(0.5, 1.0, 2.0),
         always_mirrored=False,
@@ -293,6 +318,7 @@ PLATE_NOTES = {
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
     "video_zoom": "fixed cameras: small plates on crossing vehicles seen twice as large as the full plan shows them",
     "margin": "large plates leaked their corners at 0.15",
+    "video_shaped_input": "16:9 frames: 640x384, not the padded 640x640 square (same boxes; docs/int8.md)",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",
     "cascade.always_scales": "zoom-out finds close-ups no other pass cues; 2x tiles see a 1280 px photo at "
     "full resolution",

@@ -26,9 +26,14 @@ class ModelInfo:
     precision: str = "full"
     graph_sha256: str | None = None
     recipe: str | None = None
+    # The 640x384 copy of a YOLO export's graph that wide video frames go through
+    # (anonymizer.detect.yolo_shape), when one is loaded.
+    shaped_graph_sha256: str | None = None
 
     def as_audit(self) -> dict[str, str]:
         derived = {"graph_sha256": self.graph_sha256, "recipe": self.recipe} if self.graph_sha256 else {}
+        if self.shaped_graph_sha256:
+            derived["shaped_graph_sha256"] = self.shaped_graph_sha256
         return {"id": self.id, "sha256": self.sha256, "license": self.license, "precision": self.precision, **derived}
 
 

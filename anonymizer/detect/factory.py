@@ -62,7 +62,9 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
         # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
         from anonymizer.detect.onnx import YoloOnnx
 
-        return YoloOnnx(path, licence, "platedet", threads=threads, precision=spec.precision)
+        return YoloOnnx(
+            path, licence, "platedet", threads=threads, precision=spec.precision, shaped=spec.video_shaped_input
+        )
 
     return UltralyticsDetector(Path(spec.model), imgsz=min(spec.tile_size, 1280), device=device)
 

@@ -143,6 +143,9 @@ class ClassDetector:
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         widths: list[int] = [0] * len(jobs)
         batch = getattr(self.raw, "batch", None)
+        # Video frames of 5:3 or wider may take a frame-shaped copy of a fixed-input graph
+        # (``video_shaped_input``); photos keep the square input the photo plan was tuned on.
+        shaped = video and bool(getattr(self.raw, "frame_shaped", False))
         done = 0
         # One scale at a time, each crop cut (and mirrored) just before its inference: a 24 MP
         # photo's scale-3 crops would otherwise all exist at once (gigabytes, and tens of seconds
@@ -167,7 +170,12 @@ class ClassDetector:
                 runs = [[j] for j in members]
             for run in runs:
                 crops = [self._crop(images[jobs[j][0]], scaled[jobs[j][0]], jobs[j][1]) for j in run]
-                found = batch(crops, threshold) if batch is not None else [self.raw(crops[0], threshold)]
+                if batch is not None:
+                    found = batch(crops, threshold)
+                elif shaped:
+                    found = [self.raw(crops[0], threshold, shaped=True)]  # type: ignore[call-arg]
+                else:
+                    found = [self.raw(crops[0], threshold)]
                 for j, crop, out in zip(run, crops, found):
                     outputs[j], widths[j] = out, crop.shape[1]
                 done += len(run)

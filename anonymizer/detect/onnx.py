@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,9 @@ import numpy as np
 from anonymizer.detect.base import ModelInfo, file_sha256
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
+
+# The frame-shaped input of a YOLO export's second graph (height, width): 16:9 video frames.
+SHAPED_HW = (384, 640)
 
 
 def _run_options():
@@ -191,6 +196,7 @@ class YoloOnnx:
         threads: int = 0,
         device: str = "cpu",
         precision: str = "full",
+        shaped: bool = False,
     ) -> None:
         import onnx
 
@@ -209,17 +215,24 @@ class YoloOnnx:
         self.dtype = np.float16 if "float16" in inp.type else np.float32
         self.num_masks = 32 if len(self.session.get_outputs()) > 1 else 0
         if self.num_masks:
-            self._drop_mask_branch(model, threads, providers)
+            model = self._drop_mask_branch(model, threads, providers)
+        # The frame-shaped copy (``shaped``): None when not asked for or when the graph is not a
+        # YOLOv8 export the surgery understands (every picture then takes the square input).
+        self.shaped_session = None
+        self.frame_shaped = False
+        if shaped and not self.num_masks and self.fixed_input == SHAPED_HW[1]:
+            self._add_shaped(model, threads, providers)
 
-    def _drop_mask_branch(self, model, threads: int, providers: list[str]) -> None:
-        """Swap in the box-only graph when it reproduces the full one on a test picture."""
+    def _drop_mask_branch(self, model, threads: int, providers: list[str]):
+        """Swap in the box-only graph when it reproduces the full one on a test picture; return
+        the graph the session now runs."""
         try:
             pruned = boxes_only(model, self.num_masks)
             if pruned is None:
-                return
+                return model
             session = _session(pruned.SerializeToString(), threads, providers)
         except Exception:  # an export this cut does not fit: keep the full graph
-            return
+            return model
         rng = np.random.default_rng(0)
         probe = rng.integers(0, 256, (1, 3, self.fixed_input, self.fixed_input)).astype(np.float32) / 255.0
         probe = probe.astype(self.dtype)
@@ -227,11 +240,39 @@ class YoloOnnx:
         cut = session.run(None, {self.input_name: probe})[0]
         if cut.shape == full.shape and np.array_equal(cut, full):
             self.session, self.num_masks = session, 0
+            return pruned
+        return model
 
-    def __call__(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        canvas, ratio, (left, top) = letterbox(rgb, self.fixed_input)
+    def _add_shaped(self, model, threads: int, providers: list[str]) -> None:
+        """Load the 640x384 copy of ``model`` and name its SHA-256 in the model's identity."""
+        from anonymizer.detect.yolo_shape import reshape_input
+
+        shaped = reshape_input(model, *SHAPED_HW)
+        if shaped is None:
+            return
+        data = shaped.SerializeToString(deterministic=True)
+        self.shaped_session = _session(data, threads, providers)
+        self.frame_shaped = True
+        self.info = replace(self.info, shaped_graph_sha256=hashlib.sha256(data).hexdigest())
+
+    def _input(self, rgb: np.ndarray, shaped: bool):
+        """(session, canvas, ratio, (left, top)) for one picture.
+
+        A picture of aspect 5:3 or wider fills the square letterbox's width, so the 640x384
+        canvas scales it by the same ratio: only the grey bands above and below are gone.
+        """
+        h, w = rgb.shape[:2]
+        if shaped and self.shaped_session is not None and w * SHAPED_HW[0] >= h * SHAPED_HW[1]:
+            from anonymizer.detect.yolo_shape import letterbox_to
+
+            return (self.shaped_session, *letterbox_to(rgb, *SHAPED_HW))
+        return (self.session, *letterbox(rgb, self.fixed_input))
+
+    def __call__(self, rgb: np.ndarray, threshold: float, *, shaped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and scores on ``rgb``; ``shaped`` (video) lets a wide picture take the 640x384 graph."""
+        session, canvas, ratio, (left, top) = self._input(rgb, shaped)
         blob = (canvas.transpose(2, 0, 1)[None].astype(np.float32) / 255.0).astype(self.dtype)
-        pred = self.session.run(None, {self.input_name: blob}, self.run_options)[0][0].astype(np.float32)  # (4+nc+nm, N)
+        pred = session.run(None, {self.input_name: blob}, self.run_options)[0][0].astype(np.float32)  # (4+nc+nm, N)
         pred = pred.T
         class_scores = pred[:, 4 : pred.shape[1] - self.num_masks]
         scores = class_scores.max(axis=1)

@@ -129,18 +129,36 @@ class ClassSchedule:
         self.still_at = -(10**9)  # the last gated frame (the camera was still)
         self.shaking = False
         self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0, "zoomed": 0, "shaken": 0}
+        self.stats["off_cadence"] = 0  # still-camera frames the cadence skips that ran gated passes
         # Gated frames: pixels of the changed areas the passes ran over, and of the whole frames.
         self.stats |= {"changed_px": 0, "frame_px": 0}
 
     def wants(self, index: int) -> bool:
-        """Whether the detector runs on frame ``index``: the cadence, or every frame while shaking."""
+        """Whether the detector runs on frame ``index``: the cadence, or every frame while shaking,
+        or (``video_gated_every_frame``) every frame while the camera is still."""
         if self.shaking and index - self.still_at <= self.refresh_frames:
             return True
-        return index % self.spec.every_n_frames == 0
+        if index % self.spec.every_n_frames == 0:
+            return True
+        return self._still(index)
+
+    def _still(self, index: int) -> bool:
+        """Whether an off-cadence frame may run gated passes: the class asks for it, the camera was
+        still at the last gated frame and the last refresh is recent enough to compare against."""
+        return (
+            self.gate
+            and self.spec.video_gated_every_frame
+            and self.reference is not None
+            and not self.shaking
+            and index - self.refreshed_at < self.refresh_frames
+        )
 
     def plan(self, index: int, rgb: np.ndarray, blocks: np.ndarray | None) -> tuple[list[Pass], Detections, bool]:
         """Return (passes to run on this frame, detections carried over, whether it is a refresh)."""
         height, width = rgb.shape[:2]
+        off_cadence = index % self.spec.every_n_frames and not (self.shaking and index - self.still_at <= self.refresh_frames)
+        if off_cadence and self.spec.video_gated_every_frame:
+            return self._off_cadence(index, rgb, blocks)
         full = self.detector_frames % self.spec.video_full_every == 0
         self.detector_frames += 1
         passes = self.detector.plan(height, width, video=True)
@@ -178,6 +196,34 @@ class ClassSchedule:
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index
         return passes, Detections.empty(), True
+
+    def _off_cadence(
+        self, index: int, rgb: np.ndarray, blocks: np.ndarray | None
+    ) -> tuple[list[Pass], Detections, bool]:
+        """A frame the cadence skips, on a still camera: the gated passes over the changed areas
+        when they need fewer passes than the full plan, else none. It is not a detector frame of
+        the cadence (the full plan's turn and the refresh do not move), and a camera that moved
+        is left to the next frame of the cadence."""
+        height, width = rgb.shape[:2]
+        nothing: tuple[list[Pass], Detections, bool] = ([], Detections.empty(), False)
+        if blocks is None or self.reference is None or self.reference.shape != blocks.shape:
+            return nothing
+        change = gating.compare(self.reference, blocks, (width, height))
+        if change.camera_moved:
+            return nothing
+        touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
+        carried = self.kept[~touched] if len(self.kept) else self.kept
+        crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
+        if not len(crops):
+            return [], carried, False
+        plan = self.detector.plan(height, width, video=True)
+        passes = self._gated_passes(False, crops, height, width)
+        if self.fixed_input and len(passes) >= len(plan):
+            return [], carried, False  # a large change: the cadence's frames cover it
+        self.stats["off_cadence"] += 1
+        self.stats["changed_px"] += int(gating.covered_px(crops, (width, height)))
+        self.stats["frame_px"] += width * height
+        return passes, carried, False
 
     def _gated_passes(self, full: bool, crops: np.ndarray, height: int, width: int) -> list[Pass]:
         """The passes of a gated frame (a still camera): the full plan's resolution over what changed.

@@ -4,9 +4,9 @@ A 16:9 frame letterboxed into the square 640x640 input spends 44 % of every call
 padding. The export bakes its input size into three places: the anchor points (an initializer
 of shape 1x2xN), the strides (1xN) and the DFL Reshape shapes that hold N (8400 anchors for 640x640).
 Rewritten for 80x48 + 40x24 + 20x12 cells (5040 anchors) the same weights run on a 640x384 input
-(RUNTIME-NOTES.md, "platedet at 640x384"). Not wired into the pipeline yet: it changes what the
-plate model sees at the borders of the picture, so it needs the recall measurement of both
-halves before a profile may use it (docs/int8.md).
+(RUNTIME-NOTES.md, "platedet at 640x384"). ``YoloOnnx`` loads this copy beside the square graph
+when ``detect.plates.video_shaped_input`` is on, and video passes over pictures of aspect 5:3 or
+wider take it: the letterbox then scales them exactly as the square one does (docs/int8.md).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def model_identities(models: list[dict[str, Any]]) -> list[dict[str, str]]:
     (id, sha256) of the shipped file, plus, for a graph derived on the host (int8), its precision,
     the derived graph's SHA-256 and the recipe: the audit records the coordinator's.
     """
-    keys = ("precision", "graph_sha256", "recipe")
+    keys = ("precision", "graph_sha256", "recipe", "shaped_graph_sha256")
     return sorted(
         (
             {"id": str(m.get("id")), "sha256": str(m.get("sha256"))} | {k: str(m[k]) for k in keys if m.get(k) is not None}

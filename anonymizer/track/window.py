@@ -17,7 +17,7 @@ import numpy as np
 
 from anonymizer.config import TrackSpec
 from anonymizer.detections import DETECTED, Detections
-from anonymizer.track.linker import track_and_fill
+from anonymizer.track.linker import FAST_GAP_FACTOR, track_and_fill
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,13 @@ def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
     detector step (a gap is bridged from the sighting after it, a weak track confirmed by its
     ``confirm_sightings``-th sighting)."""
     reach = max(
-        max(spec.lead_frames, spec.trail_frames, spec.max_gap_frames + c.every, spec.confirm_sightings * c.step) + c.every
+        max(
+            spec.lead_frames,
+            spec.trail_frames,
+            FAST_GAP_FACTOR * spec.max_gap_frames + c.every,  # a fast mover's long gap (linker.FAST_GAP_FACTOR)
+            spec.confirm_sightings * c.step,
+        )
+        + c.every
         for c in classes.values()
     )
     return max(24, reach)

@@ -287,3 +287,38 @@ def test_an_object_a_change_only_touches_is_looked_at_again_whole():
     assert not refresh
     assert not len(carried)  # touched: looked at again rather than carried
     assert any(p.x0 <= 300 and p.y0 <= 40 and p.x1 >= 340 and p.y1 >= 83 for p in passes), passes
+
+
+def test_a_still_camera_looks_for_plates_on_the_frames_the_cadence_skips_over_small_changes_only():
+    from anonymizer.config import Profile
+
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    plates = replace(Profile().detect.plates, every_n_frames=2, video_gated_every_frame=True)
+    schedule = ClassSchedule(ClassDetector(Letterboxed([]), plates, 1), gate=True, refresh_frames=50)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = scene(h=1080, w=1920)
+    assert not schedule.wants(1)  # no refresh yet: nothing to compare an off-cadence frame with
+    assert schedule.wants(0)
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(Detections.empty())
+    assert schedule.wants(1)
+    plate = still.copy()
+    plate[600:640, 100:180] = 255 - plate[600:640, 100:180]  # a small plate crossing
+    passes, carried, refresh = schedule.plan(1, rgb, gating.block_means(noisy(plate, 2)))
+    assert passes and not refresh and len(carried) == 0
+    # Windows of the model's input at the full plan's finest view (0.5 at 1080p), not the full plan.
+    assert all(p.scale == 0.5 and p.x1 - p.x0 <= 640 and p.y1 - p.y0 <= 640 for p in passes), passes
+    assert len(passes) < len(schedule.detector.plan(1080, 1920, video=True))
+    assert schedule.stats["off_cadence"] == 1 and schedule.detector_frames == 1  # the cadence did not move
+    # A camera that moved: nothing on an off-cadence frame (the next frame of the cadence decides).
+    moved = np.roll(still, 40, axis=1)
+    assert schedule.plan(3, rgb, gating.block_means(noisy(moved, 3)))[0] == []
+    # Off (the faces' default): the cadence alone.
+    off = ClassSchedule(
+        ClassDetector(Letterboxed([]), replace(plates, video_gated_every_frame=False), 1), gate=True, refresh_frames=50
+    )
+    off.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    off.refreshed(Detections.empty())
+    assert not off.wants(1) and off.wants(2)

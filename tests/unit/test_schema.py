@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "269031985e6ec8f314d5a517804fff34e648adf5df9a7a5a76b0de1db7ae6c5c",
-    "cctv-fast.yaml": "59482040d16533f43129e7c147e75a3664d990061118d8e22081c24901098314",
-    "low-collateral.yaml": "94bedc80f366578523aff266cf579f77a60fd64b47152a31a6d9eecadcd499bf",
+    "default.yaml": "e5126c95ee0100b6240dfe1a1efad6e562a12e195fbe298ab19b76766400b693",
+    "cctv-fast.yaml": "7f08323ffeb993d9f9e7a5665015d5038654933083bbab0f3731a0ae449bff5d",
+    "low-collateral.yaml": "613979675e0df9112f68a47e2e3ebb7e44efd85390c712d2dba2186d62c1e3cc",
 }
 
 

@@ -262,3 +262,57 @@ def test_two_fast_movers_in_opposite_directions_keep_their_own_tracks():
         xs = [float(box[0]) for box in t.boxes]
         steps = np.diff(xs)
         assert np.allclose(steps, steps[0]) and abs(steps[0]) == 80
+
+
+def _covers(dets: Detections, box: list[float]) -> bool:
+    x1, y1, x2, y2 = box
+    return bool(
+        ((dets.xyxy[:, 0] <= x1) & (dets.xyxy[:, 1] <= y1) & (dets.xyxy[:, 2] >= x2) & (dets.xyxy[:, 3] >= y2)).any()
+    )
+
+
+def test_a_fast_movers_lead_and_trail_follow_its_motion_up_to_max_gap_frames():
+    # A 20x10 plate moving 40 px a frame, seen on frames 8, 10 and 12 only (the detector missed
+    # the frames where it entered and left): its lead and trail cover its path for max_gap_frames
+    # (5 here) on either side, beyond lead_frames (2) and trail_frames (3), where it really is.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int) -> list[float]:
+        return [40.0 * f, 100.0, 40.0 * f + 20, 110.0]
+
+    frames = [det(truth(f)) if f in (8, 10, 12) else det() for f in range(19)]
+    out, _ = track_and_fill(frames, spec)
+    covered = [f for f in range(19) if _covers(out[f], truth(f))]
+    assert covered == list(range(3, 18))  # 8 - 5 ... 12 + 5
+    assert not out[2] and not out[18]  # no further: a straight line is trusted over max_gap_frames only
+    # Beyond the ordinary lead only the moved guess is added, not the held box as well.
+    assert len(out[4]) == 1 and len(out[6]) == 2
+    # A track that went nowhere overall (a box hopping back) is not a fast mover, whatever its last step.
+    hop = [det(truth(8)), det(), det([334.0, 100, 354, 110]), det(), det(truth(8))] + [det()] * 14  # 7 px a frame, back
+    out, _ = track_and_fill(hop, spec)
+    assert [f for f in range(19) if len(out[f])] == list(range(0, 8))
+
+
+def test_a_slow_movers_lead_and_trail_are_not_extended():
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+    frames = [det([2.0 * f, 100, 2.0 * f + 20, 110]) if f in (8, 10) else det() for f in range(17)]
+    out, _ = track_and_fill(frames, spec)
+    assert [f for f in range(17) if len(out[f])] == list(range(6, 14))
+
+
+def test_a_fast_mover_lost_past_max_gap_is_bridged_only_where_its_motion_puts_it():
+    # A 20x10 plate moving 20 px a frame, seen on frames 0, 2 and 4, then not for 9 frames (more
+    # than max_gap_frames, 5): its sighting on frame 13 lies where the motion predicts, so one
+    # track bridges the gap; the same box 30 px off the line (no overlap with the prediction) does not.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int, dy: float = 0.0) -> list[float]:
+        return [20.0 * f, 100.0 + dy, 20.0 * f + 20, 110.0 + dy]
+
+    frames = [det(truth(f)) if f in (0, 2, 4, 13) else det() for f in range(14)]
+    out, n_tracks = track_and_fill(frames, spec)
+    assert n_tracks == 1
+    assert all(_covers(out[f], truth(f)) for f in range(14))
+    off_line = [det(truth(f)) if f in (0, 2, 4) else det(truth(f, 30.0)) if f == 13 else det() for f in range(14)]
+    _, n_tracks = track_and_fill(off_line, spec)
+    assert n_tracks == 2
