@@ -144,6 +144,13 @@ def decode_rgb(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+def half_visible(box: np.ndarray, width: int, height: int) -> bool:
+    """True when at least half of ``box`` (x1, y1, x2, y2) lies inside a width x height frame."""
+    x1, y1, x2, y2 = box
+    inside = max(0.0, min(x2, width) - max(x1, 0)) * max(0.0, min(y2, height) - max(y1, 0))
+    return inside >= 0.5 * (x2 - x1) * (y2 - y1)
+
+
 def assert_faces_changed(finder, src: Path, out: Path, *, frames: int, min_boxes: int) -> None:
     """Pixels, not counts: every face ``finder.detect_image`` finds confidently (>= 0.5) in a
     source frame is changed in the same output frame (mean difference over 6 levels)."""

@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media_factory import FACES_PHOTO, PLATE_PHOTO, load_rgb
+from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb
 
 from anonymizer.config import load_profile, profile_from_dict
 from anonymizer.detect.multiscale import Pass
@@ -102,28 +102,18 @@ def render(
     return path, truths
 
 
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def half_visible(box: np.ndarray) -> bool:
-    x1, y1, x2, y2 = box
-    inside = max(0.0, min(x2, W) - max(x1, 0)) * max(0.0, min(y2, H) - max(y1, 0))
-    return inside >= 0.5 * (x2 - x1) * (y2 - y1)
-
 
 def leaks(engine: Engine, tmp_path: Path, sprite, paths, name: str) -> list[tuple[int, int]]:
     """(frame, crosser) of every frame where a crosser is at least half visible and not hidden."""
     src, truths = render(tmp_path, sprite, paths, name)
     dst = tmp_path / f"{name}.out.mp4"
     engine.process(src, dst)
-    before, after = decode(src), decode(dst)
+    before, after = decode_rgb(src), decode_rgb(dst)
     assert len(before) == len(after) == len(truths)
     out = []
     for i, (a, b, boxes) in enumerate(zip(before, after, truths)):
         for k, box in enumerate(boxes):
-            if half_visible(box):
+            if half_visible(box, W, H):
                 clipped = np.clip(box, 0, [W, H, W, H])
                 if not metrics.box_hidden(a, b, clipped, ellipse=True).hidden:
                     out.append((i, k))

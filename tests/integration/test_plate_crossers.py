@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media_factory import FACES_PHOTO, PLATE_PHOTO, load_rgb
+from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb
 
 from anonymizer.config import load_profile, profile_from_dict
 from anonymizer.evaluate import metrics
@@ -81,16 +81,6 @@ def render(path: Path) -> list[np.ndarray]:
     return truths
 
 
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def half_visible(box: np.ndarray) -> bool:
-    x1, y1, x2, y2 = box
-    inside = max(0.0, min(x2, W) - max(x1, 0)) * max(0.0, min(y2, H) - max(y1, 0))
-    return inside >= 0.5 * (x2 - x1) * (y2 - y1)
-
 
 def test_a_fast_plate_is_hidden_wherever_half_of_it_shows_around_its_sightings(engine, tmp_path, monkeypatch):
     src, dst = tmp_path / "plate.mp4", tmp_path / "plate.out.mp4"
@@ -110,11 +100,11 @@ def test_a_fast_plate_is_hidden_wherever_half_of_it_shows_around_its_sightings(e
     sightings = [i for i, hit in enumerate(found) if hit]
     assert len(sightings) >= 2, f"the plate model found the plate in {sightings} only"
     reach = engine.profile.track.max_gap_frames
-    before, after = decode(src), decode(dst)
+    before, after = decode_rgb(src), decode_rgb(dst)
     assert len(before) == len(after) == len(truths)
     checked, leaked = 0, []
     for i, (a, b, box) in enumerate(zip(before, after, truths)):
-        if not half_visible(box) or not sightings[0] - reach <= i <= sightings[-1] + reach:
+        if not half_visible(box, W, H) or not sightings[0] - reach <= i <= sightings[-1] + reach:
             continue
         checked += 1
         if not metrics.box_hidden(a, b, np.clip(box, 0, [W, H, W, H]), ellipse=False).hidden:
