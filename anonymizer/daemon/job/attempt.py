@@ -83,6 +83,21 @@ def file_stat(path: Path) -> FileStat:
     return FileStat(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+# Why a job whose path now leads outside its input folder is dropped (recorded as vanished).
+OUTSIDE_INPUT = "path no longer lies inside the input folder (symlink)"
+
+
+def source_path(folder: FolderConfig, job: Job) -> Path | None:
+    """``job``'s source inside its input folder, or None when a folder on the path was swapped
+    for a symlink since the scan (not ours to read). Raise FileNotFoundError when it is gone."""
+    try:
+        return resolve_inside(folder.input, job.rel_path)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return None
+
+
 def source_unchanged(folder: FolderConfig, job: Job) -> bool:
     """Return True while ``job``'s source is still the version that was journaled (and hashed)."""
     try:

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from anonymizer.daemon.job.attempt import Attempt, Log, StopRequested, source_unchanged
+from anonymizer.daemon.job.attempt import OUTSIDE_INPUT, Attempt, Log, StopRequested, source_path, source_unchanged
 from anonymizer.daemon.job.record import Recorder
 from anonymizer.daemon.job.shares import MountGuard, ShareUnavailable
 from anonymizer.daemon.quarantine import quarantine_file
 from anonymizer.errors import JobError, MediaError, ModelError
-from anonymizer.fsutil import resolve_inside
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.logs import describe_error
 from anonymizer.settings.daemon import FolderConfig
@@ -97,12 +96,9 @@ def quarantine(
     job = record.journal.get(job.id) or job
     attempts = job.attempts + 1 if attempts is None else attempts
     try:
-        try:
-            src = resolve_inside(folder.input, job.rel_path)
-        except FileNotFoundError:
-            raise
-        except OSError:
-            return record.vanished(job, "path no longer lies inside the input folder (symlink)", log)
+        src = source_path(folder, job)
+        if src is None:
+            return record.vanished(job, OUTSIDE_INPUT, log)
         guard.require(folder.input, folder.quarantine)
         quarantine_file(
             src,

@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 from anonymizer.config import Profile
 from anonymizer.daemon.job import publish, review
-from anonymizer.daemon.job.attempt import Attempt, Progress, file_stat
+from anonymizer.daemon.job.attempt import OUTSIDE_INPUT, Attempt, Progress, file_stat, source_path
 from anonymizer.daemon.job.record import Finished, Recorder
 from anonymizer.daemon.job.shares import MountGuard
 from anonymizer.durable import sha256_file, temp_output_for
-from anonymizer.fsutil import resolve_inside
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import EngineLike
 from anonymizer.media.sniff import sniff
@@ -40,13 +39,9 @@ def prepare(
     input off the allow-list or with an invalid sidecar, OSError for I/O, ShareUnavailable.
     """
     job, folder, log = a.job, a.folder, a.log
-    try:
-        src = resolve_inside(folder.input, job.rel_path)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        # A folder on the path was swapped for a symlink since the scan: not ours to read.
-        return record.vanished(job, "path no longer lies inside the input folder (symlink)", log)
+    src = source_path(folder, job)
+    if src is None:
+        return record.vanished(job, OUTSIDE_INPUT, log)
     if file_stat(src) != job.stat:
         return record.vanished(job, "source changed after it settled; it will be offered again", log)
     limits = folder.profile.limits

@@ -107,6 +107,19 @@ def test_a_source_changed_after_it_settled_has_vanished_and_nothing_is_published
     assert rig.job(job_id).state == "vanished" and rig.engine.calls == []
 
 
+def test_a_folder_swapped_for_a_symlink_after_the_scan_is_never_read_nor_quarantined(rig: Rig, tmp_path) -> None:
+    # Between scan and claim someone replaces a folder on the path with a link to elsewhere: the
+    # lifecycle must not follow it, neither to read the file nor to move it to quarantine.
+    job_id = rig.drop("cams/s.jpg", jpeg(111))
+    job = rig.claim()
+    elsewhere = tmp_path / "elsewhere"
+    (rig.input / "cams").rename(elsewhere)
+    (rig.input / "cams").symlink_to(elsewhere, target_is_directory=True)
+    assert rig.lifecycle.run(job, rig.folder) is Outcome.VANISHED
+    assert rig.job(job_id).state == "vanished" and rig.engine.calls == []
+    assert (elsewhere / "s.jpg").read_bytes() == jpeg(111) and list(rig.quarantine.iterdir()) == []
+
+
 def test_a_source_changed_while_it_was_processed_has_vanished_and_its_output_is_dropped(rig: Rig) -> None:
     rig.engine.during = lambda src: src.write_bytes(jpeg(108, (50, 40)))
     job_id = rig.drop("h.jpg", jpeg(109))
