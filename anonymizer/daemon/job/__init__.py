@@ -117,6 +117,9 @@ class Lifecycle:
             attempt.tmp = attempt.planned_tmp
             engine = attempt.require_engine()
             output = run_job(engine, attempt.src, attempt.planned_tmp, progress=self.progress, masks=attempt.masks)
+            # The engine may have added the suffix the content needs: what it wrote is what is
+            # removed if the job ends without publishing (held, vanished, failed verification).
+            attempt.tmp = output.path
             return self._complete(attempt, output)
 
         return classify.guarded(attempt, step, self.record, self.guard)

@@ -65,6 +65,7 @@ class FakeEngine:
     during: Callable[[Path], None] | None = None
     calls: list[Path] = field(default_factory=list)
     masks_seen: list[Any] = field(default_factory=list)
+    added_suffix: str = ""  # as the real engine adds one when the content does not fit the name
 
     def process(self, src: Path, dst: Path, progress: Any = None, masks: Any = None) -> FakeResult:
         self.calls.append(src)
@@ -75,6 +76,7 @@ class FakeEngine:
             self.during(src)
         if self.error is not None:
             raise self.error
+        dst = dst.with_name(dst.name + self.added_suffix)
         dst.write_bytes(ANONYMIZED)
         sha, size = sha256_file(dst)
         return FakeResult(dst, sha, size, {"face": 1, "plate": 0}, len(masks.regions) if masks else None)

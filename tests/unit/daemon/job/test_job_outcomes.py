@@ -128,6 +128,16 @@ def test_a_source_changed_while_it_was_processed_has_vanished_and_its_output_is_
     assert list(rig.output.iterdir()) == []
 
 
+def test_an_output_the_engine_named_with_an_added_suffix_is_removed_when_the_job_vanishes(rig: Rig) -> None:
+    # JPEG content in a file called .png: the engine writes "<temp>.png.jpg". That file, not the
+    # planned temp name, is what must go when the job ends without publishing.
+    rig.engine.added_suffix = ".jpg"
+    rig.engine.during = lambda src: src.write_bytes(jpeg(112, (50, 40)))
+    rig.drop("k.png", jpeg(113))
+    assert rig.run() is Outcome.VANISHED
+    assert list(rig.output.iterdir()) == []
+
+
 def test_the_same_content_under_another_name_reuses_the_earlier_output_without_the_engine(rig: Rig) -> None:
     first = rig.drop("one.jpg", jpeg(110))
     assert rig.run() is Outcome.ANONYMIZED
