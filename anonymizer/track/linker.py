@@ -113,20 +113,30 @@ def _match(
     gap = np.array([frame - t.frames[-1] for t in tracks], np.float32)
     reach = np.minimum(1.5 + 0.5 * (gap - 1), 4.0)[:, None]
     score = np.where(iou >= iou_match, 2.0 + iou, np.where(dist < reach, 1.0 - dist / reach, 0.0))
-    if max_gap is not None:
-        # A fast mover kept past max_gap (FAST_GAP_FACTOR) takes only a box where its motion puts it.
-        score[(gap > max_gap)[:, None] & (iou < iou_match)] = 0.0
-    # Greedy, best pair first: sort the candidate pairs once (crowds bring hundreds of each).
-    ts, bs = np.nonzero(score > 0)
-    order = np.argsort(-score[ts, bs], kind="stable")
     matches: dict[int, int] = {}
     taken: set[int] = set()
+    if max_gap is not None and (stale := gap > max_gap).any():
+        # A fast mover kept past max_gap (FAST_GAP_FACTOR) takes only a box where its motion puts
+        # it, and only one that no live track wants: it must never take a sighting away from an
+        # ordinary track (which would then bridge less, or fall below confirmation).
+        late = np.where(stale[:, None] & (iou >= iou_match), score, 0.0)
+        score[stale] = 0.0
+        _greedy(score, matches, taken)
+        _greedy(late, matches, taken)
+    else:
+        _greedy(score, matches, taken)
+    _match_fast(tracks, boxes, frame, matches, taken)
+    return matches
+
+
+def _greedy(score: np.ndarray, matches: dict[int, int], taken: set[int]) -> None:
+    """Add to ``matches`` the best-scoring free pairs first (sorted once: crowds bring hundreds)."""
+    ts, bs = np.nonzero(score > 0)
+    order = np.argsort(-score[ts, bs], kind="stable")
     for t, b in zip(ts[order].tolist(), bs[order].tolist()):
         if t not in matches and b not in taken:
             matches[t] = b
             taken.add(b)
-    _match_fast(tracks, boxes, frame, matches, taken)
-    return matches
 
 
 def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dict[int, int], taken: set[int]) -> None:
@@ -158,13 +168,13 @@ def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dic
 def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:
     """Link one class's detections into tracks. ``None`` marks a frame the detector did not run on."""
     max_gap = spec.max_gap_frames + detect_every
+    long_gap = FAST_GAP_FACTOR * spec.max_gap_frames + detect_every
     live: list[Track] = []
     done: list[Track] = []
     next_id = 0
     for frame, dets in enumerate(per_frame):
         if dets is None:
             continue
-        long_gap = FAST_GAP_FACTOR * spec.max_gap_frames + detect_every
         alive = [frame - t.frames[-1] <= (long_gap if _speed(t, first=False) is not None else max_gap) for t in live]
         done.extend(t for t, keep in zip(live, alive) if not keep)
         live = [t for t, keep in zip(live, alive) if keep]
@@ -212,15 +222,18 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
         frames = t.frames
         seen = set(frames)
         jumped = _jumps(t) if len(frames) > 1 else []
+        max_gap = spec.max_gap_frames + detect_every
         for k in range(len(frames) - 1):
             f0, f1 = frames[k], frames[k + 1]
             for f in range(f0 + 1, f1):
                 a = (f - f0) / (f1 - f0)
                 box = (1 - a) * t.boxes[k] + a * t.boxes[k + 1]
                 added[f].append((_grow(box, min(f - f0, f1 - f)), t.track_id, t.class_id, t.scores[k]))
-            if jumped[k]:
+            if jumped[k] or f1 - f0 > max_gap:
                 # A jump may be the track switching objects (two small plates side by side): the
-                # one it left gets a trail where it was last seen, the one it joined a lead.
+                # one it left gets a trail where it was last seen, the one it joined a lead. A
+                # fast mover joined across more than max_gap gets them too: as two tracks, which
+                # it would have been without FAST_GAP_FACTOR, both ends had them.
                 for d in range(1, trail + 1):
                     if f0 + d < n_frames:
                         added[f0 + d].append((_grow(t.boxes[k], d), t.track_id, t.class_id, t.scores[k]))

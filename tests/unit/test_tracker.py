@@ -316,3 +316,34 @@ def test_a_fast_mover_lost_past_max_gap_is_bridged_only_where_its_motion_puts_it
     off_line = [det(truth(f)) if f in (0, 2, 4) else det(truth(f, 30.0)) if f == 13 else det() for f in range(14)]
     _, n_tracks = track_and_fill(off_line, spec)
     assert n_tracks == 2
+
+
+def test_a_fast_mover_joined_across_a_long_gap_keeps_the_held_trail_and_lead_of_both_ends():
+    # Joined across more than max_gap, the track would have been two without the fast-mover rule,
+    # each end with its box held in place (the plate may have braked): the join must not drop them.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int) -> list[float]:
+        return [20.0 * f, 100.0, 20.0 * f + 20, 110.0]
+
+    frames = [det(truth(f)) if f in (0, 2, 4, 13) else det() for f in range(14)]
+    out, n_tracks = track_and_fill(frames, spec)
+    assert n_tracks == 1
+    assert all(_covers(out[f], truth(4)) for f in (5, 6, 7))  # held where last seen
+    assert all(_covers(out[f], truth(13)) for f in (11, 12))  # held where it reappeared
+
+
+def test_a_fast_mover_lost_past_max_gap_never_takes_a_sighting_from_a_live_track():
+    # The lost plate's predicted box lands exactly on a box that a standing object seen on frames
+    # 11 and 12 (8 px beside it) also wants: the live track keeps its sighting.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=5, lead_frames=2, trail_frames=3)
+
+    def truth(f: int) -> list[float]:
+        return [20.0 * f, 100.0, 20.0 * f + 20, 110.0]
+
+    standing = [20.0 * 13 + 8, 100.0, 20.0 * 13 + 28, 110.0]
+    frames = [det(truth(f)) if f in (0, 2, 4) else det(standing) if f in (11, 12) else det() for f in range(13)]
+    frames.append(det(truth(13)))
+    tracks = link(frames, spec)
+    owner = next(t for t in tracks if 13 in t.frames)
+    assert owner.frames == [11, 12, 13]
