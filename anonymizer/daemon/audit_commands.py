@@ -9,6 +9,7 @@ from typing import Any
 from anonymizer.audit.log import AUDIT_FILE, head_line, key_id, load_key_file, parse_head, verify
 from anonymizer.daemon.status import open_journal
 from anonymizer.errors import ConfigError
+from anonymizer.store import AUDIT_HEAD
 
 
 def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = None) -> tuple[Any, Any, Any]:
@@ -21,7 +22,7 @@ def _verify_chain(args: argparse.Namespace, exported: tuple[int, str] | None = N
     expected_lines = expected_head = None
     if journal is not None:
         try:
-            head = journal.get_meta("audit_head")
+            head = journal.get_meta(AUDIT_HEAD)
         finally:
             journal.close()
         if head:

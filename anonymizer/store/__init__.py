@@ -13,7 +13,7 @@ package and imports none of them.
 """
 
 from anonymizer.store.db import JOURNAL_FILE, SCHEMA_VERSION, journal_path
-from anonymizer.store.journal import Journal, job_key, new_job_id
+from anonymizer.store.journal import AUDIT_HEAD, Journal, append_audit, job_key, new_job_id
 from anonymizer.store.names import decode_rel, display_rel, encode_rel
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES, JobReader, JobView, Status, job_view, read_status
 from anonymizer.store.reviews import REVIEW_DIR, Review, ReviewStore
@@ -31,7 +31,9 @@ __all__ = [
     "Job",
     "JobReader",
     "JobView",
+    "AUDIT_HEAD",
     "Journal",
+    "append_audit",
     "Review",
     "ReviewStore",
     "Status",

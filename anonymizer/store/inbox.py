@@ -30,7 +30,7 @@ from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_ke
 from anonymizer.durable import fsync_dir, sha256_file
 from anonymizer.fsutil import make_private_dir
 from anonymizer.store.db import journal_path
-from anonymizer.store.journal import Journal
+from anonymizer.store.journal import Journal, append_audit
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES
 from anonymizer.store.reviews import ReviewStore
 from anonymizer.store.rows import FileStat, Job
@@ -226,8 +226,7 @@ class Inbox:
         """Append ``record`` to the daemon's keyed audit chain (flock-serialised with the daemon)."""
         audit = self.open_audit()
         with self._audit_lock:
-            head, lines = audit.append(record)
-        self.journal.set_meta("audit_head", f"{lines}:{head}")
+            append_audit(self.journal, audit, record)
 
     def close(self) -> None:
         journal = getattr(self._local, "journal", None)

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from anonymizer.audit.log import load_or_create_key
+from anonymizer.audit.log import AuditLog, load_or_create_key
 from anonymizer.store.db import checkpoint, connect, transaction
 from anonymizer.store.names import encode_rel, erase_names, fill_missing_hmacs
 from anonymizer.store.queries import JobReader
@@ -298,3 +298,16 @@ class Journal(JobReader):
         fields = held if attempts >= max_attempts else later
         self._update(job_id, retention_attempts=attempts, retention_error=reason, **fields)
         return attempts
+
+
+# The meta key holding the audit chain's head as "<lines>:<sha256>" (``audit verify`` compares).
+AUDIT_HEAD = "audit_head"
+
+
+def append_audit(journal: Journal, audit: AuditLog, record: dict[str, Any]) -> None:
+    """Append one audit line and keep the chain's head in the journal (both, or an OSError).
+
+    The one place a line is written: the daemon's job records and the API's and buckets' events.
+    """
+    head, lines = audit.append(record)
+    journal.set_meta(AUDIT_HEAD, f"{lines}:{head}")

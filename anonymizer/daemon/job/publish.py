@@ -165,11 +165,10 @@ def find_published(job: Job, folder: FolderConfig) -> str | None:
         return None
     for candidate in candidate_names(folder.output / job.output_rel):
         try:
-            st = os.lstat(candidate)
+            os.lstat(candidate)  # the first free name ends the search; a share error propagates
         except FileNotFoundError:
             return None
-        same_size = stat_mod.S_ISREG(st.st_mode) and st.st_size == job.output_size
-        if same_size and sha256_file(candidate, follow_symlinks=False)[0] == job.output_sha256:
+        if is_recorded_file(candidate, job.output_size, job.output_sha256):
             return candidate.relative_to(folder.output).as_posix()
     return None
 

@@ -23,7 +23,7 @@ from anonymizer.daemon.metrics import Metrics
 from anonymizer.jobs.backoff import backoff_s
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.settings.daemon import FolderConfig, RetryPolicy
-from anonymizer.store import Job, Journal, display_rel
+from anonymizer.store import Job, Journal, append_audit, display_rel
 
 # An audit record: the JSON object one line of the audit log holds (anonymizer.audit.records).
 AuditRecord = dict[str, Any]
@@ -57,8 +57,7 @@ class Recorder:
 
     def append_audit(self, record: AuditRecord) -> None:
         """Append one audit line and keep the chain's head in the journal (both or an OSError)."""
-        head, lines = self.audit.append(record)
-        self.journal.set_meta("audit_head", f"{lines}:{head}")
+        append_audit(self.journal, self.audit, record)
 
     def audit_job(self, job_id: str, record: AuditRecord, log: Log) -> None:
         """Write a finished job's audit line, then mark it audited (which allows retention)."""
