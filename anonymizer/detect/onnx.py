@@ -7,10 +7,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from anonymizer.detect.base import ModelInfo, file_sha256
+from anonymizer.detect.yolo_shape import letterbox_to, reshape_input
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
 
@@ -137,15 +137,7 @@ class CenterFace:
 
 def letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[float, float]]:
     """Resize keeping aspect into a side x side canvas of grey 114 (YOLO's convention)."""
-    h, w = rgb.shape[:2]
-    ratio = min(side / h, side / w)
-    nw, nh = int(round(w * ratio)), int(round(h * ratio))
-    canvas = np.full((side, side, 3), 114, np.uint8)
-    pad_x, pad_y = (side - nw) / 2, (side - nh) / 2
-    top, left = int(round(pad_y - 0.1)), int(round(pad_x - 0.1))
-    interpolation = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
-    canvas[top : top + nh, left : left + nw] = cv2.resize(rgb, (nw, nh), interpolation=interpolation)
-    return canvas, ratio, (left, top)
+    return letterbox_to(rgb, side, side)
 
 
 def boxes_only(model, num_masks: int = 32):
@@ -245,8 +237,6 @@ class YoloOnnx:
 
     def _add_shaped(self, model, threads: int, providers: list[str]) -> None:
         """Load the 640x384 copy of ``model`` and name its SHA-256 in the model's identity."""
-        from anonymizer.detect.yolo_shape import reshape_input
-
         shaped = reshape_input(model, *SHAPED_HW)
         if shaped is None:
             return
@@ -263,8 +253,6 @@ class YoloOnnx:
         """
         h, w = rgb.shape[:2]
         if shaped and self.shaped_session is not None and w * SHAPED_HW[0] >= h * SHAPED_HW[1]:
-            from anonymizer.detect.yolo_shape import letterbox_to
-
             return (self.shaped_session, *letterbox_to(rgb, *SHAPED_HW))
         return (self.session, *letterbox(rgb, self.fixed_input))
 
