@@ -71,6 +71,8 @@ def _described(model: dict[str, str] | None) -> str:
     text = model["sha256"][:16]
     if model.get("graph_sha256"):
         text += f" ({model.get('precision')} graph {model['graph_sha256'][:16]}, {model.get('recipe')})"
+    if model.get("shaped_graph_sha256"):
+        text += f" (640x384 graph {model['shaped_graph_sha256'][:16]})"
     return text
 
 
