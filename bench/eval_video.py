@@ -59,6 +59,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -190,37 +191,34 @@ def main(argv: list[str] | None = None) -> int:
                         for tag, e in engines.items()
                     }
                     report("panned", set_name, name, label.image, scored[""], t, scored.get("reference"))
+
+            def still_camera_clips(kind: str, n_frames: int, size_wh: tuple[int, int], plan_kw: Callable[[int], dict]) -> None:
+                """Fixed-camera clips of one kind. Each kind draws from a stream of its own, so
+                adding a kind never changes which clips the others get."""
+                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(kind.encode())])
+                n_photos = min(len(labels), 1 + args.crossing_photos)
+                for k in range(args.clips_per_set):
+                    picked = [labels[int(i)] for i in rng.choice(len(labels), size=n_photos, replace=False)]
+                    photos = [fixed_camera.photo_from_label(set_dir, label, profile.limits) for label in picked]
+                    seed = int(rng.integers(1 << 30))
+                    plan = fixed_camera.plan_fixed_clip(
+                        photos[0], photos[1:], seed=seed, n_frames=n_frames, size_wh=size_wh, **plan_kw(k)
+                    )
+                    name = f"{set_name}-{kind}-{k}"
+                    t = time.perf_counter()
+                    scored = fixed_camera.evaluate_fixed_clip_with(engines, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
+                    report(kind, set_name, name, picked[0].image, scored[""], t, scored.get("reference"))
+
             if "fixed" in kinds:
-                # A stream of its own, so that fixed clips never change which panned clips are drawn.
-                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(b"fixed")])
-                n_photos = min(len(labels), 1 + args.crossing_photos)
-                for k in range(args.clips_per_set):
-                    picked = [labels[int(i)] for i in rng.choice(len(labels), size=n_photos, replace=False)]
-                    photos = [fixed_camera.photo_from_label(set_dir, label, profile.limits) for label in picked]
-                    seed = int(rng.integers(1 << 30))
-                    plan = fixed_camera.plan_fixed_clip(
-                        photos[0], photos[1:], seed=seed, n_frames=args.fixed_frames, size_wh=size, motion_prob=args.camera_motion
-                    )
-                    name = f"{set_name}-fixed-{k}"
-                    t = time.perf_counter()
-                    scored = fixed_camera.evaluate_fixed_clip_with(engines, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
-                    report("fixed", set_name, name, picked[0].image, scored[""], t, scored.get("reference"))
+                still_camera_clips("fixed", args.fixed_frames, size, lambda k: {"motion_prob": args.camera_motion})
             if "crossers" in kinds:
-                # Fast small crossers at 1080p: their own stream again, so the other kinds stay as they were.
-                rng = np.random.default_rng([args.seed, zlib.crc32(set_name.encode()), zlib.crc32(b"crossers")])
-                n_photos = min(len(labels), 1 + args.crossing_photos)
-                for k in range(args.clips_per_set):
-                    picked = [labels[int(i)] for i in rng.choice(len(labels), size=n_photos, replace=False)]
-                    photos = [fixed_camera.photo_from_label(set_dir, label, profile.limits) for label in picked]
-                    seed = int(rng.integers(1 << 30))
-                    plan = fixed_camera.plan_fixed_clip(
-                        photos[0], photos[1:], seed=seed, n_frames=args.crosser_frames, size_wh=crosser_size,
-                        motion_prob=0.0, keep_prob=float(busy(set_name, k)), crossers=True,
-                    )
-                    name = f"{set_name}-crossers-{k}"
-                    t = time.perf_counter()
-                    scored = fixed_camera.evaluate_fixed_clip_with(engines, name, photos[0], photos[1:], plan, Path(tmp), seed=seed)
-                    report("crossers", set_name, name, picked[0].image, scored[""], t, scored.get("reference"))
+                # Fast small crossers at 1080p, on a still camera, over an empty or a busy scene.
+                still_camera_clips(
+                    "crossers",
+                    args.crosser_frames,
+                    crosser_size,
+                    lambda k: {"motion_prob": 0.0, "keep_prob": float(busy(set_name, k)), "crossers": True},
+                )
 
     print("| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
     print("|---|---|---|---|---|---|---|---|---|---|")
