@@ -167,21 +167,13 @@ class ClassSchedule:
         if not self.gate or blocks is None:
             self.stats["full" if full else "dense"] += 1
             return passes, Detections.empty(), False
-        if self.reference is not None and self.reference.shape == blocks.shape and index - self.refreshed_at < self.refresh_frames:
-            change = gating.compare(self.reference, blocks, (width, height))
+        change = self._change(blocks, height, width) if index - self.refreshed_at < self.refresh_frames else None
+        if change is not None:
             if not change.camera_moved:
                 self.stats["gated"] += 1
                 self.still_at, self.shaking = index, False
-                touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
-                carried = self.kept[~touched] if len(self.kept) else self.kept
-                # Every object the refresh found that a change touches is dropped from what is
-                # carried, so every one of them is looked at again, whole: ``touches`` counts a
-                # change a cell away from a box (a walker passing just under a standing face),
-                # where the changed area itself does not show the face (gated crowd clips lost
-                # such faces for as long as the walker stayed near them).
-                crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
-                self.stats["changed_px"] += int(gating.covered_px(crops, (width, height)))
-                self.stats["frame_px"] += width * height
+                crops, carried = self._look_again(change, height, width)
+                self._count_gated(crops, height, width)
                 return self._gated_passes(full, crops, height, width), carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
@@ -205,15 +197,10 @@ class ClassSchedule:
         the cadence (the full plan's turn and the refresh do not move), and a camera that moved
         is left to the next frame of the cadence."""
         height, width = rgb.shape[:2]
-        nothing: tuple[list[Pass], Detections, bool] = ([], Detections.empty(), False)
-        if blocks is None or self.reference is None or self.reference.shape != blocks.shape:
-            return nothing
-        change = gating.compare(self.reference, blocks, (width, height))
-        if change.camera_moved:
-            return nothing
-        touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
-        carried = self.kept[~touched] if len(self.kept) else self.kept
-        crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
+        change = None if blocks is None else self._change(blocks, height, width)
+        if change is None or change.camera_moved:
+            return [], Detections.empty(), False
+        crops, carried = self._look_again(change, height, width)
         if not len(crops):
             return [], carried, False
         plan = self.detector.plan(height, width, video=True)
@@ -221,9 +208,35 @@ class ClassSchedule:
         if self.fixed_input and len(passes) >= len(plan):
             return [], carried, False  # a large change: the cadence's frames cover it
         self.stats["off_cadence"] += 1
+        self._count_gated(crops, height, width)
+        return passes, carried, False
+
+    def _change(self, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:
+        """What changed in ``blocks`` since the last refresh, or None when there is no reference
+        to compare against (none yet, dropped when the camera moved, or another frame size)."""
+        if self.reference is None or self.reference.shape != blocks.shape:
+            return None
+        return gating.compare(self.reference, blocks, (width, height))
+
+    def _look_again(self, change: gating.Change, height: int, width: int) -> tuple[np.ndarray, Detections]:
+        """On a still camera: (the areas a gated frame looks at, float32 (n, 4) source px; what the
+        last refresh found that it carries over unchanged).
+
+        Every object the refresh found that a change touches is dropped from what is carried, so
+        every one of them is looked at again, whole: ``touches`` counts a change a cell away from
+        a box (a walker passing just under a standing face), where the changed area itself does
+        not show the face (gated crowd clips lost such faces for as long as the walker stayed
+        near them).
+        """
+        touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
+        carried = self.kept[~touched] if len(self.kept) else self.kept
+        crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
+        return crops, carried
+
+    def _count_gated(self, crops: np.ndarray, height: int, width: int) -> None:
+        """Count the pixels a gated frame's passes run over (``crops``) and of the whole frame."""
         self.stats["changed_px"] += int(gating.covered_px(crops, (width, height)))
         self.stats["frame_px"] += width * height
-        return passes, carried, False
 
     def _gated_passes(self, full: bool, crops: np.ndarray, height: int, width: int) -> list[Pass]:
         """The passes of a gated frame (a still camera): the full plan's resolution over what changed.
