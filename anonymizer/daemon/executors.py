@@ -232,7 +232,7 @@ class Celery:
         attempt.log.info("job.dispatched", task_id=task_id)
 
     def _send(self, a: Attempt, task_id: str) -> None:
-        payload = build_payload(a, task_id, self.lifecycle.retry.max_attempts)
+        payload = build_payload(a, task_id, self.lifecycle.record.retry.max_attempts)
         stage_source(a.src, staged_of(a))  # kept as is when staged already (submit); again after a restart
         # The work folder exists exactly while the job is out: a delivery that finds none is a
         # late duplicate and runs nothing (anonymizer.scaleout.task).

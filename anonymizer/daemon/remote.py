@@ -139,7 +139,7 @@ def finish(lifecycle: Lifecycle, flight: InFlight, state: Any) -> str:
         return lifecycle.complete(a, output)
     if status == "poison":
         n = int(result.get("deliveries") or 0)
-        reason = f"the worker process died {n} times while processing it (delivery limit {lifecycle.retry.max_attempts})"
+        reason = f"the worker process died {n} times while processing it (delivery limit {lifecycle.record.retry.max_attempts})"
         return lifecycle.give_up(a, reason, "DeliveryLimit")
     if status == "stale":
         return lifecycle.complete(a, JobError("the job's work folder vanished while it was out"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 from anonymizer.audit.log import AuditLog
@@ -47,13 +47,14 @@ __all__ = ["Attempt", "Lifecycle", "Outcome", "ShareUnavailable", "StopRequested
 class Lifecycle:
     """Runs claimed jobs to an ``Outcome``. ``engine_for(profile)`` returns the warm engine for a
     folder's profile. ``output_mode`` (the daemon config's; None: what the umask gives a new file)
-    may be changed by a reload."""
+    may be changed by a reload. ``retry`` is handed to the recorder, its one owner
+    (``record.retry``)."""
 
     journal: Journal
     audit: AuditLog
     hmac_key: bytes
     engine_for: Callable[[Profile], EngineLike]
-    retry: RetryPolicy
+    retry: InitVar[RetryPolicy]
     log: Log
     metrics: Metrics | None = None
     should_stop: Callable[[], bool] = lambda: False
@@ -65,9 +66,9 @@ class Lifecycle:
     guard: MountGuard = field(default_factory=MountGuard, init=False)
     _last_progress: object = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, retry: RetryPolicy) -> None:
         self._umask_mode = umask_file_mode()
-        self.record = Recorder(self.journal, self.audit, self.hmac_key, self.retry, self.metrics, self.clock)
+        self.record = Recorder(self.journal, self.audit, self.hmac_key, retry, self.metrics, self.clock)
 
     @property
     def mode(self) -> int:
@@ -131,11 +132,11 @@ class Lifecycle:
     def begin(self, job: Job, folder: FolderConfig) -> Attempt | Outcome:
         """Start a claimed job: an ``Attempt``, or the outcome when no attempt is left."""
         log = self.log.bind(**log_context(job, folder))
-        if job.attempts >= self.retry.max_attempts:
+        if self.record.exhausted(job.attempts):
             # The attempts were all made (interrupted ones are counted at restart): none now.
-            reason = f"gave up after {job.attempts} attempts; last error: {job.error or 'process interrupted'}"
-            return classify.quarantine(
-                job, folder, reason, "RetriesExhausted", log, self.record, self.guard, attempts=job.attempts
+            last_error = job.error or "process interrupted"
+            return classify.give_up(
+                job, folder, job.attempts, last_error, log, self.record, self.guard, counted=job.attempts
             )
         return Attempt(job, folder, log, time.monotonic())
 

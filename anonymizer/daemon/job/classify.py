@@ -74,10 +74,26 @@ def retry(
     """A possibly transient failure of ``kind`` (io, job): retry later, or quarantine once the
     attempts are used up."""
     record.failure(folder.name, kind)
-    if job.attempts + 1 >= record.retry.max_attempts:
-        reason = f"gave up after {job.attempts + 1} attempts; last error: {reason}"
-        return quarantine(job, folder, reason, "RetriesExhausted", log, record, guard)
+    if record.exhausted(job.attempts + 1):
+        return give_up(job, folder, job.attempts + 1, reason, log, record, guard)
     return record.retried(job, reason, log)
+
+
+def give_up(
+    job: Job,
+    folder: FolderConfig,
+    attempts: int,
+    last_error: str,
+    log: Log,
+    record: Recorder,
+    guard: MountGuard,
+    *,
+    counted: int | None = None,
+) -> Outcome:
+    """Quarantine a job whose ``attempts`` used up the retry policy, naming its last error.
+    ``counted``: as ``quarantine``'s ``attempts``."""
+    reason = f"gave up after {attempts} attempts; last error: {last_error}"
+    return quarantine(job, folder, reason, "RetriesExhausted", log, record, guard, attempts=counted)
 
 
 def quarantine(

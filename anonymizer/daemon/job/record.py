@@ -44,7 +44,9 @@ class Finished:
 
 @dataclass(frozen=True)
 class Recorder:
-    """Writes outcomes to the journal, the audit log and the metrics."""
+    """Writes outcomes to the journal, the audit log and the metrics. Owns the retry policy
+    (``retry``): the backoff before each try (``delay_s``) and when the tries are used up
+    (``exhausted``), for jobs and for retention alike."""
 
     journal: Journal
     audit: AuditLog
@@ -91,6 +93,10 @@ class Recorder:
     def delay_s(self, attempts: int) -> float:
         """The backoff before try number ``attempts + 1``."""
         return backoff_s(attempts, self.retry.base_s, self.retry.max_s)
+
+    def exhausted(self, attempts: int) -> bool:
+        """Whether ``attempts`` tries made use up the policy: no further try is made."""
+        return attempts >= self.retry.max_attempts
 
     # ------------------------------------------------------------------ outcomes
 
@@ -168,17 +174,19 @@ class Recorder:
 
     def deferred(self, job_id: str, reason: str, log: Log, *, shown: str | None) -> Outcome:
         """Queue the job again later without counting an attempt: a share is away."""
-        delay = self.delay_s(1)
-        self.journal.defer(job_id, reason, delay)
-        log.warning("job.deferred", reason=shown, retry_in_s=round(delay, 1))
-        return Outcome.DEFERRED
+        return self._defer(job_id, reason, log.warning, "job.deferred", shown)
 
     def refused(self, job_id: str, reason: str, log: Log) -> Outcome:
         """Queue the job again later without counting an attempt: no worker could take it (its
         models differ from ours). The input is not at fault, so it is never quarantined."""
+        return self._defer(job_id, reason, log.error, "job.worker_refused", reason)
+
+    def _defer(self, job_id: str, reason: str, emit: Callable[..., object], event: str, shown: str | None) -> Outcome:
+        """Journal ``reason`` and a retry after the first backoff, attempts untouched; log
+        ``event`` through ``emit`` (the level) with ``shown``, the reason fit for the log."""
         delay = self.delay_s(1)
         self.journal.defer(job_id, reason, delay)
-        log.error("job.worker_refused", reason=reason, retry_in_s=round(delay, 1))
+        emit(event, reason=shown, retry_in_s=round(delay, 1))
         return Outcome.DEFERRED
 
     def quarantined(
@@ -255,7 +263,7 @@ class Recorder:
         attempts = self.journal.retention_failed(job.id, reason, delay, self.retry.max_attempts)
         if self.metrics is not None:
             self.metrics.retention_failures.labels(folder.name).inc()
-        if attempts >= self.retry.max_attempts:
+        if self.exhausted(attempts):
             log.error("retention.held", reason=reason, attempts=attempts, source="left in place")
         else:
             log.warning("retention.failed", reason=reason, attempt=attempts, retry_in_s=round(delay, 1))

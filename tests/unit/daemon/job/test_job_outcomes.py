@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from job_rig import ANONYMIZED, Rig, jpeg
+from structlog.testing import capture_logs
 
 from anonymizer.daemon.job import StopRequested
 from anonymizer.durable import sha256_file
@@ -85,9 +86,13 @@ def test_a_share_that_went_away_defers_the_job_without_counting_an_attempt(rig: 
     job_id = rig.drop("e.jpg", jpeg(104))
     # As if the output share had been mounted elsewhere at start-up: its path now lies on another mount.
     rig.lifecycle.guard.mounts[rig.output] = ("/a-mount-that-is-gone", 0, 0)
-    assert rig.run() is Outcome.DEFERRED
+    with capture_logs() as logs:
+        assert rig.run() is Outcome.DEFERRED
     job = rig.job(job_id)
     assert (job.state, job.attempts) == ("queued", 0) and job.next_attempt_at > rig.now
+    (event,) = [e for e in logs if e["event"] == "job.deferred"]
+    assert event["log_level"] == "warning" and 5.0 <= event["retry_in_s"] <= 15.0
+    assert "e.jpg" not in str(event)  # the log's reason is the share's error, never the path
     assert (rig.input / "e.jpg").exists() and list(rig.output.iterdir()) == []
 
 
@@ -95,8 +100,26 @@ def test_a_job_no_worker_can_take_is_deferred_and_never_quarantined(rig: Rig) ->
     job_id = rig.drop("f.jpg", jpeg(105))
     attempt = rig.lifecycle.begin(rig.claim(), rig.folder)
     assert not isinstance(attempt, Outcome) and rig.lifecycle.prepare(attempt) is None
-    assert rig.lifecycle.defer(attempt, "models differ") is Outcome.DEFERRED
-    assert (rig.job(job_id).state, rig.job(job_id).attempts) == ("queued", 0)
+    with capture_logs() as logs:
+        assert rig.lifecycle.defer(attempt, "models differ") is Outcome.DEFERRED
+    job = rig.job(job_id)
+    assert (job.state, job.attempts, job.error) == ("queued", 0, "models differ")
+    # The first backoff (base_s 10, jittered x0.5..x1.5), as for a first failed try, none counted.
+    (event,) = [e for e in logs if e["event"] == "job.worker_refused"]
+    assert (event["log_level"], event["reason"]) == ("error", "models differ")
+    assert 5.0 <= event["retry_in_s"] <= 15.0 and job.next_attempt_at == pytest.approx(rig.now + event["retry_in_s"], abs=0.05)
+
+
+def test_a_job_whose_tries_were_all_interrupted_is_quarantined_before_the_engine_runs(rig: Rig) -> None:
+    job_id = rig.drop("f2.jpg", jpeg(115))
+    for _ in range(3):  # max_attempts=3: each start-up after a crash counts the interrupted try
+        rig.claim()
+        rig.journal.recover_interrupted()
+    assert rig.run() is Outcome.QUARANTINED
+    job = rig.job(job_id)
+    assert (job.attempts, job.error) == (3, "gave up after 3 attempts; last error: process interrupted")
+    assert rig.engine.calls == [] and (rig.quarantine / "f2.jpg").exists()
+    assert rig.audit_events()[0]["attempts"] == 3
 
 
 def test_a_source_changed_after_it_settled_has_vanished_and_nothing_is_published(rig: Rig) -> None:
