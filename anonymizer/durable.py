@@ -22,6 +22,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,6 +107,20 @@ def sha256_file(
             if every_64_mib is not None and size % (64 * CHUNK) < len(chunk):
                 every_64_mib()
     return digest.hexdigest(), size
+
+
+def is_recorded_file(path: Path, size: int | None, sha256: str, every_64_mib: Callable[[], None] | None = None) -> bool:
+    """Return True if ``path`` is a regular file (not a link) with the recorded size and SHA-256.
+
+    The size is compared first, so a file that differs in size is never read.
+    """
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return False
+        return sha256_file(path, follow_symlinks=False, every_64_mib=every_64_mib)[0] == sha256
+    except OSError:
+        return False
 
 
 def fsync_file(path: Path) -> None:

@@ -68,10 +68,17 @@ def make_private_file(path: Path) -> Path:
 
 
 def find_by_name_hmac(
-    root: Path, hmac_of: Callable[[str], str], target: str, *, every_1000: Callable[[], None] | None = None
+    root: Path,
+    hmac_of: Callable[[str], str],
+    target: str,
+    *,
+    under: str = "",
+    recursive: bool = True,
+    every_1000: Callable[[], None] | None = None,
 ) -> str | None:
-    """Return the relative path (POSIX form) of the regular file under ``root`` whose name HMAC
-    is ``target``, or None.
+    """Return the relative path (POSIX form, relative to ``root``) of the regular file in the
+    folder ``under`` (relative to ``root``; '' is ``root`` itself) or, when ``recursive``, below
+    it, whose name HMAC is ``target``; or None.
 
     How an output is found again once the journal has erased its name and kept only
     ``hmac_of(relative path)``: only names are read (no stat, no hashing) until one matches, so a
@@ -79,7 +86,7 @@ def find_by_name_hmac(
     skipped. ``every_1000`` is called every 1,000 names, to feed the watchdog on a big share.
     """
     seen = 0
-    stack = [""]
+    stack = [under]
     while stack:
         prefix = stack.pop()
         try:
@@ -95,7 +102,8 @@ def find_by_name_hmac(
                 every_1000()
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(rel)
+                    if recursive:
+                        stack.append(rel)
                 elif entry.is_file(follow_symlinks=False) and hmac_of(rel) == target:
                     return rel
             except OSError:

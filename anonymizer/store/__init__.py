@@ -14,7 +14,7 @@ package and imports none of them.
 
 from anonymizer.store.db import JOURNAL_FILE, SCHEMA_VERSION, journal_path
 from anonymizer.store.journal import AUDIT_HEAD, Journal, append_audit, job_key, new_job_id
-from anonymizer.store.names import decode_rel, display_rel, encode_rel
+from anonymizer.store.names import decode_rel, display_rel, encode_rel, find_output_rel
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES, JobReader, JobView, Status, job_view, read_status
 from anonymizer.store.reviews import REVIEW_DIR, Review, ReviewStore
 from anonymizer.store.rows import RETENTION_HELD, STATES, FileStat, Job
@@ -40,6 +40,7 @@ __all__ = [
     "decode_rel",
     "display_rel",
     "encode_rel",
+    "find_output_rel",
     "job_key",
     "job_view",
     "journal_path",

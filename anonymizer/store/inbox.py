@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file, path_hmac
-from anonymizer.durable import fsync_dir, sha256_file
+from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file
+from anonymizer.durable import fsync_dir, is_recorded_file
 from anonymizer.fsutil import make_private_dir
 from anonymizer.store.db import journal_path
 from anonymizer.store.journal import Journal, append_audit
+from anonymizer.store.names import find_output_rel
 from anonymizer.store.queries import FINISHED, OUTPUT_OUTCOMES
 from anonymizer.store.reviews import ReviewStore
 from anonymizer.store.rows import FileStat, Job
@@ -190,28 +191,15 @@ class Inbox:
         """
         if job.state not in FINISHED or job.outcome not in OUTPUT_OUTCOMES or not job.output_sha256:
             return None
-        out_rel = job.output_rel
-        if out_rel is None and job.output_hmac:
-            parent = Path(rel_path).parent.as_posix()
-            try:
-                names = sorted(os.listdir(folder.output / parent))
-            except OSError:
-                names = []
-            for name in names:
-                rel = name if parent == "." else f"{parent}/{name}"
-                if not name.startswith(".") and path_hmac(self.hmac_key, folder.name, rel) == job.output_hmac:
-                    out_rel = rel
-                    break
-        if out_rel is None:
+        parent = Path(rel_path).parent.as_posix()
+        under = "" if parent == "." else parent
+        out_rel = find_output_rel(job, folder.output, self.hmac_key, under=under, recursive=False)
+        if out_rel is None or job.output_size is None:
             return None
         path = folder.output / out_rel
-        try:
-            sha, size = sha256_file(path, follow_symlinks=False)
-        except OSError:
+        if not is_recorded_file(path, job.output_size, job.output_sha256):
             return None
-        if (sha, size) != (job.output_sha256, job.output_size):
-            return None
-        return Output(path, sha, size)
+        return Output(path, job.output_sha256, job.output_size)
 
     # ------------------------------------------------------------------ audit
 

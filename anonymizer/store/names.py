@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 
 from anonymizer.audit.log import path_hmac
+from anonymizer.fsutil import find_by_name_hmac
 from anonymizer.store.db import transaction
+from anonymizer.store.rows import Job
 
 # Names on a share need not be valid UTF-8; Python hands them over with surrogate escapes, which
 # SQLite cannot store as TEXT. Such a name is stored as this prefix + base64 of its raw bytes: NUL
@@ -61,6 +65,37 @@ def display_rel(rel_path: str) -> str:
 def name_hmac(key: bytes | None, folder: str, rel_path: str) -> str | None:
     """The HMAC that names ``folder``/``rel_path`` at rest, or None without a key (read-only)."""
     return None if key is None else path_hmac(key, folder, rel_path)
+
+
+def find_output_rel(
+    job: Job,
+    output: Path,
+    key: bytes,
+    *,
+    under: str = "",
+    recursive: bool = True,
+    every_1000: Callable[[], None] | None = None,
+) -> str | None:
+    """Where ``job``'s output lies, relative to ``output`` (its folder's output root), or None.
+
+    The journal's ``output_rel`` while it keeps the name; once the job is retired and the name
+    erased, the regular file whose name has the recorded ``output_hmac`` (``key``: the path key),
+    looked for in the folder ``under`` and, when ``recursive``, below it (``find_by_name_hmac``).
+    Whether the file there is still the recorded output is the caller's check
+    (``durable.is_recorded_file``).
+    """
+    if job.output_rel is not None:
+        return job.output_rel
+    if not job.output_hmac:
+        return None
+    return find_by_name_hmac(
+        output,
+        lambda rel: path_hmac(key, job.folder, rel),
+        job.output_hmac,
+        under=under,
+        recursive=recursive,
+        every_1000=every_1000,
+    )
 
 
 def fill_missing_hmacs(db: sqlite3.Connection, key: bytes | None) -> int:

@@ -6,6 +6,7 @@ Every test works on a real SQLite file and scans its raw bytes (and its WAL's) t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from anonymizer.audit.log import KEY_FILE, load_or_create_key, path_hmac
-from anonymizer.store import FileStat, Journal
+from anonymizer.store import FileStat, Journal, find_output_rel
 
 NAME = "visitors/Anna_Schmidt_passport.jpg"
 NEEDLES = (b"Anna_Schmidt", b"passport", b"visitors/")
@@ -263,4 +264,12 @@ def test_a_retired_output_is_found_again_by_the_hmac_of_its_name(tmp_path: Path,
     assert find_by_name_hmac(out, name_hmac, name_hmac("link.jpg")) is None
     assert find_by_name_hmac(out, name_hmac, name_hmac(".anonymizer-tmp-j-1.jpg")) is None
     assert find_by_name_hmac(out, name_hmac, "0" * 64) is None
+    # One folder only (the API's and the buckets' lookup, beside the source's own name).
+    assert find_by_name_hmac(out, name_hmac, job.output_hmac, under="visitors", recursive=False) == NAME
+    assert find_by_name_hmac(out, name_hmac, job.output_hmac, recursive=False) is None
+    # The job's output as every caller finds it: the erased name by its HMAC, a kept name as is.
+    assert find_output_rel(job, out, key) == NAME
+    assert find_output_rel(job, out, key, recursive=False) is None
+    assert find_output_rel(dataclasses.replace(job, output_rel="kept/name.jpg"), out, key) == "kept/name.jpg"
+    assert find_output_rel(dataclasses.replace(job, output_hmac=None), out, key) is None
     j.close()

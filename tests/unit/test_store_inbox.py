@@ -80,8 +80,20 @@ def test_a_finished_job_s_output_is_found_also_after_its_names_are_forgotten(inb
     assert retired is not None and retired.state == "retired" and retired.output_rel is None
     found = inbox.find_output(folder, retired, rel)  # by the output's name HMAC
     assert found is not None and found.path == folder.output / rel
-    (folder.output / rel).write_bytes(b"changed since")
-    assert inbox.find_output(folder, retired, rel) is None  # only the verified bytes are served
+    # Only a regular file with the verified bytes is served: not a link to them, nor other bytes.
+    out = folder.output / rel
+    out.rename(folder.output / "elsewhere.jpg")
+    out.symlink_to(folder.output / "elsewhere.jpg")
+    assert inbox.find_output(folder, retired, rel) is None
+    out.unlink()
+    out.write_bytes(b"changed since")
+    assert inbox.find_output(folder, retired, rel) is None
+    # Only the folder beside the source's name is searched (the API's and buckets' own layout).
+    moved = folder.output / "api" / "tag" / "deeper" / Path(rel).name
+    moved.parent.mkdir()
+    out.unlink()
+    (folder.output / "elsewhere.jpg").rename(moved)
+    assert inbox.find_output(folder, retired, rel) is None
 
 
 def test_a_quarantined_job_shows_the_journal_s_reason_and_no_output(inbox: Inbox) -> None:

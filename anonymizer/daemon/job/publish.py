@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anonymizer.audit.log import path_hmac
 from anonymizer.daemon.job.attempt import Attempt, Progress
 from anonymizer.daemon.job.record import Finished, Recorder
 from anonymizer.daemon.job.shares import MountGuard
@@ -26,17 +25,18 @@ from anonymizer.durable import (
     candidate_names,
     copy_new_file,
     fsync_file,
+    is_recorded_file,
     place_no_overwrite,
     sha256_file,
     temp_output_for,
 )
 from anonymizer.errors import JobError
-from anonymizer.fsutil import find_by_name_hmac, resolve_inside, set_output_mode
+from anonymizer.fsutil import resolve_inside, set_output_mode
 from anonymizer.jobs.outcome import Outcome
 from anonymizer.jobs.run import JobOutput, output_name
 from anonymizer.media.sniff import Sniffed, expected_suffixes
 from anonymizer.settings.daemon import FolderConfig
-from anonymizer.store import Job
+from anonymizer.store import Job, find_output_rel
 
 # What a reused output keeps of the summary of the job that made it.
 REUSED_SUMMARY_KEYS = ("kind", "counts", "frames", "duration_s")
@@ -173,17 +173,6 @@ def find_published(job: Job, folder: FolderConfig) -> str | None:
     return None
 
 
-def is_recorded_file(path: Path, size: int | None, sha256: str, progress: Progress | None = None) -> bool:
-    """Return True if ``path`` is a regular file with the recorded size and SHA-256."""
-    try:
-        st = os.lstat(path)
-        if not stat_mod.S_ISREG(st.st_mode) or st.st_size != size:
-            return False
-        return sha256_file(path, follow_symlinks=False, every_64_mib=progress)[0] == sha256
-    except OSError:
-        return False
-
-
 def reuse(
     a: Attempt, sniffed: Sniffed, record: Recorder, guard: MountGuard, mode: int, progress: Progress
 ) -> Outcome | None:
@@ -195,7 +184,7 @@ def reuse(
     either already at this file's own output path (dropped again, output kept) or it is copied
     there (the copy checked against the hash too). The journal forgets an earlier job's output
     name once that job is retired; such an output is found by the HMAC of its name
-    (``find_by_name_hmac``). Return DUPLICATE, or None when nothing is reusable: the caller then
+    (``find_output_rel``, anywhere in the output folder). Return DUPLICATE, or None when nothing is reusable: the caller then
     runs the engine.
     """
     job, folder = a.job, a.folder
@@ -221,15 +210,7 @@ def reuse(
             if own[0] == earlier.output_sha256:
                 # Dropped again, and its earlier output is still in place.
                 return _reused(a, record, earlier, final_rel, summary)
-        earlier_rel = earlier.output_rel
-        if earlier_rel is None and earlier.output_hmac:
-            # Retired: the journal erased the output's name and kept its HMAC (journal.py).
-            earlier_rel = find_by_name_hmac(
-                folder.output,
-                lambda rel: path_hmac(record.hmac_key, folder.name, rel),
-                earlier.output_hmac,
-                every_1000=progress,
-            )
+        earlier_rel = find_output_rel(earlier, folder.output, record.hmac_key, every_1000=progress)
         if earlier_rel is None or earlier_rel == final_rel:
             continue
         try:

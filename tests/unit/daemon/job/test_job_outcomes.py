@@ -174,6 +174,17 @@ def test_the_same_content_under_another_name_reuses_the_earlier_output_without_t
     assert rig.leftovers() == []
 
 
+def test_an_earlier_output_whose_name_the_journal_erased_is_found_by_its_hmac_and_reused(rig: Rig) -> None:
+    first = rig.drop("deep/er/one.jpg", jpeg(116))
+    assert rig.run() is Outcome.ANONYMIZED
+    rig.journal.mark_retired(first, "kept")  # retired and audited: its names are erased
+    assert rig.job(first).output_rel is None and rig.job(first).output_hmac
+    second = rig.drop("two.jpg", jpeg(116))
+    assert rig.run() is Outcome.DUPLICATE
+    assert len(rig.engine.calls) == 1 and (rig.output / "two.jpg").read_bytes() == ANONYMIZED
+    assert rig.job(second).duplicate_of == first
+
+
 def test_an_output_published_before_a_crash_is_adopted_not_made_again(rig: Rig) -> None:
     job_id = rig.drop("i.jpg", jpeg(111))
     rig.claim()
