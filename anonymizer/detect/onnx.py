@@ -13,6 +13,7 @@ from anonymizer.detect.base import ModelInfo, file_sha256
 from anonymizer.detect.yolo_shape import letterbox_to, reshape_input
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
+from anonymizer.logs import get_logger
 
 # The frame-shaped input of a YOLO export's second graph (height, width): 16:9 video frames.
 SHAPED_HW = (384, 640)
@@ -208,11 +209,11 @@ class YoloOnnx:
         self.num_masks = 32 if len(self.session.get_outputs()) > 1 else 0
         if self.num_masks:
             model = self._drop_mask_branch(model, threads, providers)
-        # The frame-shaped copy (``shaped``): None when not asked for or when the graph is not a
-        # YOLOv8 export the surgery understands (every picture then takes the square input).
+        # The frame-shaped copy (``shaped``): None when not asked for or when it cannot be built or
+        # loaded (every picture then takes the square input).
         self.shaped_session = None
         self.frame_shaped = False
-        if shaped and not self.num_masks and self.fixed_input == SHAPED_HW[1]:
+        if shaped:
             self._add_shaped(model, threads, providers)
 
     def _drop_mask_branch(self, model, threads: int, providers: list[str]):
@@ -236,14 +237,38 @@ class YoloOnnx:
         return model
 
     def _add_shaped(self, model, threads: int, providers: list[str]) -> None:
-        """Load the 640x384 copy of ``model`` and name its SHA-256 in the model's identity."""
-        shaped = reshape_input(model, *SHAPED_HW)
-        if shaped is None:
+        """Load the 640x384 copy of ``model`` and name its SHA-256 in the model's identity.
+
+        A copy that cannot be built or loaded leaves every picture on the square graph, which
+        finds the same plates at the square call's cost, so recall does not depend on it; the
+        identity then names no shaped graph, so the audit says what ran. One warning tells the
+        operator why (the model id and the reason; never a path).
+        """
+        try:
+            data = self._shaped_graph(model)
+            session = _session(data, threads, providers)
+        except ModelError as exc:
+            get_logger().warning(
+                "model.shaped_graph_unavailable", model=self.info.id, reason=str(exc)[:300], using="square 640x640"
+            )
             return
-        data = shaped.SerializeToString(deterministic=True)
-        self.shaped_session = _session(data, threads, providers)
+        self.shaped_session = session
         self.frame_shaped = True
         self.info = replace(self.info, shaped_graph_sha256=hashlib.sha256(data).hexdigest())
+
+    def _shaped_graph(self, model) -> bytes:
+        """The bytes of ``model`` re-shaped to 640x384; raise ModelError saying why it cannot be."""
+        if self.num_masks:
+            raise ModelError("the graph keeps its mask branch (the box-only cut did not fit it)")
+        if self.fixed_input != SHAPED_HW[1]:
+            raise ModelError(f"the graph's input is {self.fixed_input} px square, not {SHAPED_HW[1]}")
+        try:
+            shaped = reshape_input(model, *SHAPED_HW)
+        except Exception as exc:  # onnx and numpy raise their own untyped errors on graphs they do not expect
+            raise ModelError(f"the rewrite failed: {type(exc).__name__}: {exc}") from exc
+        if shaped is None:
+            raise ModelError("the graph's anchors and strides are not a YOLOv8 head's for its square input")
+        return shaped.SerializeToString(deterministic=True)
 
     def _input(self, rgb: np.ndarray, shaped: bool):
         """(session, canvas, ratio, (left, top)) for one picture.
