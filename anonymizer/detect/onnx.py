@@ -248,8 +248,9 @@ class YoloOnnx:
             data = self._shaped_graph(model)
             session = _session(data, threads, providers)
         except ModelError as exc:
+            square = f"square {self.fixed_input}x{self.fixed_input}"
             get_logger().warning(
-                "model.shaped_graph_unavailable", model=self.info.id, reason=str(exc)[:300], using="square 640x640"
+                "model.shaped_graph_unavailable", model=self.info.id, reason=str(exc)[:300], using=square
             )
             return
         self.shaped_session = session

@@ -184,8 +184,8 @@ def reuse(
     either already at this file's own output path (dropped again, output kept) or it is copied
     there (the copy checked against the hash too). The journal forgets an earlier job's output
     name once that job is retired; such an output is found by the HMAC of its name
-    (``find_output_rel``, anywhere in the output folder). Return DUPLICATE, or None when nothing is reusable: the caller then
-    runs the engine.
+    (``find_output_rel``, anywhere in the output folder). Return DUPLICATE, or None when nothing
+    is reusable: the caller then runs the engine.
     """
     job, folder = a.job, a.folder
     final = folder.output / job.rel_path
