@@ -374,7 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from anonymizer.logs import configure_logging
     from anonymizer.media.memory import return_large_buffers
+
+    # Until a service reconfigures it for journald (stdout), a one-shot command's warnings go to
+    # stderr as JSON lines: stdout is the command's own output, which scripts parse.
+    configure_logging(stream="stderr")
 
     return_large_buffers()  # before any frame is decoded: RSS stays flat over long 4K clips
     try:

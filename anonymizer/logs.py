@@ -22,8 +22,14 @@ from anonymizer.mask.regions import ManualMasksError
 REDACTED = "<redacted>"
 
 
-def configure_logging(level: str = "info") -> None:
-    """Send structlog events as one JSON object per line to stdout (journald adds the time too)."""
+def configure_logging(level: str = "info", *, stream: str = "stdout") -> None:
+    """Send structlog events as one JSON object per line to ``stream`` (journald adds the time too).
+
+    Services log to stdout, for journald. One-shot commands log to stderr, so that a warning
+    raised while they work never lands among the JSON their stdout promises (``process --json``).
+    """
+    if stream not in ("stdout", "stderr"):
+        raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -33,9 +39,12 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        # No file argument: each line goes to the sys.stdout of the moment (a test that swaps it, or
-        # a process that reopens it, never leaves a logger writing to a closed stream).
-        logger_factory=structlog.PrintLoggerFactory(),
+        # No fixed file: each logger writes to the sys.stdout (or sys.stderr) of the moment it is
+        # made (a test that swaps it, or a process that reopens it, never leaves a logger writing
+        # to a closed stream).
+        logger_factory=(
+            structlog.PrintLoggerFactory() if stream == "stdout" else lambda *_: structlog.PrintLogger(sys.stderr)
+        ),
         cache_logger_on_first_use=False,
     )
     # Libraries that log through the standard library (PyAV, onnxruntime helpers) stay quiet
