@@ -95,6 +95,7 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None,
         "lost": [],
         "gained": 0,
         "ratios": [],
+        "pairs": [],  # [full's best score, int8's] of every object full precision hides
     }
     hidden = {k: 0 for k in engines}
     seconds = {k: 0.0 for k in engines}
@@ -119,6 +120,8 @@ def run_set(set_dir: Path, which: str, engines: dict, limits, limit: int | None,
             if f.hidden and not q.hidden:
                 out["lost"].append({"image": label.image, "size_px": round(f.size_px, 1), "scores": [f_score, q_score]})
             out["gained"] += q.hidden and not f.hidden
+            if f.hidden:
+                out["pairs"].append([round(f_score, 4), round(q_score, 4), round(f.size_px, 1)])
             if f.hidden and f_score > 0:  # how far int8 scores fall below full on what full hides
                 out["ratios"].append(q_score / f_score)
     out["hidden"] = hidden
