@@ -80,7 +80,7 @@ class CascadeSpec:
         details="the cheap pass's candidates down to this score are cues (detections still need `threshold`); "
         "keep it well below `threshold`: at or above it, the other passes run only where the cheap pass "
         "already detected something",
-        minimum=0.005,  # int8 faces: 0.035 scaled by their lowest int8/full score ratio (docs/int8.md)
+        minimum=0.01,
         maximum=0.99,
     )
     # A weak cue (scoring below ``weak_below``) gets every other pass around it: large turned
