@@ -6,6 +6,11 @@ counts the labelled objects each hides, and those full precision hides and int8 
 For every object full precision hides it also compares the best score of a detection on it
 (IoU >= 0.3), int8 over full: the lowest ratio on the tune half is what an int8 threshold must
 allow for (``--plate-threshold``: the full threshold times that ratio), confirmed on the other half.
+A threshold given here moves the class's ``track_threshold`` and its cascade ``cue_threshold`` by
+the same factor (threshold / the profile's), so ``--full-plate-threshold 0.05`` runs plates as
+they were at full precision (cue 0.02). An object's best score is read from the detections the
+run keeps, so a score below the run's threshold reads as 0: measure ratios with a low int8
+threshold (docs/int8.md ran faces at 0.02). The JSON lines carry every [full, int8, size] triple.
 The rule for making int8 a default (docs/int8.md): lost = 0 on both halves of every set. Each set
 runs its own class only (faces on faces-*, plates on plates-*): the other class's precision
 cannot change whether these objects are hidden. Times are side by side, same image, same process.
