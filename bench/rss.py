@@ -13,6 +13,7 @@ of the run: a footprint that grows with the clip shows there long before it reac
     .venv/bin/python bench/rss.py --workdir /tmp/rss                     # keep the clips, reuse them next time
     .venv/bin/python bench/rss.py --durations 60 600 3600 --fps 5 1 0.5  # one rate per clip
     .venv/bin/python bench/rss.py --durations 60 --fps 4 --phases        # where the peak is
+    .venv/bin/python bench/rss.py --size 1280x720 --durations 30 60 --fps 10  # cheap: N and 2N frames
 
 ``--phases`` runs the same engine call in a child of this script that labels RSS (polled every
 20 ms) by phase, with the kernel's high-water mark at each phase's end: detection alone,
@@ -27,6 +28,10 @@ start, so they peak lower than any longer clip, whose decoders and encoder all r
 (issue 25: the "1 minute against 10 minutes" growth at 2 fps was that, 120 frames against a
 225-frame window). Flatness is judged over the clips longer than the window.
 ``--profile bench/rss-pipeline.yaml`` measures the pipeline without the cost of inference.
+``--size`` makes the same clip at another frame size (laid out in proportion): 4K runs of
+``cctv-fast`` take about 1.5 s a frame on 2 busy cores, a 720p one about 0.3 s, so a retention that
+grows with the frame count shows much sooner there (issue 25: 300 and 600 frames at 1280x720 peak
+at 624 and 627 MB; nothing accumulates per frame).
 
 The clip is cheap to make, so that 10 minutes of 4K can be generated on 2 cores: the gate photo
 with the crowd inset (about 50 faces and a plate) stands still, and one crop of another crowd

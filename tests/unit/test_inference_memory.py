@@ -58,3 +58,4 @@ def test_a_repeated_face_pass_peaks_no_higher_than_the_first():
     # twice); without it every pass peaks as the first (39.5-40.0 MB).
     assert max(peaks[1:]) <= 1.05 * peaks[0], peaks
     assert peaks[0] > 20_000, peaks  # the pass really allocated its activations
+
