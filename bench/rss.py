@@ -26,7 +26,10 @@ Clips shorter than the tracker's look-ahead window (printed; 225 frames for cctv
 settled only at their end: their detection decode has finished before masking and encoding
 start, so they peak lower than any longer clip, whose decoders and encoder all run at once
 (issue 25: the "1 minute against 10 minutes" growth at 2 fps was that, 120 frames against a
-225-frame window). Flatness is judged over the clips longer than the window.
+225-frame window). Flatness is judged over the clips longer than the window. A clip just past it
+runs its stages side by side for its last frames only, where a full face pass (the peak's other
+part: a gating refresh comes every 50 frames) may not fall: 240 frames peaked at 1,365 MB, 300 or
+more at 1,633-1,735 MB (docs/daemon.md, "Memory"); give each clip some 75 frames past the window.
 ``--profile bench/rss-pipeline.yaml`` measures the pipeline without the cost of inference.
 ``--size`` makes the same clip at another frame size (laid out in proportion): 4K runs of
 ``cctv-fast`` take about 1.5 s a frame on 2 busy cores, a 720p one about 0.3 s, so a retention that
