@@ -13,6 +13,7 @@ of the run: a footprint that grows with the clip shows there long before it reac
     .venv/bin/python bench/rss.py --workdir /tmp/rss                     # keep the clips, reuse them next time
     .venv/bin/python bench/rss.py --durations 60 600 3600 --fps 5 1 0.5  # one rate per clip
     .venv/bin/python bench/rss.py --durations 60 --fps 4 --phases        # where the peak is
+    .venv/bin/python bench/rss.py --size 1280x720 --durations 30 60 --fps 10  # cheap: N and 2N frames
 
 ``--phases`` runs the same engine call in a child of this script that labels RSS (polled every
 20 ms) by phase, with the kernel's high-water mark at each phase's end: detection alone,
@@ -25,8 +26,15 @@ Clips shorter than the tracker's look-ahead window (printed; 225 frames for cctv
 settled only at their end: their detection decode has finished before masking and encoding
 start, so they peak lower than any longer clip, whose decoders and encoder all run at once
 (issue 25: the "1 minute against 10 minutes" growth at 2 fps was that, 120 frames against a
-225-frame window). Flatness is judged over the clips longer than the window.
+225-frame window). Flatness is judged over the clips longer than the window. A clip just past it
+runs its stages side by side for its last frames only, where a full face pass (the peak's other
+part: a gating refresh comes every 50 frames) may not fall: 240 frames peaked at 1,365 MB, 300 or
+more at 1,633-1,735 MB (docs/daemon.md, "Memory"); give each clip some 75 frames past the window.
 ``--profile bench/rss-pipeline.yaml`` measures the pipeline without the cost of inference.
+``--size`` makes the same clip at another frame size (laid out in proportion): 4K runs of
+``cctv-fast`` take about 1.5 s a frame on 2 busy cores, a 720p one about 0.3 s, so a retention that
+grows with the frame count shows much sooner there (issue 25: 300 and 600 frames at 1280x720 peak
+at 624 and 627 MB; nothing accumulates per frame).
 
 The clip is cheap to make, so that 10 minutes of 4K can be generated on 2 cores: the gate photo
 with the crowd inset (about 50 faces and a plate) stands still, and one crop of another crowd
@@ -74,12 +82,19 @@ def _planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return yuv[:h], yuv[h : h + q].reshape(h // 2, -1), yuv[h + q : h + 2 * q].reshape(h // 2, -1)
 
 
-def make_clip(path: Path, seconds: float, fps: float) -> Path:
-    """Write a 4K H.264 clip of ``seconds``: a still scene and one small crowd moving across it."""
-    w, h = SIZE
+def _even(v: float, step: int = 4) -> int:
+    return max(step, int(round(v / step)) * step)
+
+
+def make_clip(path: Path, seconds: float, fps: float, size: tuple[int, int] = SIZE) -> Path:
+    """Write an H.264 clip of ``seconds`` (4K unless ``size``): a still scene and one small crowd
+    moving across it, laid out in proportion to the 4K layout at any size."""
+    w, h = size
+    k = w / SIZE[0]
     base = np.array(Image.open(PLATE_PHOTO).convert("RGB").resize((w, h)))
-    base[80:880, 2700:3820] = np.array(Image.open(FACES_PHOTO).convert("RGB").resize((1120, 800)))
-    sw, sh, top = 400, 224, 1400  # multiples of 4, so that the chroma planes split evenly
+    ix, iy, iw, ih = _even(2700 * k), _even(80 * k), _even(1120 * k), _even(800 * k)
+    base[iy : iy + ih, ix : ix + iw] = np.array(Image.open(FACES_PHOTO).convert("RGB").resize((iw, ih)))
+    sw, sh, top = _even(400 * k), _even(224 * k), _even(1400 * k)  # multiples of 4: chroma planes split evenly
     sprite = _planes(_yuv(np.array(Image.open(WALKER_PHOTO).convert("RGB").resize((sw, sh)))))
     base_yuv = _yuv(base)
     yuv = base_yuv.copy()
@@ -285,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         help="frame rate of the generated clips (lower = cheaper): one for all, or one per duration",
     )
     parser.add_argument("--profile", default=str(ROOT / "profiles" / "cctv-fast.yaml"), help="profile YAML ('' = built-in default)")
+    parser.add_argument(
+        "--size", default="3840x2160", help="frame size WxH of the generated clips (smaller: cheap runs to find a cause)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep the generated clips here and reuse them")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
@@ -303,13 +321,21 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.fps) not in (1, len(args.durations)):
         parser.error("--fps takes one rate, or one per duration")
     rates = args.fps * len(args.durations) if len(args.fps) == 1 else args.fps
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        if len(size) != 2 or size[0] % 4 or size[1] % 4:
+            raise ValueError
+    except ValueError:
+        parser.error("--size takes WxH, both multiples of 4 (e.g. 1280x720)")
+    label = "4K" if size == SIZE else f"{size[0]}x{size[1]}"
     rows = []
     try:
         for seconds, fps in zip(args.durations, rates):
-            clip = work / f"rss-4k-{seconds:g}s-{fps:g}fps.mp4"
+            name = "4k" if size == SIZE else f"{size[0]}x{size[1]}"
+            clip = work / f"rss-{name}-{seconds:g}s-{fps:g}fps.mp4"
             if not clip.is_file():
                 t = time.perf_counter()
-                make_clip(clip, seconds, fps)
+                make_clip(clip, seconds, fps, size)  # type: ignore[arg-type]
                 print(f"made {clip.name} ({clip.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
             out_dir = work / "out"
             result = measure(clip, out_dir, args.profile or None, phases=args.phases)
@@ -323,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = Path(args.profile).stem if args.profile else "default (built-in)"
     window = tracker_window(args.profile or None)
-    print(f"profile: {profile}; clips 3840x2160 H.264; cores: {len(os.sched_getaffinity(0))}; "
+    print(f"profile: {profile}; clips {size[0]}x{size[1]} H.264; cores: {len(os.sched_getaffinity(0))}; "
           f"tracker window {window} frames")
     print("| clip | frames | seconds | frames/s processed | peak RSS (wait4) | polled peak | polled peak, last 10 % "
           "| polled at 10 % / 50 % / 90 % of the run |")
@@ -331,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         at = " / ".join("-" if v is None else f"{v} MB" for v in r["polled_mb_at"].values())
         print(
-            f"| 4K {r['duration_s']:g} s at {r['fps']:g} fps | {r['frames']} | {r['seconds']} | {r['frames'] / r['seconds']:.2f} | "
+            f"| {label} {r['duration_s']:g} s at {r['fps']:g} fps | {r['frames']} | {r['seconds']} | {r['frames'] / r['seconds']:.2f} | "
             f"{r['peak_rss_mb']} MB | {r['polled_peak_mb']} MB | {r['polled_peak_last_10pct_mb']} MB | {at} |"
         )
     phased = [r for r in rows if args.phases and r["job"][0].startswith("{")]
@@ -345,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{ph[n]['polled_peak_mb']} MB (HWM {ph[n]['hwm_at_end_mb']}; {ph[n]['seconds']} s)" if ph[n]["seconds"] else "-"
                 for n in PHASES
             ]
-            print(f"| 4K {r['duration_s']:g} s at {r['fps']:g} fps | " + " | ".join(cells) + " |")
+            print(f"| {label} {r['duration_s']:g} s at {r['fps']:g} fps | " + " | ".join(cells) + " |")
     under = all(r["peak_rss_mb"] <= LIMIT_MB for r in rows)
     # Clips within one window never run their stages all at once (see the module's docstring).
     peaks = [r["peak_rss_mb"] for r in rows if r["frames"] > window] or [r["peak_rss_mb"] for r in rows]

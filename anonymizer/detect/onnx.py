@@ -40,6 +40,14 @@ def _session(model_bytes: bytes, threads: int, providers: list[str]):
     # No memory arena: it keeps the largest pass's activations (0.5 GB for a 1920x1450 tile)
     # for the rest of the process; freed memory matters more on a 4K clip than malloc's cost.
     options.enable_cpu_mem_arena = False
+    # No memory pattern either (issue 25, item 11: a long 4K clip's peak). The pattern is planned
+    # per input shape and cached for the session's life: about 17 KB for every shape ever seen, and
+    # a gated video frame's crops take a new shape whenever what changed moves (thousands over a
+    # long clip). Each later run of a known shape then allocates the plan's one block, larger than
+    # freeing each tensor after its last use: a 1920x1472 CenterFace tile peaks at 383 MB instead
+    # of 323 MB, and that peak is what lands on top of masking and encoding mid-clip. Outputs are
+    # identical (docs/daemon.md, "Memory").
+    options.enable_mem_pattern = False
     try:
         return ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
