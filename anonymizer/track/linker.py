@@ -35,6 +35,11 @@ JUMP_IOU = 0.3
 # predicted box). Only boxes and tracks the ordinary matching left alone are linked this way.
 FAST_REACH = 10.0
 FAST_MAX_GAP = 4
+# ... or over the class's full-plan period where that is longer (``link``'s ``detect_every``: a
+# 14-30 px plate that only the full plan finds is seen every 6th frame at the default cadence;
+# tune half, ``bench/eval_video.py --diagnose``: a 14 px plate crossing at 55 px a frame, seen on
+# frames 36 and 42 only, stayed two tracks of one sighting each, and their held boxes lagged 55
+# px a frame behind it).
 SIZE_RATIO = 1.6
 # A fast mover's lead and trail follow its motion further: a plate crossing a still scene at 40-115
 # px a frame is found in few of its frames (tune half: a 42 px plate first found 8 frames after it
@@ -57,6 +62,16 @@ FAST_GAP_FACTOR = 2
 # collateral 0.031 against 0.016 (one busy clip 0.11: two sightings can be two objects linked by
 # FAST_REACH, and the velocity between them moves masks across the scene: likely, not traced). docs/evaluate.md.
 FAST_SIGHTINGS = 2
+# Two fast movers seen once each, then once each again (sparse sightings: see FAST_MAX_GAP): which
+# second sighting belongs to which is ambiguous when both lie within reach, and nearest-first is
+# wrong whenever they cross (two plates 600 px apart closing at 60 px a frame each, seen 6 frames
+# later 120 px past each other: each takes the other's sighting, both masks run at two thirds of
+# the true speed, and the third sightings, on the true lines, join neither). Every fast link the
+# nearest-first choice did not take is kept as well, as an *alternative* track: two sightings it
+# shares with other tracks, competing for later sightings only after every other track
+# (``_match``), and masked between its sightings; it gets leads and trails, the moved ones
+# included, only once a sighting of its own agrees with its motion (ALTERNATIVE_SIGHTINGS).
+ALTERNATIVE_SIGHTINGS = 3
 
 
 @dataclass
@@ -66,6 +81,8 @@ class Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    # A fast link not taken (ALTERNATIVE_SIGHTINGS): its first two sightings are other tracks'.
+    alternative: bool = False
 
     def predict(self, frame: int) -> np.ndarray:
         """Constant-velocity guess of the box at ``frame`` from the last two sightings."""
@@ -94,13 +111,21 @@ def _coast(box: np.ndarray, other: np.ndarray, f_box, f_other, frame) -> np.ndar
 
 
 def _match(
-    tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float, max_gap: int | None = None
+    tracks: list[Track],
+    boxes: np.ndarray,
+    frame: int,
+    iou_match: float,
+    max_gap: int | None = None,
+    fast_gap: int = FAST_MAX_GAP,
+    alternatives: list[tuple[int, int]] | None = None,
 ) -> dict[int, int]:
     """Greedy matching of live tracks to this frame's boxes by IoU, then by centre distance.
 
     Small, fast objects (a distant face, a plate in traffic) often have no IoU overlap between
     detector frames, so a box whose centre lies near the prediction also matches: within 1.5
     box sizes after one frame, a little more for each frame since the track was last seen.
+    ``alternatives``, if given, receives the (track, box) fast links not taken (see
+    ALTERNATIVE_SIGHTINGS).
     """
     if not tracks or not len(boxes):
         return {}
@@ -115,17 +140,23 @@ def _match(
     score = np.where(iou >= iou_match, 2.0 + iou, np.where(dist < reach, 1.0 - dist / reach, 0.0))
     matches: dict[int, int] = {}
     taken: set[int] = set()
+    # An alternative link (ALTERNATIVE_SIGHTINGS) takes only a box no other track wants.
+    second = np.array([t.alternative for t in tracks])
+    behind = np.where(second[:, None], score, 0.0)
+    score[second] = 0.0
     if max_gap is not None and (stale := gap > max_gap).any():
         # A fast mover kept past max_gap (FAST_GAP_FACTOR) takes only a box where its motion puts
         # it, and only one that no live track wants: it must never take a sighting away from an
         # ordinary track (which would then bridge less, or fall below confirmation).
         late = np.where(stale[:, None] & (iou >= iou_match), score, 0.0)
         score[stale] = 0.0
+        behind[stale] = np.where(iou[stale] >= iou_match, behind[stale], 0.0)
         _greedy(score, matches, taken)
         _greedy(late, matches, taken)
     else:
         _greedy(score, matches, taken)
-    _match_fast(tracks, boxes, frame, matches, taken)
+    _greedy(behind, matches, taken)
+    _match_fast(tracks, boxes, frame, matches, taken, fast_gap, alternatives)
     return matches
 
 
@@ -139,12 +170,20 @@ def _greedy(score: np.ndarray, matches: dict[int, int], taken: set[int]) -> None
             taken.add(b)
 
 
-def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dict[int, int], taken: set[int]) -> None:
+def _match_fast(
+    tracks: list[Track],
+    boxes: np.ndarray,
+    frame: int,
+    matches: dict[int, int],
+    taken: set[int],
+    fast_gap: int = FAST_MAX_GAP,
+    alternatives: list[tuple[int, int]] | None = None,
+) -> None:
     """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
-    seen once, not matched yet, takes the nearest free box of its size within its reach."""
-    single = [
-        i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= FAST_MAX_GAP
-    ]
+    seen once, not matched yet, takes the nearest free box of its size within its reach, up to
+    ``fast_gap`` frames after its sighting. Every other such (track, box) pair within reach goes
+    to ``alternatives`` (ALTERNATIVE_SIGHTINGS)."""
+    single = [i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= fast_gap]
     free = [b for b in range(len(boxes)) if b not in taken]
     if not single or not free:
         return
@@ -159,10 +198,15 @@ def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dic
     gap = np.array([frame - tracks[i].frames[0] for i in single], np.float32)[:, None]
     ok = (ratio <= SIZE_RATIO) & (dist <= FAST_REACH * gap)
     ts, bs = np.nonzero(ok)
+    left = []
     for t, b in sorted(zip(ts.tolist(), bs.tolist()), key=lambda tb: dist[tb[0], tb[1]]):
         if single[t] not in matches and free[b] not in taken:
             matches[single[t]] = free[b]
             taken.add(free[b])
+        else:
+            left.append((single[t], free[b]))
+    if alternatives is not None:
+        alternatives.extend((t, b) for t, b in left if matches.get(t) != b)
 
 
 def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:
@@ -178,13 +222,22 @@ def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int 
         alive = [frame - t.frames[-1] <= (long_gap if _speed(t, first=False) is not None else max_gap) for t in live]
         done.extend(t for t, keep in zip(live, alive) if not keep)
         live = [t for t, keep in zip(live, alive) if keep]
-        matches = _match(live, dets.xyxy, frame, spec.iou_match, max_gap)
+        alternatives: list[tuple[int, int]] = []
+        matches = _match(live, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), alternatives)
         matched_boxes = set(matches.values())
         for t_index, b_index in matches.items():
             track = live[t_index]
             track.frames.append(frame)
             track.boxes.append(dets.xyxy[b_index].astype(np.float32))
             track.scores.append(float(dets.confidence[b_index]))
+        for t_index, b_index in alternatives:
+            first = live[t_index]
+            track = Track(next_id, first.class_id, alternative=True)
+            track.frames = [first.frames[0], frame]
+            track.boxes = [first.boxes[0], dets.xyxy[b_index].astype(np.float32)]
+            track.scores = [first.scores[0], float(dets.confidence[b_index])]
+            live.append(track)
+            next_id += 1
         for b_index in range(len(dets)):
             if b_index not in matched_boxes:
                 track = Track(next_id, int(dets.class_id[b_index]))
@@ -223,13 +276,16 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
         seen = set(frames)
         jumped = _jumps(t) if len(frames) > 1 else []
         max_gap = spec.max_gap_frames + detect_every
+        # An alternative link's two sightings are other tracks' (with their own leads and trails);
+        # only the line between them is its own until a sighting of its own agrees with it.
+        provisional = t.alternative and len(frames) < ALTERNATIVE_SIGHTINGS
         for k in range(len(frames) - 1):
             f0, f1 = frames[k], frames[k + 1]
             for f in range(f0 + 1, f1):
                 a = (f - f0) / (f1 - f0)
                 box = (1 - a) * t.boxes[k] + a * t.boxes[k + 1]
                 added[f].append((_grow(box, min(f - f0, f1 - f)), t.track_id, t.class_id, t.scores[k]))
-            if jumped[k] or f1 - f0 > max_gap:
+            if not provisional and (jumped[k] or f1 - f0 > max_gap):
                 # A jump may be the track switching objects (two small plates side by side): the
                 # one it left gets a trail where it was last seen, the one it joined a lead. A
                 # fast mover joined across more than max_gap gets them too: as two tracks, which
@@ -240,6 +296,8 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
                 for d in range(1, lead + 1):
                     if f1 - d >= 0:
                         added[f1 - d].append((_grow(t.boxes[k + 1], d), t.track_id, t.class_id, t.scores[k + 1]))
+        if provisional:
+            continue
         fast_lead, fast_trail = _speed(t, first=True), _speed(t, first=False)
         for d in range(1, max(lead, spec.max_gap_frames if fast_lead is not None else 0) + 1):
             f = frames[0] - d
@@ -343,7 +401,8 @@ def _as_detections(
     with their track ids, plus the boxes the tracks predict."""
     held: list[list[tuple]] = [[] for _ in range(n_frames)]
     for t in tracks:
-        for f, box, score in zip(t.frames, t.boxes, t.scores):
+        # An alternative's first two sightings are other tracks' detections, packed with them.
+        for f, box, score in list(zip(t.frames, t.boxes, t.scores))[2 if t.alternative else 0 :]:
             if below is None or score < below:
                 held[f].append((box, t.track_id, t.class_id, score))
     added = fill_tracks(tracks, n_frames, spec, detect_every)
@@ -385,7 +444,8 @@ def track_and_fill(
     them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
     """
     def count(tracks: list[Track]) -> int:
-        return len(tracks) if counted is None else sum(1 for t in tracks if t.frames[0] in counted)
+        # An alternative link is a second reading of sightings already counted in other tracks.
+        return sum(1 for t in tracks if not t.alternative and (counted is None or t.frames[0] in counted))
 
     if confident is None:
         tracks = link(per_frame, spec, detect_every)
