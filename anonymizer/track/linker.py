@@ -35,11 +35,11 @@ JUMP_IOU = 0.3
 # predicted box). Only boxes and tracks the ordinary matching left alone are linked this way.
 FAST_REACH = 10.0
 FAST_MAX_GAP = 4
-# ... or over the class's full-plan period where that is longer (``link``'s ``detect_every``: a
-# 14-30 px plate that only the full plan finds is seen every 6th frame at the default cadence;
-# tune half, ``bench/eval_video.py --diagnose``: a 14 px plate crossing at 55 px a frame, seen on
-# frames 36 and 42 only, stayed two tracks of one sighting each, and their held boxes lagged 55
-# px a frame behind it).
+# A sighting later than FAST_MAX_GAP, up to the class's full-plan period (``link``'s
+# ``detect_every``: a 14-30 px plate that only the full plan finds is seen every 6th frame at the
+# default cadence), is linked as an alternative (ALTERNATIVE_SIGHTINGS). Tune half, ``bench/
+# eval_video.py --diagnose``: a 14 px plate crossing at 55 px a frame, seen on frames 36 and 42
+# only, stayed two tracks of one sighting each, whose held boxes lagged 55 px a frame behind it.
 SIZE_RATIO = 1.6
 # A fast mover's lead and trail follow its motion further: a plate crossing a still scene at 40-115
 # px a frame is found in few of its frames (tune half: a 42 px plate first found 8 frames after it
@@ -62,15 +62,18 @@ FAST_GAP_FACTOR = 2
 # collateral 0.031 against 0.016 (one busy clip 0.11: two sightings can be two objects linked by
 # FAST_REACH, and the velocity between them moves masks across the scene: likely, not traced). docs/evaluate.md.
 FAST_SIGHTINGS = 2
-# Two fast movers seen once each, then once each again (sparse sightings: see FAST_MAX_GAP): which
-# second sighting belongs to which is ambiguous when both lie within reach, and nearest-first is
-# wrong whenever they cross (two plates 600 px apart closing at 60 px a frame each, seen 6 frames
-# later 120 px past each other: each takes the other's sighting, both masks run at two thirds of
-# the true speed, and the third sightings, on the true lines, join neither). Every fast link the
-# nearest-first choice did not take is kept as well, as an *alternative* track: two sightings it
-# shares with other tracks, competing for later sightings only after every other track
-# (``_match``), and masked between its sightings; it gets leads and trails, the moved ones
-# included, only once a sighting of its own agrees with its motion (ALTERNATIVE_SIGHTINGS).
+# A track seen once whose second sighting is ambiguous or late (see FAST_MAX_GAP) must not be
+# linked by guesswork: nearest-first is wrong whenever two crossers pass each other between
+# sightings (two plates 600 px apart closing at 60 px a frame each, seen 6 frames later 120 px
+# past each other: each would take the other's sighting, both masks would run at two thirds of the
+# true speed, and their third sightings, on the true lines, would join neither), and a wrong link
+# costs the object it steals from its own lead and track. So the tracks proper are linked as
+# always, and every other fast link within reach (a box of its size, FAST_REACH of its sizes a
+# frame, up to the class's full-plan period after the sighting) becomes an *alternative* track:
+# it owns no box (every sighting it holds is also another track's), reads each frame's boxes
+# after the tracks proper (any box, shared), and is masked along the line between its sightings;
+# leads and trails, the moved ones included, only once ALTERNATIVE_SIGHTINGS of them agree (a
+# third sighting where its motion put it).
 ALTERNATIVE_SIGHTINGS = 3
 
 
@@ -81,7 +84,7 @@ class Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
-    # A fast link not taken (ALTERNATIVE_SIGHTINGS): its first two sightings are other tracks'.
+    # A fast link not taken (ALTERNATIVE_SIGHTINGS): every sighting it holds is another track's.
     alternative: bool = False
 
     def predict(self, frame: int) -> np.ndarray:
@@ -140,22 +143,16 @@ def _match(
     score = np.where(iou >= iou_match, 2.0 + iou, np.where(dist < reach, 1.0 - dist / reach, 0.0))
     matches: dict[int, int] = {}
     taken: set[int] = set()
-    # An alternative link (ALTERNATIVE_SIGHTINGS) takes only a box no other track wants.
-    second = np.array([t.alternative for t in tracks])
-    behind = np.where(second[:, None], score, 0.0)
-    score[second] = 0.0
     if max_gap is not None and (stale := gap > max_gap).any():
         # A fast mover kept past max_gap (FAST_GAP_FACTOR) takes only a box where its motion puts
         # it, and only one that no live track wants: it must never take a sighting away from an
         # ordinary track (which would then bridge less, or fall below confirmation).
         late = np.where(stale[:, None] & (iou >= iou_match), score, 0.0)
         score[stale] = 0.0
-        behind[stale] = np.where(iou[stale] >= iou_match, behind[stale], 0.0)
         _greedy(score, matches, taken)
         _greedy(late, matches, taken)
     else:
         _greedy(score, matches, taken)
-    _greedy(behind, matches, taken)
     _match_fast(tracks, boxes, frame, matches, taken, fast_gap, alternatives)
     return matches
 
@@ -181,8 +178,8 @@ def _match_fast(
 ) -> None:
     """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
     seen once, not matched yet, takes the nearest free box of its size within its reach, up to
-    ``fast_gap`` frames after its sighting. Every other such (track, box) pair within reach goes
-    to ``alternatives`` (ALTERNATIVE_SIGHTINGS)."""
+    FAST_MAX_GAP frames after its sighting. Every other such (track, box) pair within reach, up to
+    ``fast_gap`` frames after, goes to ``alternatives`` (ALTERNATIVE_SIGHTINGS)."""
     single = [i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= fast_gap]
     free = [b for b in range(len(boxes)) if b not in taken]
     if not single or not free:
@@ -200,13 +197,13 @@ def _match_fast(
     ts, bs = np.nonzero(ok)
     left = []
     for t, b in sorted(zip(ts.tolist(), bs.tolist()), key=lambda tb: dist[tb[0], tb[1]]):
-        if single[t] not in matches and free[b] not in taken:
+        if gap[t, 0] <= FAST_MAX_GAP and single[t] not in matches and free[b] not in taken:
             matches[single[t]] = free[b]
             taken.add(free[b])
         else:
             left.append((single[t], free[b]))
     if alternatives is not None:
-        alternatives.extend((t, b) for t, b in left if matches.get(t) != b)
+        alternatives.extend(left)
 
 
 def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:
@@ -222,31 +219,40 @@ def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int 
         alive = [frame - t.frames[-1] <= (long_gap if _speed(t, first=False) is not None else max_gap) for t in live]
         done.extend(t for t, keep in zip(live, alive) if not keep)
         live = [t for t, keep in zip(live, alive) if keep]
-        alternatives: list[tuple[int, int]] = []
-        matches = _match(live, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), alternatives)
+        # The tracks proper are linked exactly as without alternatives; alternatives then read
+        # the same boxes again (any box, shared: they only ever add masks).
+        primary = [t for t in live if not t.alternative]
+        others = [t for t in live if t.alternative]
+        pending: list[tuple[int, int]] = []
+        matches = _match(primary, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), pending)
         matched_boxes = set(matches.values())
         for t_index, b_index in matches.items():
-            track = live[t_index]
-            track.frames.append(frame)
-            track.boxes.append(dets.xyxy[b_index].astype(np.float32))
-            track.scores.append(float(dets.confidence[b_index]))
-        for t_index, b_index in alternatives:
-            first = live[t_index]
-            track = Track(next_id, first.class_id, alternative=True)
-            track.frames = [first.frames[0], frame]
-            track.boxes = [first.boxes[0], dets.xyxy[b_index].astype(np.float32)]
-            track.scores = [first.scores[0], float(dets.confidence[b_index])]
-            live.append(track)
-            next_id += 1
+            _add(primary[t_index], frame, dets, b_index)
         for b_index in range(len(dets)):
             if b_index not in matched_boxes:
                 track = Track(next_id, int(dets.class_id[b_index]))
-                track.frames.append(frame)
-                track.boxes.append(dets.xyxy[b_index].astype(np.float32))
-                track.scores.append(float(dets.confidence[b_index]))
+                _add(track, frame, dets, b_index)
                 live.append(track)
                 next_id += 1
+        for t_index, b_index in _match(others, dets.xyxy, frame, spec.iou_match, max_gap).items():
+            _add(others[t_index], frame, dets, b_index)
+        for t_index, b_index in pending:
+            first = primary[t_index]
+            track = Track(next_id, first.class_id, alternative=True)
+            _add(track, first.frames[0], None, 0, first.boxes[0], first.scores[0])
+            _add(track, frame, dets, b_index)
+            live.append(track)
+            next_id += 1
     return done + live
+
+
+def _add(
+    track: Track, frame: int, dets: Detections | None, index: int, box: np.ndarray | None = None, score: float = 0.0
+) -> None:
+    """Append a sighting to ``track``: box ``index`` of ``dets``, or ``box`` with ``score``."""
+    track.frames.append(frame)
+    track.boxes.append((dets.xyxy[index] if dets is not None else box).astype(np.float32))
+    track.scores.append(float(dets.confidence[index]) if dets is not None else score)
 
 
 def _grow(box: np.ndarray, distance: int) -> np.ndarray:
@@ -401,8 +407,9 @@ def _as_detections(
     with their track ids, plus the boxes the tracks predict."""
     held: list[list[tuple]] = [[] for _ in range(n_frames)]
     for t in tracks:
-        # An alternative's first two sightings are other tracks' detections, packed with them.
-        for f, box, score in list(zip(t.frames, t.boxes, t.scores))[2 if t.alternative else 0 :]:
+        if t.alternative:
+            continue  # every sighting of an alternative is another track's, packed with it
+        for f, box, score in zip(t.frames, t.boxes, t.scores):
             if below is None or score < below:
                 held[f].append((box, t.track_id, t.class_id, score))
     added = fill_tracks(tracks, n_frames, spec, detect_every)

@@ -358,17 +358,18 @@ def _plate_frames(sightings: dict[int, list[list[float]]], n: int, every: int = 
 def test_a_fast_mover_seen_only_every_full_plan_period_is_masked_over_its_whole_path():
     # A 20x10 plate crossing at 60 px a frame that only the full plan finds: plates run every 2nd
     # frame and the full plan every 3rd of those, so it is seen on frames 0, 6 and 12 only. Its
-    # sightings are 360 px (25 of its sizes) apart: linked as one track, the frames between are
-    # interpolated where it really is (held boxes alone lag up to 180 px behind it).
+    # sightings are 360 px (25 of its sizes) apart: linked (as an alternative track), the frames
+    # between are interpolated where it really is (held boxes alone lag up to 180 px behind it),
+    # and from its third sighting on its lead and trail follow it too.
     spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
 
     def truth(f: int) -> list[float]:
         return [60.0 * f, 100.0, 60.0 * f + 20, 110.0]
 
-    frames = _plate_frames({f: [truth(f)] for f in (0, 6, 12)}, 13)
-    out, n_tracks = track_and_fill(frames, spec, detect_every=6)
-    assert n_tracks == 1
-    assert [f for f in range(13) if not _covers(out[f], truth(f))] == []
+    frames = _plate_frames({f: [truth(f)] for f in (0, 6, 12)}, 31)
+    out, _ = track_and_fill(frames, spec, detect_every=6)
+    assert [f for f in range(31) if not _covers(out[f], truth(f))] == list(range(28, 31))  # 12 + 15 max_gap_frames
+    assert [t.frames for t in link(frames, spec, detect_every=6) if t.alternative and len(t.frames) == 3] == [[0, 6, 12]]
 
 
 def test_two_sparse_crossers_in_opposite_directions_are_masked_where_they_pass_each_other():
