@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write every clip's summary and leaks here")
     parser.add_argument("--keep", type=Path, default=None, help="keep every clip (input, output, plain re-encode) in this folder")
     parser.add_argument("--oracle", action="store_true", help="mask the true boxes instead of detecting: the collateral floor of the margins")
+    parser.add_argument(
+        "--diagnose", action="store_true",
+        help="print, per partly masked leak of the profile, the masks and detections near it (bench/partial_masks.py)",
+    )
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     crosser_size = tuple(int(v) for v in args.crosser_size.lower().split("x"))
@@ -140,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from anonymizer.pipeline import Engine
 
+    recorder = None
+    if args.diagnose:
+        from bench.partial_masks import Recorder
+
+        recorder = Recorder()
+        recorder.install()
     profile = load_profile(args.profile)
     engine = Engine(profile)
     if args.oracle:
@@ -162,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if recorder is not None and not args.oracle:
+            from bench.partial_masks import explain
+
+            # The jobs of one clip ran in the order of ``engines``: the profile's is the first.
+            for line in explain(name, result.leaked, recorder.jobs[-len(engines)]):
+                print(line, file=sys.stderr, flush=True)
 
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -228,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             if not rows:
                 continue
             leaks = [leak for r in rows for leak in r.leaked]
-            missed = sum(1 for leak in leaks if leak["changed"] < 0.05)
+            missed = sum(1 for leak in leaks if videos.is_missed(leak))
             per_k = videos.leaks_per_thousand(rows)
             spill = videos.collateral(rows)
             print(

@@ -620,6 +620,11 @@ def evaluate_fixed_clip_with(
     for truth in clip.truths:
         for oid in truth.object_ids:
             by_role[clip.roles[int(oid)]] = by_role.get(clip.roles[int(oid)], 0) + 1
+    # Each object's true box per frame: a leak also reports how fast its object moved there.
+    where: dict[tuple[int, int], np.ndarray] = {}
+    for index, truth in enumerate(clip.truths):
+        for box, oid in zip(truth.boxes, truth.object_ids):
+            where[(index, int(oid))] = box
     out = {}
     for tag, engine in engines.items():
         result = anonymize_and_score(engine, name, src, clip.truths, workdir, is_face=clip.is_face, tag=tag)
@@ -627,6 +632,21 @@ def evaluate_fixed_clip_with(
             x1, y1, x2, y2 = leak["box"]
             leak["role"] = clip.roles[leak["object"]]
             leak["edge_px"] = round(float(min(x1, y1, w - x2, h - y2)), 1)
+            leak["velocity_px"] = _true_velocity(where, leak["frame"], leak["object"])
         result.object_frames_by_role = dict(by_role)
         out[tag] = result
     return out
+
+
+def _true_velocity(where: dict[tuple[int, int], np.ndarray], frame: int, oid: int) -> list[float] | None:
+    """An object's true centre motion (px a frame) around ``frame``, from its boxes in the frames
+    before and after (either alone at a clip's or a crossing's end); None if seen in neither."""
+    before, after = where.get((frame - 1, oid)), where.get((frame + 1, oid))
+    here = where.get((frame, oid))
+    a, b, steps = (before, after, 2) if before is not None and after is not None else (
+        (before, here, 1) if before is not None else (here, after, 1)
+    )
+    if a is None or b is None:
+        return None
+    moved = ((b[:2] + b[2:]) - (a[:2] + a[2:])) / 2 / steps
+    return [round(float(v), 1) for v in moved]

@@ -308,8 +308,11 @@ def count_leaks(
                         "box": [round(float(v), 1) for v in box],
                         "size_px": round(float(metrics.box_size_px(box[None])[0]), 1),
                         "retained": None if np.isnan(verdict.retained) else round(verdict.retained, 3),
-                        # ~0: no mask touched it (a miss); otherwise a mask that fell short or was too weak
+                        # Against the input: the re-encode alone moves a fast small object's pixels.
                         "changed": round(verdict.changed, 3),
+                        # Against the plain re-encode (when there is one): ~0 = no mask touched it (a
+                        # miss); otherwise a mask that fell short or was too weak (``is_missed``).
+                        "masked": round(metrics.masked_share(p, b, box), 3) if plain is not None else None,
                         "face": face,
                     }
                 )
@@ -388,6 +391,13 @@ def reference_profile(profile: Profile) -> Profile:
     every = {"every_n_frames": 1, "video_full_every": 1}
     detect = replace(detect, gating=False, faces=replace(detect.faces, **every), plates=replace(detect.plates, **every))
     return replace(profile, name=f"{profile.name}-reference", detect=detect)
+
+
+def is_missed(leak: dict[str, Any]) -> bool:
+    """Whether no mask touched a leaked object-frame (else it was partly masked): under 5 % of its
+    pixels changed by the masks (against the plain re-encode where the clip has one)."""
+    masked = leak.get("masked")
+    return (leak["changed"] if masked is None else masked) < 0.05
 
 
 def leak_keys(result: ClipResult) -> set[tuple[int, int]]:

@@ -35,6 +35,11 @@ JUMP_IOU = 0.3
 # predicted box). Only boxes and tracks the ordinary matching left alone are linked this way.
 FAST_REACH = 10.0
 FAST_MAX_GAP = 4
+# A sighting later than FAST_MAX_GAP, up to the class's full-plan period (``link``'s
+# ``detect_every``: a 14-30 px plate that only the full plan finds is seen every 6th frame at the
+# default cadence), is linked as an alternative (ALTERNATIVE_SIGHTINGS). Tune half, ``bench/
+# eval_video.py --diagnose``: a 14 px plate crossing at 55 px a frame, seen on frames 36 and 42
+# only, stayed two tracks of one sighting each, whose held boxes lagged 55 px a frame behind it.
 SIZE_RATIO = 1.6
 # A fast mover's lead and trail follow its motion further: a plate crossing a still scene at 40-115
 # px a frame is found in few of its frames (tune half: a 42 px plate first found 8 frames after it
@@ -57,6 +62,24 @@ FAST_GAP_FACTOR = 2
 # collateral 0.031 against 0.016 (one busy clip 0.11: two sightings can be two objects linked by
 # FAST_REACH, and the velocity between them moves masks across the scene: likely, not traced). docs/evaluate.md.
 FAST_SIGHTINGS = 2
+# A track seen once whose second sighting is ambiguous or late (see FAST_MAX_GAP) must not be
+# linked by guesswork: nearest-first is wrong whenever two crossers pass each other between
+# sightings (two plates 600 px apart closing at 60 px a frame each, seen 6 frames later 120 px
+# past each other: each would take the other's sighting, both masks would run at two thirds of the
+# true speed, and their third sightings, on the true lines, would join neither), and a wrong link
+# costs the object it steals from its own lead and track. So the tracks proper are linked as
+# always, and every other fast link within reach (a box of its size, FAST_REACH of its sizes a
+# frame, up to the class's full-plan period after the sighting) becomes an *alternative* track:
+# it owns no box (every sighting it holds is also another track's), reads each frame's boxes
+# after the tracks proper (any box, shared), and is masked along the line between its sightings;
+# leads and trails, the moved ones included, only once ALTERNATIVE_SIGHTINGS of them agree (a
+# third sighting where its motion put it).
+ALTERNATIVE_SIGHTINGS = 3
+# A track seen once gets alternatives only among the links at most ALTERNATIVE_SPREAD times as far
+# as its nearest, the ALTERNATIVE_MAX nearest of them: in a crowd, every face seen once lies within
+# reach of dozens of others (see _match_fast).
+ALTERNATIVE_SPREAD = 2.0
+ALTERNATIVE_MAX = 3
 
 
 @dataclass
@@ -66,6 +89,8 @@ class Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    # A fast link not taken (ALTERNATIVE_SIGHTINGS): every sighting it holds is another track's.
+    alternative: bool = False
 
     def predict(self, frame: int) -> np.ndarray:
         """Constant-velocity guess of the box at ``frame`` from the last two sightings."""
@@ -94,13 +119,21 @@ def _coast(box: np.ndarray, other: np.ndarray, f_box, f_other, frame) -> np.ndar
 
 
 def _match(
-    tracks: list[Track], boxes: np.ndarray, frame: int, iou_match: float, max_gap: int | None = None
+    tracks: list[Track],
+    boxes: np.ndarray,
+    frame: int,
+    iou_match: float,
+    max_gap: int | None = None,
+    fast_gap: int = FAST_MAX_GAP,
+    alternatives: list[tuple[int, int]] | None = None,
 ) -> dict[int, int]:
     """Greedy matching of live tracks to this frame's boxes by IoU, then by centre distance.
 
     Small, fast objects (a distant face, a plate in traffic) often have no IoU overlap between
     detector frames, so a box whose centre lies near the prediction also matches: within 1.5
     box sizes after one frame, a little more for each frame since the track was last seen.
+    ``alternatives``, if given, receives the (track, box) fast links not taken (see
+    ALTERNATIVE_SIGHTINGS).
     """
     if not tracks or not len(boxes):
         return {}
@@ -125,7 +158,7 @@ def _match(
         _greedy(late, matches, taken)
     else:
         _greedy(score, matches, taken)
-    _match_fast(tracks, boxes, frame, matches, taken)
+    _match_fast(tracks, boxes, frame, matches, taken, fast_gap, alternatives)
     return matches
 
 
@@ -139,12 +172,20 @@ def _greedy(score: np.ndarray, matches: dict[int, int], taken: set[int]) -> None
             taken.add(b)
 
 
-def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dict[int, int], taken: set[int]) -> None:
+def _match_fast(
+    tracks: list[Track],
+    boxes: np.ndarray,
+    frame: int,
+    matches: dict[int, int],
+    taken: set[int],
+    fast_gap: int = FAST_MAX_GAP,
+    alternatives: list[tuple[int, int]] | None = None,
+) -> None:
     """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
-    seen once, not matched yet, takes the nearest free box of its size within its reach."""
-    single = [
-        i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= FAST_MAX_GAP
-    ]
+    seen once, not matched yet, takes the nearest free box of its size within its reach, up to
+    FAST_MAX_GAP frames after its sighting. Every other such (track, box) pair within reach, up to
+    ``fast_gap`` frames after, goes to ``alternatives`` (ALTERNATIVE_SIGHTINGS)."""
+    single = [i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= fast_gap]
     free = [b for b in range(len(boxes)) if b not in taken]
     if not single or not free:
         return
@@ -159,10 +200,26 @@ def _match_fast(tracks: list[Track], boxes: np.ndarray, frame: int, matches: dic
     gap = np.array([frame - tracks[i].frames[0] for i in single], np.float32)[:, None]
     ok = (ratio <= SIZE_RATIO) & (dist <= FAST_REACH * gap)
     ts, bs = np.nonzero(ok)
+    left = []
     for t, b in sorted(zip(ts.tolist(), bs.tolist()), key=lambda tb: dist[tb[0], tb[1]]):
-        if single[t] not in matches and free[b] not in taken:
+        if gap[t, 0] <= FAST_MAX_GAP and single[t] not in matches and free[b] not in taken:
             matches[single[t]] = free[b]
             taken.add(free[b])
+        else:
+            left.append((t, b))
+    if alternatives is not None:
+        # A track that got its second sighting keeps it; one that did not (late, or beaten to its
+        # nearest box by another track) gets every link within reach as an alternative. Every
+        # link for every track seen once was a crowd's undoing: 3,600 alternatives in a 48-frame
+        # tune clip of a panned crowd, and the tracker's time tripled, for nothing found there.
+        # And only the links that compete with its nearest (ALTERNATIVE_SPREAD): two crossers
+        # that passed each other lie at comparable distances (240 and 360 px in the example).
+        nearest = np.where(ok, dist, np.inf).min(axis=1)
+        kept: dict[int, int] = {}
+        for t, b in left:  # nearest first
+            if single[t] not in matches and dist[t, b] <= ALTERNATIVE_SPREAD * nearest[t] and kept.get(t, 0) < ALTERNATIVE_MAX:
+                kept[t] = kept.get(t, 0) + 1
+                alternatives.append((single[t], free[b]))
 
 
 def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:
@@ -178,22 +235,40 @@ def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int 
         alive = [frame - t.frames[-1] <= (long_gap if _speed(t, first=False) is not None else max_gap) for t in live]
         done.extend(t for t, keep in zip(live, alive) if not keep)
         live = [t for t, keep in zip(live, alive) if keep]
-        matches = _match(live, dets.xyxy, frame, spec.iou_match, max_gap)
+        # The tracks proper are linked exactly as without alternatives; alternatives then read
+        # the same boxes again (any box, shared: they only ever add masks).
+        primary = [t for t in live if not t.alternative]
+        others = [t for t in live if t.alternative]
+        pending: list[tuple[int, int]] = []
+        matches = _match(primary, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), pending)
         matched_boxes = set(matches.values())
         for t_index, b_index in matches.items():
-            track = live[t_index]
-            track.frames.append(frame)
-            track.boxes.append(dets.xyxy[b_index].astype(np.float32))
-            track.scores.append(float(dets.confidence[b_index]))
+            _add(primary[t_index], frame, dets, b_index)
         for b_index in range(len(dets)):
             if b_index not in matched_boxes:
                 track = Track(next_id, int(dets.class_id[b_index]))
-                track.frames.append(frame)
-                track.boxes.append(dets.xyxy[b_index].astype(np.float32))
-                track.scores.append(float(dets.confidence[b_index]))
+                _add(track, frame, dets, b_index)
                 live.append(track)
                 next_id += 1
+        for t_index, b_index in _match(others, dets.xyxy, frame, spec.iou_match, max_gap).items():
+            _add(others[t_index], frame, dets, b_index)
+        for t_index, b_index in pending:
+            first = primary[t_index]
+            track = Track(next_id, first.class_id, alternative=True)
+            _add(track, first.frames[0], None, 0, first.boxes[0], first.scores[0])
+            _add(track, frame, dets, b_index)
+            live.append(track)
+            next_id += 1
     return done + live
+
+
+def _add(
+    track: Track, frame: int, dets: Detections | None, index: int, box: np.ndarray | None = None, score: float = 0.0
+) -> None:
+    """Append a sighting to ``track``: box ``index`` of ``dets``, or ``box`` with ``score``."""
+    track.frames.append(frame)
+    track.boxes.append((dets.xyxy[index] if dets is not None else box).astype(np.float32))
+    track.scores.append(float(dets.confidence[index]) if dets is not None else score)
 
 
 def _grow(box: np.ndarray, distance: int) -> np.ndarray:
@@ -223,13 +298,16 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
         seen = set(frames)
         jumped = _jumps(t) if len(frames) > 1 else []
         max_gap = spec.max_gap_frames + detect_every
+        # An alternative link's two sightings are other tracks' (with their own leads and trails);
+        # only the line between them is its own until a sighting of its own agrees with it.
+        provisional = t.alternative and len(frames) < ALTERNATIVE_SIGHTINGS
         for k in range(len(frames) - 1):
             f0, f1 = frames[k], frames[k + 1]
             for f in range(f0 + 1, f1):
                 a = (f - f0) / (f1 - f0)
                 box = (1 - a) * t.boxes[k] + a * t.boxes[k + 1]
                 added[f].append((_grow(box, min(f - f0, f1 - f)), t.track_id, t.class_id, t.scores[k]))
-            if jumped[k] or f1 - f0 > max_gap:
+            if not provisional and (jumped[k] or f1 - f0 > max_gap):
                 # A jump may be the track switching objects (two small plates side by side): the
                 # one it left gets a trail where it was last seen, the one it joined a lead. A
                 # fast mover joined across more than max_gap gets them too: as two tracks, which
@@ -240,6 +318,8 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
                 for d in range(1, lead + 1):
                     if f1 - d >= 0:
                         added[f1 - d].append((_grow(t.boxes[k + 1], d), t.track_id, t.class_id, t.scores[k + 1]))
+        if provisional:
+            continue
         fast_lead, fast_trail = _speed(t, first=True), _speed(t, first=False)
         for d in range(1, max(lead, spec.max_gap_frames if fast_lead is not None else 0) + 1):
             f = frames[0] - d
@@ -343,6 +423,8 @@ def _as_detections(
     with their track ids, plus the boxes the tracks predict."""
     held: list[list[tuple]] = [[] for _ in range(n_frames)]
     for t in tracks:
+        if t.alternative:
+            continue  # every sighting of an alternative is another track's, packed with it
         for f, box, score in zip(t.frames, t.boxes, t.scores):
             if below is None or score < below:
                 held[f].append((box, t.track_id, t.class_id, score))
@@ -385,7 +467,8 @@ def track_and_fill(
     them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
     """
     def count(tracks: list[Track]) -> int:
-        return len(tracks) if counted is None else sum(1 for t in tracks if t.frames[0] in counted)
+        # An alternative link is a second reading of sightings already counted in other tracks.
+        return sum(1 for t in tracks if not t.alternative and (counted is None or t.frames[0] in counted))
 
     if confident is None:
         tracks = link(per_frame, spec, detect_every)

@@ -347,3 +347,49 @@ def test_a_fast_mover_lost_past_max_gap_never_takes_a_sighting_from_a_live_track
     tracks = link(frames, spec)
     owner = next(t for t in tracks if 13 in t.frames)
     assert owner.frames == [11, 12, 13]
+
+
+def _plate_frames(sightings: dict[int, list[list[float]]], n: int, every: int = 2) -> list[Detections | None]:
+    """One class's per-frame input as the video path gives it: None where the class did not run
+    (every ``every``-th frame runs), an empty Detections where it ran and found nothing."""
+    return [None if f % every else det(*sightings[f]) if f in sightings else det() for f in range(n)]
+
+
+def test_a_fast_mover_seen_only_every_full_plan_period_is_masked_over_its_whole_path():
+    # A 20x10 plate crossing at 60 px a frame that only the full plan finds: plates run every 2nd
+    # frame and the full plan every 3rd of those, so it is seen on frames 0, 6 and 12 only. Its
+    # sightings are 360 px (25 of its sizes) apart: linked (as an alternative track), the frames
+    # between are interpolated where it really is (held boxes alone lag up to 180 px behind it),
+    # and from its third sighting on its lead and trail follow it too.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
+
+    def truth(f: int) -> list[float]:
+        return [60.0 * f, 100.0, 60.0 * f + 20, 110.0]
+
+    frames = _plate_frames({f: [truth(f)] for f in (0, 6, 12)}, 31)
+    out, _ = track_and_fill(frames, spec, detect_every=6)
+    assert [f for f in range(31) if not _covers(out[f], truth(f))] == list(range(28, 31))  # 12 + 15 max_gap_frames
+    assert [t.frames for t in link(frames, spec, detect_every=6) if t.alternative and len(t.frames) == 3] == [[0, 6, 12]]
+
+
+def test_two_sparse_crossers_in_opposite_directions_are_masked_where_they_pass_each_other():
+    # Two 20x10 plates in one lane closing at 60 px a frame each, seen on frames 0, 6 and 12 only:
+    # by frame 6 they have passed each other, so each one's nearest second sighting is the other
+    # plate's. The link not taken is kept as an alternative, so both plates stay masked between
+    # their sightings, and the third sightings (on the true lines) continue the true tracks.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
+
+    def a(f: int) -> list[float]:
+        return [200 + 60.0 * f, 100.0, 220 + 60.0 * f, 110.0]
+
+    def b(f: int) -> list[float]:
+        return [800 - 60.0 * f, 104.0, 820 - 60.0 * f, 114.0]
+
+    frames = _plate_frames({f: [a(f), b(f)] for f in (0, 6, 12)}, 13)
+    out, _ = track_and_fill(frames, spec, detect_every=6)
+    assert [f for f in range(13) if not _covers(out[f], a(f))] == []
+    assert [f for f in range(13) if not _covers(out[f], b(f))] == []
+    # Every sighting is packed once as a detection, whichever tracks share it.
+    assert [int(np.count_nonzero(d.source == DETECTED)) for d in out[::6]] == [2, 2, 2]
+    true_lines = [t.frames for t in link(frames, spec, detect_every=6) if len(t.frames) == 3]
+    assert len(true_lines) == 2
