@@ -428,7 +428,7 @@ class MaskSpec:
     method: str = setting("blur", doc="how a region is hidden", choices=("blur", "pixelate", "fill"))
     shape: str = setting("ellipse", doc="plates are always boxes", choices=("ellipse", "box"))
     strength: float = setting(
-        1.0, doc="1.0 leaves ~8 cells across a face; 2.0 leaves ~4", minimum=0.5, maximum=4
+        1.0, doc="1.0 leaves ~6 cells across a face; 2.0 leaves ~3", minimum=0.5, maximum=4
     )
     color: tuple[int, int, int] = setting((0, 0, 0), doc="RGB for fill")
 
