@@ -85,6 +85,28 @@ def job_of_work_dir(name: str) -> str | None:
     return None
 
 
+def remove_leftovers(root: Path, is_leftover: Callable[[str], bool], *, skip_dot_dirs: bool) -> int:
+    """Remove every file under ``root`` whose name ``is_leftover`` accepts; return how many.
+
+    For start-up, when the caller is the only writer under ``root``: what a crash left half
+    written goes before anything is written again. A file that cannot be removed is passed over
+    (the next start tries again). ``skip_dot_dirs`` leaves hidden folders unvisited: in an output
+    folder they are remote workers' work folders, which the coordinator reattaches, not leftovers.
+    """
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip_dot_dirs:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if is_leftover(name):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 # ---------------------------------------------------------------------- flushing
 
 

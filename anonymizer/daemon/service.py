@@ -39,7 +39,7 @@ from anonymizer.daemon.metrics import Metrics
 from anonymizer.daemon.notify import Notifier
 from anonymizer.daemon.scanloop import ScanLoop
 from anonymizer.detect.int8 import use_cache_dir
-from anonymizer.durable import is_temp_name
+from anonymizer.durable import is_temp_name, remove_leftovers
 from anonymizer.errors import ConfigError, ModelError
 from anonymizer.fsutil import make_private_dir, make_private_file
 from anonymizer.logs import configure_logging, get_logger
@@ -269,18 +269,8 @@ class Service:
         audited = lifecycle.write_missing_audit({f.name: f for f in cfg.folders})
         if audited:
             self.log.warning("audit.recovered", lines=audited)
-        removed = 0
-        for f in cfg.folders:
-            for dirpath, dirnames, filenames in os.walk(f.output):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                for name in filenames:
-                    # Only temporaries of ours (a job's, the engine's): a crash mid-job leaves them.
-                    if is_temp_name(name):
-                        try:
-                            os.unlink(os.path.join(dirpath, name))
-                            removed += 1
-                        except OSError:
-                            pass
+        # Only temporaries of ours (a job's, the engine's): a crash mid-job leaves them.
+        removed = sum(remove_leftovers(f.output, is_temp_name, skip_dot_dirs=True) for f in cfg.folders)
         if removed:
             self.log.warning("output.temporaries_removed", count=removed)
         reattached = executor.reattach({f.name: f for f in cfg.folders})

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anonymizer.audit.log import AuditLog, load_or_create_key, load_or_create_key_file
-from anonymizer.durable import fsync_dir, is_recorded_file
+from anonymizer.durable import fsync_dir, is_recorded_file, remove_leftovers
 from anonymizer.fsutil import make_private_dir
 from anonymizer.store.db import journal_path
 from anonymizer.store.journal import Journal, append_audit
@@ -53,6 +53,12 @@ def write_private_json(path: Path, data: Any) -> None:
 
 
 PARTIAL_PREFIX = ".incoming-"
+PARTIAL_SUFFIX = ".part"
+
+
+def is_partial_name(name: str) -> bool:
+    """True for the dot-name of a file ``Staged`` is receiving (a crash leaves it half written)."""
+    return name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX)
 
 
 class Staged:
@@ -60,7 +66,7 @@ class Staged:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"{PARTIAL_PREFIX}{secrets.token_hex(8)}.part"
+        self.path = directory / f"{PARTIAL_PREFIX}{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
         self._fh = open(self.path, "xb")  # noqa: SIM115 - closed by finish() or discard()
         self._sha = hashlib.sha256()
         self.size = 0
@@ -169,16 +175,7 @@ class Inbox:
 
         Call it before receiving into ``root``: a process that receives there is the only writer.
         """
-        removed = 0
-        for dirpath, _dirs, names in os.walk(root):
-            for name in names:
-                if name.startswith(PARTIAL_PREFIX) and name.endswith(".part"):
-                    try:
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
-                    except OSError:
-                        pass
-        return removed
+        return remove_leftovers(root, is_partial_name, skip_dot_dirs=False)
 
     # ------------------------------------------------------------------ results
 

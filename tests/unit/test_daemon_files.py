@@ -26,6 +26,23 @@ def test_placing_a_file_never_overwrites_an_existing_one(tmp_path: Path) -> None
     assert (tmp_path / "a.jpg").read_bytes() == b"existing"
 
 
+def test_start_up_removes_our_temporaries_and_leaves_workers_folders_and_other_files(tmp_path: Path) -> None:
+    # What the daemon's recovery runs on each output folder (anonymizer.daemon.service).
+    engine_partial = durable.temp_path_for(tmp_path / "cam1" / "a.mp4")
+    job_temp = durable.temp_output_for(tmp_path / "a.jpg", "j-1", ".jpg")
+    work = durable.work_dir_for(tmp_path, "j-2")
+    in_work = durable.temp_output_for(work / "b.jpg", "j-2", ".jpg")
+    kept = [tmp_path / "a.jpg", tmp_path / "cam1" / ".hidden", tmp_path / ".anonymizer-stage-like", in_work]
+    for path in [engine_partial, job_temp, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert durable.remove_leftovers(tmp_path, durable.is_temp_name, skip_dot_dirs=True) == 2
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)
+    # Into hidden folders too when asked: the work folder's temporary goes.
+    assert durable.remove_leftovers(tmp_path, durable.is_temp_name, skip_dot_dirs=False) == 1
+    assert not in_work.exists() and work.is_dir()
+
+
 def test_quarantine_moves_the_file_keeps_its_name_and_writes_a_reason_beside_it(tmp_path: Path) -> None:
     src_dir, q = tmp_path / "in" / "cam1", tmp_path / "q"
     src_dir.mkdir(parents=True)

@@ -14,7 +14,7 @@ import pytest
 
 from anonymizer.settings.daemon import load_daemon_config
 from anonymizer.store import job_view
-from anonymizer.store.inbox import Inbox, Staged
+from anonymizer.store.inbox import Inbox, Staged, is_partial_name
 
 
 @pytest.fixture
@@ -113,3 +113,16 @@ def test_the_review_table_is_opened_through_the_inbox(inbox: Inbox) -> None:
         reviews.close()
     job = inbox.job(job_id)
     assert job is not None and job_view(job, ()).state == "review"
+
+
+def test_partials_a_crash_left_are_removed_in_every_subfolder_and_nothing_else(inbox: Inbox) -> None:
+    root = inbox.folder("inbox").input / "api"
+    crashed = [Staged(root / "tag"), Staged(root / ".hidden-tag"), Staged(root)]
+    assert all(is_partial_name(s.path.name) for s in crashed)
+    kept = [root / "tag" / "abc.jpg", root / "tag" / ".incoming-abc.jpg", root / "tag" / "x.part"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert Inbox.remove_partials(root) == 3
+    assert sorted(p for p in root.rglob("*") if p.is_file()) == sorted(kept)
+    for staged in crashed:
+        staged.discard()  # closes the handles; the files are already gone
