@@ -79,6 +79,19 @@ class Recorder:
         except OSError as exc:
             log.error("audit.write_failed", reason=exc.strerror or type(exc).__name__, action=record.get("action"))
 
+    def job_line(self, job: Job, folder: FolderConfig | None, **fields: Any) -> AuditRecord:
+        """``job``'s audit line (``anonymizer.audit.records.job_record``): its id, its folder, its
+        source as ``path_ref`` names it and its input's SHA-256 come from the job; ``fields``
+        give the rest (outcome, time_s, input_size...). ``folder`` is None for a folder no
+        longer configured: the line then names the journal's folder and the source by HMAC."""
+        return job_record(
+            job_id=job.id,
+            folder=job.folder if folder is None else folder.name,
+            path_ref=self.path_ref(job, folder),
+            input_sha256=job.input_sha256,
+            **fields,
+        )
+
     def path_ref(self, job: Job, folder: FolderConfig | None) -> dict[str, str]:
         """How the audit names a job's source: its path when the profile allows names, else an HMAC."""
         if folder is not None and folder.profile.privacy.log_file_names:
@@ -118,13 +131,11 @@ class Recorder:
             retain_after=retain_after,
             duplicate_of=result.duplicate_of,
         )
-        record = job_record(
-            job_id=job.id,
-            folder=folder.name,
-            path_ref=self.path_ref(job, folder),
+        record = self.job_line(
+            job,
+            folder,
             outcome=result.outcome,
             time_s=now,
-            input_sha256=job.input_sha256,
             input_size=result.input_size,
             output_sha256=result.output_sha256,
             output_size=result.output_size,
@@ -194,13 +205,11 @@ class Recorder:
     ) -> Outcome:
         """Record a source that was moved to quarantine with its reason."""
         self.journal.mark_quarantined_after(job.id, reason, attempts)
-        record = job_record(
-            job_id=job.id,
-            folder=folder.name,
-            path_ref=self.path_ref(job, folder),
+        record = self.job_line(
+            job,
+            folder,
             outcome=Outcome.QUARANTINED,
             time_s=self.clock(),
-            input_sha256=job.input_sha256,
             input_size=job.size,
             profile_sha256=folder.profile.sha256,
             reason=reason,
@@ -279,13 +288,11 @@ def write_missing_audit(record: Recorder, folders: Mapping[str, FolderConfig]) -
     for job in pending:
         if job.id not in already:
             record.append_audit(
-                job_record(
-                    job_id=job.id,
-                    folder=job.folder,
-                    path_ref=record.path_ref(job, folders.get(job.folder)),
+                record.job_line(
+                    job,
+                    folders.get(job.folder),
                     outcome=job.outcome or job.state,
                     time_s=job.updated_at,
-                    input_sha256=job.input_sha256,
                     input_size=job.size,
                     output_sha256=job.output_sha256,
                     output_size=job.output_size,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from job_rig import ANONYMIZED, Rig, jpeg
 from structlog.testing import capture_logs
 
+from anonymizer.audit.log import path_hmac
 from anonymizer.daemon.job import StopRequested
 from anonymizer.durable import sha256_file
 from anonymizer.errors import MediaError
@@ -256,3 +259,43 @@ def test_an_output_share_that_goes_away_during_the_engine_run_defers_and_publish
     assert rig.lifecycle.complete(attempt, output) is Outcome.DEFERRED
     assert rig.job(job_id).attempts == 0
     assert list(rig.output.iterdir()) == []
+
+
+def test_every_job_line_names_the_job_its_folder_its_source_and_its_input_live_or_backfilled(rig: Rig) -> None:
+    def names(event: dict[str, Any]) -> tuple[Any, ...]:
+        return (event["event"], event["job_id"], event["folder"], event["path_hmac"], event["input"])
+
+    def expected(job_id: str, rel: str, data: bytes) -> tuple[Any, ...]:
+        sha = hashlib.sha256(data).hexdigest()
+        return ("job", job_id, "cam", path_hmac(b"k" * 32, "cam", rel), {"sha256": sha, "size": len(data)})
+
+    done = rig.drop("a.jpg", jpeg(130))
+    assert rig.run() is Outcome.ANONYMIZED
+    rig.engine.error = MediaError("cannot decode the video")
+    refused = rig.drop("b.jpg", jpeg(131))
+    assert rig.run() is Outcome.QUARANTINED
+    rig.engine.error = None
+    rig.audit.path.rename(rig.root / "audit.kept")
+    rig.audit.path.mkdir()  # the audit log refuses the next two lines (a directory stands in its way)
+    late = rig.drop("c.jpg", jpeg(132))
+    assert rig.run() is Outcome.ANONYMIZED
+    rig.engine.error = MediaError("cannot decode the video")
+    late_refused = rig.drop("d.jpg", jpeg(133))
+    assert rig.run() is Outcome.QUARANTINED
+    rig.audit.path.rmdir()
+    (rig.root / "audit.kept").rename(rig.audit.path)
+    assert rig.lifecycle.write_missing_audit(rig.folders) == 2  # the main loop's backfill
+    events = rig.audit_events()
+    assert [names(e) for e in events] == [
+        expected(done, "a.jpg", jpeg(130)),
+        expected(refused, "b.jpg", jpeg(131)),
+        expected(late, "c.jpg", jpeg(132)),
+        expected(late_refused, "d.jpg", jpeg(133)),
+    ]
+    assert [(e["outcome"], e["attempts"], e["output"] is None) for e in events] == [
+        ("anonymized", 1, False),
+        ("quarantined", 1, True),
+        ("anonymized", 1, False),
+        ("quarantined", 1, True),
+    ]
+    assert [e.get("reason") for e in events[1::2]] == ["MediaError: cannot decode the video"] * 2
