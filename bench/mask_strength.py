@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 verdicts.append([b.hidden for b in boxes])
                 hidden[i] += sum(verdicts[-1])
                 changed[i] += image.collateral_changed
-                total = total + image.collateral_total if i == 0 else total
+                if i == 0:  # the pixels outside the labelled boxes: the same at every strength
+                    total += image.collateral_total
             labelled += len(verdicts[0])
             only_first += sum(1 for j, first in enumerate(verdicts[0]) if first and not all(v[j] for v in verdicts[1:]))
             print(f"  {set_name} {k + 1}/{len(labels)} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
