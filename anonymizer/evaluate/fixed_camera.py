@@ -201,6 +201,15 @@ def _sprite(
     return source, crop, carried, math.sqrt(bw * bh), face
 
 
+def _fit(crop: tuple[int, int, int, int], scale: float, plan_size: tuple[int, int]) -> tuple[float, tuple[int, int]]:
+    """``scale`` for a crossing's ``crop``, lowered where the crop would fill more than 0.8 of the
+    frame's width or height (a crop never fills the frame); return it and the scaled crop's size."""
+    w, h = plan_size
+    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
+    scale = min(scale, 0.8 * w / cw, 0.8 * h / ch)
+    return scale, (max(1, int(round(cw * scale))), max(1, int(round(ch * scale))))
+
+
 def _crossing(
     rng: np.random.Generator,
     others: Sequence[LabelledPhoto],
@@ -217,10 +226,7 @@ def _crossing(
     w, h = plan_size
     # Keep the anchor's own size give or take, within what a camera of this size shows.
     size_out = float(np.clip(size_in * rng.uniform(0.8, 1.5), 8.0, 0.22 * h))
-    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
-    scale = size_out / size_in
-    scale = min(scale, 0.8 * w / cw, 0.8 * h / ch)  # a crop never fills the frame
-    sw, sh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
+    scale, (sw, sh) = _fit(crop, size_out / size_in, plan_size)
     size_out = size_in * scale
     if face:
         kind = "fast" if rng.random() < 0.25 else "walk"
@@ -267,10 +273,7 @@ def _crosser(
         return None
     source, crop, carried, size_in, _ = sprite
     w, h = plan_size
-    size_out = float(rng.uniform(*CROSSER_SIZE_PX))
-    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
-    scale = min(size_out / size_in, 0.8 * w / cw, 0.8 * h / ch)
-    sw, sh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
+    scale, (sw, sh) = _fit(crop, float(rng.uniform(*CROSSER_SIZE_PX)) / size_in, plan_size)
     speed = w / (float(rng.uniform(*CROSSER_CROSS_S)) * fps)  # pixels per frame
     mx, my = margin
     entry = int(rng.integers(4))

@@ -265,3 +265,19 @@ def test_the_reference_runs_every_pass_on_every_frame_without_gating_and_keeps_t
     assert ref.detect.faces.threshold == profile.detect.faces.threshold
     assert ref.detect.plates.video_scales == profile.detect.plates.video_scales
     assert ref.track == profile.track and ref.mask == profile.mask
+
+
+def test_a_crossing_never_fills_more_than_four_fifths_of_a_narrow_frame(photos):
+    # A tall, narrow view: the faces' wished size (up to 0.22 of the height) with their context
+    # is wider than the frame, so the crops are scaled down to 0.8 of its width.
+    background, others = photos
+    w, h = 96, 400
+    at_the_limit = 0
+    for seed in range(4):
+        p = fixed_camera.plan_fixed_clip(background, others, seed=seed, n_frames=48, size_wh=(w, h), motion_prob=0.0)
+        for c in p.crossings:
+            x1, y1, x2, y2 = c.crop_xyxy
+            sw, sh = (x2 - x1) * c.scale, (y2 - y1) * c.scale
+            assert sw <= 0.8 * w + 1e-9 and sh <= 0.8 * h + 1e-9
+            at_the_limit += sw == pytest.approx(0.8 * w)
+    assert at_the_limit >= 2  # the limit was reached, not merely unneeded
