@@ -7,7 +7,8 @@ importing the daemon. The rules:
 
 - a file is written under a temporary dot-name in the folder of its final name (same
   filesystem: giving it its name is a rename or a link, never a copy), and startup clean-up
-  recognises every such name (``is_temp_name``);
+  recognises every such name (``is_temp_name``) and removes them (``remove_leftovers``, which
+  the inbox's half-received uploads share);
 - it gets its final name only complete and flushed: fsync the file, rename or link, fsync the
   folder so the new entry survives a power cut;
 - nothing existing is ever overwritten: a taken name gets ``-1``, ``-2``... before the suffix
