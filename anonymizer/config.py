@@ -101,6 +101,23 @@ class CascadeSpec:
         minimum=0,
         maximum=10000,
     )
+    # Cheaper closer looks (issue 22): a confident cue is already a detection, so its mirrored
+    # upscaled passes only look for turned neighbours; and an upscaled pass shows a large face
+    # larger than CenterFace was trained to see.
+    mirrored_weak_only: bool = setting(
+        False,
+        doc="upscaled mirrored passes run around weak cues only (not around stronger small ones)",
+    )
+    mirrored_no_context: bool = setting(
+        False,
+        doc="mirrored passes other than the cheap one look at the cues' own cells, without the context around them",
+    )
+    upscale_max_px: float = setting(
+        0.0,
+        doc="no upscaled pass around a cue it shows more than this many px across, weak or not (0 = no limit)",
+        minimum=0,
+        maximum=10000,
+    )
     context: float = setting(
         0.25, doc="each cue's region grows by this fraction of its size ...", minimum=0, maximum=10
     )

@@ -21,14 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
-# detect.plate_text, detect.photos) or a changed default (the photo cascade on, its cue thresholds;
+# detect.plate_text, detect.photos, the cascade's mirrored_no_context /
+# mirrored_weak_only / upscale_max_px) or a changed default (the photo cascade on, its cue thresholds;
 # plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "e5126c95ee0100b6240dfe1a1efad6e562a12e195fbe298ab19b76766400b693",
-    "cctv-fast.yaml": "7f08323ffeb993d9f9e7a5665015d5038654933083bbab0f3731a0ae449bff5d",
-    "low-collateral.yaml": "613979675e0df9112f68a47e2e3ebb7e44efd85390c712d2dba2186d62c1e3cc",
+    "default.yaml": "64dd5dd03cfe219e78ec660421ae025a212f8b0399252e78c2fe5b72248db707",
+    "cctv-fast.yaml": "86f56a6a543732f1d26ee91dace3ac1d5237902fe3fd1d1e08f1e9c6f22e8ad4",
+    "low-collateral.yaml": "aae73a1a5e36d1d63658632133e04b8155008316dd10d305d61de531593875c4",
 }
 
 
