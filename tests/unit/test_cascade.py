@@ -265,3 +265,23 @@ def test_upscale_max_px_skips_upscaled_passes_that_show_a_cue_too_large():
     assert len(cues.for_pass(capped, 3.0, True)) == 0
     # The cheap scale's mirrored pass is not an upscaled one: the cap leaves it alone.
     assert len(cues.for_pass(capped, 1.0, True)) == 1
+
+
+def test_mirrored_no_context_crops_mirrored_passes_to_the_cues_own_cells():
+    # A lone weak 6 px square: the unmirrored upscaled crops take the context around it, the
+    # mirrored ones only its own cells (plus the crop's context for the network), so they are smaller.
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    rule = replace(RULE, context=1.0, context_px=64, crop_context_px=32)
+    cues = module.Cues(np.array([[300, 200, 306, 206]], np.float32), np.array([0.15], np.float32))
+    _, rest = module.split_plan(detector.plan(480, 640), 1.0)
+
+    def area(r: CascadeSpec, flipped: bool) -> int:
+        chosen = module.plan_expensive(detector, r, 480, 640, rest, cues)
+        return sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in chosen if p.flipped == flipped and p.scale > 1)
+
+    tight = replace(rule, mirrored_no_context=True)
+    assert area(tight, False) == area(rule, False)
+    assert 0 < area(tight, True) < area(rule, True)
+    # And the square is still found by the mirrored upscaled passes that remain.
+    passes, _ = module.cascade_passes(detector, tight, picture([(300, 200, 6)]))
+    assert any(f and s > 1 and len(xyxy) for s, f, xyxy, _ in passes)
