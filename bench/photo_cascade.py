@@ -201,10 +201,16 @@ def default_rules(profile) -> list[Rule]:
 def candidate_rules(profile) -> list[Rule]:
     """Issue 22's candidates for cheaper photos, each beside the profile's cascade (the full plan is
     the reference row): the faces' closer looks narrowed, and the plates' cheap pass narrowed."""
-    faces = dataclasses.replace(profile.detect.faces.cascade, enabled=True)
-    plates = dataclasses.replace(profile.detect.plates.cascade, enabled=True)
     r = dataclasses.replace
-    rules = [Rule("full plan (every pass everywhere)"), Rule("cascade as in the profile", face=faces, plate=plates)]
+    # The candidates start from the faces' rule before issue 22 (its three keys off).
+    profiled = r(profile.detect.faces.cascade, enabled=True)
+    faces = r(profiled, mirrored_no_context=False, mirrored_weak_only=False, upscale_max_px=0.0)
+    plates = r(profile.detect.plates.cascade, enabled=True)
+    rules = [
+        Rule("full plan (every pass everywhere)"),
+        Rule("cascade as in the profile", face=profiled, plate=plates),
+        Rule("cascade before issue 22 (faces: no mirrored_no_context, no upscale_max_px)", face=faces, plate=plates),
+    ]
     for name, face in [
         ("faces: mirrored upscaled passes around weak cues only", r(faces, mirrored_weak_only=True)),
         ("faces: no upscaled pass showing a cue over 192 px", r(faces, upscale_max_px=192.0)),
@@ -214,6 +220,13 @@ def candidate_rules(profile) -> list[Rule]:
         ("faces: mirrored passes without context", r(faces, mirrored_no_context=True)),
         ("faces: mirrored passes without context, weak cues only", r(faces, mirrored_no_context=True, mirrored_weak_only=True)),
         ("faces: mirrored without context + max 128 px", r(faces, mirrored_no_context=True, upscale_max_px=128.0)),
+        ("faces: mirrored without context + max 96 px", r(faces, mirrored_no_context=True, upscale_max_px=96.0)),
+        ("faces: mirrored without context + max 64 px", r(faces, mirrored_no_context=True, upscale_max_px=64.0)),
+        (
+            "faces: mirrored without context + max 128 px + always crops",
+            r(faces, mirrored_no_context=True, upscale_max_px=128.0, full_above=1.0),
+        ),
+        ("faces: no upscaled pass showing a cue over 64 px", r(faces, upscale_max_px=64.0)),
         ("faces: full_above 0.8", r(faces, full_above=0.8)),
         ("faces: full_above 1.0 (always crops)", r(faces, full_above=1.0)),
         ("faces: upscale_below_px 48", r(faces, upscale_below_px=48.0)),

@@ -271,7 +271,7 @@ def test_mirrored_no_context_crops_mirrored_passes_to_the_cues_own_cells():
     # A lone weak 6 px square: the unmirrored upscaled crops take the context around it, the
     # mirrored ones only its own cells (plus the crop's context for the network), so they are smaller.
     detector = ClassDetector(SquareFinder(), FACES, 0)
-    rule = replace(RULE, context=1.0, context_px=64, crop_context_px=32)
+    rule = replace(RULE, context=1.0, context_px=64, crop_context_px=32, mirrored_no_context=False)
     cues = module.Cues(np.array([[300, 200, 306, 206]], np.float32), np.array([0.15], np.float32))
     _, rest = module.split_plan(detector.plan(480, 640), 1.0)
 
@@ -285,3 +285,11 @@ def test_mirrored_no_context_crops_mirrored_passes_to_the_cues_own_cells():
     # And the square is still found by the mirrored upscaled passes that remain.
     passes, _ = module.cascade_passes(detector, tight, picture([(300, 200, 6)]))
     assert any(f and s > 1 and len(xyxy) for s, f, xyxy, _ in passes)
+
+
+def test_the_default_narrows_the_faces_closer_looks_but_not_the_plates_tiles():
+    # docs/recall.md, "Cheaper closer looks": chosen on the tune halves of the face sets, no object
+    # lost on either half; a plate tile still runs wherever a cue lies in it, at any size.
+    profile = load_profile(None)
+    assert profile.detect.faces.cascade.mirrored_no_context and profile.detect.faces.cascade.upscale_max_px == 128
+    assert profile.detect.plates.cascade.upscale_max_px == 0
