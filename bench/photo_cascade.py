@@ -220,6 +220,7 @@ def candidate_rules(profile) -> list[Rule]:
         ("faces: mirrored passes without context", r(faces, mirrored_no_context=True)),
         ("faces: mirrored passes without context, weak cues only", r(faces, mirrored_no_context=True, mirrored_weak_only=True)),
         ("faces: mirrored without context + max 128 px", r(faces, mirrored_no_context=True, upscale_max_px=128.0)),
+        ("faces: mirrored without context + max 192 px", r(faces, mirrored_no_context=True, upscale_max_px=192.0)),
         ("faces: mirrored without context + max 96 px", r(faces, mirrored_no_context=True, upscale_max_px=96.0)),
         ("faces: mirrored without context + max 64 px", r(faces, mirrored_no_context=True, upscale_max_px=64.0)),
         (

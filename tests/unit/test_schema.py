@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px) or a changed default (the photo cascade on, its cue thresholds;
-# plates on int8 at threshold 0.038, cctv-fast pinned to full; the faces' mirrored_no_context and
-# upscale_max_px 128, issue 22) changes them, and that is the only
+# plates on int8 at threshold 0.038, cctv-fast pinned to full; the faces' mirrored_no_context on,
+# issue 22) changes them, and that is the only
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "a942b815d6ef4b7a4e7757b7e4c38cf894c95442ec095180d8430415034c7f01",
-    "cctv-fast.yaml": "79518707f1e1354ccdf3d09aa36c3ad96d7de7c84bbf4f3c517697b940e97434",
-    "low-collateral.yaml": "14ddbecbc589f64408de0608865e73f7b83bf1b477704ce251354e4f0bada9fa",
+    "default.yaml": "c3ada8193052b2e979007c17dc18338e8067341ffab720d10daa1f97faccd040",
+    "cctv-fast.yaml": "d5a703fffad503ba1c9d619fb32b966e825996cfb90b0b053ac335ead8206754",
+    "low-collateral.yaml": "3810bcbc81895188cb64abd1780998deb047c08310342bbe3bcfaf985948a030",
 }
 
 
