@@ -252,10 +252,26 @@ def main(argv: list[str] | None = None) -> int:
             )
             for key in engines:
                 t = sum(v[0] for v in costs[key][name].values())
-                vs = f"{t / ref:.1f}x deface" if ref else "–"
-                vs_start = f"{t / max(ref - startup, 1e-9):.1f}x deface without its start-up" if ref else ""
+                # Load-independent: megapixels and calls fed to each model (timings on a shared
+                # machine swing by half from one run to the next; these do not).
+                fed = {
+                    cls: (
+                        sum(v[2] for k, v in costs[key][name].items() if k.startswith(cls + " ")),
+                        sum(v[1] for k, v in costs[key][name].items() if k.startswith(cls + " ")),
+                    )
+                    for cls in ("face", "plate")
+                }
                 print(
-                    f"- {key}: {t:.2f} s, {vs} ({vs_start}), {t / proxy[name]:.1f}x the proxy"
+                    f"- {key}: fed "
+                    + ", ".join(f"{cls} {mp_:.1f} MP in {calls} calls" for cls, (mp_, calls) in fed.items())
+                )
+                vs = (
+                    f"{t / ref:.1f}x deface ({t / max(ref - startup, 1e-9):.1f}x deface without its start-up), "
+                    if ref
+                    else ""
+                )
+                print(
+                    f"- {key}: {t:.2f} s, {vs}{t / proxy[name]:.1f}x the proxy"
                     if proxy[name]
                     else f"- {key}: {t:.2f} s"
                 )
