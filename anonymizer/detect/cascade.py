@@ -14,6 +14,10 @@ expensive pass runs only there:
   cue (a smaller crop would show the model a different scale), and its zoom-out pass when the
   cheap pass saw any cue at all.
 
+A mirrored pass other than the cheap one is there for a turned face that scores weakly
+unmirrored, so with ``mirrored_no_context`` (the faces' default) its crops cover the cues' own
+cells only; the context around a cue is what the unmirrored upscaled passes look at.
+
 Where a pass runs, it runs as the full plan would over that region, at the class's threshold:
 the cascade never returns fewer boxes there than the full plan (tests/unit/test_cascade.py). It
 only skips passes, or parts of them, where the cheap pass saw nothing worth a second look. Photos
@@ -88,8 +92,7 @@ class Cues:
         it shows at most ``upscale_below_px`` across; an upscaled mirrored pass only around weak
         cues when ``mirrored_weak_only``; no upscaled pass around a cue it shows more than
         ``upscale_max_px`` across (when set)."""
-        weak = self.confidence < rule.weak_below
-        keep = weak.copy()
+        keep = self.confidence < rule.weak_below
         if scale > 1:
             wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
             shown = wh.max(axis=1) * scale
