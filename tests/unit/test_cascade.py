@@ -233,3 +233,63 @@ def test_a_candidate_too_weak_to_be_a_plate_gets_the_closer_look_that_finds_it()
     # With a cue above the threshold (the plates' 0.1 before), the 3x tile never ran: the plate was lost.
     lost, calls = module.detect_cascade(detector, replace(default, cue_threshold=0.1), rgb)
     assert len(lost) == 0 and calls == 1
+
+
+def test_mirrored_weak_only_keeps_mirrored_upscaled_passes_for_weak_cues():
+    # A confident small square (20 px: 0.5) and a weak one (6 px: 0.15); both small enough upscaled.
+    cues = module.Cues(np.array([[100, 100, 120, 120], [400, 300, 406, 306]], np.float32), np.array([0.5, 0.15], np.float32))
+    rule = replace(RULE, weak_below=0.3, upscale_below_px=96)
+    assert len(cues.for_pass(rule, 2.0, True)) == 2 and len(cues.for_pass(rule, 2.0, False)) == 2
+    narrowed = replace(rule, mirrored_weak_only=True)
+    assert cues.for_pass(narrowed, 2.0, False).confidence.tolist() == pytest.approx([0.5, 0.15])
+    assert cues.for_pass(narrowed, 2.0, True).confidence.tolist() == pytest.approx([0.15])
+    # On the real passes: the mirrored upscaled crops cover the weak square, not the confident one.
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    rgb = picture([(100, 100, 20), (400, 300, 6)])
+    plan = detector.plan(480, 640)
+    cheap, rest = module.split_plan(plan, 1.0)
+    chosen = module.plan_expensive(detector, narrowed, 480, 640, rest, cues)
+    mirrored = [p for p in chosen if p.flipped and p.scale > 1]
+    assert mirrored and all(p.x0 / p.scale > 200 for p in mirrored)
+    assert any(not p.flipped and p.scale > 1 and p.x0 / p.scale < 200 for p in chosen)
+    assert detector.merge_passes(module.cascade_passes(detector, narrowed, rgb)[0]).xyxy.shape[0] == 2
+
+
+def test_upscale_max_px_skips_upscaled_passes_that_show_a_cue_too_large():
+    # A weak 10 px cue (0.25): 20 px at 2x, 30 px at 3x.
+    cues = module.Cues(np.array([[100, 100, 110, 110]], np.float32), np.array([0.25], np.float32))
+    rule = replace(RULE, weak_below=0.3)
+    assert len(cues.for_pass(rule, 3.0)) == 1
+    capped = replace(rule, upscale_max_px=25.0)
+    assert len(cues.for_pass(capped, 2.0)) == 1 and len(cues.for_pass(capped, 3.0)) == 0
+    assert len(cues.for_pass(capped, 3.0, True)) == 0
+    # The cheap scale's mirrored pass is not an upscaled one: the cap leaves it alone.
+    assert len(cues.for_pass(capped, 1.0, True)) == 1
+
+
+def test_mirrored_no_context_crops_mirrored_passes_to_the_cues_own_cells():
+    # A lone weak 6 px square: the unmirrored upscaled crops take the context around it, the
+    # mirrored ones only its own cells (plus the crop's context for the network), so they are smaller.
+    detector = ClassDetector(SquareFinder(), FACES, 0)
+    rule = replace(RULE, context=1.0, context_px=64, crop_context_px=32, mirrored_no_context=False)
+    cues = module.Cues(np.array([[300, 200, 306, 206]], np.float32), np.array([0.15], np.float32))
+    _, rest = module.split_plan(detector.plan(480, 640), 1.0)
+
+    def area(r: CascadeSpec, flipped: bool) -> int:
+        chosen = module.plan_expensive(detector, r, 480, 640, rest, cues)
+        return sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in chosen if p.flipped == flipped and p.scale > 1)
+
+    tight = replace(rule, mirrored_no_context=True)
+    assert area(tight, False) == area(rule, False)
+    assert 0 < area(tight, True) < area(rule, True)
+    # And the square is still found by the mirrored upscaled passes that remain.
+    passes, _ = module.cascade_passes(detector, tight, picture([(300, 200, 6)]))
+    assert any(f and s > 1 and len(xyxy) for s, f, xyxy, _ in passes)
+
+
+def test_the_default_narrows_the_faces_mirrored_closer_looks_only():
+    # docs/recall.md, "Cheaper closer looks": no object lost on either half of the face sets. The
+    # size cap stays off: at 128 px the confirm half lost two large turned faces found only at 2x.
+    profile = load_profile(None)
+    assert profile.detect.faces.cascade.mirrored_no_context and profile.detect.faces.cascade.upscale_max_px == 0
+    assert not profile.detect.plates.cascade.mirrored_no_context and profile.detect.plates.cascade.upscale_max_px == 0

@@ -21,14 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
-# detect.plate_text, detect.photos) or a changed default (the photo cascade on, its cue thresholds;
-# plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only
+# detect.plate_text, detect.photos, the cascade's mirrored_no_context /
+# mirrored_weak_only / upscale_max_px) or a changed default (the photo cascade on, its cue thresholds;
+# plates on int8 at threshold 0.038, cctv-fast pinned to full; the faces' mirrored_no_context on,
+# issue 22) changes them, and that is the only
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "e5126c95ee0100b6240dfe1a1efad6e562a12e195fbe298ab19b76766400b693",
-    "cctv-fast.yaml": "7f08323ffeb993d9f9e7a5665015d5038654933083bbab0f3731a0ae449bff5d",
-    "low-collateral.yaml": "613979675e0df9112f68a47e2e3ebb7e44efd85390c712d2dba2186d62c1e3cc",
+    "default.yaml": "c3ada8193052b2e979007c17dc18338e8067341ffab720d10daa1f97faccd040",
+    "cctv-fast.yaml": "d5a703fffad503ba1c9d619fb32b966e825996cfb90b0b053ac335ead8206754",
+    "low-collateral.yaml": "3810bcbc81895188cb64abd1780998deb047c08310342bbe3bcfaf985948a030",
 }
 
 
