@@ -53,12 +53,16 @@ def engines(only: str | None) -> tuple[Engine, Engine]:
     detect = replace(base.detect, device="cpu")
     if only == "plate":
         detect = replace(detect, faces=replace(detect.faces, enabled=False))
-    cascaded = replace(
-        detect,
-        faces=replace(detect.faces, cascade=replace(detect.faces.cascade, enabled=True)),
-        plates=replace(detect.plates, cascade=replace(detect.plates.cascade, enabled=True)),
-    )
-    return Engine(replace(base, detect=detect)), Engine(replace(base, detect=cascaded))
+
+    def cascade(enabled: bool):
+        # Set both ways: the default profile has the cascade on, so "full" must turn it off.
+        return replace(
+            detect,
+            faces=replace(detect.faces, cascade=replace(detect.faces.cascade, enabled=enabled)),
+            plates=replace(detect.plates, cascade=replace(detect.plates.cascade, enabled=enabled)),
+        )
+
+    return Engine(replace(base, detect=cascade(False))), Engine(replace(base, detect=cascade(True)))
 
 
 class PixelCount:
