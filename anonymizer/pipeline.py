@@ -315,7 +315,9 @@ class Engine:
             confident = spec.threshold if spec.track_threshold is not None else None
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
             classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
-        track = Track(profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay)
+        track = Track(
+            profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay, (info.width, info.height)
+        )
         mask = Mask(src, profile.limits, self.masker, threaded=self.threaded, overlay=overlay, hwaccel=hwaccel)
         stages = [detect, track, mask]
 

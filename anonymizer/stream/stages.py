@@ -222,8 +222,11 @@ class Track:
         classes: dict[str, ClassTrack],
         regions: Callable[[Detections, tuple[int, int]], Detections],
         overlay: Overlay | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
-        self.tracker = WindowTracker(spec, classes)
+        # frame_size: the stored frame's (width, height), the boxes' frame (Frame.size): the
+        # tracker follows objects that its border cuts.
+        self.tracker = WindowTracker(spec, classes, frame_size=frame_size)
         self.regions = regions
         self.overlay = overlay
         self.seconds = 0.0

@@ -80,6 +80,17 @@ ALTERNATIVE_SIGHTINGS = 3
 # reach of dozens of others (see _match_fast).
 ALTERNATIVE_SPREAD = 2.0
 ALTERNATIVE_MAX = 3
+# Objects entering or leaving at a frame edge: the detectors clip their boxes to the frame, so a
+# plate half out of the frame is a box half its size, whose far side stays on the border while the
+# object moves. Its centre then moves at half the object's speed, and interpolation, leads and
+# trails lag behind it (tune half: a 22 px plate entering at the left edge at 32 px a frame, first
+# seen two frames later, kept 0.41 of it covered by its held lead). A side within EDGE_PX of the
+# border was cut by it: once a track is linked, such a side is put back where the object's whole
+# size along that axis (its nearest sighting in time that touches neither border of the axis) puts
+# it, from the side that was not cut. Its motion then follows the uncut side, and its held and
+# moved boxes keep the object's size (clipped to the frame when masked). Detections themselves are
+# masked as found.
+EDGE_PX = 1.0
 
 
 @dataclass
@@ -91,6 +102,8 @@ class Track:
     scores: list[float] = field(default_factory=list)
     # A fast link not taken (ALTERNATIVE_SIGHTINGS): every sighting it holds is another track's.
     alternative: bool = False
+    # The boxes as detected where ``boxes`` holds them restored to the object's size (EDGE_PX).
+    detected: list[np.ndarray] | None = None
 
     def predict(self, frame: int) -> np.ndarray:
         """Constant-velocity guess of the box at ``frame`` from the last two sightings."""
@@ -222,8 +235,13 @@ def _match_fast(
                 alternatives.append((single[t], free[b]))
 
 
-def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1) -> list[Track]:
-    """Link one class's detections into tracks. ``None`` marks a frame the detector did not run on."""
+def link(
+    per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1, frame_size: tuple[int, int] | None = None
+) -> list[Track]:
+    """Link one class's detections into tracks. ``None`` marks a frame the detector did not run on.
+
+    With ``frame_size`` (width, height of the frame the boxes are in), the sides of a track's
+    boxes cut by the frame's border are restored to the object's size (EDGE_PX)."""
     max_gap = spec.max_gap_frames + detect_every
     long_gap = FAST_GAP_FACTOR * spec.max_gap_frames + detect_every
     live: list[Track] = []
@@ -259,7 +277,40 @@ def link(per_frame: list[Detections | None], spec: TrackSpec, detect_every: int 
             _add(track, frame, dets, b_index)
             live.append(track)
             next_id += 1
-    return done + live
+    tracks = done + live
+    if frame_size is not None:
+        for t in tracks:
+            _restore_cut(t, frame_size)
+    return tracks
+
+
+def _restore_cut(track: Track, frame_size: tuple[int, int]) -> None:
+    """Put back the sides of ``track``'s boxes that the frame's border cut (EDGE_PX), in place."""
+    boxes = np.stack(track.boxes)
+    limit = np.asarray(frame_size, np.float32) - EDGE_PX
+    low, high = boxes[:, :2] <= EDGE_PX, boxes[:, 2:] >= limit  # (n, 2): x, y
+    if not (low | high).any():
+        return
+    restored = boxes.copy()
+    frames = np.asarray(track.frames)
+    for axis in (0, 1):
+        whole = ~low[:, axis] & ~high[:, axis]
+        if whole.all() or not whole.any():
+            continue  # nothing cut, or never seen whole along this axis: its size is unknown
+        # Each sighting takes the size of the nearest sighting in time seen whole along the axis.
+        seen = np.nonzero(whole)[0]
+        after = np.minimum(np.searchsorted(frames[seen], frames), len(seen) - 1)
+        before = np.maximum(after - 1, 0)
+        nearest = np.where(
+            np.abs(frames[seen[before]] - frames) <= np.abs(frames[seen[after]] - frames), seen[before], seen[after]
+        )
+        size = boxes[nearest, axis + 2] - boxes[nearest, axis]
+        only_low, only_high = low[:, axis] & ~high[:, axis], high[:, axis] & ~low[:, axis]
+        restored[only_low, axis] = np.minimum(boxes[only_low, axis], boxes[only_low, axis + 2] - size[only_low])
+        restored[only_high, axis + 2] = np.maximum(boxes[only_high, axis + 2], boxes[only_high, axis] + size[only_high])
+    if not np.array_equal(restored, boxes):
+        track.detected = track.boxes
+        track.boxes = list(restored)
 
 
 def _add(
@@ -425,7 +476,7 @@ def _as_detections(
     for t in tracks:
         if t.alternative:
             continue  # every sighting of an alternative is another track's, packed with it
-        for f, box, score in zip(t.frames, t.boxes, t.scores):
+        for f, box, score in zip(t.frames, t.detected or t.boxes, t.scores):
             if below is None or score < below:
                 held[f].append((box, t.track_id, t.class_id, score))
     added = fill_tracks(tracks, n_frames, spec, detect_every)
@@ -453,8 +504,12 @@ def track_and_fill(
     confident: float | None = None,
     *,
     counted: range | None = None,
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[list[Detections], int]:
     """Return (per-frame detections: raw ones plus track predictions, number of tracks).
+
+    ``frame_size`` (width, height of the frame the boxes are in) lets the tracks follow objects
+    the frame's border cuts, entering or leaving (EDGE_PX).
 
     ``counted`` counts only the tracks that start in that range of frames (a window over a longer
     clip counts each track once, in the window where it starts).
@@ -471,17 +526,17 @@ def track_and_fill(
         return sum(1 for t in tracks if not t.alternative and (counted is None or t.frames[0] in counted))
 
     if confident is None:
-        tracks = link(per_frame, spec, detect_every)
+        tracks = link(per_frame, spec, detect_every, frame_size)
         return _as_detections(len(per_frame), tracks, spec, detect_every), count(tracks)
     strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
-    strong = link(strong_frames, spec, detect_every)
+    strong = link(strong_frames, spec, detect_every, frame_size)
     out = _as_detections(len(per_frame), strong, spec, detect_every)
     # Persistence alone confirms a weak track up to confirm_max_px, or up to twice the median size
     # of the confident tracks around it where they are larger (a scene filmed from up close).
     max_size = float(spec.confirm_max_px)
     if max_size and strong:
         max_size = max(max_size, 2 * float(np.median([_median_side(t.boxes) for t in strong])))
-    confirmed = [t for t in link(per_frame, spec, detect_every) if _confirmed(t, confident, spec.confirm_sightings, max_size)]
+    confirmed = [t for t in link(per_frame, spec, detect_every, frame_size) if _confirmed(t, confident, spec.confirm_sightings, max_size)]
     if confirmed:
         extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
         out = [Detections.merge([a, b]) for a, b in zip(out, extra)]

@@ -53,9 +53,17 @@ class WindowTracker:
     detections plus the boxes the tracks add (or, for weak candidates, those hysteresis keeps).
     """
 
-    def __init__(self, spec: TrackSpec, classes: dict[str, ClassTrack], *, chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: TrackSpec,
+        classes: dict[str, ClassTrack],
+        *,
+        chunk: int | None = None,
+        frame_size: tuple[int, int] | None = None,
+    ) -> None:
         self.spec = spec
         self.classes = classes
+        self.frame_size = frame_size  # (width, height) of the boxes' frame: objects cut by its border
         self.margin = window_margin(spec, classes)
         # Only detections are held (the pictures are decoded again for masking), so a chunk can be
         # long: each frame is then tracked about 1.5 times instead of three.
@@ -91,7 +99,9 @@ class WindowTracker:
         for name, c in self.classes.items():
             per_frame = [f[name] for f in window]
             first, last = self.settled - lo, upto - lo
-            filled, n_tracks = track_and_fill(per_frame, self.spec, c.every, c.confident, counted=range(first, last))
+            filled, n_tracks = track_and_fill(
+                per_frame, self.spec, c.every, c.confident, counted=range(first, last), frame_size=self.frame_size
+            )
             self.tracks[name] += n_tracks
             for k, dets in enumerate(filled[first:last]):
                 out[k][name] = dets

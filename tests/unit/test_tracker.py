@@ -1,6 +1,7 @@
 """The tracker only adds: every raw detection survives; gaps, leads and trails are filled."""
 
 import numpy as np
+import pytest
 
 from anonymizer.config import TrackSpec
 from anonymizer.detections import DETECTED, FACE, PREDICTED, Detections
@@ -393,3 +394,124 @@ def test_two_sparse_crossers_in_opposite_directions_are_masked_where_they_pass_e
     assert [int(np.count_nonzero(d.source == DETECTED)) for d in out[::6]] == [2, 2, 2]
     true_lines = [t.frames for t in link(frames, spec, detect_every=6) if len(t.frames) == 3]
     assert len(true_lines) == 2
+
+
+# Objects cut by the frame's border (linker.EDGE_PX): the detectors clip boxes to the frame.
+
+FRAME_W, FRAME_H = 1920, 1080
+EDGES = ["left", "right", "top", "bottom"]
+
+
+def _edge_crosser(edge: str, leaving: bool, speed: float = 32.0, crossing: float = 11.0 + 1 / 3, w: float = 28.0, h: float = 22.0):
+    """The true box of a w x h face that enters at ``edge`` (its leading side crosses the border
+    at frame ``crossing``) or leaves there (its trailing side crosses it then), at ``speed`` px a
+    frame: a function of the frame number."""
+
+    def truth(f: int) -> np.ndarray:
+        d = speed * (f - crossing)  # how far past the border the crossing side is
+        if edge == "left":
+            x = -d if leaving else d - w
+        elif edge == "right":
+            x = FRAME_W - w + d if leaving else FRAME_W - d
+        if edge in ("left", "right"):
+            return np.array([x, 500, x + w, 500 + h])
+        y = (-d if leaving else d - h) if edge == "top" else (FRAME_H - h + d if leaving else FRAME_H - d)
+        return np.array([900, y, 900 + w, y + h])
+
+    return truth
+
+
+def _visible(box: np.ndarray) -> tuple[float, np.ndarray]:
+    """(share of ``box`` inside the frame, its part inside the frame)."""
+    inside = np.clip(box, 0, [FRAME_W, FRAME_H, FRAME_W, FRAME_H])
+    return float(np.prod(np.maximum(inside[2:] - inside[:2], 0)) / np.prod(box[2:] - box[:2])), inside
+
+
+def _bare_frames(truth, out: list[Detections], n: int) -> list[int]:
+    """Frames where at least half of the object is inside the frame and no box (clipped to the
+    frame, as masks are) covers that visible part."""
+    bare = []
+    for f in range(n):
+        share, inside = _visible(truth(f))
+        if share >= 0.5 and not _covers(out[f].with_xyxy(np.clip(out[f].xyxy, 0, [FRAME_W, FRAME_H] * 2)), inside.tolist()):
+            bare.append(f)
+    return bare
+
+
+def _full_plan_sightings(truth, n: int, every: int = 4) -> list[Detections | None]:
+    """A face only the full plan finds (every ``every``-th frame): on those frames it is found
+    while at least half of it is inside the frame, as its clipped box."""
+    frames = []
+    for f in range(n):
+        share, inside = _visible(truth(f))
+        frames.append(det(inside.tolist()) if f % every == 0 and share >= 0.5 else det())
+    return frames
+
+
+DEFAULT_TRACK = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_a_crosser_entering_at_an_edge_is_masked_in_every_frame_half_of_it_is_visible(edge):
+    # A 28x22 face entering at 32 px a frame, found on frames 12 (cut by the border: 16 of its 28
+    # px) and 16, 20, ...: without the frame size, its first box is half its size and its motion
+    # half its speed there, so the line between the first two sightings lags behind it.
+    truth = _edge_crosser(edge, leaving=False)
+    frames = _full_plan_sightings(truth, 30)
+    out, _ = track_and_fill(frames, DEFAULT_TRACK, detect_every=4, frame_size=(FRAME_W, FRAME_H))
+    assert _bare_frames(truth, out, 30) == []
+    # The detections themselves are masked as found (clipped to the frame), never moved.
+    assert _as_set(out[12][out[12].source == DETECTED]) == _as_set(frames[12])
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_a_crosser_leaving_at_an_edge_is_masked_in_every_frame_half_of_it_is_visible(edge):
+    # The same face leaving: its last sighting (frame 12) is cut by the border; its trail keeps
+    # the face's whole size, moved at the speed of its uncut side.
+    truth = _edge_crosser(edge, leaving=True, crossing=11.0 + 2 / 3)
+    frames = _full_plan_sightings(truth, 30)
+    out, _ = track_and_fill(frames, DEFAULT_TRACK, detect_every=4, frame_size=(FRAME_W, FRAME_H))
+    assert _bare_frames(truth, out, 30) == []
+
+
+def test_a_box_standing_at_the_border_is_left_as_it_is():
+    # Never seen whole, its size beyond the border is unknown: nothing is invented.
+    frames = [det([0, 500, 14, 522]) for _ in range(6)]
+    tracks = link(frames, SPEC, frame_size=(FRAME_W, FRAME_H))
+    assert len(tracks) == 1 and tracks[0].detected is None
+    assert all(b.tolist() == [0, 500, 14, 522] for b in tracks[0].boxes)
+
+
+def _as_set(dets: Detections) -> set[tuple[float, ...]]:
+    return {tuple(np.round(b, 2)) for b in dets.xyxy.tolist()}
+
+
+@pytest.mark.parametrize("cadence", ["every frame", "full plan only", "plates"])
+def test_two_crossers_in_opposite_directions_are_both_masked_in_every_frame(cadence):
+    # Issue 26's check: two 28x22 faces cross a 1080p frame in 0.8 s (80 px a frame) in one lane,
+    # one from each side, entering and leaving at the edges; while they overlap only the nearer
+    # one is found. Found on every frame, only on the full plan's (every 4th), or on every 2nd
+    # frame (the plates' cadence, full plan every 6th). Each is masked in every frame where at
+    # least half of it is visible, whoever hides it.
+    step, every, found_every = {"every frame": (1, 4, 1), "full plan only": (1, 4, 4), "plates": (2, 6, 2)}[cadence]
+
+    def a(f: int) -> np.ndarray:
+        return np.array([-20 + 80.0 * f, 500, 8 + 80.0 * f, 522])
+
+    def b(f: int) -> np.ndarray:
+        return np.array([FRAME_W - 8 - 80.0 * f, 508, FRAME_W + 20 - 80.0 * f, 530])
+
+    def hidden(f: int) -> bool:  # b behind a
+        return bool(abs(a(f)[0] - b(f)[0]) < 28)
+
+    n = 26
+    frames: list[Detections | None] = []
+    for f in range(n):
+        if f % step:
+            frames.append(None)
+            continue
+        boxes = [] if f % found_every else [obj(f) for obj in (a, b) if _visible(obj(f))[0] >= 0.5 and not (obj is b and hidden(f))]
+        frames.append(det(*[np.clip(x, 0, [FRAME_W, FRAME_H] * 2).tolist() for x in boxes]))
+    out, _ = track_and_fill(frames, DEFAULT_TRACK, detect_every=every, frame_size=(FRAME_W, FRAME_H))
+    assert _bare_frames(a, out, n) == []
+    assert [f for f in _bare_frames(b, out, n) if not hidden(f)] == []

@@ -60,3 +60,30 @@ def test_a_short_clip_is_tracked_exactly_as_offline():
     windowed = [s["face"] for s in tracker.finish()]
     assert [as_sets(d) for d in windowed] == [as_sets(d) for d in offline]
     assert tracker.tracks["face"] == n_offline
+
+
+def test_the_frame_size_reaches_the_tracker():
+    # A 28x22 face entering at the left edge at 32 px a frame, seen on every 4th frame: its first
+    # sighting is cut by the border (16 of its 28 px). With the frame size, the window's masks are
+    # the offline tracker's with it, which restore the face's size there (and differ from those without).
+    spec = TrackSpec()
+
+    def face(f: int) -> list[float]:
+        x = 32.0 * f - 140  # frame 4: -12, 16 of its 28 px inside
+        return [max(x, 0.0), 500.0, x + 28, 522.0]
+
+    def found(f: int) -> Detections:
+        boxes = [face(f)] if f % 4 == 0 and f >= 4 else []
+        return Detections(
+            np.array(boxes, np.float32).reshape(-1, 4),
+            np.full(len(boxes), 0.9, np.float32),
+            np.zeros(len(boxes), np.int32),
+        )
+
+    frames = [found(f) for f in range(24)]
+    offline, _ = track_and_fill(frames, spec, 4, frame_size=(1920, 1080))
+    unsized, _ = track_and_fill(frames, spec, 4)
+    tracker = WindowTracker(spec, {"face": ClassTrack(4, None)}, frame_size=(1920, 1080))
+    windowed = [s["face"] for f in frames for s in tracker.push({"face": f})] + [s["face"] for s in tracker.finish()]
+    assert [as_sets(d) for d in windowed] == [as_sets(d) for d in offline]
+    assert [as_sets(d) for d in offline] != [as_sets(d) for d in unsized]
