@@ -21,14 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
-# detect.plate_text, detect.photos) or a changed default (the photo cascade on, its cue thresholds;
+# detect.plate_text, detect.photos, detect.<class>.peak_window) or a changed default (the photo cascade on, its cue thresholds;
 # plates on int8 at threshold 0.038, cctv-fast pinned to full) changes them, and that is the only
 # reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "e5126c95ee0100b6240dfe1a1efad6e562a12e195fbe298ab19b76766400b693",
-    "cctv-fast.yaml": "7f08323ffeb993d9f9e7a5665015d5038654933083bbab0f3731a0ae449bff5d",
-    "low-collateral.yaml": "613979675e0df9112f68a47e2e3ebb7e44efd85390c712d2dba2186d62c1e3cc",
+    "default.yaml": "f36f8a83d99c832082336c06b2f9b3ab9c25c22cc689294a315dae146764ee5c",
+    "cctv-fast.yaml": "60398806fda0a72ee8858d7ce0203a8591a2b8c910ac0ac54bdf5f5db8673766",
+    "low-collateral.yaml": "7497b84a54474b4f2ffda0fd9454e07aa9e350deb3b0869b14757926a44c8be6",
 }
 
 
