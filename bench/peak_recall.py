@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             if done and done % 10 == 0:
                 print(f"{set_name}: {done}/{len(labels)} images", file=sys.stderr, flush=True)
             rgb = load_rgb(set_dir / label.image, label, profile.limits)
-            cache.clear()
+            for proxy in proxies.values():  # one image's calls at a time (int8's cache is its own)
+                proxy.cache.clear()
             outcome = {}
             for name in names:
                 proxy = proxies[name]
