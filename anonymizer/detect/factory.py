@@ -47,11 +47,11 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
             # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
             from anonymizer.detect.torch import TorchCenterFace
 
-            return TorchCenterFace(path, licence, device=device)
+            return TorchCenterFace(path, licence, device=device, peak_window=spec.peak_window)
         # Imported here: each backend's module loads its runtime (torch or onnxruntime); only the configured one.
         from anonymizer.detect.onnx import CenterFace
 
-        return CenterFace(path, licence, threads=threads, precision=spec.precision)
+        return CenterFace(path, licence, threads=threads, precision=spec.precision, peak_window=spec.peak_window)
     if spec.model == "platedet":
         path, licence = builtin_weights("platedet")
         if backend == "torch":

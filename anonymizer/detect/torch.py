@@ -111,9 +111,10 @@ class TorchCenterFace:
 
     fixed_input = None
 
-    def __init__(self, path: Path, licence: str, *, device: str = "cuda") -> None:
+    def __init__(self, path: Path, licence: str, *, device: str = "cuda", peak_window: int = 0) -> None:
         import onnx
 
+        self.peak_window = peak_window
         self.info = ModelInfo("centerface", file_sha256(path), licence, str(path))
         # prepare_centerface already declares the batch symbolic: the graph has no Reshape.
         self.graph = _TorchGraph(onnx.load_from_string(prepare_centerface(path)), device)
@@ -131,7 +132,10 @@ class TorchCenterFace:
         x = torch.nn.functional.pad(x, (0, w32 - w, 0, h32 - h))
         heatmap, scale, offset, _ = self.graph(x)
         heatmap, scale, offset = (t.float().cpu().numpy() for t in (heatmap, scale, offset))
-        return [decode_centerface(heatmap[i], scale[i], offset[i], threshold, (h, w)) for i in range(len(images))]
+        return [
+            decode_centerface(heatmap[i], scale[i], offset[i], threshold, (h, w), self.peak_window)
+            for i in range(len(images))
+        ]
 
 
 def letterbox_geometry(h: int, w: int, side: int) -> tuple[float, int, int, int, int]:
