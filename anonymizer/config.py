@@ -104,11 +104,15 @@ class CascadeSpec:
     # Cheaper closer looks (issue 22; docs/recall.md, "Cheaper closer looks"): a mirrored pass is
     # there for a turned face that scores weakly unmirrored, i.e. for the cue itself, while the
     # context around a cue (small neighbours that did not cue) is the unmirrored passes' business:
-    # a fifth to a quarter less face time on faces-wider, no object lost on either half of the face
-    # sets. ``upscale_max_px`` stays off: at 128 (chosen on the tune half) the confirm half lost two
-    # large turned faces (138 and 164 px) that score 0.04-0.11 at 1x and are found only at 2x.
+    # a fifth to a quarter less face time on faces-wider in the simulation, no object lost on either
+    # half of the face sets. It is off by default all the same: a crop without context cuts a face
+    # at its edge and the cut box scores high (0.60 beside the whole face's 0.86 on
+    # tests/review/test_review_masks.py's photo), the same cut box that outscored a whole face in
+    # the cross-pass NMS with peak decoding (docs/int8.md); and on real time it saved nothing on
+    # crowds (docs/recall.md). ``upscale_max_px`` stays off: at 128 (chosen on the tune half) the
+    # confirm half lost two large turned faces (138 and 164 px) found only at 2x.
     mirrored_no_context: bool = setting(
-        True,
+        False,
         doc="mirrored passes other than the cheap one look at the cues' own cells, without the context around them",
     )
     mirrored_weak_only: bool = setting(

@@ -15,7 +15,7 @@ expensive pass runs only there:
   cheap pass saw any cue at all.
 
 A mirrored pass other than the cheap one is there for a turned face that scores weakly
-unmirrored, so with ``mirrored_no_context`` (the faces' default) its crops cover the cues' own
+unmirrored, so with ``mirrored_no_context`` (an option, off: it cuts faces) its crops cover the cues' own
 cells only; the context around a cue is what the unmirrored upscaled passes look at.
 
 Where a pass runs, it runs as the full plan would over that region, at the class's threshold:

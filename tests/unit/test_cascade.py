@@ -287,9 +287,10 @@ def test_mirrored_no_context_crops_mirrored_passes_to_the_cues_own_cells():
     assert any(f and s > 1 and len(xyxy) for s, f, xyxy, _ in passes)
 
 
-def test_the_default_narrows_the_faces_mirrored_closer_looks_only():
-    # docs/recall.md, "Cheaper closer looks": no object lost on either half of the face sets. The
-    # size cap stays off: at 128 px the confirm half lost two large turned faces found only at 2x.
+def test_the_default_keeps_every_closer_look_whole():
+    # docs/recall.md, "Cheaper closer looks": mirrored_no_context cuts faces at a crop's edge (a cut
+    # box beside the whole one) and saved no real time on crowds; the size cap lost two large turned
+    # faces on the confirm half. Both stay options, off.
     profile = load_profile(None)
-    assert profile.detect.faces.cascade.mirrored_no_context and profile.detect.faces.cascade.upscale_max_px == 0
+    assert not profile.detect.faces.cascade.mirrored_no_context and profile.detect.faces.cascade.upscale_max_px == 0
     assert not profile.detect.plates.cascade.mirrored_no_context and profile.detect.plates.cascade.upscale_max_px == 0

@@ -22,15 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
 # f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
-# mirrored_weak_only / upscale_max_px, detect.<class>.peak_window) or a changed default (the photo cascade on, its cue thresholds;
-# plates on int8 at threshold 0.038, cctv-fast pinned to full; the faces' mirrored_no_context on,
-# issue 22) changes them, and that is the only
-# reason to edit these: the same content is then processed once more. (cctv-fast also lost its
+# mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
+# default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
+# pinned to full) changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "bdf3643a4973de107e7828c076154dbea6f4e32cf456b3cf7eeddc0e232f0186",
-    "cctv-fast.yaml": "967e9115aba541b53888bb9ba0e53c27b8cdf3c3e1b97ce157087eb9868ea893",
-    "low-collateral.yaml": "9d810ebc4e49fb61bd92160f379958b8f7ab88d6e83452b4335e6c74782d773a",
+    "default.yaml": "e5a0384d48c7fccf2127049c3c5218cfa94a659798250133b57caed908f01227",
+    "cctv-fast.yaml": "d17ee0b03dcc7b6dc41eb233bcf5d3b5504f7a23148869463095a34f8aa703d6",
+    "low-collateral.yaml": "2c56b4863f76983d32592f32415d53ed0ac479ce1ff35280123297d3e3830527",
 }
 
 
