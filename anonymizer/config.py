@@ -333,7 +333,6 @@ PLATE_DEFAULTS: dict[str, Any] = {
         # (docs/int8.md), which moved the threshold to 0.038 and moves the cue with it.
         cue_threshold=0.015,
         upscale_below_px=0.0,
-        mirrored_no_context=False,
         context=0.0,
         context_px=16.0,
     ),
