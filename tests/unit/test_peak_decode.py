@@ -8,12 +8,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from anonymizer.config import profile_from_dict
 from anonymizer.detect.factory import build_detectors
 from anonymizer.detect.onnx import CenterFace, decode_centerface, local_peaks
 from anonymizer.detect.registry import builtin_weights
+from anonymizer.errors import ConfigError
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("faces-*.jpg"))
 H, W = 24, 32
@@ -106,3 +108,11 @@ def test_the_profile_key_reaches_the_detector() -> None:
         profile_from_dict({"detect": {"faces": {"peak_window": 3}, "plates": {"enabled": False}}}).detect
     )
     assert detectors["face"].raw.peak_window == 3
+
+
+def test_a_yolo_class_refuses_peak_window() -> None:
+    # The plate model has no heatmap: the key would be silently ignored, so the profile is refused.
+    with pytest.raises(ConfigError) as err:
+        profile_from_dict({"detect": {"plates": {"peak_window": 3}}}, source="p.yaml")
+    assert "detect.plates.peak_window" in str(err.value) and "centerface only" in str(err.value)
+    assert profile_from_dict({"detect": {"plates": {"peak_window": 0}}}).detect.plates.peak_window == 0
