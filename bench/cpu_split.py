@@ -12,8 +12,9 @@ process, and prints the process CPU seconds of ``Engine.process`` split into:
   FFmpeg's decoder threads (``av:*``), the other native threads created while the job runs
   (x264's), OpenCV's pool threads and whatever is left.
 
-Per-thread CPU comes from ``/proc/self/task`` (Linux only), sampled every 20 ms and at exit of
-each Python thread, so a native thread that ends between samples loses at most that much.
+Per-thread CPU comes from ``/proc/self/task`` (Linux only), sampled every 100 ms and at the end of
+each Python thread, so a native thread that ends between samples loses at most that much; the
+sampling thread's own CPU is left out of the process's.
 
     .venv/bin/python bench/cpu_split.py panned profiles/default.yaml
     .venv/bin/python bench/cpu_split.py fixed profiles/default.yaml --frames 30 --json out.json
@@ -97,7 +98,7 @@ class Split:
 
         def loop() -> None:
             self.monitor_tid = threading.get_native_id()
-            while not self.stop.wait(0.02):
+            while not self.stop.wait(0.1):
                 self.sample()
 
         threading.Thread(target=loop, name="cpu-split-monitor", daemon=True).start()
@@ -178,6 +179,8 @@ def measure(kind: str, profile: Path, frames: int, work: Path) -> dict:
     groups: dict[str, float] = defaultdict(float)
     for tid, (comm, _) in split.last.items():
         if tid == split.monitor_tid:
+            group = "this bench's sampling thread"
+            groups[group] += used(tid)
             continue
         name = split.python.get(tid)
         phase = split.phase.get(tid)
@@ -203,6 +206,8 @@ def measure(kind: str, profile: Path, frames: int, work: Path) -> dict:
     groups["onnxruntime calls (calling thread)"] = ort_caller
     groups["main (encode calls, writer)"] -= split.verify[0]
     groups["verification decode (main thread)"] = split.verify[0]
+    sampler = groups.pop("this bench's sampling thread", 0.0)
+    cpu -= sampler
     accounted = sum(groups.values())
     groups["unaccounted (sampling, ended threads)"] = cpu - accounted
     ort_total = ort_caller + groups.get("onnxruntime pool threads", 0.0)
@@ -212,6 +217,7 @@ def measure(kind: str, profile: Path, frames: int, work: Path) -> dict:
         "frames": result.frames,
         "wall_s": wall,
         "process_cpu_s": cpu,
+        "sampler_cpu_s": sampler,
         "onnxruntime_cpu_s": ort_total,
         "outside_models_cpu_s": cpu - ort_total,
         "verify_process_cpu_s": split.verify[1],
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         r = measure(args.kind, args.profile.resolve(), args.frames, Path(tmp))
     print(
         f"{r['kind']} clip, {r['frames']} frames, profile {r['profile']}: wall {r['wall_s']:.2f} s, "
-        f"process CPU {r['process_cpu_s']:.2f} s"
+        f"process CPU {r['process_cpu_s']:.2f} s (this bench's sampling thread, {r['sampler_cpu_s']:.2f} s, left out)"
     )
     print(
         f"inside onnxruntime {r['onnxruntime_cpu_s']:.2f} CPU s, outside the models {r['outside_models_cpu_s']:.2f} CPU s "
