@@ -45,23 +45,44 @@ def _ellipse_mask(h: int, w: int) -> np.ndarray:
     return mask
 
 
+def _cells(h: int, w: int, cells: float) -> tuple[int, int]:
+    """(width, height) of the few pixels a region of h x w is shrunk to."""
+    f = max(float(MIN_CELL_PX), min(h, w) / max(cells, 1.0))
+    return max(1, int(round(w / f))), max(1, int(round(h / f)))
+
+
 def _blurred(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
-    cells = max(cells, 1.0)
     # Shrink to a few pixels across, blur there, enlarge smoothly: cheap at any size, and
     # what survives is a colour gradient, not a face.
-    f = max(float(MIN_CELL_PX), min(h, w) / cells)
-    small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(roi, _cells(h, w, cells), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (3, 3), 0) if min(small.shape[:2]) >= 3 else small
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _pixelated(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
-    cells = max(cells, 1.0)
-    f = max(float(MIN_CELL_PX), min(h, w) / cells)
-    small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(roi, _cells(h, w, cells), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _masked_pair(u: np.ndarray, v: np.ndarray, cells: float, pixelate: bool) -> np.ndarray:
+    """``_blurred`` (or ``_pixelated``) of two same-sized planes, as one (h, w, 2) array.
+
+    Each plane is shrunk on its own, then both are blurred and enlarged as one two-channel image:
+    OpenCV blurs and enlarges each channel by itself, so every pixel is the one-plane function's
+    (tests/unit/test_mask_equivalence.py pins it), at four calls instead of six. Not the shrink:
+    OpenCV's two-channel INTER_AREA at whole-number factors rounds differently from one channel.
+    """
+    h, w = u.shape
+    size = _cells(h, w, cells)
+    small = np.stack(
+        (cv2.resize(u, size, interpolation=cv2.INTER_AREA), cv2.resize(v, size, interpolation=cv2.INTER_AREA)), axis=2
+    )
+    if pixelate:
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    small = cv2.GaussianBlur(small, (3, 3), 0) if min(small.shape[:2]) >= 3 else small
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _rgb_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -106,18 +127,12 @@ class Masker:
             roi[:] = masked
 
     def _mask_chroma(self, u: np.ndarray, v: np.ndarray, ellipse: bool) -> None:
-        """Mask the same box of both chroma planes: blurred or pixelated as one three-channel image.
-
-        OpenCV resizes and blurs each channel of a three-channel image on its own, so the pixels
-        are those of two one-channel passes, at half the calls (tests/unit/test_mask_equivalence.py
-        pins it). Not two channels: OpenCV's two-channel INTER_AREA at whole-number factors rounds
-        differently from its one-channel path (1 of 15 such boxes differ by one level).
-        """
+        """Mask the same box of both chroma planes, blurred or pixelated together (``_masked_pair``)."""
         if self.spec.method == "fill":
             self._mask(u, self.yuv_fill[1], ellipse, self.cells)
             self._mask(v, self.yuv_fill[2], ellipse, self.cells)
             return
-        masked = self._masked(np.stack((u, v, v), axis=2), None, self.cells)
+        masked = _masked_pair(u, v, self.cells, self.spec.method == "pixelate")
         if ellipse:
             inside = _ellipse_mask(u.shape[0], u.shape[1])
             np.copyto(u, masked[:, :, 0], where=inside)
@@ -146,7 +161,9 @@ class Masker:
         # A face region cut by the frame's edge is masked whole: an ellipse inscribed in its
         # visible part would leave the corners at the edge, where the cut face is, unmasked.
         at_edge = (x1 <= 0) | (y1 <= 0) | (x2 >= width) | (y2 >= height)
-        ellipse = (regions.class_id[order] == FACE) & ~at_edge if self.spec.shape == "ellipse" else np.zeros(len(order), bool)
+        ellipse = (
+            (regions.class_id[order] == FACE) & ~at_edge if self.spec.shape == "ellipse" else np.zeros(len(order), bool)
+        )
         rows = np.stack([x1, y1, x2, y2, ellipse.astype(np.int64)], axis=1)[(x2 - x1 >= 1) & (y2 - y1 >= 1)]
         if not len(rows):
             return []

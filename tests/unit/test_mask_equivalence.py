@@ -1,7 +1,7 @@
 """The masker's fast paths give the very pixels of the plain per-region, per-plane masking.
 
 Masking was made cheaper (docs/benchmarks.md, "CPU outside the models"): ellipses drawn once per
-size, both chroma planes blurred as one two-channel image, the boxes computed on arrays. None of
+size, both chroma planes blurred and enlarged as one two-channel image, the boxes computed on arrays. None of
 that may change a masked pixel: these tests compare the masker with the plain implementation it
 replaced, written out here, on crowds of overlapping, nested, repeated and edge-cut regions.
 """
@@ -118,10 +118,10 @@ def test_rgb_masking_equals_the_plain_per_region_masking(method):
 
 
 @pytest.mark.parametrize("method", ["blur", "pixelate"])
-def test_two_chroma_planes_as_one_image_give_each_plane_s_own_pixels(method):
-    # OpenCV resizes and blurs each channel of a three-channel image by itself: one pass over
-    # (u, v, v) = two one-channel passes. Whole-number shrink factors take OpenCV's fast INTER_AREA
-    # path, where two channels round differently from one (hence three): both kinds of size.
+def test_two_chroma_planes_masked_together_give_each_plane_s_own_pixels(method):
+    # _masked_pair shrinks each plane by itself, then blurs and enlarges both as one two-channel
+    # image, which OpenCV does channel by channel. Whole-number shrink factors take OpenCV's fast
+    # INTER_AREA path, where two channels would round differently from one: both kinds of size.
     rng = np.random.default_rng(5)
     fn = maskers._blurred if method == "blur" else maskers._pixelated
     sizes = [(1, 1), (1, 5), (2, 2), (3, 9), (7, 4), (12, 12), (33, 20), (90, 61)]
@@ -129,8 +129,8 @@ def test_two_chroma_planes_as_one_image_give_each_plane_s_own_pixels(method):
     for h, w in sizes:
         u, v = rng.integers(0, 256, (2, h, w), dtype=np.uint8)
         for cells in (6.0, 3.0, 1.0):
-            both = fn(np.stack((u, v, v), axis=2), cells)
-            assert both.shape == (h, w, 3)
+            both = maskers._masked_pair(u, v, cells, pixelate=method == "pixelate")
+            assert both.shape == (h, w, 2)
             assert np.array_equal(both[:, :, 0], fn(u, cells)) and np.array_equal(both[:, :, 1], fn(v, cells))
 
 
