@@ -143,13 +143,13 @@ def make_clip(kind: str, work: Path, frames: int) -> Path:
     return clip
 
 
-def measure(kind: str, profile: Path, frames: int, work: Path) -> dict:
+def measure(kind: str, profile: Path, frames: int, work: Path, clip: Path | None = None) -> dict:
     import cv2
     import numpy as np
 
     split = Split()
     split.start()
-    clip = make_clip(kind, work, frames)
+    clip = clip or make_clip(kind, work, frames)
     # OpenCV's pool threads start with its first parallel call: start them now, so that they
     # are told apart from the encoder's threads (both unnamed native threads).
     cv2.resize(np.zeros((1080, 1920, 3), np.uint8), (960, 540))
@@ -237,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("profile", type=Path)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--json", type=Path, help="also write the split as JSON here")
+    parser.add_argument("--clip", type=Path, help="this clip instead of generating the kind's (A/B runs share one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="anon-cpu-split-") as tmp:
-        r = measure(args.kind, args.profile.resolve(), args.frames, Path(tmp))
+        r = measure(args.kind, args.profile.resolve(), args.frames, Path(tmp), args.clip)
     print(
         f"{r['kind']} clip, {r['frames']} frames, profile {r['profile']}: wall {r['wall_s']:.2f} s, "
         f"process CPU {r['process_cpu_s']:.2f} s (this bench's sampling thread, {r['sampler_cpu_s']:.2f} s, left out)"
