@@ -143,6 +143,21 @@ def make_clip(kind: str, work: Path, frames: int) -> Path:
     return clip
 
 
+def use_ort_arena() -> None:
+    """Every onnxruntime session of this process with its CPU memory arena (the engine turns it
+    off to bound memory, anonymizer/detect/onnx.py): what the arena would save in kernel time."""
+    import onnxruntime as ort
+
+    original = ort.InferenceSession.__init__
+
+    def init(session, model, sess_options=None, *args, **kwargs):
+        if sess_options is not None:
+            sess_options.enable_cpu_mem_arena = True
+        original(session, model, sess_options, *args, **kwargs)
+
+    ort.InferenceSession.__init__ = init  # type: ignore[method-assign]
+
+
 def measure(kind: str, profile: Path, frames: int, work: Path, clip: Path | None = None) -> dict:
     import cv2
     import numpy as np
@@ -164,9 +179,11 @@ def measure(kind: str, profile: Path, frames: int, work: Path, clip: Path | None
     base = dict(split.last)
     for entry in split.ort.values():
         entry[:] = [0, 0.0, 0.0]
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, wall0 = process_cpu(), time.perf_counter()
     result = engine.process(clip, work / f"out-{kind}.mp4")
     cpu, wall = process_cpu() - cpu0, time.perf_counter() - wall0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     split.sample()
     split.stop.set()
 
@@ -218,6 +235,11 @@ def measure(kind: str, profile: Path, frames: int, work: Path, clip: Path | None
         "wall_s": wall,
         "process_cpu_s": cpu,
         "sampler_cpu_s": sampler,
+        # Kernel time, mostly first touches of freshly mapped memory (minor page faults): large
+        # onnxruntime tensors are mmapped and unmapped on every call without its arena.
+        "kernel_cpu_s": usage.ru_stime - usage0.ru_stime,
+        "minor_faults": usage.ru_minflt - usage0.ru_minflt,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
         "onnxruntime_cpu_s": ort_total,
         "outside_models_cpu_s": cpu - ort_total,
         "verify_process_cpu_s": split.verify[1],
@@ -238,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--json", type=Path, help="also write the split as JSON here")
     parser.add_argument("--clip", type=Path, help="this clip instead of generating the kind's (A/B runs share one)")
+    parser.add_argument(
+        "--ort-arena", action="store_true", help="onnxruntime's CPU memory arena on (the engine keeps it off)"
+    )
     args = parser.parse_args(argv)
+    if args.ort_arena:
+        use_ort_arena()
     with tempfile.TemporaryDirectory(prefix="anon-cpu-split-") as tmp:
         r = measure(args.kind, args.profile.resolve(), args.frames, Path(tmp), args.clip)
     print(
@@ -248,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"inside onnxruntime {r['onnxruntime_cpu_s']:.2f} CPU s, outside the models {r['outside_models_cpu_s']:.2f} CPU s "
         f"({100 * r['outside_models_cpu_s'] / r['process_cpu_s']:.0f} %)"
+    )
+    print(
+        f"kernel (system) CPU {r['kernel_cpu_s']:.2f} s, {r['minor_faults']} minor page faults, "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB"
     )
     print("\n| onnxruntime input | shape | calls | wall s | calling thread CPU s |\n|---|---|---|---|---|")
     for c in r["calls"]:
