@@ -8,6 +8,8 @@ detail finer than a cell survives, whatever the face's size; and a cell is never
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -24,29 +26,63 @@ CELLS = 6.0
 MIN_CELL_PX = 4
 
 
-def _ellipse_mask(h: int, w: int) -> np.ndarray:
+def _draw_ellipse(h: int, w: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
     cv2.ellipse(mask, (w // 2, h // 2), (max(1, w // 2), max(1, h // 2)), 0, 0, 360, 255, -1)
     return mask.astype(bool)
 
 
+@functools.lru_cache(maxsize=4096)
+def _ellipse_mask(h: int, w: int) -> np.ndarray:
+    """The ellipse inscribed in an h x w box, as a read-only boolean array, drawn once per size.
+
+    A crowd in a panned clip puts about a thousand regions on every frame, mostly of a few hundred
+    sizes; drawing each one again cost a seventh of the masking time (docs/benchmarks.md, "CPU
+    outside the models"). Read-only, so no caller can change what later callers get.
+    """
+    mask = _draw_ellipse(h, w)
+    mask.flags.writeable = False
+    return mask
+
+
+def _cells(h: int, w: int, cells: float) -> tuple[int, int]:
+    """(width, height) of the few pixels a region of h x w is shrunk to."""
+    f = max(float(MIN_CELL_PX), min(h, w) / max(cells, 1.0))
+    return max(1, int(round(w / f))), max(1, int(round(h / f)))
+
+
 def _blurred(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
-    cells = max(cells, 1.0)
     # Shrink to a few pixels across, blur there, enlarge smoothly: cheap at any size, and
     # what survives is a colour gradient, not a face.
-    f = max(float(MIN_CELL_PX), min(h, w) / cells)
-    small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(roi, _cells(h, w, cells), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (3, 3), 0) if min(small.shape[:2]) >= 3 else small
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _pixelated(roi: np.ndarray, cells: float) -> np.ndarray:
     h, w = roi.shape[:2]
-    cells = max(cells, 1.0)
-    f = max(float(MIN_CELL_PX), min(h, w) / cells)
-    small = cv2.resize(roi, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(roi, _cells(h, w, cells), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _masked_pair(u: np.ndarray, v: np.ndarray, cells: float, pixelate: bool) -> np.ndarray:
+    """``_blurred`` (or ``_pixelated``) of two same-sized planes, as one (h, w, 2) array.
+
+    Each plane is shrunk on its own, then both are blurred and enlarged as one two-channel image:
+    OpenCV blurs and enlarges each channel by itself, so every pixel is the one-plane function's
+    (tests/unit/test_mask_equivalence.py pins it), at four calls instead of six. Not the shrink:
+    OpenCV's two-channel INTER_AREA at whole-number factors rounds differently from one channel.
+    """
+    h, w = u.shape
+    size = _cells(h, w, cells)
+    small = np.stack(
+        (cv2.resize(u, size, interpolation=cv2.INTER_AREA), cv2.resize(v, size, interpolation=cv2.INTER_AREA)), axis=2
+    )
+    if pixelate:
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    small = cv2.GaussianBlur(small, (3, 3), 0) if min(small.shape[:2]) >= 3 else small
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _rgb_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -71,37 +107,68 @@ class Masker:
         self.cells = CELLS / spec.strength
         self.yuv_fill = _rgb_to_yuv(spec.color)
 
-    def _mask(self, roi: np.ndarray, fill: object, ellipse: bool, cells: float) -> None:
+    def _masked(self, roi: np.ndarray, fill: object, cells: float) -> np.ndarray:
         if self.spec.method == "fill":
             masked = np.empty_like(roi)
             masked[:] = fill
-        elif self.spec.method == "pixelate":
-            masked = _pixelated(roi, cells)
-        else:
-            masked = _blurred(roi, cells)
+            return masked
+        if self.spec.method == "pixelate":
+            return _pixelated(roi, cells)
+        return _blurred(roi, cells)
+
+    def _mask(self, roi: np.ndarray, fill: object, ellipse: bool, cells: float) -> None:
+        masked = self._masked(roi, fill, cells)
         if ellipse:
+            # copyto with where= writes the same pixels as roi[inside] = masked[inside], without
+            # gathering both sides into temporary arrays first.
             inside = _ellipse_mask(roi.shape[0], roi.shape[1])
-            roi[inside] = masked[inside]
+            np.copyto(roi, masked, where=inside if roi.ndim == 2 else inside[:, :, None])
         else:
             roi[:] = masked
 
-    def _boxes(self, regions: Detections, width: int, height: int):
-        # Larger regions first, so a small region inside a large one is masked on top of it.
-        order = np.argsort(-regions.area) if len(regions) else []
-        done: set[tuple[int, int, int, int, bool]] = set()
-        for i in order:
-            x1, y1, x2, y2 = regions.xyxy[i]
-            x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-            x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
-            # A face region cut by the frame's edge is masked whole: an ellipse inscribed in its
-            # visible part would leave the corners at the edge, where the cut face is, unmasked.
-            at_edge = x1 <= 0 or y1 <= 0 or x2 >= width or y2 >= height
-            box = (x1, y1, x2, y2, bool(self.spec.shape == "ellipse" and regions.class_id[i] == FACE and not at_edge))
-            # The tracker's two linkings and its guesses often predict the very same pixels; a
-            # second pass over them would only blur a blur (a fifth of the masking time in a crowd).
-            if x2 - x1 >= 1 and y2 - y1 >= 1 and box not in done:
-                done.add(box)
-                yield box
+    def _mask_chroma(self, u: np.ndarray, v: np.ndarray, ellipse: bool) -> None:
+        """Mask the same box of both chroma planes, blurred or pixelated together (``_masked_pair``)."""
+        if self.spec.method == "fill":
+            self._mask(u, self.yuv_fill[1], ellipse, self.cells)
+            self._mask(v, self.yuv_fill[2], ellipse, self.cells)
+            return
+        masked = _masked_pair(u, v, self.cells, self.spec.method == "pixelate")
+        if ellipse:
+            inside = _ellipse_mask(u.shape[0], u.shape[1])
+            np.copyto(u, masked[:, :, 0], where=inside)
+            np.copyto(v, masked[:, :, 1], where=inside)
+        else:
+            u[:] = masked[:, :, 0]
+            v[:] = masked[:, :, 1]
+
+    def _boxes(self, regions: Detections, width: int, height: int) -> list[tuple[int, int, int, int, bool]]:
+        """Each region's pixel box and whether it is masked as an ellipse, in masking order.
+
+        Larger regions first, so a small region inside a large one is masked on top of it. The
+        same box twice is masked once: the tracker's two linkings and its guesses often predict
+        the very same pixels, and a second pass over them would only blur a blur (a fifth of the
+        masking time in a crowd). Computed on arrays: a crowd in a panned clip has a thousand
+        regions per frame.
+        """
+        if not len(regions):
+            return []
+        order = np.argsort(-regions.area)
+        xyxy = regions.xyxy[order]
+        x1 = np.maximum(0, np.floor(xyxy[:, 0]).astype(np.int64))
+        y1 = np.maximum(0, np.floor(xyxy[:, 1]).astype(np.int64))
+        x2 = np.minimum(width, np.ceil(xyxy[:, 2]).astype(np.int64))
+        y2 = np.minimum(height, np.ceil(xyxy[:, 3]).astype(np.int64))
+        # A face region cut by the frame's edge is masked whole: an ellipse inscribed in its
+        # visible part would leave the corners at the edge, where the cut face is, unmasked.
+        at_edge = (x1 <= 0) | (y1 <= 0) | (x2 >= width) | (y2 >= height)
+        ellipse = (
+            (regions.class_id[order] == FACE) & ~at_edge if self.spec.shape == "ellipse" else np.zeros(len(order), bool)
+        )
+        rows = np.stack([x1, y1, x2, y2, ellipse.astype(np.int64)], axis=1)[(x2 - x1 >= 1) & (y2 - y1 >= 1)]
+        if not len(rows):
+            return []
+        _, first = np.unique(rows, axis=0, return_index=True)
+        return [(a, b, c, d, bool(e)) for a, b, c, d, e in rows[np.sort(first)].tolist()]
 
     def apply(self, image: np.ndarray, regions: Detections) -> np.ndarray:
         """Mask ``regions`` (already padded and clipped) in ``image`` (H, W, 3 uint8); return it.
@@ -122,10 +189,8 @@ class Masker:
         luma = yuv[:height]
         u = yuv[height : height + height // 4].reshape(height // 2, width // 2)
         v = yuv[height + height // 4 :].reshape(height // 2, width // 2)
-        fy, fu, fv = self.yuv_fill
         for x1, y1, x2, y2, ellipse in self._boxes(regions, width, height):
-            self._mask(luma[y1:y2, x1:x2], fy, ellipse, self.cells)
+            self._mask(luma[y1:y2, x1:x2], self.yuv_fill[0], ellipse, self.cells)
             cx1, cy1, cx2, cy2 = x1 // 2, y1 // 2, -(-x2 // 2), -(-y2 // 2)
-            self._mask(u[cy1:cy2, cx1:cx2], fu, ellipse, self.cells)
-            self._mask(v[cy1:cy2, cx1:cx2], fv, ellipse, self.cells)
+            self._mask_chroma(u[cy1:cy2, cx1:cx2], v[cy1:cy2, cx1:cx2], ellipse)
         return yuv
