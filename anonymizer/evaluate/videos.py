@@ -217,6 +217,8 @@ class ClipResult:
     plate_object_frames: int = 0
     # The job's pass counts per class (``JobResult.passes``: full, dense, gated frames, changed pixels).
     passes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Every frame's truth, kept so a bench can ask which masks were an object's own (not in ``summary``).
+    truths: list[FrameTruth] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         summary = {
@@ -329,6 +331,7 @@ def count_leaks(
         )
     result.frames = counts["input"]
     result.objects = len(objects)
+    result.truths = list(truths[: result.frames])
     return result
 
 
