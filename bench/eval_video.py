@@ -152,6 +152,7 @@ def from_summary(clip: dict) -> tuple[videos.ClipResult, set[tuple[int, int]]]:
     ref = clip["reference"]
     result = videos.ClipResult(
         ref["clip"], ref["frames"], ref["objects"], ref["object_frames"], list(ref["leaks"]), float(ref["seconds"]),
+        float(ref.get("cpu_seconds", 0.0)),
         int(ref["collateral_changed"]), int(ref["collateral_total"]), plate_object_frames=int(ref["plate_object_frames"]),
     )
     return result, {(int(f), int(o)) for f, o in ref["hidden_by_chance"]}
@@ -323,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
                     lambda k: {"motion_prob": 0.0, "keep_prob": float(busy(set_name, k)), "crossers": True},
                 )
 
-    print("| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral "
+        "| job CPU s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for kind in kinds:
         for set_name in [*args.sets, None]:
             rows = [r for k, s, r in results if k == kind and (set_name is None or s == set_name)]
@@ -337,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {profile.name} | {kind} | {set_name or '**all**'} | {len(rows)} | {sum(r.object_frames for r in rows)} | "
                 f"{len(leaks)} | {missed} | {len(leaks) - missed} | {'-' if per_k is None else f'{per_k:.2f}'} | "
-                f"{'-' if spill is None else f'{spill:.4f}'} |"
+                f"{'-' if spill is None else f'{spill:.4f}'} | {sum(r.cpu_seconds for r in rows):.1f} |"
             )
     if args.compare:
         print()
