@@ -292,9 +292,10 @@ class ClassSpec:
     )
     # Fixed cameras: the closer look on every gated detector frame, not only the full plan's. A
     # 12-40 px plate crossing a 1080p frame in under 2 s is 6-20 px at the full plan's finest view
-    # (its 1280 px tiles) and is seen at the closer look once or twice, if at all; most of the
-    # plates both engines missed on the tune half's crossers clips scored over the threshold at
-    # the source's own pixels (docs/recall.md, "Plates no pass finds").
+    # (its 1280 px tiles) and is seen at the closer look once or twice, if at all: no pass found
+    # the crossers both engines missed on the tune half's clips at the finest view, half of them
+    # at the source's own pixels or closer. Off: it leaks a third fewer plate object-frames on both
+    # halves but loses a few the default hides (docs/recall.md, "Plates no pass finds").
     video_zoom_every_frame: bool = setting(
         False,
         doc="fixed cameras: the closer look (video_zoom) on every gated detector frame, not only the full plan's",

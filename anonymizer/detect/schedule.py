@@ -262,8 +262,8 @@ class ClassSchedule:
         passes = self._finest(plan, crops, height, width)
         if self.spec.video_zoom > 1 and self.spec.video_zoom_every_frame and len(crops):
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone
-            # before the next full frame; seen at the closer look on every detector frame it is
-            # found (docs/recall.md, "Plates no pass finds").
+            # before the next full frame; at the closer look on every detector frame it is found
+            # more often (docs/recall.md, "Plates no pass finds").
             passes += self._closer(plan, crops, height, width)
         return passes
 
