@@ -290,6 +290,19 @@ class ClassSpec:
         "passes over them (the full plan's resolution, never the full plan itself): a fast mover is looked "
         "for on every frame at a cost that follows the changed area",
     )
+    # Fixed cameras: the closer look on every gated detector frame, not only the full plan's. A
+    # 12-40 px plate crossing a 1080p frame in under 2 s is 6-20 px at the full plan's finest view
+    # (its 1280 px tiles) and is seen at the closer look once or twice, if at all: no pass found
+    # the crossers both engines missed on the tune half's clips at the finest view, half of them
+    # at the source's own pixels or closer. Off: it leaks a third fewer plate object-frames on both
+    # halves but loses a few the default hides (docs/recall.md, "Plates no pass finds").
+    video_zoom_every_frame: bool = setting(
+        False,
+        doc="fixed cameras: the closer look (video_zoom) on every gated detector frame, not only the full plan's",
+        details="video, fixed cameras (`detect.gating`, `video_zoom` above 1): every gated detector frame, not "
+        "only the full plan's, also runs `video_zoom`'s windows over the changed areas; its cost follows the "
+        "changed area (a window of the model's input per changed area)",
+    )
     # A 16:9 frame letterboxed into platedet's square 640 px input spends 44 % of every call on
     # padding; the same weights re-shaped to 640x384 (anonymizer.detect.yolo_shape) see a picture
     # of aspect 5:3 or wider at exactly the same scale, so every pass's arithmetic is unchanged.

@@ -174,6 +174,30 @@ def _own_track(rec: Any, track_id: int, boxes: dict[int, np.ndarray], frame: int
     return False
 
 
+def own_cover(rec: Any, boxes: dict[int, np.ndarray], frame: int) -> float:
+    """The largest share of an object's true box on ``frame`` that one mask of its own track covers
+    (``_own_track``); ``boxes`` is the object's true box by frame."""
+    regions, box = rec.regions.get(frame), boxes.get(frame)
+    if regions is None or box is None or not len(regions):
+        return 0.0
+    cov = _cover(box, regions.xyxy)
+    own = [float(cov[i]) for i in np.nonzero(cov > 0)[0] if _own_track(rec, int(regions.tracker_id[i]), boxes, frame)]
+    return max(own, default=0.0)
+
+
+def hidden_by_own_masks(rec: Any, truths: list[Any], keys: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of the (frame, object) ``keys``, those that a mask of the object's own track covers by at
+    least ``OWN_COVER`` in the job ``rec``: hidden by following that object, not by chance under the
+    masks of others (``bench/eval_video.py --compare``'s own-masks criterion)."""
+    wanted = {oid for _, oid in keys}
+    where: dict[int, dict[int, np.ndarray]] = {}
+    for f, t in enumerate(truths):
+        for box, oid in zip(t.boxes, t.object_ids):
+            if int(oid) in wanted:
+                where.setdefault(int(oid), {})[f] = np.asarray(box, np.float32)
+    return {(f, oid) for f, oid in keys if own_cover(rec, where.get(oid, {}), f) >= OWN_COVER}
+
+
 def _fmt(box: Any) -> str:
     return "(" + ",".join(f"{float(v):.0f}" for v in box) + ")"
 

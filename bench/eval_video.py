@@ -35,7 +35,21 @@ clips and adopted only if the confirm half's clips hide every object the referen
 
 ``--compare`` runs the reference too, on exactly the same clips: every pass of the profile's full
 plan on every frame, no gating (``videos.reference_profile``). It reports the leaked object-frames
-of each, and those the profile leaks that the reference does not (the target: <= 1 per 1,000).
+of each, and those the profile leaks that the reference does not (the target: <= 1 per 1,000),
+by two criteria: "profile only" (the reference hid it, by any mask) and "profile only, own masks"
+(the reference hid it with a mask of the object's own track, a track that detected this very
+object within 20 frames, covering at least 0.9 of it: ``bench/crosser_causes.py``). The second
+leaves out what the reference hides by chance under other objects' masks (a false plate on a
+chest, another track's widened guess), which no schedule of the profile's passes is meant to copy.
+
+``--reference-json FILE`` takes the reference's results from an earlier ``--compare --json`` run
+of the same clips (same seed, sets, half, clip counts and sizes) instead of running it again: for
+profiles that differ from that run's only in what the reference never runs (the gated frames'
+settings: ``video_zoom``, ``video_gated_every_frame``, ``video_zoom_*``), checked by hashing both
+reference profiles with those keys blanked. The reference is most of a run's time.
+
+    .venv/bin/python bench/eval_video.py --kind crossers --half tune --compare --json /tmp/ref.json
+    .venv/bin/python bench/eval_video.py --kind crossers --half tune --profile x.yaml --reference-json /tmp/ref.json
 
     .venv/bin/python bench/eval_video.py --kind crossers --half tune --compare --clips-per-set 2
     .venv/bin/python bench/eval_video.py --kind crossers --half confirm --compare --clips-per-set 2
@@ -104,6 +118,46 @@ class Oracle:
         writer.close()
 
 
+# What only gated frames read: the reference (gating off) never runs them, so profiles that differ
+# only here share one reference (``--reference-json``).
+GATED_ONLY = ("video_zoom", "video_gated_every_frame")
+
+
+def reference_key(profile) -> str:
+    """The SHA-256 of ``profile``'s reference with the gated-only keys (and the name) blanked."""
+    from dataclasses import fields, replace
+
+    ref = videos.reference_profile(profile)
+
+    def blank(spec):
+        return replace(spec, **{f.name: getattr(type(spec)(), f.name) for f in fields(spec) if f.name.startswith(GATED_ONLY)})
+
+    detect = replace(ref.detect, faces=blank(ref.detect.faces), plates=blank(ref.detect.plates))
+    return replace(ref, name="reference", detect=detect).sha256
+
+
+def to_summary(result: videos.ClipResult, by_chance: set[tuple[int, int]]) -> dict:
+    """A reference's summary, with what ``from_summary`` needs to stand in for it."""
+    return {
+        **result.summary(),
+        "collateral_changed": result.collateral_changed,
+        "collateral_total": result.collateral_total,
+        "plate_object_frames": result.plate_object_frames,
+        "hidden_by_chance": sorted(by_chance),
+    }
+
+
+def from_summary(clip: dict) -> tuple[videos.ClipResult, set[tuple[int, int]]]:
+    """(the reference's result, the object-frames it hid by chance) of one clip of an earlier run."""
+    ref = clip["reference"]
+    result = videos.ClipResult(
+        ref["clip"], ref["frames"], ref["objects"], ref["object_frames"], list(ref["leaks"]), float(ref["seconds"]),
+        float(ref.get("cpu_seconds", 0.0)),
+        int(ref["collateral_changed"]), int(ref["collateral_total"]), plate_object_frames=int(ref["plate_object_frames"]),
+    )
+    return result, {(int(f), int(o)) for f, o in ref["hidden_by_chance"]}
+
+
 def busy(set_name: str, k: int) -> bool:
     """Whether crossers clip ``k`` of a set has a busy scene (every labelled object standing) or an
     empty one: alternating, and starting differently per set, so one clip per set shows both."""
@@ -134,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="keep every clip (input, output, plain re-encode) in this folder")
     parser.add_argument("--oracle", action="store_true", help="mask the true boxes instead of detecting: the collateral floor of the margins")
     parser.add_argument(
+        "--reference-json", type=Path, default=None,
+        help="the reference's results from an earlier --compare --json run of the same clips (not run again)",
+    )
+    parser.add_argument(
         "--diagnose", action="store_true",
         help="print, per partly masked leak of the profile, the masks and detections near it (bench/partial_masks.py)",
     )
@@ -145,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     from anonymizer.pipeline import Engine
 
     recorder = None
-    if args.diagnose:
+    if args.diagnose or args.compare:
         from bench.partial_masks import Recorder
 
         recorder = Recorder()
@@ -155,14 +213,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.oracle:
         engine = Oracle(engine)
     engines = {"": engine}
-    if args.compare:
+    earlier: dict[str, dict] = {}
+    if args.reference_json:
+        loaded = json.loads(args.reference_json.read_text())
+        if loaded.get("reference_key") != reference_key(profile):
+            parser.error(f"{args.reference_json}: its reference ran other settings than this profile's reference")
+        earlier = {c["clip"]: c for c in loaded["clips"] if "reference" in c}
+        args.compare = True
+    elif args.compare:
         engines["reference"] = Engine(videos.reference_profile(profile))
     results: list[tuple[str, str, videos.ClipResult]] = []  # (kind, set, result)
     references: list[videos.ClipResult | None] = []  # the reference's result on the same clip
+    # Per clip (--compare), the object-frames the reference hid only by chance (no own mask covers
+    # OWN_COVER of them), and the profile's leaks that the reference hid with the object's own masks.
+    chance: list[set[tuple[int, int]]] = []
+    own_only: list[set[tuple[int, int]]] = []
 
     def report(kind: str, set_name: str, name: str, image: str, result: videos.ClipResult, started: float, reference=None) -> None:
+        by_chance: set[tuple[int, int]] = set()
+        if reference is None and earlier:
+            if name not in earlier or earlier[name]["object_frames"] != result.object_frames:
+                raise SystemExit(f"{name}: not in {args.reference_json}, or another clip there")
+            reference, by_chance = from_summary(earlier[name])
+        elif reference is not None and recorder is not None:
+            from bench.crosser_causes import hidden_by_own_masks
+
+            # The jobs of one clip ran in the order of ``engines``: the reference's is the last.
+            hidden = {(f, int(oid)) for f, t in enumerate(reference.truths) for oid in t.object_ids}
+            hidden -= videos.leak_keys(reference)
+            by_chance = hidden - hidden_by_own_masks(recorder.jobs[-1], reference.truths, hidden)
         results.append((kind, set_name, result))
         references.append(reference)
+        chance.append(by_chance)
+        own_only.append(set() if reference is None else videos.leak_keys(result) - videos.leak_keys(reference) - by_chance)
         versus = "" if reference is None else (
             f" (reference {len(reference.leaked)} leaked, {reference.seconds / reference.frames:.2f} s/frame)"
         )
@@ -172,12 +255,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        if recorder is not None and not args.oracle:
+        if recorder is not None and args.diagnose and not args.oracle:
             from bench.partial_masks import explain
 
             # The jobs of one clip ran in the order of ``engines``: the profile's is the first.
             for line in explain(name, result.leaked, recorder.jobs[-len(engines)]):
                 print(line, file=sys.stderr, flush=True)
+        if recorder is not None:
+            recorder.jobs.clear()  # one clip's records at a time: a long run's would not fit in memory
+        result.truths = []
+        if reference is not None:
+            reference.truths = []
 
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
@@ -236,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
                     lambda k: {"motion_prob": 0.0, "keep_prob": float(busy(set_name, k)), "crossers": True},
                 )
 
-    print("| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| profile | kind | set | clips | object-frames | leaked | missed | partly masked | leaked per 1,000 | collateral "
+        "| job CPU s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for kind in kinds:
         for set_name in [*args.sets, None]:
             rows = [r for k, s, r in results if k == kind and (set_name is None or s == set_name)]
@@ -250,22 +341,26 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {profile.name} | {kind} | {set_name or '**all**'} | {len(rows)} | {sum(r.object_frames for r in rows)} | "
                 f"{len(leaks)} | {missed} | {len(leaks) - missed} | {'-' if per_k is None else f'{per_k:.2f}'} | "
-                f"{'-' if spill is None else f'{spill:.4f}'} |"
+                f"{'-' if spill is None else f'{spill:.4f}'} | {sum(r.cpu_seconds for r in rows):.1f} |"
             )
     if args.compare:
         print()
         print(
             f"| {args.half or 'all'} half | kind | set | object-frames | leaked: profile | reference | profile only | "
-            "profile only per 1,000 | plate object-frames | plates leaked per 1,000: profile | reference | "
-            "collateral: profile | reference | time profile / reference |"
+            "profile only per 1,000 | profile only, own masks | own masks per 1,000 | plate object-frames | "
+            "plates leaked per 1,000: profile | reference | collateral: profile | reference | time profile / reference |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for kind in kinds:
             for set_name in [*args.sets, None]:
                 pairs = [
                     (r, ref) for (k, s, r), ref in zip(results, references)
                     if ref is not None and k == kind and (set_name is None or s == set_name)
                 ]
+                own = sum(
+                    len(o) for (k, s, _), ref, o in zip(results, references, own_only)
+                    if ref is not None and k == kind and (set_name is None or s == set_name)
+                )
                 if not pairs:
                     continue
                 frames = sum(r.object_frames for r, _ in pairs)
@@ -281,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = sum(r.seconds for r in mine) / max(1e-9, sum(r.seconds for r in theirs))
                 print(
                     f"| {args.half or 'all'} | {kind} | {set_name or '**all**'} | {frames} | {sum(len(r.leaked) for r in mine)} | "
-                    f"{sum(len(r.leaked) for r in theirs)} | {only} | {1000 * only / frames if frames else 0:.2f} | {plate_frames} | "
+                    f"{sum(len(r.leaked) for r in theirs)} | {only} | {1000 * only / frames if frames else 0:.2f} | {own} | "
+                    f"{1000 * own / frames if frames else 0:.2f} | {plate_frames} | "
                     f"{plates(mine)} | {plates(theirs)} | {'-' if spill is None else f'{spill:.4f}'} | "
                     f"{'-' if ref_spill is None else f'{ref_spill:.4f}'} | {ratio:.2f} |"
                 )
@@ -324,10 +420,16 @@ def main(argv: list[str] | None = None) -> int:
             for kind in kinds
         }
         clips = [
-            {**r.summary(), "kind": k, "set": s, **({"reference": ref.summary()} if ref is not None else {})}
-            for (k, s, r), ref in zip(results, references)
+            {
+                **r.summary(),
+                "kind": k,
+                "set": s,
+                **({"reference": to_summary(ref, c), "profile_only_own_masks": sorted(o)} if ref is not None else {}),
+            }
+            for (k, s, r), ref, c, o in zip(results, references, chance, own_only)
         ]
-        args.json.write_text(json.dumps({**summary, "kinds": per_kind, "clips": clips}, indent=1))
+        key = {"reference_key": reference_key(profile)} if args.compare else {}
+        args.json.write_text(json.dumps({**summary, **key, "kinds": per_kind, "clips": clips}, indent=1))
     return 0
 
 

@@ -208,6 +208,9 @@ class ClipResult:
     object_frames: int = 0
     leaked: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # CPU seconds of the job's process (every thread) while it ran: steadier than ``seconds`` on a
+    # machine other work shares.
+    cpu_seconds: float = 0.0
     # Pixels changed outside every true box (grown as in metrics.collateral_counts), over all frames.
     collateral_changed: int = 0
     collateral_total: int = 0
@@ -217,6 +220,8 @@ class ClipResult:
     plate_object_frames: int = 0
     # The job's pass counts per class (``JobResult.passes``: full, dense, gated frames, changed pixels).
     passes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Every frame's truth, kept so a bench can ask which masks were an object's own (not in ``summary``).
+    truths: list[FrameTruth] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         summary = {
@@ -227,6 +232,7 @@ class ClipResult:
             "leaked_object_frames": len(self.leaked),
             "collateral": metrics.ratio(self.collateral_changed, self.collateral_total),
             "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
         }
         if self.object_frames_by_role:
             summary["object_frames_by_role"] = self.object_frames_by_role
@@ -329,6 +335,7 @@ def count_leaks(
         )
     result.frames = counts["input"]
     result.objects = len(objects)
+    result.truths = list(truths[: result.frames])
     return result
 
 
@@ -369,14 +376,14 @@ def anonymize_and_score(
     expect = getattr(engine, "expect", None)
     if expect is not None:  # an oracle masks the true boxes themselves (bench/eval_video.py --oracle)
         expect(truths, is_face)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     job = engine.process(src, dst)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     reference = workdir / f"{name}.plain.mp4"
     if not (tag and reference.is_file()):
         plain_reencode(src, reference, engine.profile)
     result = count_leaks(name, src, dst, truths, is_face, reference=reference)
-    result.seconds = seconds
+    result.seconds, result.cpu_seconds = seconds, cpu
     result.passes = dict(getattr(job, "passes", None) or {})
     return result
 

@@ -264,6 +264,37 @@ def test_a_fixed_input_model_sees_what_changed_in_windows_at_the_full_plans_fine
     assert any(p.x0 <= 450 and p.x1 >= 480 and p.y0 <= 300 and p.y1 >= 310 for p in passes)
 
 
+def test_the_closer_look_runs_on_every_gated_detector_frame_when_asked():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(
+        scales=(0.5, 1.0), video_scales=(0.5, 1.0), flip=False, video_full_every=3, tile_size=1280, video_zoom=2.0
+    )
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = cv2_resize(scene(), 1920, 1080)
+    moved = still.copy()
+    moved[600:620, 900:960] = 255 - moved[600:620, 900:960]  # a small plate crossing
+
+    def between_full_frames(every_frame: bool) -> list[Pass]:
+        schedule = ClassSchedule(
+            ClassDetector(Letterboxed([]), replace(spec, video_zoom_every_frame=every_frame), 0),
+            gate=True,
+            refresh_frames=50,
+        )
+        schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+        schedule.refreshed(Detections.empty())
+        return schedule.plan(1, rgb, gating.block_means(noisy(moved, 2)))[0]  # not a full frame
+
+    off, on = between_full_frames(False), between_full_frames(True)
+    assert off and all(p.scale == 0.5 for p in off)  # the finest view alone (the full plan's tiles)
+    closer = [p for p in on if p not in off]
+    assert on[: len(off)] == off and closer  # the same windows, and the closer look ...
+    # ... at video_zoom times the finest view (the source's own pixels), over the change.
+    assert all(p.scale == 1.0 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 640) for p in closer)
+    assert any(p.x0 <= 900 and p.x1 >= 960 and p.y0 <= 600 and p.y1 >= 620 for p in closer)
+
+
 def cv2_resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
     import cv2
 

@@ -20,16 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Profile.sha256 of the shipped profiles: journals key jobs by it, so the same settings must keep
 # hashing the same. The schema kept the hashes from before it (dd2e0361..., 2557db80...,
-# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.precision,
+# f5ad3983...); a new setting (detect.<class>.video_zoom, detect.<class>.video_zoom_every_frame, detect.<class>.precision,
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
 # pinned to full) changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "e5a0384d48c7fccf2127049c3c5218cfa94a659798250133b57caed908f01227",
-    "cctv-fast.yaml": "d17ee0b03dcc7b6dc41eb233bcf5d3b5504f7a23148869463095a34f8aa703d6",
-    "low-collateral.yaml": "2c56b4863f76983d32592f32415d53ed0ac479ce1ff35280123297d3e3830527",
+    "default.yaml": "b457bb3b92cbea492692679d58ce762ff0ad3f3dacf185f79502ea7def2d750a",
+    "cctv-fast.yaml": "a4fe358a59ae90f0f5da230884c9d4f372e8ac91d334402226bac2c2b7515c76",
+    "low-collateral.yaml": "f71002de9daa69ad79228d925093aac7f475c997d417e05d19b6bc7e7d27696f",
 }
 
 
