@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=0, help="only the first N sample photos (0: all)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    from anonymizer.media.memory import return_large_buffers
+
+    return_large_buffers()  # the engine runs in this process: set up as the CLI sets up its own
 
     t_start = time.perf_counter()
     env = environment()

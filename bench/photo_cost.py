@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-deface", action="store_true", help="skip deface itself (the proxy stays)")
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     args = parser.parse_args(argv)
+    from anonymizer.media.memory import return_large_buffers
+
+    return_large_buffers()  # the engine runs in this process: set up as the CLI sets up its own
     if not args.eval_dir.is_dir():
         print(f"{args.eval_dir} is absent: nothing to measure", file=sys.stderr)
         return 0

@@ -220,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="time every run this many times, round-robin; the fastest counts")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    # The engine runs in this process: set it up as `anonymizer process` and the daemon set up
+    # theirs (anonymizer.cli.main), or the figures are of a process the product never runs.
+    # Before 2026-12-07 this line was missing, and the CLI's allocator setting cost it a third
+    # more CPU than the figures here showed (docs/benchmarks.md, "Page faults").
+    from anonymizer.media.memory import return_large_buffers
+
+    return_large_buffers()
 
     deface = None
     if not args.no_deface:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,35 @@ def _run_options():
     return ort.RunOptions()
 
 
+_shared_arena_lock = threading.Lock()
+_shared_arena: list[bool] = []  # [True] once the process's one CPU arena is registered
+
+
+def _share_one_arena(ort) -> bool:
+    """Register one CPU memory arena for every session of this process; False where unsupported.
+
+    Without an arena every tensor of a pass is a fresh allocation, and the CLI maps every block
+    over 1 MiB by itself (anonymizer.media.memory), so each pass faulted its activations in anew:
+    3.7 million page faults and 8 of 22 CPU seconds in the kernel on 30 panned 1080p frames
+    (docs/benchmarks.md, "Page faults"). One arena shared by the face, plate and text sessions
+    (they run one after another) holds about the largest single pass, which a job's peak already
+    contains; per-session arenas, or onnxruntime's default growth by powers of two, would keep
+    each session's largest pass, rounded up, for the rest of the process.
+    """
+    with _shared_arena_lock:
+        if not _shared_arena:
+            try:
+                memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                # max_mem 0 = no cap; extend strategy 1 = kSameAsRequested (grow by what a pass asks,
+                # not to the next power of two); -1 = onnxruntime's defaults for the rest.
+                ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, 1, -1, -1))
+                _shared_arena.append(True)
+            except (AttributeError, RuntimeError) as exc:  # an onnxruntime build without env allocators
+                get_logger().warning("onnx_shared_arena_unavailable", error=type(exc).__name__)
+                _shared_arena.append(False)
+        return _shared_arena[0]
+
+
 def _session(model_bytes: bytes, threads: int, providers: list[str]):
     import onnxruntime as ort
 
@@ -37,9 +67,12 @@ def _session(model_bytes: bytes, threads: int, providers: list[str]):
     # Spinning worker threads steal the CPU the decoder and encoder need (RUNTIME-NOTES: measured).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No memory arena: it keeps the largest pass's activations (0.5 GB for a 1920x1450 tile)
-    # for the rest of the process; freed memory matters more on a 4K clip than malloc's cost.
+    # No arena of the session's own: it would keep the session's largest pass (0.5 GB for a
+    # 1920x1450 tile, rounded up to a power of two) for the rest of the process. CPU sessions
+    # share the process's one arena instead (_share_one_arena).
     options.enable_cpu_mem_arena = False
+    if providers == ["CPUExecutionProvider"] and _share_one_arena(ort):
+        options.add_session_config_entry("session.use_env_allocators", "1")
     # No memory pattern either (issue 25, item 11: a long 4K clip's peak). The pattern is planned
     # per input shape and cached for the session's life: about 17 KB for every shape ever seen, and
     # a gated video frame's crops take a new shape whenever what changed moves (thousands over a
