@@ -31,6 +31,11 @@ sys.path.insert(0, tree)
 import av
 from anonymizer.config import load_profile
 from anonymizer.pipeline import Engine
+try:  # set the process up as the CLI does (anonymizer.cli.main)
+    from anonymizer.media.memory import return_large_buffers
+    return_large_buffers()
+except ImportError:
+    pass
 engine = Engine(load_profile(Path(profile)))
 def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)

@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         "--ort-arena", action="store_true", help="onnxruntime's CPU memory arena on (the engine keeps it off)"
     )
     args = parser.parse_args(argv)
+    from anonymizer.media.memory import return_large_buffers
+
+    return_large_buffers()  # the engine runs in this process: set up as the CLI sets up its own
     if args.ort_arena:
         use_ort_arena()
     with tempfile.TemporaryDirectory(prefix="anon-cpu-split-") as tmp:
