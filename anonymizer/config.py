@@ -456,6 +456,33 @@ class TrackSpec:
         minimum=0,
         maximum=100000,
     )
+    # A fixed camera's standing face can score just under the threshold on nearly every frame and
+    # be larger than confirm_max_px (tune half, issue 26: two 89-116 px faces at 0.09-0.13 were 70
+    # of the default's 284 leaked object-frames on crossers clips). Staying put is what a face in a
+    # fixed camera does: such a track is masked whatever its size (0 = never).
+    confirm_still_sightings: int = setting(
+        24,
+        doc="a track of weak candidates alone is also masked, whatever its size, once this many of them "
+        "stand in one place on nearly every detector frame (confirm_still_share); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
+    confirm_still_share: float = setting(
+        0.8,
+        doc="... the share of the class's detector frames over the track's span that must see it in place",
+        minimum=0.1,
+        maximum=1.0,
+    )
+    # A weak crosser is seen on a few frames only, too few for confirm_sightings: a chain of weak
+    # sightings moving at a steady velocity of at least linker.FAST_SPEED of its size a frame is
+    # masked after this many (0 = never); flickering texture does not move in a straight line.
+    confirm_fast_sightings: int = setting(
+        3,
+        doc="a track of weak candidates alone is masked once this many of them move steadily and fast "
+        "(at least linker.FAST_SPEED of its size a frame); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
 
 
 @dataclass(frozen=True)
