@@ -473,11 +473,22 @@ class TrackSpec:
         minimum=0.1,
         maximum=1.0,
     )
+    # In a still scene, still texture scores the same on every frame too: on the tune half the two
+    # standing faces scored 0.09-0.13 (median >= 0.10) and the 64-286 px texture tracks that
+    # persisted as well 0.05-0.07 (threshold 0.12): without this floor they added 0.05 collateral.
+    confirm_still_score: float = setting(
+        0.65,
+        doc="... and if its median score reaches this share of the class's threshold",
+        minimum=0.0,
+        maximum=1.0,
+    )
     # A weak crosser is seen on a few frames only, too few for confirm_sightings: a chain of weak
     # sightings moving at a steady velocity of at least linker.FAST_SPEED of its size a frame is
-    # masked after this many (0 = never); flickering texture does not move in a straight line.
+    # masked after this many (0 = never). Off: on the tune half its one weak crosser's sightings
+    # were split over five tracks in a busy scene (hidden by none), while chains of weak crowd
+    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26).
     confirm_fast_sightings: int = setting(
-        3,
+        0,
         doc="a track of weak candidates alone is masked once this many of them move steadily and fast "
         "(at least linker.FAST_SPEED of its size a frame); 0 = never",
         minimum=0,

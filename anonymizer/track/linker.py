@@ -436,21 +436,33 @@ def _along(box: np.ndarray, velocity: np.ndarray, distance: int) -> np.ndarray:
 
 
 def _confirmed(
-    track: Track, confident: float, sightings: int, max_size: float, spec: TrackSpec | None = None, ran: np.ndarray | None = None
+    track: Track,
+    confident: float,
+    sightings: int,
+    max_size: float,
+    spec: TrackSpec | None = None,
+    ran: np.ndarray | None = None,
 ) -> bool:
     """A track holding a confident detection, or a persistent track of weak candidates that is
     sized like the faces around it: texture on a truck's front can persist as long as a small
     masked face does, but it is far larger than any face in the scene, and its mask hides the
     vehicle for the whole clip. With ``spec`` also a weak track standing in one place on nearly
-    every detector frame (``ran``: detector frames before each frame), whatever its size, or one
-    moving steadily and fast (``_still``, ``_fast``)."""
+    every detector frame (``ran``: detector frames before each frame), whatever its size, scoring
+    near the threshold (``confirm_still_score``), or one moving steadily and fast (``_still``,
+    ``_fast``)."""
     if max(track.scores) >= confident:
         return True
     if sightings > 0 and len(track.frames) >= sightings and (not max_size or _median_side(track.boxes) <= max_size):
         return True
-    if spec is None:
+    if spec is None or track.alternative:
+        # An alternative is one reading among several of sightings that other tracks hold: in a
+        # crowd of weak boxes (tune half, a marching band) dozens of them chain at one velocity.
         return False
-    if ran is not None and _still(track, spec.confirm_still_sightings, spec.confirm_still_share, ran):
+    if (
+        ran is not None
+        and float(np.median(track.scores)) >= spec.confirm_still_score * confident
+        and _still(track, spec.confirm_still_sightings, spec.confirm_still_share, ran)
+    ):
         return True
     return _fast(track, spec.confirm_fast_sightings)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from anonymizer.config import TrackSpec
 from anonymizer.detections import DETECTED, FACE, Detections
-from anonymizer.track.linker import Track, _fast, track_and_fill
+from anonymizer.track.linker import Track, _confirmed, _fast, track_and_fill
 from anonymizer.track.window import ClassTrack, WindowTracker
 
 CONFIDENT = 0.12
@@ -80,6 +80,16 @@ def test_a_weak_texture_that_flickers_in_place_is_not_masked():
     seen = set(range(0, 96, 2))
     out, _ = track_and_fill(standing(96, seen), SPEC, confident=CONFIDENT)
     assert not any(covered(o, FACE_BOX, 0.5) for o in out)
+
+
+def test_still_texture_scoring_far_under_the_threshold_is_not_masked():
+    # A still scene's texture scores the same on every frame too, but further below the threshold
+    # (0.05-0.07 against 0.12 on the tune half): under confirm_still_score of it, never masked.
+    frames = [scored(([100.0, 100.0, 130.0, 130.0], 0.9), ([800.0, 400.0, 900.0, 510.0], 0.06)) for _ in range(48)]
+    out, _ = track_and_fill(frames, SPEC, confident=CONFIDENT)
+    assert not any(covered(o, FACE_BOX, 0.5) for o in out)
+    anyscore = replace(SPEC, confirm_still_score=0.0)
+    assert all(covered(o, FACE_BOX) for o in track_and_fill(frames, anyscore, confident=CONFIDENT)[0])
 
 
 def test_a_short_stand_is_not_enough():
@@ -156,6 +166,12 @@ def test_weak_sightings_that_do_not_move_at_one_velocity_are_not_a_crosser():
     assert not _fast(track([(400, 400), (440, 400)]), 3)  # too few
     assert not _fast(track([(400, 400), (520, 400), (520, 430), (640, 430)]), 3)  # stop and go
     assert not _fast(track([(400, 400), (440, 400), (480, 400)], [24.0, 24.0, 60.0]), 3)  # not one size
+    # An alternative link (its sightings are other tracks') is one guess among several: in a crowd
+    # of weak boxes dozens chain at one velocity. Neither rule confirms it.
+    straight = track([(400, 400), (440, 400), (480, 400)])
+    assert _confirmed(straight, CONFIDENT, 12, 64.0, SPEC, None)
+    straight.alternative = True
+    assert not _confirmed(straight, CONFIDENT, 12, 64.0, SPEC, None)
 
 
 def test_the_rules_only_ever_add_masks():
