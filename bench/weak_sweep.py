@@ -11,8 +11,12 @@ boxes as the engine does (``Engine.regions``), and counts per variant:
   proxy of the collateral the rules add (the bench's own collateral counts changed pixels).
 
 The bench (``eval_weak.py``) decides; this only narrows the variants worth a bench run.
+``--tracks`` lists instead, per clip, each weak track the profile's still rule confirms (size,
+median score, sightings on a true object: a sighting's centre inside a true box), and counts the
+chains the fast rule would confirm at ``--chain`` sightings (alternatives and tracks proper).
 
     .venv-test/bin/python bench/weak_sweep.py /tmp/weak/crossers-tune.pkl /tmp/weak/fixed-tune.pkl
+    .venv-test/bin/python bench/weak_sweep.py --tracks /tmp/weak/crossers-tune.pkl
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from anonymizer.config import TrackSpec, load_profile
 from anonymizer.detections import CLASS_IDS, FACE, PLATE, Detections
 from anonymizer.pipeline import Engine
+from anonymizer.track.linker import _confirmed, _fast, link
 from anonymizer.track.window import ClassTrack, WindowTracker
 
 COVER = 0.9
@@ -82,6 +87,47 @@ def area_outside(regs: Detections, truth_boxes: np.ndarray, size_wh: tuple[int, 
     return int(grid.sum()) * 16
 
 
+def on_truth(track: Any, truths: list[Any]) -> int:
+    """Sightings of ``track`` whose centre lies inside a true box of their frame."""
+    hits = 0
+    for f, b in zip(track.frames, track.boxes):
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        t = truths[f].boxes
+        hits += bool(len(t) and ((t[:, 0] <= cx) & (cx <= t[:, 2]) & (t[:, 1] <= cy) & (cy <= t[:, 3])).any())
+    return hits
+
+
+def list_tracks(clips: list[dict[str, Any]], profile: Any, chain: int) -> None:
+    spec = profile.track
+    counts = {"alternatives": [0, 0], "tracks proper": [0, 0]}
+    for c in clips:
+        found = c["found"][""]
+        for name, cs in (("face", profile.detect.faces), ("plate", profile.detect.plates)):
+            per = [found[i].get(name) for i in sorted(found)]
+            if all(d is None for d in per):
+                continue
+            ran = np.concatenate([[0], np.cumsum([d is not None for d in per])])
+            every = cs.every_n_frames * cs.video_full_every
+            for t in link(per, spec, every, tuple(c["size_wh"])):
+                if max(t.scores) >= cs.threshold:
+                    continue
+                if _fast(t, chain):
+                    kind = counts["alternatives" if t.alternative else "tracks proper"]
+                    kind[0] += 1
+                    kind[1] += on_truth(t, c["truths"]) > 0
+                still = replace(spec, confirm_fast_sightings=0)
+                old = _confirmed(t, cs.threshold, spec.confirm_sightings, spec.confirm_max_px)
+                if not old and _confirmed(t, cs.threshold, spec.confirm_sightings, spec.confirm_max_px, still, ran):
+                    side = float(np.median(np.max(np.stack(t.boxes)[:, 2:] - np.stack(t.boxes)[:, :2], axis=1)))
+                    print(
+                        f"{c['name']} {name}: still rule confirms {len(t.frames)} sightings, frames "
+                        f"{t.frames[0]}-{t.frames[-1]}, {side:.0f} px, median score {float(np.median(t.scores)):.3f}, "
+                        f"{on_truth(t, c['truths'])} on a true object"
+                    )
+    for kind, (n, hit) in counts.items():
+        print(f"fast rule at {chain} sightings: {n} {kind}, {hit} of them on a true object")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("records", nargs="+", type=Path)
@@ -90,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fast", nargs="+", type=int, default=[0, 3, 4, 5])
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--tracks", action="store_true", help="list what the rules confirm instead")
+    parser.add_argument("--chain", type=int, default=3, help="--tracks: the fast rule's sightings")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
+    if args.tracks:
+        list_tracks([c for path in args.records for c in pickle.load(path.open("rb"))], profile, args.chain)
+        return 0
     engine = Engine(profile)
     off = replace(profile.track, confirm_still_sightings=0, confirm_fast_sightings=0)
     variants = [(s, f) for s in args.still for f in args.fast]
