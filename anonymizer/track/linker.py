@@ -8,7 +8,8 @@ detection is masked whether or not it joined a track.
 Hysteresis (as in ByteTrack): in video the detector also reports weak candidates below the
 class's threshold. A face in a blurred, dim or half-turned frame scores low but is the same face,
 so a weak candidate that links into a track holding a confident detection is masked too, and so
-is a track of weak candidates that persists (``confirm_sightings``); weak candidates that flicker
+is a track of weak candidates that persists (``confirm_sightings``), or stands in one place on
+nearly every detector frame whatever its size (``confirm_still_*``); weak candidates that flicker
 and never meet a confident one are texture, and are dropped.
 """
 
