@@ -469,6 +469,45 @@ class TrackSpec:
         minimum=0,
         maximum=100000,
     )
+    # A fixed camera's standing face can score just under the threshold on nearly every frame and
+    # be larger than confirm_max_px (tune half, issue 26: two 89-116 px faces at 0.09-0.13 were 70
+    # of the default's 284 leaked object-frames on crossers clips). Staying put is what a face in a
+    # fixed camera does: such a track is masked whatever its size (0 = never).
+    confirm_still_sightings: int = setting(
+        24,
+        doc="a track of weak candidates alone is also masked, whatever its size, once this many of them "
+        "stand in one place on nearly every detector frame (confirm_still_share); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
+    confirm_still_share: float = setting(
+        0.8,
+        doc="... the share of the class's detector frames over the track's span that must see it in place",
+        minimum=0.1,
+        maximum=1.0,
+    )
+    # In a still scene, still texture scores the same on every frame too: on the tune half the
+    # standing faces scored 0.09-0.13 and nine 64-162 px texture tracks that persisted as well
+    # 0.050-0.071 (threshold 0.12); without this floor (and with the fast rule on) collateral on
+    # the faces-wider crossers clips rose from 0.155 to 0.205.
+    confirm_still_score: float = setting(
+        0.65,
+        doc="... and if its median score reaches this share of the class's threshold",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    # A weak crosser is seen on a few frames only, too few for confirm_sightings: a chain of weak
+    # sightings moving at a steady velocity of at least linker.FAST_SPEED of its size a frame is
+    # masked after this many (0 = never). Off: on the tune half its one weak crosser's sightings
+    # were split over five tracks in a busy scene (hidden by none), while chains of weak crowd
+    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26).
+    confirm_fast_sightings: int = setting(
+        0,
+        doc="a track of weak candidates alone is masked once this many of them move steadily and fast "
+        "(at least linker.FAST_SPEED of its size a frame); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
 
 
 @dataclass(frozen=True)

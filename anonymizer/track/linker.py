@@ -8,7 +8,8 @@ detection is masked whether or not it joined a track.
 Hysteresis (as in ByteTrack): in video the detector also reports weak candidates below the
 class's threshold. A face in a blurred, dim or half-turned frame scores low but is the same face,
 so a weak candidate that links into a track holding a confident detection is masked too, and so
-is a track of weak candidates that persists (``confirm_sightings``); weak candidates that flicker
+is a track of weak candidates that persists (``confirm_sightings``), or stands in one place on
+nearly every detector frame whatever its size (``confirm_still_*``); weak candidates that flicker
 and never meet a confident one are texture, and are dropped.
 """
 
@@ -91,6 +92,14 @@ ALTERNATIVE_MAX = 3
 # moved boxes keep the object's size (clipped to the frame when masked). Detections themselves are
 # masked as found.
 EDGE_PX = 1.0
+# Weak tracks confirmed by how they behave (issue 26, TrackSpec.confirm_still_* and
+# confirm_fast_sightings). In place: a sighting whose centre lies within STILL_DRIFT of the track's
+# median side from the track's median centre (a standing face's weak boxes jitter by a few px; a
+# walker's leave it). Fast: every step's velocity within FAST_AGREE of the track's mean velocity
+# (its length) and every box within SIZE_RATIO of the median size: weak boxes that the linker's
+# reach chains across a busy scene go every which way, a crosser goes one way.
+STILL_DRIFT = 0.5
+FAST_AGREE = 0.5
 
 
 @dataclass
@@ -449,16 +458,68 @@ def _along(box: np.ndarray, velocity: np.ndarray, distance: int) -> np.ndarray:
     return np.concatenate([grown[:2] - slack, grown[2:] + slack]).astype(np.float32)
 
 
-def _confirmed(track: Track, confident: float, sightings: int, max_size: float) -> bool:
+def _confirmed(
+    track: Track,
+    confident: float,
+    sightings: int,
+    max_size: float,
+    spec: TrackSpec | None = None,
+    ran: np.ndarray | None = None,
+) -> bool:
     """A track holding a confident detection, or a persistent track of weak candidates that is
     sized like the faces around it: texture on a truck's front can persist as long as a small
     masked face does, but it is far larger than any face in the scene, and its mask hides the
-    vehicle for the whole clip."""
+    vehicle for the whole clip. With ``spec`` also a weak track standing in one place on nearly
+    every detector frame (``ran``: detector frames before each frame), whatever its size, scoring
+    near the threshold (``confirm_still_score``), or one moving steadily and fast (``_still``,
+    ``_fast``)."""
     if max(track.scores) >= confident:
         return True
-    if sightings <= 0 or len(track.frames) < sightings:
+    if sightings > 0 and len(track.frames) >= sightings and (not max_size or _median_side(track.boxes) <= max_size):
+        return True
+    if spec is None or track.alternative:
+        # An alternative is one reading among several of sightings that other tracks hold: in a
+        # crowd of weak boxes (tune half, a marching band) dozens of them chain at one velocity.
         return False
-    return not max_size or _median_side(track.boxes) <= max_size
+    if (
+        ran is not None
+        and float(np.median(track.scores)) >= spec.confirm_still_score * confident
+        and _still(track, spec.confirm_still_sightings, spec.confirm_still_share, ran)
+    ):
+        return True
+    return _fast(track, spec.confirm_fast_sightings)
+
+
+def _still(track: Track, need: int, share: float, ran: np.ndarray) -> bool:
+    """Whether at least ``need`` of the track's sightings, and ``share`` of the class's detector
+    frames over its span, see it in place (STILL_DRIFT). ``ran[f]``: detector frames before ``f``."""
+    if need <= 0 or len(track.frames) < need:
+        return False
+    boxes = np.stack(track.boxes)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    off = np.linalg.norm(centres - np.median(centres, axis=0), axis=1)
+    in_place = int(np.count_nonzero(off <= STILL_DRIFT * _median_side(track.boxes)))
+    looked = int(ran[track.frames[-1] + 1] - ran[track.frames[0]])
+    return in_place >= need and in_place >= share * looked
+
+
+def _fast(track: Track, need: int) -> bool:
+    """Whether the track holds at least ``need`` sightings moving at one velocity (FAST_AGREE) of
+    at least FAST_SPEED of its size a frame, its boxes of one size (SIZE_RATIO)."""
+    if need <= 0 or len(track.frames) < max(need, 2):
+        return False
+    boxes, frames = np.stack(track.boxes), np.asarray(track.frames, np.float32)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sides = np.sqrt(np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 1), axis=1))
+    size = float(np.median(sides))
+    if sides.max() > SIZE_RATIO * size or sides.min() * SIZE_RATIO < size:
+        return False
+    mean = (centres[-1] - centres[0]) / max(1.0, float(frames[-1] - frames[0]))
+    speed = float(np.hypot(*mean))
+    if speed < FAST_SPEED * _median_side(track.boxes):
+        return False
+    steps = np.diff(centres, axis=0) / np.maximum(np.diff(frames), 1)[:, None]
+    return bool(np.all(np.linalg.norm(steps - mean, axis=1) <= FAST_AGREE * speed))
 
 
 def _median_side(boxes: list[np.ndarray]) -> float:
@@ -545,6 +606,9 @@ def track_and_fill(
     a track there that holds a confident detection adds its weak detections and its predictions.
     A track of weak candidates alone adds nothing, unless it holds ``spec.confirm_sightings`` of
     them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
+    Nor unless it stands in one place on nearly every detector frame (``confirm_still_*``: a
+    standing face in a fixed camera, whatever its size) or moves steadily and fast over
+    ``confirm_fast_sightings`` of them (a weak crosser).
     """
     def count(tracks: list[Track]) -> int:
         # An alternative link is a second reading of sightings already counted in other tracks.
@@ -561,7 +625,12 @@ def track_and_fill(
     max_size = float(spec.confirm_max_px)
     if max_size and strong:
         max_size = max(max_size, 2 * float(np.median([_median_side(t.boxes) for t in strong])))
-    confirmed = [t for t in link(per_frame, spec, detect_every, frame_size) if _confirmed(t, confident, spec.confirm_sightings, max_size)]
+    ran = np.concatenate([[0], np.cumsum([d is not None for d in per_frame])])
+    confirmed = [
+        t
+        for t in link(per_frame, spec, detect_every, frame_size)
+        if _confirmed(t, confident, spec.confirm_sightings, max_size, spec, ran)
+    ]
     if confirmed:
         extra = _as_detections(len(per_frame), confirmed, spec, detect_every, below=confident, id_offset=len(strong))
         out = [Detections.merge([a, b]) for a, b in zip(out, extra)]

@@ -39,6 +39,8 @@ def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
             spec.trail_frames,
             FAST_GAP_FACTOR * spec.max_gap_frames + c.every,  # a fast mover's long gap (linker.FAST_GAP_FACTOR)
             spec.confirm_sightings * c.step,
+            spec.confirm_still_sightings * c.step,  # its in-place sightings (linker._still)
+            spec.confirm_fast_sightings * c.step,
         )
         + c.every
         for c in classes.values()

@@ -24,12 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
-# pinned to full) changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
+# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off)
+# changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "b457bb3b92cbea492692679d58ce762ff0ad3f3dacf185f79502ea7def2d750a",
-    "cctv-fast.yaml": "a4fe358a59ae90f0f5da230884c9d4f372e8ac91d334402226bac2c2b7515c76",
-    "low-collateral.yaml": "f71002de9daa69ad79228d925093aac7f475c997d417e05d19b6bc7e7d27696f",
+    "default.yaml": "4ce4351917ab21d1bc73fe55d0a9facfe49a821c806d52843b51020e0d384511",
+    "cctv-fast.yaml": "61d2cbc2020efba43bb3c5b7f83e8772b54c985154b62e2630616af1b893fbdd",
+    "low-collateral.yaml": "33bcf085248aaad7a15ef385ce6f72193957d7b13e8dc8c74a869e451582b1ea",
 }
 
 
