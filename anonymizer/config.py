@@ -205,6 +205,16 @@ class ClassSpec:
         2048, doc="a scaled image larger than this is cut into overlapping tiles", minimum=160, maximum=8192
     )
     tile_overlap: float = setting(0.2, doc="fraction of a tile shared with its neighbour", minimum=0, maximum=0.5)
+    # Fixed-size tiles spread evenly over a side a little longer than one tile share most of it:
+    # a 3x crowd photo fed CenterFace 2.4x its pixels. Fitted tiles keep the overlap the fixed size
+    # guarantees (tile_overlap x tile_size) and no more (anonymizer.detect.multiscale.tile_spans).
+    tile_fit: bool = setting(
+        True,
+        doc="tiles shrink to share a side evenly, overlapping by tile_overlap x tile_size (off: every tile is tile_size)",
+        details="tiles shrink to the smallest size that covers the scaled image in as many tiles as tile_size "
+        "needs, neighbours still sharing tile_overlap x tile_size px; a model with a fixed input (platedet, "
+        "YOLO weights) letterboxes each tile, so its tiles keep tile_size whatever this says",
+    )
     flip: bool = setting(True, doc="photos: also run on the mirrored image (catches profile and occluded faces)")
     every_n_frames: int = setting(
         1, doc="video: detect on every n-th frame, the tracker fills the rest", minimum=1, maximum=30
@@ -338,6 +348,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "video_full_every": 3,
     "video_zoom": 2.0,
     "video_shaped_input": True,
+    "tile_fit": False,
     "cascade": CascadeSpec(
         always_scales=(0.5, 1.0, 2.0),
         always_mirrored=False,
@@ -361,6 +372,7 @@ PLATE_NOTES = {
     "threshold": "0.05 x 0.76: int8 scores run lower (tune half); use 0.05 with precision: full",
     "scales": "photos; 0.5 zooms out (plates filmed up close); repeats of the same 640 px picture are skipped",
     "tile_size": "tiles are letterboxed to the plate model's 640 px input",
+    "tile_fit": "(the tile's size is the plate model's zoom: its tiles keep tile_size)",
     "every_n_frames": "plates move predictably; the look-ahead tracker fills the other frames",
     "video_dense_side": "(the plate model letterboxes the whole frame to 640 px for its dense pass)",
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",

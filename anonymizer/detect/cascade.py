@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from anonymizer.config import CascadeSpec
-from anonymizer.detect.multiscale import ClassDetector, Pass, PassProgress, tile_starts, zooms_out
+from anonymizer.detect.multiscale import ClassDetector, Pass, PassProgress, tile_spans, zooms_out
 from anonymizer.detections import Detections
 
 STRIDE = 32  # CenterFace's input is padded to multiples of 32: crops start on that grid
@@ -126,11 +126,13 @@ def mask_rectangles(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def crop_passes(
-    grid: np.ndarray, height: int, width: int, scale: float, flipped: bool, rule: CascadeSpec, tile_size: int
+    grid: np.ndarray, height: int, width: int, scale: float, flipped: bool, rule: CascadeSpec, tile_size: int,
+    fit: bool = False,
 ) -> list[Pass]:
     """Passes over crops of the image scaled by ``scale`` that cover the marked cells of ``grid``,
     with ``rule.crop_context_px`` (scaled px) of context, starting on the stride grid; a crop larger
-    than ``tile_size`` is tiled as the plan tiles a whole image."""
+    than ``tile_size`` is tiled as the plan tiles a whole image (``fit``: ``tile_spans``, with a
+    stride of slack, since each tile's start moves back onto the grid)."""
     sh, sw = max(1, round(height * scale)), max(1, round(width * scale))
     margin = rule.crop_context_px
     passes = []
@@ -139,10 +141,15 @@ def crop_passes(
         y0 = max(0, int(r0 * rule.cell_px * scale) - margin) // STRIDE * STRIDE
         x1 = min(sw, math.ceil(c1 * rule.cell_px * scale) + margin)
         y1 = min(sh, math.ceil(r1 * rule.cell_px * scale) + margin)
-        for ty in tile_starts(y1 - y0, tile_size, 0.2):
-            for tx in tile_starts(x1 - x0, tile_size, 0.2):
+        rows = tile_spans(y1 - y0, tile_size, 0.2, fit=fit, slack=STRIDE)
+        cols = tile_spans(x1 - x0, tile_size, 0.2, fit=fit, slack=STRIDE)
+        # A crop's only tile keeps tile_size: its start moved back onto the grid, its end stays x1.
+        side_h = rows[0][1] - rows[0][0] if fit and len(rows) > 1 else tile_size
+        side_w = cols[0][1] - cols[0][0] if fit and len(cols) > 1 else tile_size
+        for ty, _ in rows:
+            for tx, _ in cols:
                 ax, ay = (x0 + tx) // STRIDE * STRIDE, (y0 + ty) // STRIDE * STRIDE
-                passes.append(Pass(scale, ax, ay, min(sw, ax + tile_size, x1), min(sh, ay + tile_size, y1), flipped))
+                passes.append(Pass(scale, ax, ay, min(sw, ax + side_w, x1), min(sh, ay + side_h, y1), flipped))
     return passes
 
 
@@ -182,7 +189,9 @@ def plan_expensive(
         # A mirrored pass looks again at the cues themselves (a turned face scores weakly unmirrored);
         # the context around them is the unmirrored passes' business (neighbours too small to cue).
         region_rule = replace(rule, context=0.0, context_px=0.0) if flipped and rule.mirrored_no_context else rule
-        crops = crop_passes(cue_mask(wanted, height, width, region_rule), height, width, scale, flipped, rule, spec.tile_size)
+        crops = crop_passes(
+            cue_mask(wanted, height, width, region_rule), height, width, scale, flipped, rule, spec.tile_size, spec.tile_fit
+        )
         crop_area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in crops)
         full_area = sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes)
         chosen += passes if crop_area >= rule.full_above * full_area else crops

@@ -43,6 +43,28 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [int(round(i * step)) for i in range(count)]
 
 
+def tile_spans(length: int, tile: int, overlap: float, *, fit: bool = False, slack: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of the tiles that cover ``length``: as many as ``tile_starts`` lays, spread evenly.
+
+    ``fit``: the tiles shrink to the smallest side (a multiple of 32, plus ``slack``, at most
+    ``tile``) at which neighbours still share ``overlap * tile`` px, the overlap the fixed size
+    guarantees at least. A 3072 px side takes two tiles either way: 2048 px ones share 1,024 px,
+    fitted 1,760 px ones 448, and a 3x crowd photo's passes feed the network about a quarter fewer
+    pixels (docs/benchmarks.md, "Photos: where the time goes"). Off, the tiles are ``tile`` px.
+    """
+    starts = tile_starts(length, tile, overlap)
+    if len(starts) == 1:
+        return [(0, min(length, tile))]
+    side = tile
+    if fit:
+        count = len(starts)
+        fitted = math.ceil((length + (count - 1) * overlap * tile) / count)
+        side = min(tile, -(-fitted // 32) * 32 + slack)
+        step = (length - side) / (count - 1)
+        starts = [int(round(i * step)) for i in range(count)]
+    return [(s, min(s + side, length)) for s in starts]
+
+
 def zooms_out(height: int, width: int, scale: float, spec: ClassSpec, fixed_input: int | None) -> bool:
     """Whether a pass below scale 1 must be padded back to the full size to show objects smaller.
 
@@ -75,9 +97,12 @@ def plan_passes(
             if any(abs(seen_at - other) < 0.01 * other for other in whole_image_views):
                 continue
             whole_image_views.append(seen_at)
-        for y in tile_starts(sh, spec.tile_size, spec.tile_overlap):
-            for x in tile_starts(sw, spec.tile_size, spec.tile_overlap):
-                passes.append((scale, x, y, min(x + spec.tile_size, sw), min(y + spec.tile_size, sh)))
+        # A fixed-input model letterboxes each tile to its input: there the tile's size is the
+        # zoom, so its tiles keep tile_size.
+        fit = spec.tile_fit and not fixed_input
+        for y0, y1 in tile_spans(sh, spec.tile_size, spec.tile_overlap, fit=fit):
+            for x0, x1 in tile_spans(sw, spec.tile_size, spec.tile_overlap, fit=fit):
+                passes.append((scale, x0, y0, x1, y1))
     return passes
 
 

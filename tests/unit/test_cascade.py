@@ -145,6 +145,26 @@ def test_crops_start_on_the_stride_grid_and_stay_inside_the_scaled_image():
         assert 0 <= p.x0 < p.x1 <= 1920 and 0 <= p.y0 < p.y1 <= 1440 and p.flipped
 
 
+def test_fitted_crop_tiles_cover_what_the_fixed_ones_cover_with_fewer_pixels():
+    grid = np.zeros((15, 20), bool)
+    grid[1:14, 1:19] = True  # nearly the whole photo cued: a crop of about 1,800 x 1,300 px at 3x
+    fixed = module.crop_passes(grid, 480, 640, 3.0, False, RULE, 1024)
+    fitted = module.crop_passes(grid, 480, 640, 3.0, False, RULE, 1024, True)
+    assert len(fitted) == len(fixed) > 1
+
+    def covered(passes):
+        mask = np.zeros((1440, 1920), bool)
+        for p in passes:
+            assert p.x1 - p.x0 <= 1024 and p.y1 - p.y0 <= 1024
+            assert p.x0 % module.STRIDE == 0 and p.y0 % module.STRIDE == 0
+            mask[p.y0 : p.y1, p.x0 : p.x1] = True
+        return mask
+
+    assert (covered(fitted) >= covered(fixed)).all()
+    area = lambda passes: sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes)  # noqa: E731
+    assert area(fitted) < 0.9 * area(fixed)
+
+
 def test_fixed_input_models_run_the_plans_own_tiles_that_hold_a_cue():
     spec = ClassSpec(threshold=0.05, scales=(0.5, 1.0, 2.0, 3.0), tile_size=640, flip=False)
     rule = CascadeSpec(enabled=True, cue_threshold=0.01, upscale_below_px=0, context=0, context_px=16)

@@ -1,5 +1,10 @@
+import itertools
+
+import numpy as np
+import pytest
+
 from anonymizer.config import ClassSpec
-from anonymizer.detect.multiscale import plan_passes, tile_starts
+from anonymizer.detect.multiscale import plan_passes, tile_spans, tile_starts
 
 
 def test_tiles_cover_the_whole_side_with_overlap():
@@ -7,6 +12,39 @@ def test_tiles_cover_the_whole_side_with_overlap():
     assert starts[0] == 0 and starts[-1] + 640 == 1920
     assert all(b - a <= 640 * 0.8 + 1 for a, b in zip(starts, starts[1:]))
     assert tile_starts(500, 640, 0.2) == [0]
+
+
+@pytest.mark.parametrize("length", [2049, 2100, 2304, 3072, 3500, 4096, 5000, 6750, 9000])
+@pytest.mark.parametrize("overlap", [0.0, 0.2, 0.5])
+def test_fitted_tiles_cover_the_side_overlap_as_the_fixed_ones_guarantee_and_are_never_larger(length, overlap):
+    fixed = tile_spans(length, 2048, overlap)
+    fitted = tile_spans(length, 2048, overlap, fit=True)
+    assert fixed == [(s, s + 2048) for s in tile_starts(length, 2048, overlap)]  # off: exactly as before
+    assert len(fitted) == len(fixed) and fitted[0][0] == 0 and fitted[-1][1] == length
+    sides = {b - a for a, b in fitted}
+    assert len(sides) == 1 and sides.pop() <= 2048
+    for (_, end), (start, _) in itertools.pairwise(fitted):
+        assert end - start >= overlap * 2048  # every neighbour shares what a fixed tile guarantees
+    if (
+        length in (2100, 2304, 3072) and overlap <= 0.2
+    ):  # a side a little longer than one tile: the fixed tiles share most of it
+        assert sum(b - a for a, b in fitted) <= 0.9 * sum(b - a for a, b in fixed)
+
+
+def test_only_a_model_that_sees_any_size_gets_fitted_tiles():
+    spec = ClassSpec(scales=(3.0,), tile_size=2048, tile_fit=True)
+    fitted = plan_passes(768, 1024, spec)  # 3072 x 2304 at 3x
+    fixed = plan_passes(768, 1024, ClassSpec(scales=(3.0,), tile_size=2048, tile_fit=False))
+    area = lambda passes: sum((x1 - x0) * (y1 - y0) for _, x0, y0, x1, y1 in passes)  # noqa: E731
+    assert len(fitted) == len(fixed) == 4 and area(fitted) < 0.6 * area(fixed)
+    covered = np.zeros((2304, 3072), bool)
+    for _, x0, y0, x1, y1 in fitted:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    # A letterboxing model (platedet) sees each tile at its input size: the tile's size is its zoom.
+    assert plan_passes(768, 1024, spec, fixed_input=640) == plan_passes(
+        768, 1024, ClassSpec(scales=(3.0,), tile_size=2048, tile_fit=False), fixed_input=640
+    )
 
 
 def test_each_scale_is_tiled_in_scaled_pixels():
@@ -55,7 +93,9 @@ def test_video_asks_the_model_for_weak_candidates_photos_do_not():
     detector.detect_many([image], video=True)
     assert raw.thresholds == [0.12, 0.05]
     raw.thresholds.clear()
-    ClassDetector(raw, ClassSpec(threshold=0.12, track_threshold=None, scales=(1.0,), flip=False), 0).detect_many([image], video=True)
+    ClassDetector(raw, ClassSpec(threshold=0.12, track_threshold=None, scales=(1.0,), flip=False), 0).detect_many(
+        [image], video=True
+    )
     assert raw.thresholds == [0.12]
 
 
