@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
-# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off)
+# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
+# detect.plate_text.video and video_every of issue 26, the video text cue off)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "4ce4351917ab21d1bc73fe55d0a9facfe49a821c806d52843b51020e0d384511",
-    "cctv-fast.yaml": "61d2cbc2020efba43bb3c5b7f83e8772b54c985154b62e2630616af1b893fbdd",
-    "low-collateral.yaml": "33bcf085248aaad7a15ef385ce6f72193957d7b13e8dc8c74a869e451582b1ea",
+    "default.yaml": "95f8703134a45618c017bf4e00128ec2839d48471ce676df07d5d012a4321b9e",
+    "cctv-fast.yaml": "3268a3191915da511e4343c48f13dfff1f7208709b04a4b7c66feb417e1badad",
+    "low-collateral.yaml": "7b061f2452cd09fa229f9cb6f68c3240a00d4f099012ac26b808a7262c7c4e3d",
 }
 
 
