@@ -412,10 +412,11 @@ class PlateTextSpec:
     video: str = setting(
         "off",
         doc="video: where the text detector looks for plate-shaped text (off, changed, frames)",
-        details="video: `off` = never; `changed` = fixed cameras only (`detect.gating`, camera still): the "
-        "changed areas of the plate class's gated frames at the source's own pixels (longer side at most "
-        "`side`), and the whole frame at `side` on its refresh frames; `frames` = as `changed`, and the whole "
-        "frame at `side` on every plate frame that is not gated (a moving camera, gating off). Plate-shaped "
+        details="video: `off` = never; `changed` = with `detect.gating`: the changed areas of the plate "
+        "class's gated frames (a still camera) at the source's own pixels (longer side at most `side`), and the "
+        "whole frame at `side` on its refresh frames (while the camera moves, every full-plan plate frame is "
+        "one); `frames` = as `changed`, and the whole frame at `side` on every other plate frame that is not "
+        "gated (a moving camera, gating off). Plate-shaped "
         "regions become plate detections (tracked, padded and masked as plates, never replacing one); the "
         'job\'s audit then names the text model (docs/recall.md, "A text cue for plates in video")',
         choices=VIDEO_TEXT,

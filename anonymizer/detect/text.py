@@ -6,7 +6,8 @@ still text. PaddleOCR's PP-OCRv4 detector (a DB network, Apache-2.0, shipped as 
 ``rapidocr-onnxruntime`` wheel) marks every text line in a scene; the regions shaped like a plate's
 characters (``plate_shaped``) become extra plate candidates. They are **added** to the plate
 model's detections, never replacing or suppressing one (``add_text_candidates``): a text cue can
-only mask more. Photos only (``Engine.detect_image``).
+only add candidates. Photos (``Engine.detect_image``) and, with ``detect.plate_text.video``, the
+plate frames of a video (``VideoTextCue``, run by ``anonymizer.stream.stages.Detect``).
 
 The DB network outputs a text probability map at the input's resolution; boxes come from the
 connected regions above ``bin_threshold``, scored by their mean probability and grown by DB's
@@ -169,9 +170,10 @@ def crop_candidates(
 class VideoTextCue:
     """Where and when a video's plate frames get the text cue (``detect.plate_text.video``).
 
-    ``mode``: ``changed`` = fixed cameras only (the changed areas of gated frames, the whole frame
-    on refreshes); ``frames`` = also the whole frame of every ungated plate frame (a moving camera,
-    gating off). ``every``: ``detector`` = every plate detector frame, ``full`` = the full plan's.
+    ``mode``: ``changed`` = the changed areas of gated frames (a still fixed camera) and the whole
+    frame on refreshes (on a moving camera with gating on, every full-plan frame is one); ``frames``
+    = also the whole frame of every other ungated plate frame (a moving camera, gating off).
+    ``every``: ``detector`` = every plate detector frame, ``full`` = the full plan's.
     """
 
     detector: TextDetector
