@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from plate_text_media import PLATE_BOX, H, W, scene, text_model_present, with_plate_text
 
 from anonymizer.config import Profile, profile_from_dict
 from anonymizer.detect import gating
@@ -18,21 +19,10 @@ from anonymizer.detections import PLATE
 from anonymizer.errors import ConfigError
 from anonymizer.stream.stages import Detect, Frame
 
-W, H = 640, 360
 DEMO = Path(__file__).resolve().parents[2] / "samples" / "plate-12c6cb72-3ea3-49e7-b381-e0cdfc5e8960.jpg"
 TEXT_PROFILE = {"detect": {"device": "cpu", "faces": {"enabled": False}, "plate_text": {"video": "changed"}}}
 
-
-def _text_model_present() -> bool:
-    try:
-        from anonymizer.detect.registry import builtin_weights
-
-        return builtin_weights("pp-ocrv4-det")[0].is_file()
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _text_model_present(), reason="the rapidocr-onnxruntime wheel is not installed")
+pytestmark = pytest.mark.skipif(not text_model_present(), reason="the rapidocr-onnxruntime wheel is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -42,26 +32,6 @@ def built():
     cue = video_text_cue(profile.detect, build_text_cue(profile.detect))
     assert cue is not None
     return profile, detectors, cue
-
-
-def scene() -> np.ndarray:
-    """A still street-like scene without any text: gradients and a few flat shapes."""
-    y, x = np.mgrid[0:H, 0:W]
-    img = np.stack([60 + x * 100 / W, 80 + y * 80 / H, 90 + (x + y) * 50 / (W + H)], -1).astype(np.uint8)
-    cv2.rectangle(img, (40, 200), (200, 330), (120, 110, 100), -1)
-    cv2.rectangle(img, (450, 60), (600, 150), (70, 90, 60), -1)
-    return img
-
-
-PLATE_BOX = (300, 220, 420, 252)
-
-
-def with_plate_text(img: np.ndarray) -> np.ndarray:
-    """Light characters on a dark strip: a plate's text, without the plate's frame or colours."""
-    img = img.copy()
-    cv2.rectangle(img, PLATE_BOX[:2], PLATE_BOX[2:], (40, 40, 40), -1)
-    cv2.putText(img, "KX 4821", (306, 245), cv2.FONT_HERSHEY_SIMPLEX, 0.75, (235, 235, 235), 2, cv2.LINE_AA)
-    return img
 
 
 def frames_of(images: list[np.ndarray]) -> list[Frame]:
