@@ -385,9 +385,13 @@ PLATE_NOTES = {
 }
 
 
+VIDEO_TEXT = ("off", "changed", "frames")
+
+
 @dataclass(frozen=True)
 class PlateTextSpec:
-    """Photos: text regions shaped like a plate's characters become extra plate candidates.
+    """Photos (and video, ``video``): text regions shaped like a plate's characters become extra
+    plate candidates.
 
     PP-OCRv4's text detector (anonymizer.detect.text) marks every text line of a scene; the plate
     model misses plates unlike its training set (a US plate on a trailer, the shipped demo photo).
@@ -400,7 +404,7 @@ class PlateTextSpec:
         doc="photos: plate-shaped text regions are masked as plates too (only when plates are enabled)",
         details="photos: run PP-OCRv4's text detector (Apache-2.0, `rapidocr-onnxruntime` wheel) and mask "
         "the text regions shaped like a plate's characters as plates, in addition to every plate detection "
-        "(never instead of one); only when `detect.plates` is enabled; video never",
+        "(never instead of one); only when `detect.plates` is enabled; video: `video`",
     )
     side: int = setting(960, doc="the text detector sees the photo with its longer side this many px", minimum=320, maximum=4096)
     min_score: float = setting(0.6, doc="a text region's mean probability must reach this", minimum=0.3, maximum=1)
@@ -413,6 +417,29 @@ class PlateTextSpec:
     # its characters; growing by 0.25 hid nothing more on the tune half and doubled the collateral.
     grow: float = setting(
         0.0, doc="each side grows by this fraction of the region's height (characters to plate)", minimum=0, maximum=2
+    )
+    # Video (anonymizer.detect.text.VideoTextCue): the same shape rule, on the plate class's
+    # detector frames. Off by default: measured on both halves in docs/recall.md, "A text cue for
+    # plates in video".
+    video: str = setting(
+        "off",
+        doc="video: where the text detector looks for plate-shaped text (off, changed, frames)",
+        details="video: `off` = never; `changed` = with `detect.gating`: the changed areas of the plate "
+        "class's gated frames (a still camera) at the source's own pixels (longer side at most `side`), and the "
+        "whole frame at `side` on its refresh frames (while the camera moves, every full-plan plate frame is "
+        "one); `frames` = as `changed`, and the whole frame at `side` on every other plate frame that is not "
+        "gated (a moving camera, gating off). Plate-shaped "
+        "regions become plate detections (tracked, padded and masked as plates, never replacing one); the "
+        'job\'s audit then names the text model (docs/recall.md, "A text cue for plates in video")',
+        choices=VIDEO_TEXT,
+    )
+    video_every: str = setting(
+        "detector",
+        doc="video: the text detector runs on every plate detector frame, or on its full-plan frames only",
+        details="video, with `video` on: `detector` = on every frame the plate class runs on "
+        "(`detect.plates.every_n_frames`); `full` = only on the frames of its full plan "
+        "(`video_full_every`) and refreshes",
+        choices=("detector", "full"),
     )
 
 

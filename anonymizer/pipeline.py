@@ -22,7 +22,7 @@ import numpy as np
 
 from anonymizer.config import Profile
 from anonymizer.detect.cascade import detect_cascade
-from anonymizer.detect.factory import build_detectors, build_text_cue, plate_shape, resolve_backend
+from anonymizer.detect.factory import build_detectors, build_text_cue, plate_shape, resolve_backend, video_text_cue
 from anonymizer.detect.text import add_text_candidates, text_candidates
 from anonymizer.detections import CLASS_IDS, CLASS_NAMES, FACE, PLATE, Detections
 from anonymizer.durable import fsync_and_rename, sha256_file, temp_path_for
@@ -108,8 +108,10 @@ class Engine:
         self.profile = profile
         self.detectors, infos, self.device = build_detectors(profile.detect, backend=backend)
         self.backend = resolve_backend(self.device, backend)
-        # Photos: plate-shaped text regions are plate candidates too (anonymizer.detect.text).
+        # Plate-shaped text regions are plate candidates too (anonymizer.detect.text): in photos
+        # with ``detect.plate_text.enabled``, in video with ``detect.plate_text.video``.
         self.text_cue = build_text_cue(profile.detect)
+        self.video_text = video_text_cue(profile.detect, self.text_cue)
         if self.text_cue is not None:
             infos = [*infos, self.text_cue.info]
         self.models = [info.as_audit() for info in infos]
@@ -165,7 +167,7 @@ class Engine:
                 dets = detect_cascade(detector, detector.spec.cascade, rgb, progress=report)[0]
             else:
                 dets = detector.detect_many([rgb], progress=report)[0]
-            if name == "plate" and self.text_cue is not None:
+            if name == "plate" and self.text_cue is not None and self.profile.detect.plate_text.enabled:
                 dets = self.plate_text(rgb, dets)
             found.append(dets)
         return Detections.merge(found)
@@ -232,7 +234,8 @@ class Engine:
     def _result(self, kind: str) -> JobResult:
         counts = {name: ClassCounts() for name in self.detectors}
         models = self.models
-        if kind != "image" and self.text_cue is not None:  # the text cue runs on photos only
+        text_runs = self.profile.detect.plate_text.enabled if kind == "image" else self.video_text is not None
+        if self.text_cue is not None and not text_runs:  # the audit names the models that run
             models = [m for m in models if m["id"] != self.text_cue.info.id]
         return JobResult(kind, models, self.profile.sha256, self.device, counts=counts)
 
@@ -308,7 +311,7 @@ class Engine:
                     blocks=profile.detect.gating, hwaccel=hwaccel)
         cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
-                        batch=self.batch, cancel=cancel)
+                        batch=self.batch, cancel=cancel, text=self.video_text)
         classes = {}
         for name in self.detectors:
             spec = self.class_specs[CLASS_IDS[name]]
@@ -385,6 +388,8 @@ class Engine:
         # than total_s); read_s is the first decode with its colour conversion, encode_s x264's.
         result.timings = {"read_s": read.seconds, "detect_s": detect.seconds, "track_s": track.seconds,
                           "mask_s": mask.seconds, "encode_s": encode_s, "total_s": t1 - t0}
+        if self.video_text is not None:
+            result.timings["text_s"] = detect.text_seconds  # part of detect_s
         result.passes = {name: dict(s.stats) for name, s in detect.schedules.items()}
         return result
 

@@ -8,7 +8,7 @@ from anonymizer.config import ClassSpec, DetectSpec, PlateTextSpec
 from anonymizer.detect.base import ModelInfo, RawDetector
 from anonymizer.detect.multiscale import ClassDetector
 from anonymizer.detect.registry import builtin_weights
-from anonymizer.detect.text import PlateShape, TextDetector
+from anonymizer.detect.text import PlateShape, TextDetector, VideoTextCue
 from anonymizer.detect.torch import GPU_EXTRA_HINT, cuda_available, torch_installed
 from anonymizer.detect.ultra import UltralyticsDetector
 from anonymizer.detections import CLASS_IDS
@@ -89,11 +89,21 @@ def build_detectors(
 
 
 def build_text_cue(detect: DetectSpec) -> TextDetector | None:
-    """The plates' text detector (photos), when ``detect.plate_text`` and plates are enabled."""
-    if not (detect.plate_text.enabled and detect.plates.enabled):
+    """The plates' text detector, when plates are enabled and ``detect.plate_text`` is on for
+    photos (``enabled``) or video (``video``)."""
+    text = detect.plate_text
+    if not ((text.enabled or text.video != "off") and detect.plates.enabled):
         return None
     path, licence = builtin_weights("pp-ocrv4-det")
     return TextDetector(path, licence, threads=detect.threads)
+
+
+def video_text_cue(detect: DetectSpec, detector: TextDetector | None) -> VideoTextCue | None:
+    """The text cue of video plate frames (``detect.plate_text.video``), or None when off."""
+    if detector is None or detect.plate_text.video == "off":
+        return None
+    spec = detect.plate_text
+    return VideoTextCue(detector, plate_shape(spec), spec.side, spec.video, spec.video_every)
 
 
 def plate_shape(spec: PlateTextSpec) -> PlateShape:

@@ -132,6 +132,11 @@ class ClassSchedule:
         self.stats["off_cadence"] = 0  # still-camera frames the cadence skips that ran gated passes
         # Gated frames: pixels of the changed areas the passes ran over, and of the whole frames.
         self.stats |= {"changed_px": 0, "frame_px": 0}
+        # What the last planned frame was, for the plates' text cue (anonymizer.detect.text.
+        # VideoTextCue): whether it ran the full plan, and the areas a gated frame looked at
+        # (None: the frame was not gated, its passes saw the whole frame).
+        self.last_full = False
+        self.last_crops: np.ndarray | None = None
 
     def wants(self, index: int) -> bool:
         """Whether the detector runs on frame ``index``: the cadence, or every frame while shaking,
@@ -156,10 +161,12 @@ class ClassSchedule:
     def plan(self, index: int, rgb: np.ndarray, blocks: np.ndarray | None) -> tuple[list[Pass], Detections, bool]:
         """Return (passes to run on this frame, detections carried over, whether it is a refresh)."""
         height, width = rgb.shape[:2]
+        self.last_full, self.last_crops = False, None
         off_cadence = index % self.spec.every_n_frames and not (self.shaking and index - self.still_at <= self.refresh_frames)
         if off_cadence and self.spec.video_gated_every_frame:
             return self._off_cadence(index, rgb, blocks)
         full = self.detector_frames % self.spec.video_full_every == 0
+        self.last_full = full
         self.detector_frames += 1
         passes = self.detector.plan(height, width, video=True)
         if not full:
@@ -174,6 +181,7 @@ class ClassSchedule:
                 self.still_at, self.shaking = index, False
                 crops, carried = self._look_again(change, height, width)
                 self._count_gated(crops, height, width)
+                self.last_crops = crops
                 return self._gated_passes(full, crops, height, width), carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
@@ -209,6 +217,7 @@ class ClassSchedule:
             return [], carried, False  # a large change: the cadence's frames cover it
         self.stats["off_cadence"] += 1
         self._count_gated(crops, height, width)
+        self.last_crops = crops
         return passes, carried, False
 
     def _change(self, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:

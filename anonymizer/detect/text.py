@@ -6,7 +6,8 @@ still text. PaddleOCR's PP-OCRv4 detector (a DB network, Apache-2.0, shipped as 
 ``rapidocr-onnxruntime`` wheel) marks every text line in a scene; the regions shaped like a plate's
 characters (``plate_shaped``) become extra plate candidates. They are **added** to the plate
 model's detections, never replacing or suppressing one (``add_text_candidates``): a text cue can
-only mask more. Photos only (``Engine.detect_image``).
+only add candidates. Photos (``Engine.detect_image``) and, with ``detect.plate_text.video``, the
+plate frames of a video (``VideoTextCue``, run by ``anonymizer.stream.stages.Detect``).
 
 The DB network outputs a text probability map at the input's resolution; boxes come from the
 connected regions above ``bin_threshold``, scored by their mean probability and grown by DB's
@@ -139,3 +140,65 @@ def add_text_candidates(plates: Detections, candidates: Detections, *, covered: 
         inside = (ix * iy).max(axis=1) / area
         candidates = candidates[inside < covered]
     return Detections.merge([plates, candidates])
+
+
+def crop_candidates(
+    detector: TextDetector, rgb: np.ndarray, areas: np.ndarray, shape: PlateShape, side: int
+) -> Detections:
+    """The plate-shaped text regions inside ``areas`` (float32 (n, 4) source px) of a video frame.
+
+    Each area is seen at the source's own pixels (a 20 px plate stays 20 px: the whole 1080p frame
+    at ``side`` 960 would halve it), its longer side at most ``side``. The shape rule judges the
+    regions in frame pixels (``max_height_frac`` of the frame's height, not the crop's). Areas that
+    overlap find the same text twice: a candidate mostly inside an earlier one is dropped.
+    """
+    height, width = rgb.shape[:2]
+    found = Detections.empty()
+    for x1, y1, x2, y2 in np.asarray(areas, np.float32).reshape(-1, 4):
+        x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+        x2, y2 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            continue
+        crop = rgb[y1:y2, x1:x2]
+        xyxy, scores = detector(crop, min(side, max(crop.shape[:2])))
+        xyxy = xyxy + np.array([x1, y1, x1, y1], np.float32)
+        found = add_text_candidates(found, text_candidates(xyxy, scores, (height, width), shape))
+    return found
+
+
+@dataclass(frozen=True)
+class VideoTextCue:
+    """Where and when a video's plate frames get the text cue (``detect.plate_text.video``).
+
+    ``mode``: ``changed`` = the changed areas of gated frames (a still fixed camera) and the whole
+    frame on refreshes (on a moving camera with gating on, every full-plan frame is one); ``frames``
+    = also the whole frame of every other ungated plate frame (a moving camera, gating off).
+    ``every``: ``detector`` = every plate detector frame, ``full`` = the full plan's.
+    """
+
+    detector: TextDetector
+    shape: PlateShape
+    side: int
+    mode: str
+    every: str
+
+    def areas(self, rgb: np.ndarray, *, full: bool, refresh: bool, crops: np.ndarray | None) -> np.ndarray | None:
+        """The areas (source px) this plate frame's text pass covers: ``crops`` on a gated frame
+        (None when the frame is not gated), the whole frame, or None for no text pass."""
+        if self.every == "full" and not full:
+            return None
+        if crops is not None:
+            return crops if len(crops) else None
+        if refresh or self.mode == "frames":
+            height, width = rgb.shape[:2]
+            return np.array([[0, 0, width, height]], np.float32)
+        return None
+
+    def candidates(self, rgb: np.ndarray, areas: np.ndarray) -> Detections:
+        """Plate candidates from the text in ``areas``: the whole frame at ``side`` (as a photo),
+        or each changed area at the source's own pixels."""
+        height, width = rgb.shape[:2]
+        if len(areas) == 1 and np.array_equal(areas[0], [0, 0, width, height]):
+            xyxy, scores = self.detector(rgb, self.side)
+            return text_candidates(xyxy, scores, (height, width), self.shape)
+        return crop_candidates(self.detector, rgb, areas, self.shape, self.side)

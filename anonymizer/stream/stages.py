@@ -28,6 +28,7 @@ from anonymizer.config import LimitsSpec, TrackSpec
 from anonymizer.detect import gating
 from anonymizer.detect.multiscale import ClassDetector
 from anonymizer.detect.schedule import ClassSchedule
+from anonymizer.detect.text import VideoTextCue, add_text_candidates
 from anonymizer.detections import Detections
 from anonymizer.errors import MediaError
 from anonymizer.mask.maskers import Masker
@@ -49,6 +50,7 @@ class Frame:
         found: per class, what the detector found (None: the class did not run on this frame).
         regions: padded, clipped regions to mask, once tracked.
         time_s: seconds from the first frame (what a sidecar's time ranges refer to).
+        text_areas: where the plates' text cue looks on this frame (source px), or None.
     """
 
     index: int
@@ -60,6 +62,7 @@ class Frame:
     found: dict[str, Detections | None] = field(default_factory=dict)
     regions: Detections | None = None
     time_s: float | None = None
+    text_areas: np.ndarray | None = None
 
 
 class Overlay(Protocol):
@@ -137,6 +140,9 @@ class Detect:
     (the leading edge, where the time goes; the tracker holds frames back for its look-ahead).
     ``cancel`` is checked after every inference call: a 4K frame's passes take seconds, and a
     stopped job must not wait for them.
+    ``text``: the plates' text cue (``detect.plate_text.video``): on the plate frames it picks,
+    its plate-shaped text regions are added to the plate detections (before a refresh keeps them),
+    never replacing one.
     """
 
     def __init__(
@@ -147,8 +153,13 @@ class Detect:
         refresh_frames: int,
         batch: int = 1,
         cancel: threading.Event | None = None,
+        text: VideoTextCue | None = None,
     ) -> None:
         self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
+        self.text = text if "plate" in self.schedules else None
+        if self.text is not None:
+            self.schedules["plate"].stats["text"] = 0  # plate frames the text cue ran on
+        self.text_seconds = 0.0
         self.batch = batch
         self.cancel = cancel
         self.seconds = 0.0
@@ -183,6 +194,10 @@ class Detect:
                 if f.rgb is None or not schedule.wants(f.index):
                     continue
                 planned.append((f, schedule.plan(f.index, f.rgb, f.blocks)))
+                if self.text is not None and name == "plate":
+                    f.text_areas = self.text.areas(
+                        f.rgb, full=schedule.last_full, refresh=planned[-1][1][2], crops=schedule.last_crops
+                    )
                 if planned[-1][1][2]:  # a refresh: the frames after it carry what it finds
                     self._run(name, schedule, planned)
                     planned = []
@@ -208,6 +223,13 @@ class Detect:
         )
         for (f, (_, carried, refresh)), found in zip(planned, passes):
             dets = schedule.detector.merge_passes(found)
+            if self.text is not None and name == "plate" and f.text_areas is not None:
+                started = time.perf_counter()
+                dets = add_text_candidates(dets, self.text.candidates(f.rgb, f.text_areas))  # type: ignore[arg-type]
+                self.text_seconds += time.perf_counter() - started
+                schedule.stats["text"] += 1
+                f.text_areas = None
+                self._check()
             if refresh:
                 schedule.refreshed(dets)
             f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)

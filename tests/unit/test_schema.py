@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
-# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off)
+# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
+# detect.plate_text.video and video_every of issue 26, the video text cue off)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "ca9e8f10c4de84a394db934b32100a54b58109e0deca2ae7a8f09fc737f538c2",
-    "cctv-fast.yaml": "f3c7b097c7884341db0075f236d182c0d19f985a28eeb360221f08403f8db4df",
-    "low-collateral.yaml": "2994b38ef1c89a3ffd6ae16c094ba25cc3d986e5b2214abdd6b9c1e1a25b0d18",
+    "default.yaml": "0b652377bd00b9f56ac7df907f2dbec05fe29420133cc493864813860935cc9f",
+    "cctv-fast.yaml": "74e21f6d8ea80193e6ab9aa9d9a71b5eae51ce537e924a833d7a3b97affcd631",
+    "low-collateral.yaml": "1bae6fe0e480f05daaac9c4cee216b3a8debbf902ae563d82dbac9d062b77d64",
 }
 
 
