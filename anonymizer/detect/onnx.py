@@ -7,6 +7,7 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,42 @@ def _share_one_arena(ort) -> bool:
                 get_logger().warning("onnx_shared_arena_unavailable", error=type(exc).__name__)
                 _shared_arena.append(False)
         return _shared_arena[0]
+
+
+_release_session: list[Any] = []  # the tiny session release_shared_arena runs, built on first use
+
+
+def release_shared_arena() -> bool:
+    """Give the shared arena's free memory back to the system; False where there is no arena.
+
+    The arena keeps the largest pass it served (``_share_one_arena``): within a job that is the
+    point, but a daemon idle after a 12 MP photo would hold about 600 MB of it until the next job.
+    onnxruntime frees an arena's unused regions at the end of a run asked to
+    (``memory.enable_memory_arena_shrinkage``), and every CPU session allocates from the one shared
+    arena, so one tiny run of a one-node graph releases it all; the next job faults its passes in
+    again once (docs/benchmarks.md, "Page faults").
+    """
+    import onnxruntime as ort
+
+    with _shared_arena_lock:
+        if not _shared_arena or not _shared_arena[0]:
+            return False
+        if not _release_session:
+            from onnx import TensorProto, helper
+
+            x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+            y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+            graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "release", [x], [y])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            model.ir_version = 8  # what every onnxruntime this project supports reads
+            options = ort.SessionOptions()
+            options.enable_cpu_mem_arena = False
+            options.add_session_config_entry("session.use_env_allocators", "1")
+            _release_session.append(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+        shrink = ort.RunOptions()
+        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        _release_session[0].run(None, {"x": np.zeros(1, np.float32)}, shrink)
+        return True
 
 
 def _session(model_bytes: bytes, threads: int, providers: list[str]):

@@ -74,8 +74,15 @@ def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: An
     returned ``extra_suffix`` is what the published name must get too.
     """
     started = time.monotonic()
-    # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
-    result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
+    try:
+        # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
+        result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
+    finally:
+        # Between jobs a daemon or worker holds no inference memory (Engine.release_memory); an
+        # engine without the method (a test's stand-in) has none to give back.
+        release = getattr(engine, "release_memory", None)
+        if release is not None:
+            release()
     written = Path(getattr(result, "output_path", None) or temp_output)
     extra = added_suffix(temp_output.name, written.name) if written != temp_output else ""
     sha256, size = getattr(result, "output_sha256", None), getattr(result, "output_size", None)

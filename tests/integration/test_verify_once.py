@@ -11,7 +11,7 @@ import pytest
 from hostile import truncate
 from media_factory import make_video
 
-from anonymizer.errors import JobError
+from anonymizer.errors import JobError, MediaError
 from anonymizer.jobs.run import run_job
 from anonymizer.media import image, video
 
@@ -57,3 +57,19 @@ def test_a_verified_output_carries_the_sha256_of_the_file_as_named(tmp_path, fas
     done = run_job(fast_engine, src, tmp_path / "clip.mp4")
     assert (done.sha256, done.size) == sha256_file(tmp_path / "clip.mp4")
     assert "verify_s" in done.summary["timings"]
+
+
+def test_every_job_gives_the_inference_arena_back_even_a_failed_one(tmp_path, fast_engine, monkeypatch):
+    # A daemon idle after a large photo would otherwise hold its largest pass (Engine.release_memory).
+    import anonymizer.pipeline as pipeline
+
+    released = []
+    real_release = pipeline.release_shared_arena
+    monkeypatch.setattr(pipeline, "release_shared_arena", lambda: released.append(real_release()))
+    src = make_video(tmp_path / "src.mp4", frames=6, audio=False)
+    run_job(fast_engine, src, tmp_path / "clip.mp4")
+    assert released == [True]
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaError):
+        run_job(fast_engine, tmp_path / "junk.mp4", tmp_path / "other.mp4")
+    assert released == [True, True]
