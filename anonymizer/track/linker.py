@@ -81,6 +81,17 @@ ALTERNATIVE_SIGHTINGS = 3
 # reach of dozens of others (see _match_fast).
 ALTERNATIVE_SPREAD = 2.0
 ALTERNATIVE_MAX = 3
+# A confident track seen once with no free box of its size within reach may also take, as
+# alternatives only (within the same limits), boxes that other tracks took: an alternative owns
+# no box, so it takes nothing away. The tracker adds recall, never removes it (issue 26): the
+# closer look on every gated frame (``video_zoom_every_frame``) found a crossing plate once at
+# 0.13 (tune half, uc3m clip 2, frame 14, 29x31 px a frame) and another crosser 100 px away on
+# the frames around it that the default had not found; the other crosser's track then held all
+# the boxes near it and the plate's sighting stayed alone, with held boxes only (0.29 and 0.49
+# covered the frames either side), where the default's tracker, lacking those boxes, had linked
+# it into the other crosser's track and masked its frames by that track's line. Weak
+# candidates do not (``link``'s ``share_taken``): a weak box linked to a confident one is masked,
+# and texture flickering near a crowd would then draw lines across it.
 # Objects entering or leaving at a frame edge: the detectors clip their boxes to the frame, so a
 # plate half out of the frame is a box half its size, whose far side stays on the border while the
 # object moves. Its centre then moves at half the object's speed, and interpolation, leads and
@@ -100,6 +111,16 @@ EDGE_PX = 1.0
 # reach chains across a busy scene go every which way, a crosser goes one way.
 STILL_DRIFT = 0.5
 FAST_AGREE = 0.5
+# The tracker adds recall, never removes it (issue 26): a new sighting that covers less than
+# KEEP_COVER of the box where the track's motion up to it puts the object must not pull the mask
+# back. The fixed camera's closer look on every gated frame (``video_zoom_every_frame``) finds a
+# plate in a 640 px window that ends half-way along it (tune half, openalpr clip 1, frame 46: a
+# 60 px box where the plate was 137, leaving the frame at 40 px a frame): as the track's last
+# sighting it ended the trail there, where without it the trail of the sighting before had hidden
+# the plate to the frame's edge. So the sighting before keeps the moved trail it had as the
+# track's end (and, symmetrically, the sighting after keeps its moved lead). A sighting on the
+# motion's line covers its box and adds nothing; a jump (JUMP_IOU) covers little of it.
+KEEP_COVER = 0.5
 
 
 @dataclass
@@ -162,6 +183,7 @@ def _match(
     max_gap: int | None = None,
     fast_gap: int = FAST_MAX_GAP,
     alternatives: list[tuple[int, int]] | None = None,
+    share_taken: bool = False,
 ) -> dict[int, int]:
     """Greedy matching of live tracks to this frame's boxes by IoU, then by centre distance.
 
@@ -169,7 +191,7 @@ def _match(
     detector frames, so a box whose centre lies near the prediction also matches: within 1.5
     box sizes after one frame, a little more for each frame since the track was last seen.
     ``alternatives``, if given, receives the (track, box) fast links not taken (see
-    ALTERNATIVE_SIGHTINGS).
+    ALTERNATIVE_SIGHTINGS), with ``share_taken`` also boxes other tracks took (ALTERNATIVE_MAX).
     """
     if not tracks or not len(boxes):
         return {}
@@ -194,7 +216,7 @@ def _match(
         _greedy(late, matches, taken)
     else:
         _greedy(score, matches, taken)
-    _match_fast(tracks, boxes, frame, matches, taken, fast_gap, alternatives)
+    _match_fast(tracks, boxes, frame, matches, taken, fast_gap, alternatives, share_taken)
     return matches
 
 
@@ -216,13 +238,16 @@ def _match_fast(
     taken: set[int],
     fast_gap: int = FAST_MAX_GAP,
     alternatives: list[tuple[int, int]] | None = None,
+    share_taken: bool = False,
 ) -> None:
     """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
     seen once, not matched yet, takes the nearest free box of its size within its reach, up to
     FAST_MAX_GAP frames after its sighting. Every other such (track, box) pair within reach, up to
-    ``fast_gap`` frames after, goes to ``alternatives`` (ALTERNATIVE_SIGHTINGS)."""
+    ``fast_gap`` frames after, goes to ``alternatives`` (ALTERNATIVE_SIGHTINGS); with
+    ``share_taken``, for a track with no free box within reach, boxes other tracks took too."""
     single = [i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= fast_gap]
-    free = [b for b in range(len(boxes)) if b not in taken]
+    share = share_taken and alternatives is not None
+    free = [b for b in range(len(boxes)) if share or b not in taken]
     if not single or not free:
         return
     last = np.stack([tracks[i].boxes[0] for i in single])
@@ -235,6 +260,12 @@ def _match_fast(
     dist = np.linalg.norm(centres_t[:, None] - centres_b[None], axis=2) / side_t[:, None]
     gap = np.array([frame - tracks[i].frames[0] for i in single], np.float32)[:, None]
     ok = (ratio <= SIZE_RATIO) & (dist <= FAST_REACH * gap)
+    if share:
+        # Boxes other tracks took count only for a track with no free box within reach, and as
+        # alternatives only (the loop below never takes them as second sightings).
+        owned = np.array([b in taken for b in free])
+        if owned.any():
+            ok[:, owned] &= ~(ok[:, ~owned].any(axis=1))[:, None]
     ts, bs = np.nonzero(ok)
     left = []
     for t, b in sorted(zip(ts.tolist(), bs.tolist()), key=lambda tb: dist[tb[0], tb[1]]):
@@ -259,12 +290,19 @@ def _match_fast(
 
 
 def link(
-    per_frame: list[Detections | None], spec: TrackSpec, detect_every: int = 1, frame_size: tuple[int, int] | None = None
+    per_frame: list[Detections | None],
+    spec: TrackSpec,
+    detect_every: int = 1,
+    frame_size: tuple[int, int] | None = None,
+    *,
+    share_taken: bool = False,
 ) -> list[Track]:
     """Link one class's detections into tracks. ``None`` marks a frame the detector did not run on.
 
     With ``frame_size`` (width, height of the frame the boxes are in), the sides of a track's
-    boxes cut by the frame's border are restored to the object's size (EDGE_PX)."""
+    boxes cut by the frame's border are restored to the object's size (EDGE_PX). With
+    ``share_taken`` (confident detections only), a track seen once with no free box within reach
+    may get alternatives through boxes other tracks took (ALTERNATIVE_SIGHTINGS)."""
     max_gap = spec.max_gap_frames + detect_every
     long_gap = FAST_GAP_FACTOR * spec.max_gap_frames + detect_every
     live: list[Track] = []
@@ -281,7 +319,9 @@ def link(
         primary = [t for t in live if not t.alternative]
         others = [t for t in live if t.alternative]
         pending: list[tuple[int, int]] = []
-        matches = _match(primary, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), pending)
+        matches = _match(
+            primary, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), pending, share_taken
+        )
         matched_boxes = set(matches.values())
         for t_index, b_index in matches.items():
             _add(primary[t_index], frame, dets, b_index)
@@ -402,6 +442,9 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
                         added[f1 - d].append((_grow(t.boxes[k + 1], d), t.track_id, t.class_id, t.scores[k + 1]))
         if provisional:
             continue
+        if len(frames) > 2 and not t.alternative:
+            # An alternative's sightings are other tracks' (which keep their own).
+            _keep_short(t, added, n_frames, lead, trail)
         fast_lead, fast_trail = _speed(t, first=True), _speed(t, first=False)
         for d in range(1, max(lead, spec.max_gap_frames if fast_lead is not None else 0) + 1):
             f = frames[0] - d
@@ -424,6 +467,55 @@ def fill_tracks(tracks: list[Track], n_frames: int, spec: TrackSpec, detect_ever
             else:
                 added[f].append((_along(t.predict(f), fast_trail, d), t.track_id, t.class_id, t.scores[-1]))
     return added
+
+
+def _short_steps(t: Track) -> tuple[np.ndarray, np.ndarray]:
+    """Per step k (sighting k -> k + 1), shape (len(frames) - 1,) each: whether sighting k + 1
+    covers less than KEEP_COVER of where the motion of sightings k - 1 -> k puts the object on
+    its frame (the trail of k is kept), and whether sighting k covers less than KEEP_COVER of
+    where the motion of k + 1 -> k + 2 puts it (the lead of k + 1 is kept)."""
+    boxes, frames = np.stack(t.boxes), np.asarray(t.frames, np.float32)
+    n = len(frames) - 1
+    trail, lead = np.zeros(n, bool), np.zeros(n, bool)
+    if n >= 2:
+        ahead = _coast(boxes[1:-1], boxes[:-2], frames[1:-1], frames[:-2], frames[2:])  # steps 1 .. n-1
+        trail[1:] = _covers(boxes[2:], ahead) < KEEP_COVER
+        behind = _coast(boxes[1:-1], boxes[2:], frames[1:-1], frames[2:], frames[:-2])  # steps 0 .. n-2
+        lead[:-1] = _covers(boxes[:-2], behind) < KEEP_COVER
+    return trail, lead
+
+
+def _covers(seen: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Row by row, the share of each ``expected`` box that the ``seen`` box covers."""
+    tl = np.maximum(seen[:, :2], expected[:, :2])
+    br = np.minimum(seen[:, 2:], expected[:, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=1)
+    return inter / np.maximum(np.prod(np.clip(expected[:, 2:] - expected[:, :2], 0, None), axis=1), 1e-6)
+
+
+def _keep_short(t: Track, added: list[list[tuple]], n_frames: int, lead: int, trail: int) -> None:
+    """Add to ``added`` the moved trail (lead) that a sighting had as the track's end (start)
+    where the next (previous) sighting falls short of it (KEEP_COVER): on every frame of it, the
+    short sighting's own frame included (its box is masked as found, the object is further on),
+    up to the sighting after (before) the short one, from which the track is whole again."""
+    short_trail, short_lead = _short_steps(t)
+    frames, boxes = t.frames, t.boxes
+    for k in np.nonzero(short_trail)[0].tolist():
+        end = frames[k + 2] if k + 2 < len(frames) else n_frames
+        for d in range(1, trail + 1):
+            f = frames[k] + d
+            if f >= min(end, n_frames):
+                break
+            box = _coast(boxes[k], boxes[k - 1], frames[k], frames[k - 1], f)
+            added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[k]))
+    for k in np.nonzero(short_lead)[0].tolist():
+        start = frames[k - 1] if k >= 1 else -1
+        for d in range(1, lead + 1):
+            f = frames[k + 1] - d
+            if f <= max(start, -1):
+                break
+            box = _coast(boxes[k + 1], boxes[k + 2], frames[k + 1], frames[k + 2], f)
+            added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[k + 1]))
 
 
 def _speed(t: Track, *, first: bool) -> np.ndarray | None:
@@ -615,10 +707,10 @@ def track_and_fill(
         return sum(1 for t in tracks if not t.alternative and (counted is None or t.frames[0] in counted))
 
     if confident is None:
-        tracks = link(per_frame, spec, detect_every, frame_size)
+        tracks = link(per_frame, spec, detect_every, frame_size, share_taken=True)
         return _as_detections(len(per_frame), tracks, spec, detect_every), count(tracks)
     strong_frames = [None if d is None else d[d.confidence >= confident] for d in per_frame]
-    strong = link(strong_frames, spec, detect_every, frame_size)
+    strong = link(strong_frames, spec, detect_every, frame_size, share_taken=True)
     out = _as_detections(len(per_frame), strong, spec, detect_every)
     # Persistence alone confirms a weak track up to confirm_max_px, or up to twice the median size
     # of the confident tracks around it where they are larger (a scene filmed from up close).
