@@ -132,6 +132,8 @@ class Track:
     scores: list[float] = field(default_factory=list)
     # A fast link not taken (ALTERNATIVE_SIGHTINGS): every sighting it holds is another track's.
     alternative: bool = False
+    # An alternative through a box another track took (ALTERNATIVE_MAX, ``share_taken``).
+    borrowed: bool = False
     # The boxes as detected where ``boxes`` holds them restored to the object's size (EDGE_PX).
     detected: list[np.ndarray] | None = None
 
@@ -182,7 +184,7 @@ def _match(
     iou_match: float,
     max_gap: int | None = None,
     fast_gap: int = FAST_MAX_GAP,
-    alternatives: list[tuple[int, int]] | None = None,
+    alternatives: list[tuple[int, int, bool]] | None = None,
     share_taken: bool = False,
 ) -> dict[int, int]:
     """Greedy matching of live tracks to this frame's boxes by IoU, then by centre distance.
@@ -190,7 +192,7 @@ def _match(
     Small, fast objects (a distant face, a plate in traffic) often have no IoU overlap between
     detector frames, so a box whose centre lies near the prediction also matches: within 1.5
     box sizes after one frame, a little more for each frame since the track was last seen.
-    ``alternatives``, if given, receives the (track, box) fast links not taken (see
+    ``alternatives``, if given, receives the (track, box, borrowed) fast links not taken (see
     ALTERNATIVE_SIGHTINGS), with ``share_taken`` also boxes other tracks took (ALTERNATIVE_MAX).
     """
     if not tracks or not len(boxes):
@@ -237,7 +239,7 @@ def _match_fast(
     matches: dict[int, int],
     taken: set[int],
     fast_gap: int = FAST_MAX_GAP,
-    alternatives: list[tuple[int, int]] | None = None,
+    alternatives: list[tuple[int, int, bool]] | None = None,
     share_taken: bool = False,
 ) -> None:
     """Second sightings of fast movers (see FAST_REACH), added to ``matches`` in place: each track
@@ -248,6 +250,7 @@ def _match_fast(
     single = [i for i, t in enumerate(tracks) if i not in matches and len(t.frames) == 1 and 0 < frame - t.frames[0] <= fast_gap]
     share = share_taken and alternatives is not None
     free = [b for b in range(len(boxes)) if share or b not in taken]
+    owned = np.array([b in taken for b in free], bool)  # taken before this: only ever borrowed
     if not single or not free:
         return
     last = np.stack([tracks[i].boxes[0] for i in single])
@@ -263,7 +266,6 @@ def _match_fast(
     if share:
         # Boxes other tracks took count only for a track with no free box within reach, and as
         # alternatives only (the loop below never takes them as second sightings).
-        owned = np.array([b in taken for b in free])
         if owned.any():
             ok[:, owned] &= ~(ok[:, ~owned].any(axis=1))[:, None]
     ts, bs = np.nonzero(ok)
@@ -286,7 +288,7 @@ def _match_fast(
         for t, b in left:  # nearest first
             if single[t] not in matches and dist[t, b] <= ALTERNATIVE_SPREAD * nearest[t] and kept.get(t, 0) < ALTERNATIVE_MAX:
                 kept[t] = kept.get(t, 0) + 1
-                alternatives.append((single[t], free[b]))
+                alternatives.append((single[t], free[b], bool(owned[b])))
 
 
 def link(
@@ -318,7 +320,7 @@ def link(
         # the same boxes again (any box, shared: they only ever add masks).
         primary = [t for t in live if not t.alternative]
         others = [t for t in live if t.alternative]
-        pending: list[tuple[int, int]] = []
+        pending: list[tuple[int, int, bool]] = []
         matches = _match(
             primary, dets.xyxy, frame, spec.iou_match, max_gap, max(FAST_MAX_GAP, detect_every), pending, share_taken
         )
@@ -331,11 +333,14 @@ def link(
                 _add(track, frame, dets, b_index)
                 live.append(track)
                 next_id += 1
-        for t_index, b_index in _match(others, dets.xyxy, frame, spec.iou_match, max_gap).items():
-            _add(others[t_index], frame, dets, b_index)
-        for t_index, b_index in pending:
+        # Borrowed alternatives read the boxes apart: competing with the others for a box, one
+        # could take a sighting away from an alternative that had it without them.
+        for group in ([t for t in others if not t.borrowed], [t for t in others if t.borrowed]):
+            for t_index, b_index in _match(group, dets.xyxy, frame, spec.iou_match, max_gap).items():
+                _add(group[t_index], frame, dets, b_index)
+        for t_index, b_index, borrowed in pending:
             first = primary[t_index]
-            track = Track(next_id, first.class_id, alternative=True)
+            track = Track(next_id, first.class_id, alternative=True, borrowed=borrowed)
             _add(track, first.frames[0], None, 0, first.boxes[0], first.scores[0])
             _add(track, frame, dets, b_index)
             live.append(track)
@@ -715,8 +720,10 @@ def track_and_fill(
     # Persistence alone confirms a weak track up to confirm_max_px, or up to twice the median size
     # of the confident tracks around it where they are larger (a scene filmed from up close).
     max_size = float(spec.confirm_max_px)
-    if max_size and strong:
-        max_size = max(max_size, 2 * float(np.median([_median_side(t.boxes) for t in strong])))
+    # (Borrowed alternatives left out: they only add masks, and must not move this bound.)
+    sides = [_median_side(t.boxes) for t in strong if not t.borrowed]
+    if max_size and sides:
+        max_size = max(max_size, 2 * float(np.median(sides)))
     ran = np.concatenate([[0], np.cumsum([d is not None for d in per_frame])])
     confirmed = [
         t
