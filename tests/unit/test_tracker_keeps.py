@@ -130,3 +130,41 @@ def test_a_neighbours_extra_sightings_never_leave_an_object_seen_once_less_maske
     for f, box in B_TRUTH.items():
         assert _covered(before[f], box) > 0.5  # linked into X's track, B's frames were masked
         assert _covered(after[f], box) >= _covered(before[f], box) - 1e-6, f
+
+
+def _random_scene(seed: int, n: int = 36) -> list[Detections | None]:
+    """Plates crossing and standing, found on half of the detector frames, jittered, with weak
+    candidates and some boxes cut short: what the rules above act on, at random."""
+    rng = np.random.default_rng(seed)
+    objects = [
+        (rng.uniform(0, 1800), rng.uniform(0, 1000), rng.uniform(-90, 90), rng.uniform(-40, 40), rng.uniform(14, 90))
+        for _ in range(20)
+    ]
+    sightings: dict[int, list[tuple]] = {}
+    for f in range(0, n, 2):
+        for x, y, vx, vy, w in objects:
+            if rng.random() < 0.5:
+                cx, cy = x + vx * f + rng.uniform(-4, 4), y + vy * f + rng.uniform(-2, 2)
+                right = cx + w * (rng.choice([1.0, 1.0, 1.0, 0.4]))
+                score = float(rng.choice([0.5, 0.1, 0.03, 0.025]))
+                sightings.setdefault(f, []).append((cx, cy, right, cy + w / 3, score))
+    return _frames(sightings, n)
+
+
+def _boxes(out: list[Detections]) -> list[set[tuple[float, ...]]]:
+    return [{tuple(np.round(b, 3).tolist()) for b in d.xyxy} for d in out]
+
+
+def test_the_rules_only_ever_add_boxes(monkeypatch):
+    import anonymizer.track.linker as linker
+
+    for seed in range(20):
+        frames = _random_scene(seed)
+        with_rules, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+        with monkeypatch.context() as m:
+            m.setattr(linker, "KEEP_COVER", 0.0)  # no sighting falls short
+            original = linker.link
+            m.setattr(linker, "link", lambda *a, **k: original(*a, **{**k, "share_taken": False}))
+            without, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+        for f, (a, b) in enumerate(zip(_boxes(with_rules), _boxes(without))):
+            assert b <= a, (seed, f)
