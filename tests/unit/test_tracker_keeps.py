@@ -62,8 +62,8 @@ def test_a_last_sighting_cut_by_a_window_edge_keeps_the_trail_the_sighting_befor
     x0, y0, _, y1 = _plate(46)
     cut = {**whole, 46: [(x0, y0, x0 + 60.0, y1, 0.33)]}
     n = 48
-    without, _ = track_and_fill(_frames(whole, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
-    with_cut, _ = track_and_fill(_frames(cut, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+    without, _ = track_and_fill(_frames(whole, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
+    with_cut, _ = track_and_fill(_frames(cut, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
     for f in (46, 47):
         assert _covered(without[f], _plate(f)) > 0.9  # the trail of frame 44 hid it
         assert _covered(with_cut[f], _plate(f)) >= _covered(without[f], _plate(f)) - 1e-6, f
@@ -73,7 +73,7 @@ def test_a_cut_sighting_in_the_middle_keeps_the_trail_until_the_track_is_whole_a
     whole = {f: [(*_plate(f), 0.3)] for f in range(20, 40, 2)}
     x0, y0, _, y1 = _plate(30)
     cut = {**whole, 30: [(x0, y0, x0 + 50.0, y1, 0.3)]}
-    out, _ = track_and_fill(_frames(cut, 40), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+    out, _ = track_and_fill(_frames(cut, 40), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
     for f in (29, 30, 31):
         assert _covered(out[f], _plate(f)) > 0.9, f
 
@@ -84,8 +84,8 @@ def test_a_first_sighting_cut_by_a_window_edge_keeps_the_lead_the_sighting_after
     _, y0, x1, y1 = _plate(10)
     cut = {**whole, 10: [(x1 - 55.0, y0, x1, y1, 0.3)]}
     n = 30
-    without, _ = track_and_fill(_frames(whole, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
-    with_cut, _ = track_and_fill(_frames(cut, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+    without, _ = track_and_fill(_frames(whole, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
+    with_cut, _ = track_and_fill(_frames(cut, n), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
     for f in (9, 10, 11):
         assert _covered(with_cut[f], _plate(f)) >= _covered(without[f], _plate(f)) - 1e-6, f
     assert _covered(with_cut[10], _plate(10)) > 0.9
@@ -94,7 +94,7 @@ def test_a_first_sighting_cut_by_a_window_edge_keeps_the_lead_the_sighting_after
 def test_a_sighting_on_the_motions_line_adds_no_kept_trail():
     # A plate seen whole on every detector frame: nothing falls short, nothing is added.
     whole = {f: [(*_plate(f), 0.3)] for f in range(10, 30, 2)}
-    out, _ = track_and_fill(_frames(whole, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+    out, _ = track_and_fill(_frames(whole, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
     assert max(len(d) for d in out[12:28]) <= 2  # a sighting or an interpolated box, plus its held/moved pair
 
 
@@ -125,8 +125,8 @@ def _sightings(*tracks: dict[int, tuple]) -> dict[int, list[tuple]]:
 def test_a_neighbours_extra_sightings_never_leave_an_object_seen_once_less_masked():
     fewer = _sightings({f: b for f, b in X.items() if f not in (10, 14, 16)}, B)
     more = _sightings(X, B)
-    before, _ = track_and_fill(_frames(fewer, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
-    after, _ = track_and_fill(_frames(more, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+    before, _ = track_and_fill(_frames(fewer, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
+    after, _ = track_and_fill(_frames(more, 30), SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
     for f, box in B_TRUTH.items():
         assert _covered(before[f], box) > 0.5  # linked into X's track, B's frames were masked
         assert _covered(after[f], box) >= _covered(before[f], box) - 1e-6, f
@@ -155,16 +155,10 @@ def _boxes(out: list[Detections]) -> list[set[tuple[float, ...]]]:
     return [{tuple(np.round(b, 3).tolist()) for b in d.xyxy} for d in out]
 
 
-def test_the_rules_only_ever_add_boxes(monkeypatch):
-    import anonymizer.track.linker as linker
-
+def test_the_rules_only_ever_add_boxes():
     for seed in range(20):
         frames = _random_scene(seed)
-        with_rules, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE)
-        with monkeypatch.context() as m:
-            m.setattr(linker, "KEEP_COVER", 0.0)  # no sighting falls short
-            original = linker.link
-            m.setattr(linker, "link", lambda *a, **k: original(*a, **{**k, "share_taken": False}))
-            without, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE)
+        with_rules, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE, keep=True)
+        without, _ = track_and_fill(frames, SPEC, EVERY, CONFIDENT, frame_size=SIZE)  # faces: keep off
         for f, (a, b) in enumerate(zip(_boxes(with_rules), _boxes(without))):
             assert b <= a, (seed, f)
