@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # detect.plate_text, detect.photos, the cascade's mirrored_no_context /
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
-# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off)
+# pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
+# plates' video_zoom_every_frame on, issue 26, cctv-fast pinned off: it has no closer look to run)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "4ce4351917ab21d1bc73fe55d0a9facfe49a821c806d52843b51020e0d384511",
+    "default.yaml": "2f28aee14af9e0b7bbe5fa497ab5784caf8ed0d61c639b970090534f64d9df52",
     "cctv-fast.yaml": "61d2cbc2020efba43bb3c5b7f83e8772b54c985154b62e2630616af1b893fbdd",
-    "low-collateral.yaml": "33bcf085248aaad7a15ef385ce6f72193957d7b13e8dc8c74a869e451582b1ea",
+    "low-collateral.yaml": "0c787472262d289e3f40002c93ec3e519272487621828c9d593e1e11b73c805a",
 }
 
 
