@@ -122,8 +122,8 @@ FAST_AGREE = 0.5
 # motion's line covers its box and adds nothing; a jump (JUMP_IOU) covers little of it.
 # Only for a class that asks for it (``track_and_fill``'s ``keep``: the plates, whose closer look
 # lays such windows): on faces, whose boxes jitter more from frame to frame, both keep rules
-# added collateral on the tune half's panned clips (faces-masks 0.335 -> 0.453, faces-wider 0.665
-# -> 0.732) and hid nothing more.
+# added collateral on the tune half's panned clips (with the rules on faces / off for them:
+# faces-masks 0.453 / 0.337, faces-wider 0.732 / 0.667) and hid nothing more.
 KEEP_COVER = 0.5
 
 
