@@ -304,8 +304,9 @@ class ClassSpec:
     # 12-40 px plate crossing a 1080p frame in under 2 s is 6-20 px at the full plan's finest view
     # (its 1280 px tiles) and is seen at the closer look once or twice, if at all: no pass found
     # the crossers both engines missed on the tune half's clips at the finest view, half of them
-    # at the source's own pixels or closer. Off: it leaks a third fewer plate object-frames on both
-    # halves but loses a few the default hides (docs/recall.md, "Plates no pass finds").
+    # at the source's own pixels or closer. Off for faces; on for plates (PLATE_DEFAULTS) since the
+    # tracker keeps what the extra sightings used to cost (docs/recall.md, "The closer look on
+    # every gated frame").
     video_zoom_every_frame: bool = setting(
         False,
         doc="fixed cameras: the closer look (video_zoom) on every gated detector frame, not only the full plan's",
@@ -347,6 +348,9 @@ PLATE_DEFAULTS: dict[str, Any] = {
     "video_margin": None,
     "video_full_every": 3,
     "video_zoom": 2.0,
+    # Issue 26: about a third fewer plate object-frames leaked by crossers on both halves; adopted
+    # once the tracker kept the masks its extra sightings had cost (docs/recall.md).
+    "video_zoom_every_frame": True,
     "video_shaped_input": True,
     "tile_fit": False,
     "cascade": CascadeSpec(
@@ -377,6 +381,7 @@ PLATE_NOTES = {
     "video_dense_side": "(the plate model letterboxes the whole frame to 640 px for its dense pass)",
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
     "video_zoom": "fixed cameras: small plates on crossing vehicles seen twice as large as the full plan shows them",
+    "video_zoom_every_frame": "fixed cameras: crossing plates are found more often (docs/recall.md, issue 26)",
     "margin": "large plates leaked their corners at 0.15",
     "video_shaped_input": "16:9 frames: 640x384, not the padded 640x640 square (same boxes; docs/int8.md)",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",

@@ -326,7 +326,10 @@ class Engine:
             spec = self.class_specs[CLASS_IDS[name]]
             confident = spec.threshold if spec.track_threshold is not None else None
             # Objects only the full plan finds are seen every (every_n_frames * video_full_every) frames.
-            classes[name] = ClassTrack(spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames)
+            # keep: the closer look's windows cut boxes short (linker.KEEP_COVER).
+            classes[name] = ClassTrack(
+                spec.every_n_frames * spec.video_full_every, confident, spec.every_n_frames, keep=spec.video_zoom > 1
+            )
         track = Track(
             profile.track, classes, lambda dets, wh: self.regions(dets, wh, video=True), overlay, (info.width, info.height)
         )

@@ -27,6 +27,9 @@ class ClassTrack:
     every: int  # frames between the class's full plans: what only they find is seen this often
     confident: float | None  # hysteresis threshold, None = every detection is confident
     step: int = 1  # frames between the class's detector frames (weak candidates come this often)
+    # More sightings never leave an object less masked (linker.KEEP_COVER): for a class whose
+    # detector looks through windows that cut boxes short (the plates' closer look, video_zoom).
+    keep: bool = False
 
 
 def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
@@ -102,7 +105,13 @@ class WindowTracker:
             per_frame = [f[name] for f in window]
             first, last = self.settled - lo, upto - lo
             filled, n_tracks = track_and_fill(
-                per_frame, self.spec, c.every, c.confident, counted=range(first, last), frame_size=self.frame_size
+                per_frame,
+                self.spec,
+                c.every,
+                c.confident,
+                counted=range(first, last),
+                frame_size=self.frame_size,
+                keep=c.keep,
             )
             self.tracks[name] += n_tracks
             for k, dets in enumerate(filled[first:last]):
