@@ -1,11 +1,9 @@
 """The streaming video path on hand-made clips, with the real models: pixels, not counts."""
 
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from media_factory import FACES_PHOTO, decode_rgb, load_rgb, make_video
+from media_factory import FACES_PHOTO, decode_rgb, load_rgb, make_video, write_frames
 
 from anonymizer.config import profile_from_dict
 from anonymizer.errors import MediaError
@@ -28,21 +26,6 @@ STREAM_PROFILE = {
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine(profile_from_dict(STREAM_PROFILE))
-
-
-def write_frames(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "18"}
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 decode = decode_rgb

@@ -3,13 +3,10 @@ detector sees, appearing in a still scene, is masked in the output, as a tracked
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import av
 import numpy as np
 import pytest
-from media_factory import decode_rgb
-from plate_text_media import PLATE_BOX, H, W, scene, text_model_present, with_plate_text
+from media_factory import decode_rgb, write_frames
+from plate_text_media import PLATE_BOX, scene, text_model_present, with_plate_text
 
 from anonymizer.config import profile_from_dict
 from anonymizer.pipeline import Engine
@@ -18,21 +15,6 @@ pytestmark = pytest.mark.skipif(not text_model_present(), reason="the rapidocr-o
 TEXT_PROFILE = {"detect": {"device": "cpu", "faces": {"enabled": False}, "plate_text": {"video": "changed"}}}
 
 APPEARS = 5  # the first frame with the plate's characters
-
-
-def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "18"}
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def changed(src: np.ndarray, out: np.ndarray) -> float:
@@ -44,7 +26,7 @@ def test_plate_text_in_a_fixed_camera_clip_is_masked_only_with_the_video_text_cu
     rng = np.random.default_rng(0)
     images = [scene() if i < APPEARS else with_plate_text(scene()) for i in range(16)]
     noisy = [np.clip(im.astype(np.int16) + rng.normal(0, 2, im.shape), 0, 255).astype(np.uint8) for im in images]
-    src = write_clip(tmp_path / "plate-text.mp4", noisy)
+    src = write_frames(tmp_path / "plate-text.mp4", noisy)
     source = decode_rgb(src)
     for profile, expect in ((TEXT_PROFILE, True), ({"detect": {**TEXT_PROFILE["detect"], "plate_text": {}}}, False)):
         engine = Engine(profile_from_dict(profile))
