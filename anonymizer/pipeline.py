@@ -193,10 +193,11 @@ class Engine:
     # ------------------------------------------------------------------ files
 
     def release_memory(self) -> None:
-        """Give back what inference kept for reuse within a job (the shared onnxruntime arena).
+        """Give back what CPU inference kept for reuse within a job (the shared onnxruntime arena).
 
         A daemon or worker calls this between jobs: the arena holds about the largest pass the
         last job ran (600 MB after a 12 MP photo) and would hold it while the folder is idle.
+        GPU memory (CUDA sessions' own arenas, torch's cache) is not touched.
         """
         release_shared_arena()
 

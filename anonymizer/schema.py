@@ -445,6 +445,9 @@ class Reader:
         if k.base is Path:  # resolved against the config file's folder
             return self._path(full, c.get(d, path, k.key, None, str))
         base = k.base
+        if base is str and m.choices and "off" in m.choices:
+            # YAML 1.1 reads an unquoted `off` as false: a key whose choices include "off" takes it so.
+            return c.get(d, path, k.key, default, str, convert=lambda v: "off" if v is False else v, choices=m.choices)
         if base is bool or base is str or base is int:
             return c.get(d, path, k.key, default, base, choices=m.choices, **bounds)
         if base is float:

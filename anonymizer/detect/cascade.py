@@ -132,7 +132,9 @@ def crop_passes(
     """Passes over crops of the image scaled by ``scale`` that cover the marked cells of ``grid``,
     with ``rule.crop_context_px`` (scaled px) of context, starting on the stride grid; a crop larger
     than ``tile_size`` is tiled as the plan tiles a whole image (``fit``: ``tile_spans``, with a
-    stride of slack, since each tile's start moves back onto the grid)."""
+    stride of slack, since each tile's start moves back onto the grid). The last tile of a row or
+    column always reaches the crop's end: moved back onto the grid it would stop up to a stride
+    short of it, so it may be that much larger than ``tile_size``."""
     sh, sw = max(1, round(height * scale)), max(1, round(width * scale))
     margin = rule.crop_context_px
     passes = []
@@ -146,10 +148,13 @@ def crop_passes(
         # A crop's only tile keeps tile_size: its start moved back onto the grid, its end stays x1.
         side_h = rows[0][1] - rows[0][0] if fit and len(rows) > 1 else tile_size
         side_w = cols[0][1] - cols[0][0] if fit and len(cols) > 1 else tile_size
-        for ty, _ in rows:
-            for tx, _ in cols:
-                ax, ay = (x0 + tx) // STRIDE * STRIDE, (y0 + ty) // STRIDE * STRIDE
-                passes.append(Pass(scale, ax, ay, min(sw, ax + side_w, x1), min(sh, ay + side_h, y1), flipped))
+        for row, (ty, _) in enumerate(rows):
+            ay = (y0 + ty) // STRIDE * STRIDE
+            ey = y1 if row == len(rows) - 1 else min(sh, ay + side_h, y1)
+            for col, (tx, _) in enumerate(cols):
+                ax = (x0 + tx) // STRIDE * STRIDE
+                ex = x1 if col == len(cols) - 1 else min(sw, ax + side_w, x1)
+                passes.append(Pass(scale, ax, ay, ex, ey, flipped))
     return passes
 
 

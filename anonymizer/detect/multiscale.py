@@ -58,7 +58,8 @@ def tile_spans(length: int, tile: int, overlap: float, *, fit: bool = False, sla
     side = tile
     if fit:
         count = len(starts)
-        fitted = math.ceil((length + (count - 1) * overlap * tile) / count)
+        # One pixel over the overlap asked for: each start is rounded to a whole pixel.
+        fitted = math.ceil((length + (count - 1) * (math.ceil(overlap * tile) + 1)) / count)
         side = min(tile, -(-fitted // 32) * 32 + slack)
         step = (length - side) / (count - 1)
         starts = [int(round(i * step)) for i in range(count)]

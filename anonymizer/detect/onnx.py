@@ -85,6 +85,7 @@ def release_shared_arena() -> bool:
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
             model.ir_version = 8  # what every onnxruntime this project supports reads
             options = ort.SessionOptions()
+            options.intra_op_num_threads = 1  # one Add of one number
             options.enable_cpu_mem_arena = False
             options.add_session_config_entry("session.use_env_allocators", "1")
             _release_session.append(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from anonymizer.errors import JobError
+from anonymizer.logs import get_logger
 
 
 def output_name(name: str, fits: Iterable[str], suffix: str) -> str:
@@ -65,6 +66,22 @@ class JobOutput:
     size: int
 
 
+def _release_memory(engine: EngineLike) -> None:
+    """Between jobs a daemon or worker keeps no onnxruntime arena on the CPU (Engine.release_memory).
+
+    Never raises: a failure here must neither replace the job's own outcome (a quarantine, a
+    drain's requeue) nor fail a job whose output is written and verified. An engine without the
+    method (a test's stand-in) has nothing to give back.
+    """
+    release = getattr(engine, "release_memory", None)
+    if release is None:
+        return
+    try:
+        release()
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        get_logger().warning("release_memory_failed", error=type(exc).__name__)
+
+
 def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: Any = None, masks: Any = None) -> JobOutput:
     """Anonymize ``source`` into ``temp_output`` with ``engine``; return what was written.
 
@@ -78,11 +95,7 @@ def run_job(engine: EngineLike, source: Path, temp_output: Path, *, progress: An
         # The operator's sidecar masks (anonymizer.mask.regions.ManualMasks), masked beside detections.
         result = engine.process(source, temp_output, progress=progress, masks=masks) if masks else engine.process(source, temp_output, progress=progress)
     finally:
-        # Between jobs a daemon or worker holds no inference memory (Engine.release_memory); an
-        # engine without the method (a test's stand-in) has none to give back.
-        release = getattr(engine, "release_memory", None)
-        if release is not None:
-            release()
+        _release_memory(engine)
     written = Path(getattr(result, "output_path", None) or temp_output)
     extra = added_suffix(temp_output.name, written.name) if written != temp_output else ""
     sha256, size = getattr(result, "output_sha256", None), getattr(result, "output_size", None)

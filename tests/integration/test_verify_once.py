@@ -73,3 +73,18 @@ def test_every_job_gives_the_inference_arena_back_even_a_failed_one(tmp_path, fa
     with pytest.raises(MediaError):
         run_job(fast_engine, tmp_path / "junk.mp4", tmp_path / "other.mp4")
     assert released == [True, True]
+
+
+def test_a_failed_release_neither_fails_a_verified_job_nor_replaces_a_failure(tmp_path, fast_engine, monkeypatch):
+    import anonymizer.pipeline as pipeline
+
+    def broken() -> bool:
+        raise RuntimeError("onnxruntime refused the shrink")
+
+    monkeypatch.setattr(pipeline, "release_shared_arena", broken)
+    src = make_video(tmp_path / "src.mp4", frames=6, audio=False)
+    done = run_job(fast_engine, src, tmp_path / "clip.mp4")
+    assert done.path.exists()
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaError):  # the job's own verdict, not the release's error
+        run_job(fast_engine, tmp_path / "junk.mp4", tmp_path / "other.mp4")

@@ -155,7 +155,7 @@ def test_fitted_crop_tiles_cover_what_the_fixed_ones_cover_with_fewer_pixels():
     def covered(passes):
         mask = np.zeros((1440, 1920), bool)
         for p in passes:
-            assert p.x1 - p.x0 <= 1024 and p.y1 - p.y0 <= 1024
+            assert p.x1 - p.x0 < 1024 + module.STRIDE and p.y1 - p.y0 < 1024 + module.STRIDE
             assert p.x0 % module.STRIDE == 0 and p.y0 % module.STRIDE == 0
             mask[p.y0 : p.y1, p.x0 : p.x1] = True
         return mask
@@ -163,6 +163,21 @@ def test_fitted_crop_tiles_cover_what_the_fixed_ones_cover_with_fewer_pixels():
     assert (covered(fitted) >= covered(fixed)).all()
     area = lambda passes: sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes)  # noqa: E731
     assert area(fitted) < 0.9 * area(fixed)
+
+
+@pytest.mark.parametrize("fit", [False, True])
+def test_a_crop_at_an_edge_off_the_stride_grid_is_covered_to_its_end(fit):
+    # 1344 x 1008 at 3x is 4032 x 3024, 16 px over a multiple of 32: the last tile of each side,
+    # moved back onto the grid, used to stop that far short of the crop's end (the photo's edge).
+    grid = np.zeros((32, 42), bool)
+    grid[2:, 2:] = True  # cued to the bottom-right corner
+    rule = replace(RULE, crop_context_px=0)
+    crops = module.crop_passes(grid, 1008, 1344, 3.0, False, rule, 1024, fit)
+    assert len(crops) > 4
+    covered = np.zeros((3024, 4032), bool)
+    for p in crops:
+        covered[p.y0 : p.y1, p.x0 : p.x1] = True
+    assert covered[6 * 32 :, 6 * 32 :].all()  # every cued cell at 3x, to the last pixel
 
 
 def test_fixed_input_models_run_the_plans_own_tiles_that_hold_a_cue():

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from plate_text_media import PLATE_BOX, H, W, scene, text_model_present, with_plate_text
 
 from anonymizer.config import Profile, profile_from_dict
@@ -143,6 +144,11 @@ def test_the_audit_names_the_text_model_on_video_only_when_it_runs() -> None:
     engine = Engine(video_only)
     assert sha in [m["sha256"] for m in engine._result("video").models]
     assert sha not in [m["sha256"] for m in engine._result("image").models]
+    # `changed` without gating has no changed areas to look at: it never runs, the audit says so.
+    ungated = profile_from_dict(
+        {**TEXT_PROFILE, "detect": {**TEXT_PROFILE["detect"], "gating": False, "plate_text": {"video": "changed"}}}
+    )
+    assert sha not in [m["sha256"] for m in Engine(ungated)._result("video").models]
 
 
 def test_the_video_keys_are_declared_and_validated() -> None:
@@ -152,3 +158,5 @@ def test_the_video_keys_are_declared_and_validated() -> None:
         profile_from_dict({"detect": {"plate_text": {"video": "always", "video_every": "2"}}})
     assert "detect.plate_text.video" in str(err.value)
     assert "detect.plate_text.video_every" in str(err.value)
+    # YAML 1.1 reads an unquoted `off` as false: an operator writing `video: off` means off.
+    assert profile_from_dict(yaml.safe_load("detect:\n  plate_text:\n    video: off\n")).detect.plate_text.video == "off"
