@@ -785,6 +785,13 @@ def _check_retention(c: Checker, d: dict[str, Any], path: str, values: dict[str,
 def _check_detect(c: Checker, d: dict[str, Any], path: str, values: dict[str, Any], default: Any) -> bool:
     if not values["faces"].enabled and not values["plates"].enabled:
         c.error("detect", "at least one of faces, plates must be enabled")
+    if values["plate_text"].video == "changed" and not values["gating"]:
+        # Without gating no frame has changed areas or refreshes: the cue would never run, and a
+        # profile must never seem to do what it does not.
+        c.error(
+            join(path, "plate_text.video"),
+            "'changed' looks at the changed areas of gated frames; with detect.gating false use 'frames' or 'off'",
+        )
     return True
 
 

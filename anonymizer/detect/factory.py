@@ -102,10 +102,6 @@ def video_text_cue(detect: DetectSpec, detector: TextDetector | None) -> VideoTe
     """The text cue of video plate frames (``detect.plate_text.video``), or None when off."""
     if detector is None or detect.plate_text.video == "off":
         return None
-    if detect.plate_text.video == "changed" and not detect.gating:
-        # Without gating no frame has changed areas or refreshes: the cue would never run, and
-        # the audit must not name a model that never ran.
-        return None
     spec = detect.plate_text
     return VideoTextCue(detector, plate_shape(spec), spec.side, spec.video, spec.video_every)
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
-from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb
+from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb, write_frames
 
 from anonymizer.config import load_profile, profile_from_dict
 from anonymizer.evaluate import metrics
@@ -60,24 +59,16 @@ def render(path: Path) -> list[np.ndarray]:
     scene = cv2.resize(load_rgb(FACES_PHOTO), (W, H), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)
     y = H // 2
-    truths = []
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"crf": "18"}
-        for i, x in enumerate(range(-sw, W + STEP, STEP)):
-            frame = scene.copy()
-            x0, x1 = max(0, x), min(W, x + sw)
-            if x0 < x1:
-                frame[y : y + sh, x0:x1] = rgb[:, x0 - x : x1 - x]
-            truths.append(box + [x, y, x, y])
-            noisy = np.clip(frame.astype(np.int16) + rng.normal(0, 2, frame.shape).astype(np.int16), 0, 255)
-            video_frame = av.VideoFrame.from_ndarray(noisy.astype(np.uint8), format="rgb24")
-            video_frame.pts = i
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    truths, frames = [], []
+    for x in range(-sw, W + STEP, STEP):
+        frame = scene.copy()
+        x0, x1 = max(0, x), min(W, x + sw)
+        if x0 < x1:
+            frame[y : y + sh, x0:x1] = rgb[:, x0 - x : x1 - x]
+        truths.append(box + [x, y, x, y])
+        noisy = np.clip(frame.astype(np.int16) + rng.normal(0, 2, frame.shape).astype(np.int16), 0, 255)
+        frames.append(noisy.astype(np.uint8))
+    write_frames(path, frames, fps=24)
     return truths
 
 

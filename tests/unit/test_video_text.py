@@ -144,11 +144,6 @@ def test_the_audit_names_the_text_model_on_video_only_when_it_runs() -> None:
     engine = Engine(video_only)
     assert sha in [m["sha256"] for m in engine._result("video").models]
     assert sha not in [m["sha256"] for m in engine._result("image").models]
-    # `changed` without gating has no changed areas to look at: it never runs, the audit says so.
-    ungated = profile_from_dict(
-        {**TEXT_PROFILE, "detect": {**TEXT_PROFILE["detect"], "gating": False, "plate_text": {"video": "changed"}}}
-    )
-    assert sha not in [m["sha256"] for m in Engine(ungated)._result("video").models]
 
 
 def test_the_video_keys_are_declared_and_validated() -> None:
@@ -158,5 +153,9 @@ def test_the_video_keys_are_declared_and_validated() -> None:
         profile_from_dict({"detect": {"plate_text": {"video": "always", "video_every": "2"}}})
     assert "detect.plate_text.video" in str(err.value)
     assert "detect.plate_text.video_every" in str(err.value)
+    # `changed` without gating has no changed areas to look at: refused at load, naming the key.
+    with pytest.raises(ConfigError, match=r"detect\.plate_text\.video.*gating"):
+        profile_from_dict({"detect": {"gating": False, "plate_text": {"video": "changed"}}})
+    assert profile_from_dict({"detect": {"gating": False, "plate_text": {"video": "frames"}}}).detect.plate_text.video == "frames"
     # YAML 1.1 reads an unquoted `off` as false: an operator writing `video: off` means off.
     assert profile_from_dict(yaml.safe_load("detect:\n  plate_text:\n    video: off\n")).detect.plate_text.video == "off"
