@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
 # pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
-# detect.plate_text.video and video_every of issue 26, the video text cue off)
+# detect.plate_text.video and video_every of issue 26, the video text cue off; the plates'
+# detect.plates.video_zoom_max_share 0.5 of issue 22)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "f8cf916b813d0c2a1df0942c4fb281b52b710c7dda10d1da08f12574b44f6e4c",
-    "cctv-fast.yaml": "74e21f6d8ea80193e6ab9aa9d9a71b5eae51ce537e924a833d7a3b97affcd631",
-    "low-collateral.yaml": "990fdcf190e4d67dcf5dd4cf03dc00b81121d99496aed36495a5761201cddedd",
+    "default.yaml": "76005678cb9857ae50297910d4f6714f8a7759f20112a4203a41b713c6cada23",
+    "cctv-fast.yaml": "87cef8de94de5a97b44321cdd9c989a21ad82bf90ece6b31d321103ae8a9ec24",
+    "low-collateral.yaml": "10506c574efc99bb321e4d490e09f87d062514e359657ac19848a5e39e3943ea",
 }
 
 
