@@ -366,10 +366,6 @@ PLATE_DEFAULTS: dict[str, Any] = {
     # Issue 26: about a third fewer plate object-frames leaked by crossers on both halves; adopted
     # once the tracker kept the masks its extra sightings had cost (docs/recall.md).
     "video_zoom_every_frame": True,
-    # Issue 22: a gated frame off the full plan whose changed areas cover over half of it (a slow
-    # pan gated as still, a busy street) skips the closer look: a quarter to two fifths less job CPU
-    # on such clips, nothing lost on either half (docs/recall.md, "A cap on the closer look").
-    "video_zoom_max_share": 0.5,
     "video_shaped_input": True,
     "tile_fit": False,
     "cascade": CascadeSpec(
@@ -401,7 +397,7 @@ PLATE_NOTES = {
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
     "video_zoom": "fixed cameras: small plates on crossing vehicles seen twice as large as the full plan shows them",
     "video_zoom_every_frame": "fixed cameras: crossing plates are found more often (docs/recall.md, issue 26)",
-    "video_zoom_max_share": "... but not on a frame more than half of which changed (the full plan's frames still do)",
+    "video_zoom_max_share": "0.5 held on the tune half and lost 7 confirm object-frames (docs/recall.md): off",
     "margin": "large plates leaked their corners at 0.15",
     "video_shaped_input": "16:9 frames: 640x384, not the padded 640x640 square (same boxes; docs/int8.md)",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",
