@@ -314,6 +314,21 @@ class ClassSpec:
         "only the full plan's, also runs `video_zoom`'s windows over the changed areas; its cost follows the "
         "changed area (a window of the model's input per changed area)",
     )
+    # A slow pan that gating takes for a still camera (or rain, swaying trees) changes most of the
+    # frame: the closer look's windows then cover it whole, several times the full plan's cost
+    # on every detector frame (a slow-pan tune clip's job CPU nearly doubled). Such a frame keeps
+    # its finest-view windows; the full plan's frames still look closer.
+    video_zoom_max_share: float = setting(
+        1.0,
+        doc="fixed cameras: the closer look on a gated frame off the full plan runs while the changed "
+        "areas cover at most this share of the frame (1 = always)",
+        details="video, fixed cameras, with `video_zoom_every_frame`: a gated detector frame off the full "
+        "plan whose changed areas cover more than this share of the frame runs its finest-view windows "
+        "without the closer look (the full plan's frames keep it); bounds the closer look's cost when "
+        "most of a frame changes",
+        minimum=0,
+        maximum=1,
+    )
     # A 16:9 frame letterboxed into platedet's square 640 px input spends 44 % of every call on
     # padding; the same weights re-shaped to 640x384 (anonymizer.detect.yolo_shape) see a picture
     # of aspect 5:3 or wider at exactly the same scale, so every pass's arithmetic is unchanged.
@@ -382,6 +397,7 @@ PLATE_NOTES = {
     "video_full_every": "the full plan (zoom-out and tiles) every 3rd detector frame, i.e. every 6th frame",
     "video_zoom": "fixed cameras: small plates on crossing vehicles seen twice as large as the full plan shows them",
     "video_zoom_every_frame": "fixed cameras: crossing plates are found more often (docs/recall.md, issue 26)",
+    "video_zoom_max_share": "0.5 held on the tune half and lost 7 confirm object-frames (docs/recall.md): off",
     "margin": "large plates leaked their corners at 0.15",
     "video_shaped_input": "16:9 frames: 640x384, not the padded 640x640 square (same boxes; docs/int8.md)",
     "cascade": "photos: the plan's own 3x tiles run where the cheap pass saw a cue",

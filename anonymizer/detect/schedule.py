@@ -130,6 +130,7 @@ class ClassSchedule:
         self.shaking = False
         self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0, "zoomed": 0, "shaken": 0}
         self.stats["off_cadence"] = 0  # still-camera frames the cadence skips that ran gated passes
+        self.stats["zoom_capped"] = 0  # gated frames off the full plan too changed for the closer look
         # Gated frames: pixels of the changed areas the passes ran over, and of the whole frames.
         self.stats |= {"changed_px": 0, "frame_px": 0}
         # What the last planned frame was, for the plates' text cue (anonymizer.detect.text.
@@ -270,6 +271,9 @@ class ClassSchedule:
             return passes
         passes = self._finest(plan, crops, height, width)
         if self.spec.video_zoom > 1 and self.spec.video_zoom_every_frame and len(crops):
+            if gating.covered_px(crops, (width, height)) > self.spec.video_zoom_max_share * width * height:
+                self.stats["zoom_capped"] += 1  # most of the frame changed: the full plan's frames look closer
+                return passes
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone
             # before the next full frame; at the closer look on every detector frame it is found
             # more often (docs/recall.md, "Plates no pass finds").

@@ -295,6 +295,44 @@ def test_the_closer_look_runs_on_every_gated_detector_frame_when_asked():
     assert any(p.x0 <= 900 and p.x1 >= 960 and p.y0 <= 600 and p.y1 >= 620 for p in closer)
 
 
+def test_a_frame_most_of_which_changed_keeps_its_finest_windows_without_the_closer_look():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(
+        scales=(0.5, 1.0), video_scales=(0.5, 1.0), flip=False, video_full_every=3, tile_size=1280,
+        video_zoom=2.0, video_zoom_every_frame=True, video_zoom_max_share=0.5,
+    )
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = cv2_resize(scene(), 1920, 1080)
+
+    def closer(passes: list[Pass]) -> list[Pass]:  # the closer look: the source's own pixels, in windows
+        return [p for p in passes if p.scale == 1.0 and p.x1 - p.x0 == 640]
+
+    def second_frame(picture: np.ndarray) -> tuple[list[Pass], ClassSchedule]:
+        schedule = ClassSchedule(ClassDetector(Letterboxed([]), spec, 0), gate=True, refresh_frames=50)
+        schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+        schedule.refreshed(Detections.empty())
+        return schedule.plan(1, rgb, gating.block_means(noisy(picture, 2)))[0], schedule  # not a full frame
+
+    small = still.copy()
+    small[600:620, 900:960] = 255 - small[600:620, 900:960]  # a small plate crossing: looked at closer
+    passes, schedule = second_frame(small)
+    assert closer(passes) and schedule.stats["zoom_capped"] == 0
+    most = still.copy()
+    for x in range(0, 1920, 128):  # rain, swaying leaves: a quarter of the cells, their context most of the frame
+        most[:, x : x + 32] = 255 - most[:, x : x + 32]
+    passes, schedule = second_frame(most)
+    assert schedule.stats["gated"] == 1, schedule.stats  # still a fixed camera
+    assert any(p.scale == 0.5 for p in passes) and not closer(passes)  # the finest view still sees all of it
+    assert schedule.stats["zoom_capped"] == 1
+    # The full plan's frames keep the closer look, and 1 (the default) never leaves it out.
+    schedule.plan(2, rgb, gating.block_means(noisy(most, 3)))
+    assert closer(schedule.plan(3, rgb, gating.block_means(noisy(most, 4)))[0])
+    spec = replace(spec, video_zoom_max_share=1.0)
+    assert closer(second_frame(most)[0])
+
+
 def cv2_resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
     import cv2
 

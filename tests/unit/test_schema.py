@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
 # pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
-# detect.plate_text.video and video_every of issue 26, the video text cue off)
+# detect.plate_text.video and video_every of issue 26, the video text cue off;
+# detect.<class>.video_zoom_max_share of issue 22, off)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "f8cf916b813d0c2a1df0942c4fb281b52b710c7dda10d1da08f12574b44f6e4c",
-    "cctv-fast.yaml": "74e21f6d8ea80193e6ab9aa9d9a71b5eae51ce537e924a833d7a3b97affcd631",
-    "low-collateral.yaml": "990fdcf190e4d67dcf5dd4cf03dc00b81121d99496aed36495a5761201cddedd",
+    "default.yaml": "afa74cd930906ba103388b7ffc1d9ebbe9be29a19a3e6dfcabcb8d9b6eb49f38",
+    "cctv-fast.yaml": "45956ac2f697f2a0da60690ba244edaf8200f41da15514cba450a06decd56510",
+    "low-collateral.yaml": "b1c4c5a2144fcb3acc9822700f3d3d394ce8b16d1aed443e2a2ff90138091f07",
 }
 
 
