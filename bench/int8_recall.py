@@ -20,6 +20,8 @@ cannot change whether these objects are hidden. Times are side by side, same ima
     .venv/bin/python bench/int8_recall.py --half tune --face-threshold 0.1   # a threshold for int8 only
     .venv/bin/python bench/int8_recall.py --half tune --sets faces-wider --every 2   # every 2nd image
     .venv/bin/python bench/int8_recall.py --half confirm --full-plate-threshold 0.05  # full as it was
+    .venv/bin/python bench/int8_recall.py --half tune --sets faces-masks --face-threshold 0.08 \
+        --face-recipe int8-qdq-pct9999-r3-eq                              # a CenterFace recipe variant
 
 The halves are ../shared/eval's fixed split (its README): confirm when the first hex digit of
 sha1(image path) is 8-f. Evaluation data is read in place, never copied.
@@ -152,9 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="full-precision plates: this threshold (0.05 before int8)",
     )
+    parser.add_argument(
+        "--face-recipe",
+        default=None,
+        help="int8 CenterFace by this recipe of anonymizer.detect.int8.VARIANTS (default: its adopted one)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per set here")
     args = parser.parse_args(argv)
+    from anonymizer.detect import int8
     from anonymizer.pipeline import Engine
+
+    if args.face_recipe:  # this process only: the cache is keyed by the recipe's name
+        int8.MODEL_RECIPES["centerface"] = int8.VARIANTS[args.face_recipe]
 
     profile = load_profile(args.profile)
     print(
@@ -184,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.json:
             with args.json.open("a") as fh:
-                fh.write(json.dumps(r | {"threshold": threshold, "every": args.every, "limit": args.limit}) + "\n")
+                extra = {
+                    "threshold": threshold,
+                    "every": args.every,
+                    "limit": args.limit,
+                    "face_recipe": args.face_recipe,
+                }
+                fh.write(json.dumps(r | extra) + "\n")
     return 0
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -105,12 +106,24 @@ VARIANTS = {
         Recipe("int8-qdq-minmax-r3-eq", equalize=True),
         Recipe("int8-qdq-pct999-r3-eq", method="percentile", percentile=99.9, equalize=True),
         Recipe("int8-qdq-pct9999-r3-eq", method="percentile", percentile=99.99, equalize=True),
+        Recipe(
+            "int8-qdq-pct9999-r3-eq-headblock",
+            method="percentile",
+            percentile=99.99,
+            equalize=True,
+            keep_float="head-block",
+        ),
+        Recipe("int8-qdq-pct9999-r3-eq-neck", method="percentile", percentile=99.99, equalize=True, keep_float="neck"),
         Recipe("int8-qdq-minmax-r3-tensor", per_channel=False),
         Recipe("int8-qdq-minmax-r3-sym", symmetric_activations=True, activation_type="int8"),
         Recipe("int8-qdq-minmax-r3-small", calibration="samples+small"),
     )
 }
 # Each model's recipe. platedet keeps r2: its int8 threshold (0.038) was chosen on r2's scores.
+# CenterFace keeps r2 too: int8-qdq-pct9999-r3-eq tracks full precision far more closely (lowest
+# int8/full best-score ratio 0.30 -> 0.67 on the tune half) but lost a face through the photo
+# cascade at the threshold that ratio allows (docs/int8.md, 2026-12-07); bench/int8_recall.py
+# --face-recipe runs it.
 MODEL_RECIPES = {"centerface": R2, "platedet": R2}
 
 
@@ -255,10 +268,10 @@ def build_int8(model_id: str, source: bytes, recipe: Recipe | None = None) -> by
     else:
         model, inputs = _float_centerface(model), _centerface_inputs(recipe.calibration)
         head = _centerface_float_nodes(model.graph, recipe.keep_float)
-        if recipe.equalize:
-            model = _equalize(model, inputs)
     try:
         with _quiet_quantizer():
+            if recipe.equalize:
+                model = _equalize(model, inputs)
             return _quantize(model, inputs, head, recipe)
     except ModelError:
         raise
@@ -285,7 +298,9 @@ def _quiet_quantizer() -> Iterator[None]:
     root.addHandler(placeholder)
     root.addFilter(not_quantizer)
     try:
-        yield
+        # The histogram calibrators print their progress: stdout may be a job's JSON summary.
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.removeFilter(not_quantizer)
         root.removeHandler(placeholder)
