@@ -13,6 +13,7 @@ interleaved, median.
 
     .venv-test/bin/python bench/int8_ratio.py --half tune --variants int8-qdq-minmax-r2 int8-qdq-minmax-r3-neck
     .venv-test/bin/python bench/int8_ratio.py --half tune --every 2 --variants all
+    .venv-test/bin/python bench/int8_ratio.py --half tune --timing-only --repeats 9 --variants int8-qdq-minmax-r2
 
 The halves are ../shared/eval's fixed split. Evaluation data is read in place, never copied.
 """
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per graph and size (0: none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--passes", nargs="+", default=["640", "1x", "2x"], help="640 (long side), 1x, 2x")
+    parser.add_argument("--timing-only", action="store_true", help="per-call times only, no scores")
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per variant here")
     args = parser.parse_args(argv)
     if not (args.eval_dir / SETS[0] / "labels.jsonl").is_file():
@@ -173,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     full = _session(prepare_centerface(source), args.threads, ["CPUExecutionProvider"])
     keys = tuple(args.passes)
     cached = args.work / f"full-{args.half}-{args.every}-{args.limit}-{'-'.join(keys)}.json"
-    if cached.is_file():
+    if args.timing_only:
+        full_rows = []
+    elif cached.is_file():
         full_rows = json.loads(cached.read_text())
     else:
         full_rows = scores_for(full, args.eval_dir, args.half, args.every, args.limit, keys)
@@ -191,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: built in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         data = graph_path.read_bytes()
         session = _session(data, args.threads, ["CPUExecutionProvider"])
+        if args.timing_only:
+            print(f"| {name} | {timing({'full': full, 'int8': session}, args.repeats)} |", flush=True)
+            continue
         start = time.perf_counter()
         result = compare(full_rows, scores_for(session, args.eval_dir, args.half, args.every, args.limit, keys))
         result["seconds"] = round(time.perf_counter() - start, 1)
