@@ -21,8 +21,12 @@ The recipe (``RECIPE``), step by step:
   range, so two hosts derive the same bytes;
 - ``quantize_static``: QDQ, per channel, uint8 activations, int8 weights, from those ranges.
 
-The audit names the source's SHA-256, the derived graph's SHA-256 and ``RECIPE``; a remote worker
-whose derived graph differs from the coordinator's refuses the job.
+The audit names the source's SHA-256, the derived graph's SHA-256 and the recipe's name; a remote
+worker whose derived graph differs from the coordinator's refuses the job.
+
+Each model has its recipe (``MODEL_RECIPES``; both r2). ``VARIANTS`` holds the CenterFace recipes
+measured against it (percentile calibration, channel equalization, more nodes in float...:
+``bench/int8_ratio.py``, docs/int8.md); ``bench/int8_recall.py --face-recipe`` runs one.
 """
 
 from __future__ import annotations
