@@ -133,9 +133,9 @@ VARIANTS = {
 }
 # Each model's recipe. platedet keeps r2: its int8 threshold (0.038) was chosen on r2's scores.
 # CenterFace keeps r2 too: int8-qdq-pct9999-r3-eq tracks full precision far more closely (lowest
-# int8/full best-score ratio 0.30 -> 0.67 on the tune half) but lost a face through the photo
-# cascade at the threshold that ratio allows (docs/int8.md, 2026-12-07); bench/int8_recall.py
-# --face-recipe runs it.
+# int8/full best-score ratio 0.30 -> 0.67 on the tune half), but at the threshold that ratio
+# allows (0.08) crowds' collateral is 1.8-2.8x full's and the tune half lost a face (docs/int8.md,
+# 2026-12-07); bench/int8_recall.py --face-recipe runs it.
 MODEL_RECIPES = {"centerface": R2, "platedet": R2}
 
 
