@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # mirrored_weak_only / upscale_max_px, detect.<class>.peak_window, all three off) or a changed
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
 # pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
-# detect.plate_text.video and video_every of issue 26, the video text cue off)
+# detect.plate_text.video and video_every of issue 26, the video text cue off; track.confirm_crosser_sightings
+# of issue 26, weak crossers chained by their motion, on at 4)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "f8cf916b813d0c2a1df0942c4fb281b52b710c7dda10d1da08f12574b44f6e4c",
-    "cctv-fast.yaml": "74e21f6d8ea80193e6ab9aa9d9a71b5eae51ce537e924a833d7a3b97affcd631",
-    "low-collateral.yaml": "990fdcf190e4d67dcf5dd4cf03dc00b81121d99496aed36495a5761201cddedd",
+    "default.yaml": "eec352734215097649097faf3d8bfa3469134ae5559efce7f4f68386b9309b9f",
+    "cctv-fast.yaml": "bf363f96cfab5e1719f33e847a2cb708d50420c7a92d2b4d31bf357a90085ea3",
+    "low-collateral.yaml": "04c0c98cb8881425229ba1b1e5a7e5ea7e84e2c3d6d613b09df79e740a51fcca",
 }
 
 
