@@ -165,6 +165,8 @@ class Track:
     alternative: bool = False
     # An alternative through a box another track took (ALTERNATIVE_MAX, ``share_taken``).
     borrowed: bool = False
+    # An alternative linked past one full-plan period (LATE_PERIODS).
+    late: bool = False
     # The boxes as detected where ``boxes`` holds them restored to the object's size (EDGE_PX).
     detected: list[np.ndarray] | None = None
 
@@ -371,14 +373,16 @@ def link(
                 _add(track, frame, dets, b_index)
                 live.append(track)
                 next_id += 1
-        # Borrowed alternatives read the boxes apart: competing with the others for a box, one
-        # could take a sighting away from an alternative that had it without them.
-        for group in ([t for t in others if not t.borrowed], [t for t in others if t.borrowed]):
+        # Borrowed and late alternatives read the boxes apart: competing with the others for a
+        # box, one could take a sighting away from an alternative that had it without them.
+        for borrowed, late in ((False, False), (True, False), (False, True), (True, True)):
+            group = [t for t in others if t.borrowed == borrowed and t.late == late]
             for t_index, b_index in _match(group, dets.xyxy, frame, spec.iou_match, max_gap).items():
                 _add(group[t_index], frame, dets, b_index)
         for t_index, b_index, borrowed in pending:
             first = primary[t_index]
-            track = Track(next_id, first.class_id, alternative=True, borrowed=borrowed)
+            late = frame - first.frames[0] > max(FAST_MAX_GAP, detect_every)
+            track = Track(next_id, first.class_id, alternative=True, borrowed=borrowed, late=late)
             _add(track, first.frames[0], None, 0, first.boxes[0], first.scores[0])
             _add(track, frame, dets, b_index)
             live.append(track)
@@ -885,8 +889,8 @@ def track_and_fill(
     # Persistence alone confirms a weak track up to confirm_max_px, or up to twice the median size
     # of the confident tracks around it where they are larger (a scene filmed from up close).
     max_size = float(spec.confirm_max_px)
-    # (Borrowed alternatives left out: they only add masks, and must not move this bound.)
-    sides = [_median_side(t.boxes) for t in strong if not t.borrowed]
+    # (Borrowed and late alternatives left out: they only add masks, and must not move this bound.)
+    sides = [_median_side(t.boxes) for t in strong if not (t.borrowed or t.late)]
     if max_size and sides:
         max_size = max(max_size, 2 * float(np.median(sides)))
     ran = np.concatenate([[0], np.cumsum([d is not None for d in per_frame])])
