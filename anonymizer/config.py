@@ -544,7 +544,8 @@ class TrackSpec:
     # sightings moving at a steady velocity of at least linker.FAST_SPEED of its size a frame is
     # masked after this many (0 = never). Off: on the tune half its one weak crosser's sightings
     # were split over five tracks in a busy scene (hidden by none), while chains of weak crowd
-    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26).
+    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26); confirm_crosser_sightings below
+    # finds that crosser by its motion instead.
     confirm_fast_sightings: int = setting(
         0,
         doc="a track of weak candidates alone is masked once this many of them move steadily and fast "
