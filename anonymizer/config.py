@@ -560,11 +560,25 @@ class TrackSpec:
     # sightings moving at a steady velocity of at least linker.FAST_SPEED of its size a frame is
     # masked after this many (0 = never). Off: on the tune half its one weak crosser's sightings
     # were split over five tracks in a busy scene (hidden by none), while chains of weak crowd
-    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26).
+    # boxes met the rule (docs/recall.md, 2026-12-07, issue 26); confirm_crosser_sightings below
+    # finds that crosser by its motion instead.
     confirm_fast_sightings: int = setting(
         0,
         doc="a track of weak candidates alone is masked once this many of them move steadily and fast "
         "(at least linker.FAST_SPEED of its size a frame); 0 = never",
+        minimum=0,
+        maximum=10000,
+    )
+    # The weak crosser above, found by its motion instead of the linker's tracks: in a still scene
+    # weak candidates that never stand where a neighbouring detector frame saw a box, chained on one
+    # straight line at one speed of at least linker.FAST_SPEED of their size a frame (linker
+    # CROSSER_*), are masked like a confirmed track once this many (0 = never). Tune half, seeds 7
+    # and 11: docs/recall.md, "Crossers the default leaks, found on more tune clips".
+    confirm_crosser_sightings: int = setting(
+        4,
+        doc="weak candidates that move (never where a neighbouring detector frame saw a box) are masked "
+        "once this many of them lie on one straight line at one fast speed (a weak crosser in a busy "
+        "still scene); 0 = never",
         minimum=0,
         maximum=10000,
     )

@@ -17,7 +17,7 @@ import numpy as np
 
 from anonymizer.config import TrackSpec
 from anonymizer.detections import DETECTED, Detections
-from anonymizer.track.linker import FAST_GAP_FACTOR, track_and_fill
+from anonymizer.track.linker import CROSSER_STEP, FAST_GAP_FACTOR, track_and_fill
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ def window_margin(spec: TrackSpec, classes: dict[str, ClassTrack]) -> int:
             spec.confirm_sightings * c.step,
             spec.confirm_still_sightings * c.step,  # its in-place sightings (linker._still)
             spec.confirm_fast_sightings * c.step,
+            CROSSER_STEP * spec.confirm_crosser_sightings * c.step,  # a weak crosser's chain (linker._crossers)
         )
         + c.every
         for c in classes.values()

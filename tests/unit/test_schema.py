@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # default (the photo cascade on, its cue thresholds; plates on int8 at threshold 0.038, cctv-fast
 # pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
 # detect.plate_text.video and video_every of issue 26, the video text cue off;
-# detect.<class>.video_zoom_max_share of issue 22, off)
+# detect.<class>.video_zoom_max_share of issue 22, off; track.confirm_crosser_sightings of issue 26,
+# weak crossers chained by their motion, on at 4)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "afa74cd930906ba103388b7ffc1d9ebbe9be29a19a3e6dfcabcb8d9b6eb49f38",
-    "cctv-fast.yaml": "45956ac2f697f2a0da60690ba244edaf8200f41da15514cba450a06decd56510",
-    "low-collateral.yaml": "b1c4c5a2144fcb3acc9822700f3d3d394ce8b16d1aed443e2a2ff90138091f07",
+    "default.yaml": "f0e6954ba03308594c6bff83c4c6c0b5da0e9ceb568f48a6cc3750d88007a41b",
+    "cctv-fast.yaml": "c5741bf52f74de5c0c0531d66c1a59797221ec583799721ccc6e4c062c8ed94b",
+    "low-collateral.yaml": "9ec2c8f776e9aa7a5cecf5590c5daa59d8a0a9bbc81ccae1a20c305985271b2d",
 }
 
 
