@@ -34,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import onnxruntime  # noqa: E402
+
+from anonymizer.detect import int8 as int8_module  # noqa: E402
 from anonymizer.detect.int8 import SAMPLES_DIR, VARIANTS, build_int8  # noqa: E402
 from anonymizer.detect.onnx import _boxes_at, _session, prepare_centerface  # noqa: E402
 from anonymizer.detect.registry import builtin_weights  # noqa: E402
@@ -121,6 +124,8 @@ def compare(full: list[dict], int8: list[dict]) -> dict:
             for k in f["scores"]:
                 if f["scores"][k][i] >= FULL_THRESHOLD:
                     pass_ratios.append(q["scores"][k][i] / f["scores"][k][i])
+    if not ratios:
+        raise SystemExit(f"no labelled face scored {FULL_THRESHOLD} or more at full precision: nothing to compare")
     r = np.asarray(ratios)
     worst.sort()
     return {
@@ -188,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        graph_path = args.work / f"{name}.onnx"
+        # The variant's graph depends on the quantizer's code too: a cached one from another
+        # onnxruntime, or from before the recipe code changed, is not this variant's.
+        stamp = hashlib.sha256(Path(int8_module.__file__).read_bytes()).hexdigest()[:8]
+        graph_path = args.work / f"{name}-ort{onnxruntime.__version__}-{stamp}.onnx"
         if not graph_path.is_file():
             start = time.perf_counter()
             graph_path.write_bytes(build_int8("centerface", source.read_bytes(), VARIANTS[name]))

@@ -274,6 +274,9 @@ def build_int8(model_id: str, source: bytes, recipe: Recipe | None = None) -> by
     import onnx
 
     model = onnx.load_from_string(source)
+    if model_id == "platedet" and (recipe.keep_float, recipe.calibration, recipe.equalize) != ("heads", "samples", False):
+        # The variants' float nodes, views and equalization are CenterFace's: say so, don't half-apply one.
+        raise ModelError(f"recipe {recipe.name} is a CenterFace variant; platedet's int8 graph takes {RECIPE}")
     if model_id == "platedet":
         model, inputs = _float_platedet(model), _platedet_inputs()
         head = _yolo_head(model.graph)
@@ -281,7 +284,7 @@ def build_int8(model_id: str, source: bytes, recipe: Recipe | None = None) -> by
         model, inputs = _float_centerface(model), _centerface_inputs(recipe.calibration)
         head = _centerface_float_nodes(model.graph, recipe.keep_float)
     try:
-        with _quiet_quantizer():
+        with _quiet_quantizer(stdout=recipe.method in ("percentile", "entropy")):
             if recipe.equalize:
                 model = _equalize(model, inputs)
             return _quantize(model, inputs, head, recipe)
@@ -292,11 +295,14 @@ def build_int8(model_id: str, source: bytes, recipe: Recipe | None = None) -> by
 
 
 @contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
+def _quiet_quantizer(*, stdout: bool = False) -> Iterator[None]:
     """Keep the quantizer's chatter (root-logger warnings, onnxruntime's C++ log) off the console.
 
     It warns through the root logger, which without handlers would be given one for good by
     ``logging.warning``; a NullHandler meanwhile, and a filter for its records, leave logging as it was.
+    ``stdout``: its histogram calibrators (percentile, entropy) also print their progress, and
+    stdout may be a job's JSON summary. Only they swap it: the swap is process-wide, and the
+    adopted recipe (MinMax) prints nothing, so a build beside a job's threads leaves stdout alone.
     """
     import onnxruntime as ort
 
@@ -310,8 +316,7 @@ def _quiet_quantizer() -> Iterator[None]:
     root.addHandler(placeholder)
     root.addFilter(not_quantizer)
     try:
-        # The histogram calibrators print their progress: stdout may be a job's JSON summary.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()) if stdout else contextlib.nullcontext():
             yield
     finally:
         root.removeFilter(not_quantizer)
@@ -408,6 +413,8 @@ def _centerface_float_nodes(graph, keep: str) -> list[str]:
     nodes = list(graph.node)
     index = {node.name: i for i, node in enumerate(nodes)}
     producers = {out: node for node in nodes for out in node.output}
+    if keep.startswith(("head-block", "neck")) and "Conv_117" not in index:
+        raise ModelError(f"keep_float {keep!r}: this CenterFace graph has no Conv_117 (the heads' first conv)")
     head_input = producers[nodes[index["Conv_117"]].input[0]] if "Conv_117" in index else None
     if keep.startswith(("head-block", "neck")) and head_input is not None:
         block = producers[head_input.input[0]] if head_input.op_type == "Relu" else head_input

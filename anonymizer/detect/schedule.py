@@ -271,7 +271,8 @@ class ClassSchedule:
             return passes
         passes = self._finest(plan, crops, height, width)
         if self.spec.video_zoom > 1 and self.spec.video_zoom_every_frame and len(crops):
-            if gating.covered_px(crops, (width, height)) > self.spec.video_zoom_max_share * width * height:
+            share = self.spec.video_zoom_max_share
+            if share < 1 and gating.covered_px(crops, (width, height)) > share * width * height:
                 self.stats["zoom_capped"] += 1  # most of the frame changed: the full plan's frames look closer
                 return passes
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone

@@ -9,8 +9,10 @@ Hysteresis (as in ByteTrack): in video the detector also reports weak candidates
 class's threshold. A face in a blurred, dim or half-turned frame scores low but is the same face,
 so a weak candidate that links into a track holding a confident detection is masked too, and so
 is a track of weak candidates that persists (``confirm_sightings``), or stands in one place on
-nearly every detector frame whatever its size (``confirm_still_*``); weak candidates that flicker
-and never meet a confident one are texture, and are dropped.
+nearly every detector frame whatever its size (``confirm_still_*``), or, in a still scene, moves
+on one straight line at one fast speed (``confirm_crosser_sightings``, ``_crossers``: found apart
+from the linker, whose nearest-first matching splits such a crosser among the texture); weak
+candidates that flicker and never meet a confident one are texture, and are dropped.
 """
 
 from __future__ import annotations
@@ -874,7 +876,8 @@ def track_and_fill(
     them: texture flickers, but a face that the detector keeps seeing at a low score is a face.
     Nor unless it stands in one place on nearly every detector frame (``confirm_still_*``: a
     standing face in a fixed camera, whatever its size) or moves steadily and fast over
-    ``confirm_fast_sightings`` of them (a weak crosser).
+    ``confirm_fast_sightings`` of them (a weak crosser). Weak candidates that move in a still
+    scene are also chained on their own, velocity first (``confirm_crosser_sightings``).
     """
     def count(tracks: list[Track]) -> int:
         # An alternative link is a second reading of sightings already counted in other tracks.
@@ -914,11 +917,20 @@ def track_and_fill(
 
 def _new_only(extra: Detections, out: Detections) -> Detections:
     """``extra`` without its detected boxes that ``out`` already holds as detected (a weak crosser's
-    sighting that a confirmed track packed too): each raw detection is packed once."""
-    if not len(extra) or not len(out):
+    sighting that a confirmed track packed too), nor those it holds twice itself (two chains may
+    share a sighting): each raw detection is packed once. Predicted boxes are all kept."""
+    if not len(extra):
         return extra
-    mine, theirs = extra.source == DETECTED, out.xyxy[out.source == DETECTED]
-    if not mine.any() or not len(theirs):
+    mine = extra.source == DETECTED
+    if not mine.any():
         return extra
-    again = mine & (np.abs(extra.xyxy[:, None] - theirs[None]).max(axis=2) == 0).any(axis=1)
+    theirs = out.xyxy[out.source == DETECTED] if len(out) else np.zeros((0, 4), np.float32)
+    again = np.zeros(len(extra), bool)
+    if len(theirs):
+        again = mine & (np.abs(extra.xyxy[:, None] - theirs[None]).max(axis=2) == 0).any(axis=1)
+    seen: set[bytes] = set()
+    for i in np.nonzero(mine & ~again)[0].tolist():
+        key = extra.xyxy[i].tobytes()
+        again[i] = key in seen
+        seen.add(key)
     return extra[~again]

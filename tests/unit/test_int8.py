@@ -85,6 +85,30 @@ def test_the_cache_is_reused_and_an_altered_graph_is_built_again_to_the_same_byt
     assert hashlib.sha256(graph.read_bytes()).hexdigest() == first.graph_sha256
 
 
+# r2's graphs as built with onnxruntime 1.32.0 (constraints.txt): the recipe's code may change
+# (variants, refactors) only if these bytes do not; another onnxruntime may write other bytes.
+R2_GRAPH_SHA256 = {
+    "centerface": "113a2f132b721dce",
+    "platedet": "13e51e297784ddf9",
+}
+
+
+def test_the_adopted_recipe_still_derives_the_graphs_it_always_did(cache: Path) -> None:
+    import onnxruntime
+
+    if onnxruntime.__version__ != "1.32.0":
+        pytest.skip(f"r2's pinned bytes were built with onnxruntime 1.32.0, not {onnxruntime.__version__}")
+    for model_id, prefix in R2_GRAPH_SHA256.items():
+        source, _ = builtin_weights(model_id)
+        assert int8.derived_graph(model_id, source, cache=cache).graph_sha256.startswith(prefix), model_id
+
+
+def test_a_centerface_variant_is_refused_for_platedet_instead_of_half_applied() -> None:
+    source, _ = builtin_weights("platedet")
+    with pytest.raises(ModelError, match="CenterFace variant"):
+        int8.build_int8("platedet", source.read_bytes(), int8.VARIANTS["int8-qdq-pct9999-r3-eq"])
+
+
 def test_each_model_has_its_own_recipe_and_platedet_keeps_r2() -> None:
     # platedet's int8 threshold (0.038) was chosen on r2's scores: a CenterFace recipe must not move it.
     assert int8.recipe_for("platedet") == int8.R2 and int8.R2.name == int8.RECIPE == "int8-qdq-minmax-r2"

@@ -6,6 +6,7 @@ weak boxes are not chained; the rule only ever adds masks."""
 from dataclasses import replace
 
 import numpy as np
+from media_factory import half_visible
 
 from anonymizer.config import TrackSpec, load_profile
 from anonymizer.detections import DETECTED, FACE, PLATE, Detections
@@ -90,10 +91,9 @@ def cover(regions: Detections, box: list[float]) -> float:
     return float(inter.max() / max(1.0, (b[2] - b[0]) * (b[3] - b[1])))
 
 
-def half_visible(f: int) -> bool:
-    b = np.asarray(crosser_box(f))
-    inside = np.clip(b, 0, [W, H, W, H])
-    return (inside[2] - inside[0]) * (inside[3] - inside[1]) >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
+def crosser_shows(f: int) -> bool:
+    """At least half of the crosser lies inside the frame on frame ``f``."""
+    return half_visible(np.asarray(crosser_box(f), np.float64), W, H)
 
 
 SEEN = {19: 0.074, 20: 0.070, 22: 0.078, 23: 0.055, 24: 0.072}  # as on the tune clip
@@ -101,7 +101,7 @@ SEEN = {19: 0.074, 20: 0.070, 22: 0.078, 23: 0.055, 24: 0.072}  # as on the tune
 
 def test_a_weak_crosser_in_a_busy_still_scene_is_masked_wherever_half_of_it_shows():
     frames = scene(SEEN)
-    visible = [f for f in range(40) if half_visible(f)]
+    visible = [f for f in range(40) if crosser_shows(f)]
     assert visible[0] <= 17 and visible[-1] >= 25  # two frames before its first sighting, one after its last
     out = masked(track_and_fill(frames, SPEC, confident=CONFIDENT)[0])
     assert all(cover(out[f], crosser_box(f)) >= 0.9 for f in visible), [
@@ -175,4 +175,4 @@ def test_the_window_tracker_masks_a_weak_crosser_late_in_a_long_clip():
     out.extend(s["face"] for s in tracker.finish())
     assert len(out) == len(frames) and tracker.chunk < len(frames)
     regions = masked(out[200:])
-    assert all(cover(regions[f], crosser_box(f)) >= 0.9 for f in range(40) if half_visible(f))
+    assert all(cover(regions[f], crosser_box(f)) >= 0.9 for f in range(40) if crosser_shows(f))
