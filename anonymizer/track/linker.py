@@ -154,6 +154,11 @@ CROSSER_STILL_REACH = 2
 CROSSER_STEP = 2
 CROSSER_TOL = 0.75
 CROSSER_MOVING_SHARE = 0.25
+# ... nor does a frame with more than this many moving weak candidates: the chains' search pairs
+# every mover with every mover of the next frames, so dense flicker (rain, leaves, a crowd's
+# texture) would cost tenths of a second a frame and chain noise (review: 0.33 s a frame at 227
+# movers). The tune half's crossers clips had at most 34 in a frame (seeds 7 and 11).
+CROSSER_MAX_MOVERS = 48
 
 
 @dataclass
@@ -668,7 +673,8 @@ def _fast(track: Track, need: int) -> bool:
 def _movers(per_frame: list[Detections | None], confident: float) -> dict[int, np.ndarray]:
     """Per detector frame, the indices of its weak candidates (under ``confident``) that move: no
     box of the CROSSER_STILL_REACH detector frames either side overlaps them by CROSSER_STILL_IOU.
-    Frames where more than CROSSER_MOVING_SHARE of the weak candidates move are left out."""
+    Frames where more than CROSSER_MOVING_SHARE of the weak candidates move, or more than
+    CROSSER_MAX_MOVERS of them, are left out."""
     ran = [f for f, d in enumerate(per_frame) if d is not None]
     out: dict[int, np.ndarray] = {}
     for k, f in enumerate(ran):
@@ -681,7 +687,7 @@ def _movers(per_frame: list[Detections | None], confident: float) -> dict[int, n
             if len(per_frame[g]):
                 still |= (box_iou(dets.xyxy[weak], per_frame[g].xyxy) >= CROSSER_STILL_IOU).any(axis=1)
         moving = weak[~still]
-        if len(moving) and len(moving) <= CROSSER_MOVING_SHARE * len(weak):
+        if len(moving) and len(moving) <= min(CROSSER_MOVING_SHARE * len(weak), CROSSER_MAX_MOVERS):
             out[f] = moving
     return out
 

@@ -176,3 +176,31 @@ def test_the_window_tracker_masks_a_weak_crosser_late_in_a_long_clip():
     assert len(out) == len(frames) and tracker.chunk < len(frames)
     regions = masked(out[200:])
     assert all(cover(regions[f], crosser_box(f)) >= 0.9 for f in range(40) if crosser_shows(f))
+
+
+def flicker(movers: int, n_frames: int = 12, seed: int = 3) -> list[Detections]:
+    """Still texture (400 weak boxes) and ``movers`` weak boxes at new random places each frame
+    (rain, leaves): under a quarter of the weak candidates move, so only the count can tell."""
+    rng = np.random.default_rng(seed)
+    texture = [[x, y, x + 20, y + 24] for x, y in zip(rng.uniform(0, 1800, 400), rng.uniform(0, 1000, 400))]
+    frames = []
+    for _ in range(n_frames):
+        pairs = [(b, 0.06) for b in texture]
+        for x, y, s in zip(rng.uniform(0, 1880, movers), rng.uniform(0, 1040, movers), rng.uniform(12, 30, movers)):
+            pairs.append(([x, y, x + s, y + s], 0.07))
+        frames.append(scored(pairs))
+    return frames
+
+
+def test_dense_flicker_starts_no_chain_and_every_raw_detection_is_packed_once(monkeypatch):
+    import anonymizer.track.linker as linker
+
+    dense = flicker(linker.CROSSER_MAX_MOVERS + 12)
+    assert linker._movers(dense, CONFIDENT) == {} and _crossers(dense, CONFIDENT, 4) == []
+    monkeypatch.setattr(linker, "CROSSER_MAX_MOVERS", 10**6)  # without the bound every frame moves
+    assert len(linker._movers(dense, CONFIDENT)) == len(dense)
+    # Below the bound random movers may chain by chance; a sighting two chains share is packed once.
+    out, _ = track_and_fill(dense, SPEC, confident=CONFIDENT, frame_size=(W, H))
+    for o in out:
+        raw = o.xyxy[o.source == DETECTED]
+        assert len({b.tobytes() for b in raw}) == len(raw)
