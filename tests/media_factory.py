@@ -168,6 +168,18 @@ def half_visible(box: np.ndarray, width: int, height: int) -> bool:
     return inside >= 0.5 * (x2 - x1) * (y2 - y1)
 
 
+def box_cover(regions, box, width: int, height: int) -> float:
+    """The largest share of ``box`` (x1, y1, x2, y2, clipped to a width x height frame) that one
+    of ``regions`` (Detections: the padded mask regions of a frame) covers; 0 with none."""
+    b = np.clip(np.asarray(box, np.float32), 0, [width, height, width, height])
+    if not len(regions):
+        return 0.0
+    x1, y1 = np.maximum(regions.xyxy[:, 0], b[0]), np.maximum(regions.xyxy[:, 1], b[1])
+    x2, y2 = np.minimum(regions.xyxy[:, 2], b[2]), np.minimum(regions.xyxy[:, 3], b[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return float(inter.max() / max(1.0, (b[2] - b[0]) * (b[3] - b[1])))
+
+
 def assert_faces_changed(finder, src: Path, out: Path, *, frames: int, min_boxes: int) -> None:
     """Pixels, not counts: every face ``finder.detect_image`` finds confidently (>= 0.5) in a
     source frame is changed in the same output frame (mean difference over 6 levels)."""

@@ -5,6 +5,7 @@ periods (``linker.LATE_PERIODS``, issue 26, tune half seed 11): hand-made plate 
 from __future__ import annotations
 
 import numpy as np
+from media_factory import box_cover
 
 from anonymizer.config import load_profile
 from anonymizer.detections import PLATE, Detections
@@ -45,13 +46,7 @@ def masked(out: list[Detections]) -> list[Detections]:
 
 
 def cover(regions: Detections, box: list[float]) -> float:
-    b = np.clip(np.asarray(box, np.float32), 0, [SIZE[0], SIZE[1], SIZE[0], SIZE[1]])
-    if not len(regions):
-        return 0.0
-    x1, y1 = np.maximum(regions.xyxy[:, 0], b[0]), np.maximum(regions.xyxy[:, 1], b[1])
-    x2, y2 = np.minimum(regions.xyxy[:, 2], b[2]), np.minimum(regions.xyxy[:, 3], b[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return float(inter.max() / max(1.0, (b[2] - b[0]) * (b[3] - b[1])))
+    return box_cover(regions, box, *SIZE)
 
 
 # As found on the tune clip: at the right edge (cut by it), then 10 and 6 frames later, the last

@@ -6,7 +6,7 @@ weak boxes are not chained; the rule only ever adds masks."""
 from dataclasses import replace
 
 import numpy as np
-from media_factory import half_visible
+from media_factory import box_cover, half_visible
 
 from anonymizer.config import TrackSpec, load_profile
 from anonymizer.detections import DETECTED, FACE, PLATE, Detections
@@ -82,13 +82,7 @@ def masked(out: list[Detections]) -> list[Detections]:
 
 
 def cover(regions: Detections, box: list[float]) -> float:
-    b = np.clip(np.asarray(box, np.float32), 0, [W, H, W, H])
-    if not len(regions):
-        return 0.0
-    x1, y1 = np.maximum(regions.xyxy[:, 0], b[0]), np.maximum(regions.xyxy[:, 1], b[1])
-    x2, y2 = np.minimum(regions.xyxy[:, 2], b[2]), np.minimum(regions.xyxy[:, 3], b[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return float(inter.max() / max(1.0, (b[2] - b[0]) * (b[3] - b[1])))
+    return box_cover(regions, box, W, H)
 
 
 def crosser_shows(f: int) -> bool:
