@@ -157,7 +157,7 @@ CROSSER_MOVING_SHARE = 0.25
 # ... nor does a frame with more than this many moving weak candidates: the chains' search pairs
 # every mover with every mover of the next frames, so dense flicker (rain, leaves, a crowd's
 # texture) would cost tenths of a second a frame and chain noise (review: 0.33 s a frame at 227
-# movers). The tune half's crossers clips had at most 34 in a frame (seeds 7 and 11).
+# movers). The tune half's face crossers clips had at most 34 in a frame (seeds 7 and 11).
 CROSSER_MAX_MOVERS = 48
 
 
