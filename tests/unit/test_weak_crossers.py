@@ -124,21 +124,19 @@ def test_a_slow_weak_walker_is_not_a_crosser():
     # 20x34 px at 4 px a frame (0.12 of its size): not a fast mover, its boxes overlap frame to frame.
     frames = [scored([([300.0 + 4 * f, 500.0, 320.0 + 4 * f, 534.0], 0.07)]) for f in range(20)]
     assert _crossers(frames, CONFIDENT, 4) == []
-    # In a busy scene, seen every 2nd frame at 5 px a frame: its sightings 10 px apart overlap
-    # under the "still" IoU, so it moves, but at 0.25 of its 20 px size a frame, under FAST_SPEED.
-    busy = scene({})
-    for f in range(0, 40, 2):
-        walker = scored([([1200.0 + 5 * f, 300.0, 1220.0 + 5 * f, 320.0], 0.07)])
-        busy[f] = Detections.merge([busy[f], walker])
-    frames = [d if f % 2 == 0 else None for f, d in enumerate(busy)]
-    assert _crossers(frames, CONFIDENT, 4) == []
-    # The same walker at twice the speed (0.5 of its size a frame) is a crosser.
-    busy = scene({})
-    for f in range(0, 40, 2):
-        walker = scored([([1200.0 + 10 * f, 300.0, 1220.0 + 10 * f, 320.0], 0.07)])
-        busy[f] = Detections.merge([busy[f], walker])
-    frames = [d if f % 2 == 0 else None for f, d in enumerate(busy)]
-    assert _crossers(frames, CONFIDENT, 4)
+
+    def busy_with_walker(px_a_frame: float) -> list[Detections | None]:
+        """A busy scene seen every 2nd frame, and a 20 px weak walker at this speed."""
+        busy = scene({})
+        for f in range(0, 40, 2):
+            x = 1200.0 + px_a_frame * f
+            busy[f] = Detections.merge([busy[f], scored([([x, 300.0, x + 20, 320.0], 0.07)])])
+        return [d if f % 2 == 0 else None for f, d in enumerate(busy)]
+
+    # At 5 px a frame its sightings 10 px apart overlap under the "still" IoU, so it moves, but at
+    # 0.25 of its size a frame, under FAST_SPEED; twice as fast (0.5 of its size) it is a crosser.
+    assert _crossers(busy_with_walker(5.0), CONFIDENT, 4) == []
+    assert _crossers(busy_with_walker(10.0), CONFIDENT, 4)
 
 
 def test_a_panning_camera_moves_every_weak_box_and_chains_none():
