@@ -94,6 +94,52 @@ def _rgb_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
     return int(round(y)), int(round(u)), int(round(v))
 
 
+def _inside(inner: tuple[int, ...], outer: tuple[int, ...]) -> bool:
+    """Whether every pixel ``inner`` masks, luma and chroma, lies in ``outer``'s ellipse.
+
+    ``inner`` and ``outer`` are (x1, y1, x2, y2, ellipse) rows, ``inner``'s box inside ``outer``'s.
+    Checked on the drawn masks themselves, at full size and at the chroma planes' half size (each
+    region is masked there over the half-size box that contains it).
+    """
+    for half in (False, True):
+        if half:
+            inner = (inner[0] // 2, inner[1] // 2, -(-inner[2] // 2), -(-inner[3] // 2), inner[4])
+            outer = (outer[0] // 2, outer[1] // 2, -(-outer[2] // 2), -(-outer[3] // 2), outer[4])
+        x1, y1, x2, y2, ellipse = inner
+        ox1, oy1, ox2, oy2, _ = outer
+        drawn = _ellipse_mask(oy2 - oy1, ox2 - ox1)[y1 - oy1 : y2 - oy1, x1 - ox1 : x2 - ox1]
+        mine = _ellipse_mask(y2 - y1, x2 - x1) if ellipse else True
+        if np.any(mine & ~drawn):
+            return False
+    return True
+
+
+def _uncovered(rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` (x1, y1, x2, y2, ellipse; largest first) an earlier row does not cover.
+
+    A region whose every pixel an earlier, larger region masks is left out: its own mask would
+    only blur a blur, at finer cells than the larger region's (a cell follows the region's shorter
+    side, and the inner one's is no longer), and the larger one has already hidden what was
+    there. A crowd in a panned clip has about 800 regions a frame, two fifths of them inside
+    another's mask (docs/benchmarks.md, "Regions inside other regions").
+    """
+    n = len(rows)
+    keep = np.ones(n, bool)
+    if n < 2:
+        return keep
+    x1, y1, x2, y2, ellipse = (rows[:, k] for k in range(5))
+    # contains[i, j]: row i is earlier than row j and its box holds row j's box.
+    contains = (x1[:, None] <= x1) & (y1[:, None] <= y1) & (x2[:, None] >= x2) & (y2[:, None] >= y2)
+    contains &= np.tri(n, k=-1, dtype=bool).T
+    for j in np.flatnonzero(contains.any(axis=0)):
+        outers = np.flatnonzero(contains[:, j])
+        if not ellipse[outers].all():  # a box mask covers its whole box
+            keep[j] = False
+        else:
+            keep[j] = not any(_inside(tuple(rows[j]), tuple(rows[i])) for i in outers)
+    return keep
+
+
 class Masker:
     """Applies the profile's mask to every region; faces take the profile's shape, plates boxes.
 
@@ -168,7 +214,8 @@ class Masker:
         if not len(rows):
             return []
         _, first = np.unique(rows, axis=0, return_index=True)
-        return [(a, b, c, d, bool(e)) for a, b, c, d, e in rows[np.sort(first)].tolist()]
+        rows = rows[np.sort(first)]
+        return [(a, b, c, d, bool(e)) for a, b, c, d, e in rows[_uncovered(rows)].tolist()]
 
     def apply(self, image: np.ndarray, regions: Detections) -> np.ndarray:
         """Mask ``regions`` (already padded and clipped) in ``image`` (H, W, 3 uint8); return it.

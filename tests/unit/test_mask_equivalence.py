@@ -37,9 +37,29 @@ def plain_mask(masker: Masker, roi: np.ndarray, fill: object, ellipse: bool) -> 
         roi[:] = masked
 
 
+def region_pixels(box, width: int, height: int, half: bool) -> np.ndarray:
+    """The frame's pixels (or the chroma planes', ``half``) that masking ``box`` writes."""
+    x1, y1, x2, y2, ellipse = box
+    if half:
+        x1, y1, x2, y2, width, height = x1 // 2, y1 // 2, -(-x2 // 2), -(-y2 // 2), width // 2, height // 2
+    pixels = np.zeros((height, width), bool)
+    pixels[y1:y2, x1:x2] = drawn_ellipse(y2 - y1, x2 - x1) if ellipse else True
+    return pixels
+
+
+def covers(outer, inner, width: int, height: int) -> bool:
+    """Whether every pixel ``inner`` masks, in every plane, is one ``outer`` masks."""
+    if not (outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]):
+        return False  # (only to keep the test quick: a pixel of inner's box lies outside outer's)
+    return all(
+        not np.any(region_pixels(inner, width, height, half) & ~region_pixels(outer, width, height, half))
+        for half in (False, True)
+    )
+
+
 def plain_boxes(masker: Masker, regions: Detections, width: int, height: int):
     order = np.argsort(-regions.area) if len(regions) else []
-    done = set()
+    done = []
     for i in order:
         x1, y1, x2, y2 = regions.xyxy[i]
         x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
@@ -47,8 +67,12 @@ def plain_boxes(masker: Masker, regions: Detections, width: int, height: int):
         at_edge = x1 <= 0 or y1 <= 0 or x2 >= width or y2 >= height
         box = (x1, y1, x2, y2, bool(masker.spec.shape == "ellipse" and regions.class_id[i] == FACE and not at_edge))
         if x2 - x1 >= 1 and y2 - y1 >= 1 and box not in done:
-            done.add(box)
-            yield box
+            # A region an earlier (larger) one masks wholly is left out: its own blur would only
+            # blur that blur again.
+            covered = any(covers(other, box, width, height) for other in done)
+            done.append(box)
+            if not covered:
+                yield box
 
 
 def plain_yuv420(masker: Masker, yuv: np.ndarray, regions: Detections) -> np.ndarray:

@@ -172,3 +172,23 @@ def test_a_face_cut_by_the_frame_edge_is_masked_whole_up_to_the_edge():
     out = Masker(MaskSpec(method="fill", shape="ellipse", color=(0, 0, 0))).apply(img.copy(), regions)
     x1, y1 = (int(v) for v in regions.xyxy[0][:2])
     assert (out[y1, x1] == img[y1, x1]).all()
+
+
+def test_a_region_another_one_masks_wholly_is_left_out_and_one_it_does_not_is_masked():
+    img = textured(240, 240, seed=4)
+    masker = Masker(MaskSpec(method="blur", shape="ellipse"))
+    big = [20, 20, 220, 220]
+    alone = masker.apply(img.copy(), Detections([big], [1], [FACE]))
+    # Inside the large face's ellipse: masking it too would only blur that blur again.
+    inner = [100, 100, 140, 140]
+    both = masker.apply(img.copy(), Detections([big, inner], [1, 1], [FACE, FACE]))
+    assert np.array_equal(both, alone)
+    # Inside its box but reaching past its ellipse, in the corner the ellipse leaves out: masked.
+    corner = [22, 22, 60, 60]
+    both = masker.apply(img.copy(), Detections([big, corner], [1, 1], [FACE, FACE]))
+    assert not np.array_equal(both, alone)
+    assert high_freq_energy(both[32:40, 32:40]) < 0.15 * high_freq_energy(img[32:40, 32:40])  # outside the large ellipse
+    # A plate box covers its whole box: a face anywhere inside is left out.
+    plate = masker.apply(img.copy(), Detections([[20, 20, 220, 120]], [1], [PLATE]))
+    with_face = masker.apply(img.copy(), Detections([[20, 20, 220, 120], [22, 22, 60, 60]], [1, 1], [PLATE, FACE]))
+    assert np.array_equal(with_face, plate)
