@@ -163,6 +163,38 @@ class ClassSpec:
         "weights as they are. Built-in models only; the GPU (torch) path always runs `full`",
         choices=PRECISIONS,
     )
+    # The passes that look closer than a class's base view (a photo's 2x and 3x passes; a video
+    # frame at full resolution where the dense pass shrinks it) look for objects too small for
+    # that view. A large face, where int8 scores fall furthest below full precision (docs/int8.md),
+    # is the base view's business: the detail passes, most of the time, may run int8 alone.
+    detail_precision: str | None = setting(
+        None,
+        doc="photos: the passes that enlarge the picture (scale > 1) run at this precision (null = precision)",
+        details="photos: the passes whose scale is above 1 (the 2x and 3x passes and the crops around their "
+        "cues) run at this precision, the others at `precision` (`null` = `precision` everywhere). `int8` "
+        "derives the graph as `precision: int8` does. Built-in models on onnxruntime only; the GPU (torch) "
+        "path runs `full`. The audit names both graphs",
+        choices=PRECISIONS,
+    )
+    video_detail_precision: str | None = setting(
+        None,
+        doc="video: the passes at the frame's full resolution, where the dense pass shrinks it, run at this precision (null = precision)",
+        details="video: when the dense pass shrinks the frame (`video_dense_side`), every other pass (the full "
+        "plan, changed areas, the closer look) looks closer than it and runs at this precision; the dense "
+        "pass keeps `precision` (`null` = `precision` everywhere). Built-in models on onnxruntime only; the "
+        "GPU (torch) path runs `full`",
+        choices=PRECISIONS,
+    )
+    detail_threshold: float | None = setting(
+        None,
+        doc="the score threshold of the passes a detail precision runs (null = threshold): int8 scores run lower",
+        details="the score threshold of the passes that `detail_precision` or `video_detail_precision` run at "
+        "another precision than `precision` (`null` = `threshold`); int8 scores run lower than full "
+        "precision's on the same face. Video's weak floor on those passes moves by the same factor "
+        "(`track_threshold` x `detail_threshold` / `threshold`)",
+        minimum=0.01,
+        maximum=0.99,
+    )
     # CenterFace marks a face with a blob of heatmap cells; every cell above the cut-off became a box
     # for NMS, thousands at video's and int8's low cut-offs (docs/int8.md). Decoding only each
     # neighbourhood's maximum, as CenterNet does, keeps the boxes NMS would keep for a face's peak.
@@ -763,6 +795,11 @@ def _check_class(
         if "precision" in d:
             c.error(join(path, "precision"), "int8 applies to the built-in models only (centerface, platedet); use full")
         values["precision"] = "full"  # operator weights run as they are; int8 is a default of the built-ins
+    for key in ("detail_precision", "video_detail_precision"):
+        if values[key] == "int8" and values["model"] not in MODEL_CHOICES:
+            if key in d:
+                c.error(join(path, key), "int8 applies to the built-in models only (centerface, platedet); use full")
+            values[key] = None
     if values["peak_window"] and values["model"] != "centerface":
         # Only CenterFace's heatmap has cells to pick peaks from; a YOLO model would ignore the key,
         # and a profile must never seem to change what it does not.

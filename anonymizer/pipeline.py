@@ -132,9 +132,10 @@ class Engine:
         """Let inference calls run, or end those in flight (onnxruntime's RunOptions.terminate);
         detectors without run options (torch) finish their call."""
         for detector in self.detectors.values():
-            options = getattr(getattr(detector, "raw", None), "run_options", None)
-            if options is not None:
-                options.terminate = not allowed
+            for raw in detector.raws:
+                options = getattr(raw, "run_options", None)
+                if options is not None:
+                    options.terminate = not allowed
 
     @property
     def photo_engine(self) -> Engine:

@@ -56,10 +56,19 @@ def half(rel_path: str) -> str:
     return "confirm" if hashlib.sha1(rel_path.encode()).hexdigest()[0] in "89abcdef" else "tune"
 
 
-def variant(profile: Profile, only: str, precision: str, threshold: float | None, keep_cue: bool = False) -> Profile:
-    """``profile`` with only class ``only`` ('face'/'plate') enabled, at ``precision``."""
+def variant(
+    profile: Profile, only: str, precision: str, threshold: float | None, keep_cue: bool = False, upscaled: bool = False
+) -> Profile:
+    """``profile`` with only class ``only`` ('face'/'plate') enabled, at ``precision``; ``upscaled``:
+    ``precision`` (and ``threshold``) for the passes that enlarge the picture only, the others full."""
     detect = profile.detect
     spec = detect.faces if only == "face" else detect.plates
+    if upscaled:
+        changes = {"precision": "full", "detail_precision": precision, "detail_threshold": threshold}
+        spec = replace(spec, **changes)
+        faces = replace(spec if only == "face" else detect.faces, enabled=only == "face")
+        plates = replace(spec if only == "plate" else detect.plates, enabled=only == "plate")
+        return replace(profile, detect=replace(detect, faces=faces, plates=plates))
     changes: dict = {"precision": precision}
     if threshold is not None:
         # Every score cut-off below the threshold moves with it: int8 scores run lower by the same
@@ -155,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="full-precision plates: this threshold (0.05 before int8)",
     )
+    parser.add_argument(
+        "--upscaled", action="store_true", help="int8 on the passes that enlarge the picture only (detail_precision)"
+    )
     parser.add_argument("--keep-cue", action="store_true", help="int8: leave the cascade's cue_threshold as is")
     parser.add_argument(
         "--face-recipe",
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         full_threshold = args.full_face_threshold if only == "face" else args.full_plate_threshold
         engines = {
             "full": engine_anonymizer(Engine(variant(profile, only, "full", full_threshold))),
-            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold, args.keep_cue))),
+            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold, args.keep_cue, args.upscaled))),
         }
         r = run_set(set_dir, args.half, engines, profile.limits, args.limit, args.every)
         h, s = r["hidden"], r["seconds"]
@@ -203,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                     "limit": args.limit,
                     "face_recipe": args.face_recipe,
                     "keep_cue": args.keep_cue,
+                    "upscaled": args.upscaled,
                 }
                 fh.write(json.dumps(r | extra) + "\n")
     return 0

@@ -18,7 +18,8 @@ def utc_iso(ts: float) -> str:
 
 # What names a model in an audit record: the shipped file's SHA-256, and for a graph derived from
 # it on the host (int8, anonymizer.detect.int8) that graph's SHA-256 and the recipe's version.
-MODEL_IDENTITY_KEYS = ("id", "sha256", "precision", "graph_sha256", "recipe", "shaped_graph_sha256")
+# ``passes`` says which passes a graph runs when one class runs two (``detail_precision``).
+MODEL_IDENTITY_KEYS = ("id", "sha256", "precision", "graph_sha256", "recipe", "shaped_graph_sha256", "passes")
 
 
 def model_identity(model: dict[str, Any]) -> dict[str, Any]:

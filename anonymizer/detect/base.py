@@ -29,11 +29,16 @@ class ModelInfo:
     # The 640x384 copy of a YOLO export's graph that wide video frames go through
     # (anonymizer.detect.yolo_shape), when one is loaded.
     shaped_graph_sha256: str | None = None
+    # Which passes this graph runs when a class runs two (``detail_precision``,
+    # ``video_detail_precision``): "detail" or "base"; None = all.
+    passes: str | None = None
 
     def as_audit(self) -> dict[str, str]:
         derived = {"graph_sha256": self.graph_sha256, "recipe": self.recipe} if self.graph_sha256 else {}
         if self.shaped_graph_sha256:
             derived["shaped_graph_sha256"] = self.shaped_graph_sha256
+        if self.passes:
+            derived["passes"] = self.passes
         return {"id": self.id, "sha256": self.sha256, "license": self.license, "precision": self.precision, **derived}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from anonymizer.config import ClassSpec, DetectSpec, PlateTextSpec
@@ -83,8 +84,17 @@ def build_detectors(
     for name, spec in (("face", detect.faces), ("plate", detect.plates)):
         if spec.enabled:
             raw = _raw_detector(spec, device, detect.threads, backend)
-            detectors[name] = ClassDetector(raw, spec, CLASS_IDS[name], batch_size=batch_size)
-    models = [d.raw.info for d in detectors.values()]
+            detail = None
+            # The detail passes' other graph (``detail_precision``, ``video_detail_precision``).
+            # int8 is an onnxruntime graph: the torch path runs every pass at full precision.
+            other = {spec.detail_precision or spec.precision, spec.video_detail_precision or spec.precision} - {spec.precision}
+            if other and backend == "onnxruntime":
+                detail = _raw_detector(replace(spec, precision=other.pop()), device, detect.threads, backend)
+                detail.info = replace(detail.info, passes="detail")
+                raw.info = replace(raw.info, passes="base")
+            detectors[name] = ClassDetector(raw, spec, CLASS_IDS[name], batch_size=batch_size, detail_raw=detail)
+    # Every graph that runs is named, the detail passes' too (a second entry of the same model).
+    models = [r.info for d in detectors.values() for r in d.raws]
     return detectors, models, device
 
 

@@ -110,11 +110,64 @@ def plan_passes(
 class ClassDetector:
     """Runs one raw detector for one class over every planned pass and merges the results."""
 
-    def __init__(self, raw: RawDetector, spec: ClassSpec, class_id: int, *, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        raw: RawDetector,
+        spec: ClassSpec,
+        class_id: int,
+        *,
+        batch_size: int = 8,
+        detail_raw: RawDetector | None = None,
+    ) -> None:
         self.raw = raw
+        # The passes that look closer than the base view run this one instead, when given
+        # (``detail_precision``, ``video_detail_precision``): small objects only, where a cheaper
+        # graph's scores hold.
+        self.detail_raw = detail_raw
         self.batch_size = batch_size
         self.spec = spec
         self.class_id = class_id
+
+    @property
+    def raws(self) -> list[RawDetector]:
+        """Every raw detector this class runs (the audit names each; a cancel must end each)."""
+        return [r for r in (self.raw, self.detail_raw) if r is not None]
+
+    def thresholds(self, video: bool = False) -> tuple[float, float]:
+        """(threshold of the passes ``raw`` runs, threshold of those ``detail_raw`` runs).
+
+        Video keeps weaker candidates too: the tracker masks them only when they join a track that
+        also has a confident detection (see anonymizer.track.linker). A detail threshold moves
+        that floor by the same factor, as the plates' int8 threshold moved theirs.
+        """
+        base = self.spec.threshold
+        detail = base
+        if self.detail_raw is not None and self.spec.detail_threshold is not None:
+            detail = self.spec.detail_threshold
+        if video and self.spec.track_threshold is not None:
+            return min(base, self.spec.track_threshold), min(detail, self.spec.track_threshold * detail / base)
+        return base, detail
+
+    def looks_closer(self, p: Pass, height: int, width: int, video: bool) -> bool:
+        """Whether pass ``p`` over an image of this size runs ``detail_raw``.
+
+        Photos: a pass that enlarges the picture (``detail_precision``). Video: a pass at the
+        frame's full resolution or more where the dense pass shrinks the frame
+        (``video_detail_precision``): the dense pass is the base view there, and so is any pass
+        a fixed-input model is shown the whole frame in (it letterboxes it as the dense pass).
+        """
+        if self.detail_raw is None:
+            return False
+        spec = self.spec
+        if not video:
+            return (spec.detail_precision or spec.precision) != spec.precision and p.scale > 1
+        if (spec.video_detail_precision or spec.precision) == spec.precision or p.scale < 1:
+            return False
+        if not spec.video_dense_side or max(height, width) <= spec.video_dense_side:
+            return False  # the dense pass sees the frame as it is: nothing looks closer
+        fixed_input = getattr(self.raw, "fixed_input", None)
+        whole = p.x0 == 0 and p.y0 == 0 and p.x1 >= round(width * p.scale) and p.y1 >= round(height * p.scale)
+        return not (fixed_input and whole and p.scale == 1)
 
     def __call__(self, rgb: np.ndarray) -> Detections:
         return self.detect_many([rgb])[0]
@@ -156,22 +209,23 @@ class ClassDetector:
         cadence runs a subset of it, or passes over crops of the image. ``progress(done, total)``
         follows every inference call (an exception it raises aborts the detection).
         """
-        # Video keeps weaker candidates too: the tracker masks them only when they join a track
-        # that also has a confident detection (see anonymizer.track.linker).
         if threshold is None:
-            threshold = self.spec.threshold
-            if video and self.spec.track_threshold is not None:
-                threshold = min(threshold, self.spec.track_threshold)
+            threshold, detail_threshold = self.thresholds(video)
+        else:
+            detail_threshold = threshold
         jobs = []  # (image index, pass), in plan order
         for index, rgb in enumerate(images):
             plan = plans[index] if plans is not None else self.plan(*rgb.shape[:2], video=video)
             jobs.extend((index, p) for p in plan)
         outputs: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(jobs)
         widths: list[int] = [0] * len(jobs)
-        batch = getattr(self.raw, "batch", None)
+        # A class with a detail graph runs on onnxruntime, one crop a call (the factory builds
+        # none for torch, the batching runtime).
+        batch = getattr(self.raw, "batch", None) if self.detail_raw is None else None
         # Video frames of 5:3 or wider may take a frame-shaped copy of a fixed-input graph
-        # (``video_shaped_input``); photos keep the square input the photo plan was tuned on.
-        shaped = video and bool(getattr(self.raw, "frame_shaped", False))
+        # (``video_shaped_input``), where the pass's detector has one; photos keep the square
+        # input the photo plan was tuned on.
+        shaped = video
         done = 0
         # One scale at a time, each crop cut (and mirrored) just before its inference: a 24 MP
         # photo's scale-3 crops would otherwise all exist at once (gigabytes, and tens of seconds
@@ -196,12 +250,16 @@ class ClassDetector:
                 runs = [[j] for j in members]
             for run in runs:
                 crops = [self._crop(images[jobs[j][0]], scaled[jobs[j][0]], jobs[j][1]) for j in run]
+                raw, cut = self.raw, threshold
+                index, first = jobs[run[0]]
+                if self.looks_closer(first, *images[index].shape[:2], video):
+                    raw, cut = self.detail_raw, detail_threshold
                 if batch is not None:
-                    found = batch(crops, threshold)
-                elif shaped:
-                    found = [self.raw(crops[0], threshold, shaped=True)]  # type: ignore[call-arg]
+                    found = batch(crops, cut)
+                elif shaped and getattr(raw, "frame_shaped", False):
+                    found = [raw(crops[0], cut, shaped=True)]  # type: ignore[call-arg]
                 else:
-                    found = [self.raw(crops[0], threshold)]
+                    found = [raw(crops[0], cut)]
                 for j, crop, out in zip(run, crops, found):
                     outputs[j], widths[j] = out, crop.shape[1]
                 done += len(run)

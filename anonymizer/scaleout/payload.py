@@ -55,14 +55,20 @@ def model_identities(models: list[dict[str, Any]]) -> list[dict[str, str]]:
     (id, sha256) of the shipped file, plus, for a graph derived on the host (int8), its precision,
     the derived graph's SHA-256 and the recipe: the audit records the coordinator's.
     """
-    keys = ("precision", "graph_sha256", "recipe", "shaped_graph_sha256")
+    keys = ("precision", "graph_sha256", "recipe", "shaped_graph_sha256", "passes")
     return sorted(
         (
             {"id": str(m.get("id")), "sha256": str(m.get("sha256"))} | {k: str(m[k]) for k in keys if m.get(k) is not None}
             for m in models
         ),
-        key=lambda m: m["id"],
+        key=_name,
     )
+
+
+def _name(model: dict[str, Any]) -> str:
+    """A model's name in a comparison: its id, and which passes it runs where a class runs two
+    graphs of one model (``detail_precision``)."""
+    return f"{model['id']} ({model['passes']} passes)" if model.get("passes") else str(model["id"])
 
 
 def _described(model: dict[str, str] | None) -> str:
@@ -81,10 +87,10 @@ def check_models(expected: list[dict[str, str]], loaded: list[dict[str, Any]], *
 
     A coordinator of an earlier version sends (id, sha256) alone: those are then all that is compared.
     """
-    mine = {m["id"]: m for m in model_identities(loaded)}
-    theirs = {m["id"]: m for m in expected}
+    mine = {_name(m): m for m in model_identities(loaded)}
+    theirs = {_name(m): m for m in expected}
     if not any(len(m) > 2 for m in theirs.values()):
-        mine = {mid: {"id": m["id"], "sha256": m["sha256"]} for mid, m in mine.items()}
+        mine = {_name(m): {"id": m["id"], "sha256": m["sha256"]} for m in model_identities(loaded)}
     if mine == theirs:
         return
     diffs = [

@@ -14,6 +14,7 @@ from PIL import Image
 from anonymizer.audit.records import job_record
 from anonymizer.config import profile_from_dict
 from anonymizer.detect import int8
+from anonymizer.detect.factory import build_detectors
 from anonymizer.detect.onnx import CenterFace, YoloOnnx
 from anonymizer.detect.registry import builtin_weights
 from anonymizer.errors import ConfigError, ModelError
@@ -233,6 +234,44 @@ def test_every_model_identity_names_the_source_the_derived_graph_and_the_recipe(
     full = [{"id": m["id"], "sha256": m["sha256"], "precision": "full"} for m in models]
     with pytest.raises(ModelError, match="mismatch on worker w1"):
         check_models(expected, full, worker="w1")
+
+
+def test_a_class_running_int8_on_its_detail_passes_names_both_graphs(use_cache: Path, tmp_path: Path) -> None:
+    from anonymizer.pipeline import Engine
+
+    faces = {"detail_precision": "int8", "detail_threshold": 0.1, "scales": [1.0, 2.0], "cascade": {"enabled": False}}
+    detect = {"photos": "profile", "faces": faces, "plates": {"enabled": False}, "plate_text": {"enabled": False}}
+    engine = Engine(profile_from_dict({"detect": detect}))
+    face = engine.detectors["face"]
+    assert face.raw.info.precision == "full" and face.detail_raw.info.precision == "int8"
+    models = engine.process(SAMPLES[0], tmp_path / "out.jpg").summary()["models"]
+    assert sorted((m["id"], m["precision"], m["passes"]) for m in models) == [
+        ("centerface", "full", "base"),
+        ("centerface", "int8", "detail"),
+    ]
+    int8_entry = next(m for m in models if m["precision"] == "int8")
+    assert int8_entry["graph_sha256"] == int8.derived_graph("centerface", builtin_weights("centerface")[0]).graph_sha256
+    record = job_record(
+        job_id="j-1", folder="f", path_ref={"path_hmac": "h"}, outcome="anonymized", time_s=0.0,
+        input_sha256="i" * 64, input_size=1, summary=engine.process(SAMPLES[0], tmp_path / "again.jpg").summary(),
+    )  # fmt: skip
+    assert sorted(m["passes"] for m in record["models"]) == ["base", "detail"]
+
+    # A worker must run both graphs as the coordinator does: both entries are compared, by passes.
+    expected = model_identities(models)
+    check_models(expected, models, worker="w1")
+    one_graph = [{k: v for k, v in m.items() if k != "passes"} for m in models if m["precision"] == "full"]
+    with pytest.raises(ModelError, match=r"centerface \(detail passes\): coordinator .*int8 graph.*worker absent"):
+        check_models(expected, one_graph, worker="w1")
+
+    # The GPU (torch) path runs full precision everywhere; operator weights cannot take int8.
+    torch_engine = build_detectors(engine.profile.detect, backend="torch")[0]["face"]
+    assert torch_engine.detail_raw is None
+    weights = tmp_path / "own.pt"
+    weights.write_bytes(b"x")
+    for key in ("detail_precision", "video_detail_precision"):
+        with pytest.raises(ConfigError, match=f"detect.faces.{key}.*built-in models only"):
+            profile_from_dict({"detect": {"faces": {"model": str(weights), key: "int8"}}}, "p.yaml")
 
 
 def test_the_precision_key_is_validated(tmp_path: Path) -> None:

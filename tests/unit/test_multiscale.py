@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -141,3 +142,69 @@ def test_mirrored_passes_follow_flip_on_photos_and_video_flip_on_video():
     both = ClassSpec(video_flip=True)
     assert mirrored(both, video=True).count(True) == mirrored(both, video=True).count(False) > 0
     assert True not in mirrored(ClassSpec(flip=False), video=False)
+
+
+def test_the_passes_that_enlarge_a_photo_run_the_detail_detector_at_its_threshold():
+    from anonymizer.detect.multiscale import ClassDetector
+
+    class Recording:
+        """Stands in for one graph: remembers each call's picture width and threshold."""
+
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, rgb, threshold):
+            self.calls.append((rgb.shape[1], threshold))
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+    spec = ClassSpec(
+        threshold=0.12, track_threshold=0.05, scales=(0.5, 1.0, 2.0, 3.0), flip=False, tile_size=4096, detail_precision="int8"
+    )
+    image = np.zeros((100, 200, 3), np.uint8)
+    full, cheap = Recording(), Recording()
+    ClassDetector(full, spec, 0, detail_raw=cheap).detect_many([image])
+    assert full.calls == [(100, 0.12), (200, 0.12)] and cheap.calls == [(400, 0.12), (600, 0.12)]
+
+    # Its own threshold, and video's weak floor moved by the same factor (0.05 x 0.06 / 0.12).
+    own = replace(spec, detail_threshold=0.06)
+    full, cheap = Recording(), Recording()
+    detector = ClassDetector(full, own, 0, detail_raw=cheap)
+    detector.detect_many([image])
+    assert [t for _, t in full.calls] == [0.12, 0.12] and [t for _, t in cheap.calls] == [0.06, 0.06]
+    assert detector.thresholds(video=True) == (0.05, pytest.approx(0.025))
+    # An explicit threshold (a bench's low floor, the cascade's cue) holds for every pass.
+    full, cheap = Recording(), Recording()
+    ClassDetector(full, own, 0, detail_raw=cheap).detect_passes([image], threshold=0.02)
+    assert {t for _, t in full.calls + cheap.calls} == {0.02}
+    # Without a second detector the threshold is the class's, whatever detail_threshold says.
+    full = Recording()
+    ClassDetector(full, own, 0).detect_many([image])
+    assert len(full.calls) == 4 and {t for _, t in full.calls} == {0.12}
+
+
+def test_in_video_the_passes_that_look_closer_than_the_dense_pass_run_the_detail_detector():
+    from anonymizer.detect.multiscale import ClassDetector, Pass
+    from anonymizer.detect.schedule import dense_pass
+
+    def runs(spec: ClassSpec, p: Pass, height: int, width: int, fixed_input=None) -> bool:
+        raw = type("Raw", (), {"fixed_input": fixed_input})()
+        return ClassDetector(raw, spec, 0, detail_raw=object()).looks_closer(p, height, width, video=True)
+
+    faces = ClassSpec(video_detail_precision="int8")
+    dense = dense_pass(1080, 1920, faces, None)
+    assert dense.scale < 1 and not runs(faces, dense, 1080, 1920)  # the base view keeps precision
+    assert runs(faces, Pass(1.0, 0, 0, 1920, 1080), 1080, 1920)  # the full plan at full resolution
+    assert runs(faces, Pass(1.0, 600, 200, 900, 500), 1080, 1920)  # a changed area
+    assert runs(faces, Pass(2.0, 1200, 400, 1800, 1000), 1080, 1920)  # the closer look
+    # A frame the dense pass sees as it is: nothing looks closer than it.
+    assert not runs(faces, Pass(1.0, 0, 0, 640, 360), 360, 640)
+    # Photo settings do not reach video, nor video's photos; without either, nothing changes.
+    assert not runs(ClassSpec(detail_precision="int8"), Pass(1.0, 0, 0, 1920, 1080), 1080, 1920)
+    photo = ClassDetector(object(), faces, 0, detail_raw=object())
+    assert not photo.looks_closer(Pass(2.0, 0, 0, 100, 100), 1080, 1920, video=False)
+    assert not runs(ClassSpec(precision="int8", video_detail_precision="int8"), Pass(1.0, 0, 0, 1920, 1080), 1080, 1920)
+    # A fixed-input model letterboxes a whole frame as its dense pass does: base; its tiles look closer.
+    plates = ClassSpec(precision="int8", video_detail_precision="full", tile_size=1280)
+    whole = dense_pass(1080, 1920, plates, 640)
+    assert not runs(plates, whole, 1080, 1920, 640) and not runs(plates, Pass(0.5, 0, 0, 960, 540), 1080, 1920, 640)
+    assert runs(plates, Pass(1.0, 0, 0, 1280, 1080), 1080, 1920, 640)

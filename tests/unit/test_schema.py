@@ -27,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # pinned to full; the tracker's track.confirm_still_* and confirm_fast_sightings of issue 26, the fast one off;
 # detect.plate_text.video and video_every of issue 26, the video text cue off;
 # detect.<class>.video_zoom_max_share of issue 22, off; track.confirm_crosser_sightings of issue 26,
-# weak crossers chained by their motion, on at 4)
+# weak crossers chained by their motion, on at 4; detect.<class>.detail_precision,
+# video_detail_precision and detail_threshold of issue 22)
 # changes them, and that is the only reason to edit these: the same content is then processed once more. (cctv-fast also lost its
 # photo-only keys in issue 25: its photos get the default plan.)
 SHA256_BEFORE = {
-    "default.yaml": "f0e6954ba03308594c6bff83c4c6c0b5da0e9ceb568f48a6cc3750d88007a41b",
-    "cctv-fast.yaml": "c5741bf52f74de5c0c0531d66c1a59797221ec583799721ccc6e4c062c8ed94b",
-    "low-collateral.yaml": "9ec2c8f776e9aa7a5cecf5590c5daa59d8a0a9bbc81ccae1a20c305985271b2d",
+    "default.yaml": "806c315e7e0488b42021c3e8bd3375450dcbb97391048db4193a15e2eaefaff0",
+    "cctv-fast.yaml": "b87037a7cbec1b630c796d00f069cd30fe891a9ac033945276aa81dd4ff6065a",
+    "low-collateral.yaml": "1a4d1ac046b40110416640dc71a14236e157bb72c4c92a0ad02796c8556d3d1c",
 }
 
 
