@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from anonymizer.config import Profile
@@ -117,6 +118,10 @@ class Engine:
             infos = [*infos, self.text_cue.info]
         self.models = [info.as_audit() for info in infos]
         self.masker = Masker(profile.mask)
+        # The video stages are the process's parallelism; OpenCV's own pool on top of them split
+        # every small mask's resize across threads and spent a tenth of a panned clip's CPU
+        # handing work over (docs/benchmarks.md, "OpenCV's thread pool"). Photos ran no slower.
+        cv2.setNumThreads(1)
         self.class_specs = {FACE: profile.detect.faces, PLATE: profile.detect.plates}
         # A batching (torch) detector gets the passes of this many video frames per call.
         self.batch = 8 if self.backend == "torch" else 1
