@@ -20,6 +20,8 @@ cannot change whether these objects are hidden. Times are side by side, same ima
     .venv/bin/python bench/int8_recall.py --half tune --face-threshold 0.1   # a threshold for int8 only
     .venv/bin/python bench/int8_recall.py --half tune --sets faces-wider --every 2   # every 2nd image
     .venv/bin/python bench/int8_recall.py --half confirm --full-plate-threshold 0.05  # full as it was
+    .venv/bin/python bench/int8_recall.py --half tune --sets faces-wider faces-masks --detail \
+        --face-threshold 0.10                       # int8 on the photos' enlarged passes only
     .venv/bin/python bench/int8_recall.py --half tune --sets faces-masks --face-threshold 0.08 \
         --face-recipe int8-qdq-pct9999-r3-eq                              # a CenterFace recipe variant
 
@@ -57,19 +59,20 @@ def half(rel_path: str) -> str:
 
 
 def variant(
-    profile: Profile, only: str, precision: str, threshold: float | None, keep_cue: bool = False, upscaled: bool = False
+    profile: Profile, only: str, precision: str, threshold: float | None, keep_cue: bool = False, detail: bool = False
 ) -> Profile:
-    """``profile`` with only class ``only`` ('face'/'plate') enabled, at ``precision``; ``upscaled``:
+    """``profile`` with only class ``only`` ('face'/'plate') enabled, at ``precision``; ``detail``:
     ``precision`` (and ``threshold``) for the passes that enlarge the picture only, the others full."""
     detect = profile.detect
     spec = detect.faces if only == "face" else detect.plates
-    if upscaled:
+    if detail:
         changes = {"precision": "full", "detail_precision": precision, "detail_threshold": threshold}
         spec = replace(spec, **changes)
         faces = replace(spec if only == "face" else detect.faces, enabled=only == "face")
         plates = replace(spec if only == "plate" else detect.plates, enabled=only == "plate")
         return replace(profile, detect=replace(detect, faces=faces, plates=plates))
-    changes: dict = {"precision": precision}
+    # Every pass at ``precision``: the detail passes too, whatever the profile says of them.
+    changes: dict = {"precision": precision, "detail_precision": None, "video_detail_precision": None}
     if threshold is not None:
         # Every score cut-off below the threshold moves with it: int8 scores run lower by the same
         # factor on the weak candidates that the hysteresis (video) and the cascade's cues (photos)
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         help="full-precision plates: this threshold (0.05 before int8)",
     )
     parser.add_argument(
-        "--upscaled", action="store_true", help="int8 on the passes that enlarge the picture only (detail_precision)"
+        "--detail", action="store_true", help="int8 on the passes that enlarge the picture only (detail_precision)"
     )
     parser.add_argument("--keep-cue", action="store_true", help="int8: leave the cascade's cue_threshold as is")
     parser.add_argument(
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         full_threshold = args.full_face_threshold if only == "face" else args.full_plate_threshold
         engines = {
             "full": engine_anonymizer(Engine(variant(profile, only, "full", full_threshold))),
-            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold, args.keep_cue, args.upscaled))),
+            "int8": engine_anonymizer(Engine(variant(profile, only, "int8", threshold, args.keep_cue, args.detail))),
         }
         r = run_set(set_dir, args.half, engines, profile.limits, args.limit, args.every)
         h, s = r["hidden"], r["seconds"]
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     "limit": args.limit,
                     "face_recipe": args.face_recipe,
                     "keep_cue": args.keep_cue,
-                    "upscaled": args.upscaled,
+                    "detail": args.detail,
                 }
                 fh.write(json.dumps(r | extra) + "\n")
     return 0
