@@ -176,23 +176,12 @@ class ClassDetector:
         self, images: list[np.ndarray], *, video: bool = False, progress: PassProgress | None = None
     ) -> list[Detections]:
         """Detect in several images; a raw detector with ``batch`` gets same-shaped crops together."""
-        return [self.merge_passes(p, video=video) for p in self.detect_passes(images, video=video, progress=progress)]
+        return [self.merge_passes(p) for p in self.detect_passes(images, video=video, progress=progress)]
 
-    def merge_passes(self, passes: list[tuple[float, bool, np.ndarray, np.ndarray]], *, video: bool = False) -> Detections:
-        """Merge what ``detect_passes`` returned for one image.
-
-        With a detail graph, a box of the detail passes never suppresses one of the base passes:
-        a cheaper graph's partial box on a large face can outscore the base pass's whole box in
-        NMS and leave the face half masked (a 113 px face, docs/int8.md, "Detail passes on
-        int8"). Every box the base passes' own NMS keeps stays, beside what the NMS of all keeps.
-        """
-        found = [(scale, xyxy, conf) for scale, _, xyxy, conf in passes if len(xyxy)]
-        protected = None
-        if self.detail_raw is not None:
-            # The base view: 1x and below in photos, below full resolution (the dense pass, the
-            # plates' zoom-out) in video; protecting a box more only ever adds a mask.
-            protected = [scale < 1 if video else scale <= 1 for scale, _, _ in found]
-        return self.merge([b for _, b, _ in found], [c for _, _, c in found], protected)
+    def merge_passes(self, passes: list[tuple[float, bool, np.ndarray, np.ndarray]]) -> Detections:
+        """Merge what ``detect_passes`` returned for one image."""
+        found = [(xyxy, conf) for _, _, xyxy, conf in passes if len(xyxy)]
+        return self.merge([b for b, _ in found], [c for _, c in found])
 
     def plan(self, height: int, width: int, *, video: bool = False) -> list[Pass]:
         """Every pass the class's settings ask for on an image of this size, mirrored ones included."""
@@ -306,26 +295,15 @@ class ClassDetector:
             crop = canvas
         return np.ascontiguousarray(crop[:, ::-1]) if p.flipped else crop
 
-    def merge(
-        self, boxes: list[np.ndarray], scores: list[np.ndarray], protected: list[bool] | None = None
-    ) -> Detections:
-        """Merge boxes (source pixels) from several passes: size filter, then NMS.
-
-        ``protected`` (one flag per pass): the boxes the NMS of those passes alone keeps are kept
-        too, whatever the other passes' boxes would suppress.
-        """
+    def merge(self, boxes: list[np.ndarray], scores: list[np.ndarray]) -> Detections:
+        """Merge boxes (source pixels) from several passes: size filter, then NMS."""
         if not boxes:
             return Detections.empty()
         xyxy = np.concatenate(boxes).astype(np.float32)
         conf = np.concatenate(scores).astype(np.float32)
-        guarded = np.concatenate([np.full(len(b), bool(f)) for b, f in zip(boxes, protected or [False] * len(boxes))])
         if self.spec.min_size_px > 0:
             wh = xyxy[:, 2:] - xyxy[:, :2]
             keep = np.maximum(wh[:, 0], wh[:, 1]) >= self.spec.min_size_px
-            xyxy, conf, guarded = xyxy[keep], conf[keep], guarded[keep]
+            xyxy, conf = xyxy[keep], conf[keep]
         keep = nms(xyxy, conf, 0.4)
-        if guarded.any() and not guarded.all():
-            own = np.flatnonzero(guarded)
-            keep = np.union1d(keep, own[nms(xyxy[own], conf[own], 0.4)])
-            keep = keep[np.argsort(-conf[keep], kind="stable")]  # best score first, as nms gives them
         return Detections(xyxy[keep], conf[keep], np.full(len(keep), self.class_id, np.int32))

@@ -222,7 +222,7 @@ class Detect:
             progress=self._check,
         )
         for (f, (_, carried, refresh)), found in zip(planned, passes):
-            dets = schedule.detector.merge_passes(found, video=True)
+            dets = schedule.detector.merge_passes(found)
             if self.text is not None and name == "plate" and f.text_areas is not None:
                 started = time.perf_counter()
                 dets = add_text_candidates(dets, self.text.candidates(f.rgb, f.text_areas))  # type: ignore[arg-type]

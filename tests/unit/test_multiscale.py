@@ -208,30 +208,3 @@ def test_in_video_the_passes_that_look_closer_than_the_dense_pass_run_the_detail
     whole = dense_pass(1080, 1920, plates, 640)
     assert not runs(plates, whole, 1080, 1920, 640) and not runs(plates, Pass(0.5, 0, 0, 960, 540), 1080, 1920, 640)
     assert runs(plates, Pass(1.0, 0, 0, 1280, 1080), 1080, 1920, 640)
-
-
-def test_a_detail_pass_box_never_suppresses_a_base_pass_box():
-    from anonymizer.detect.multiscale import ClassDetector
-
-    class Boxes:
-        """Stands in for one graph: the same box on every picture it sees, in source pixels."""
-
-        def __init__(self, box, score):
-            self.box, self.score = np.asarray([box], np.float32), np.asarray([score], np.float32)
-
-        def __call__(self, rgb, threshold):
-            scale = rgb.shape[1] / 200
-            return self.box * scale, self.score
-
-    spec = ClassSpec(threshold=0.1, scales=(1.0, 2.0), flip=False, tile_size=4096, detail_precision="int8")
-    image = np.zeros((100, 200, 3), np.uint8)
-    whole, part = [20, 20, 80, 90], [20, 20, 80, 60]  # a large face, and a detail graph's box on its top half
-    with_detail = ClassDetector(Boxes(whole, 0.17), spec, 0, detail_raw=Boxes(part, 0.5))
-    kept = with_detail.detect_many([image])[0]
-    # The NMS of all passes alone would keep only the stronger partial box (IoU 0.57).
-    assert len(with_detail.merge([np.asarray([whole], np.float32), np.asarray([part], np.float32)], [[0.17], [0.5]])) == 1
-    assert sorted(map(tuple, kept.xyxy.tolist())) == sorted([tuple(map(float, whole)), tuple(map(float, part))])
-    assert list(kept.confidence) == sorted(kept.confidence, reverse=True)  # best score first
-    # One graph for every pass: NMS as it always was.
-    one_graph = ClassDetector(Boxes(whole, 0.17), replace(spec, detail_precision=None), 0)
-    assert len(one_graph.detect_many([image])[0]) == 1
