@@ -179,10 +179,11 @@ class ClassSpec:
     video_detail_precision: str | None = setting(
         None,
         doc="video: the passes at the frame's full resolution, where the dense pass shrinks it, run at this precision (null = precision)",
-        details="video: when the dense pass shrinks the frame (`video_dense_side`), every other pass (the full "
-        "plan, changed areas, the closer look) looks closer than it and runs at this precision; the dense "
-        "pass keeps `precision` (`null` = `precision` everywhere). Built-in models on onnxruntime only; the "
-        "GPU (torch) path runs `full`",
+        details="video: when the dense pass shrinks the frame (`video_dense_side`; a fixed-input model's "
+        "letterbox), the passes at the frame's full resolution or more (the full plan, changed areas, the "
+        "closer look) look closer than it and run at this precision; the dense pass, passes below scale 1 "
+        "and a fixed-input model's whole-frame passes keep `precision` (`null` = `precision` everywhere). "
+        "Built-in models on onnxruntime only; the GPU (torch) path runs `full`",
         choices=PRECISIONS,
     )
     detail_threshold: float | None = setting(
@@ -190,8 +191,9 @@ class ClassSpec:
         doc="the score threshold of the passes a detail precision runs (null = threshold): int8 scores run lower",
         details="the score threshold of the passes that `detail_precision` or `video_detail_precision` run at "
         "another precision than `precision` (`null` = `threshold`); int8 scores run lower than full "
-        "precision's on the same face. Video's weak floor on those passes moves by the same factor "
-        "(`track_threshold` x `detail_threshold` / `threshold`)",
+        "precision's on the same face. Every cut-off of those passes (video's weak floor, the cascade's "
+        "cue) moves by the same factor, and their scores are divided by it, so the tracker and the merge "
+        "see both graphs' scores on one scale. Refused without a differing detail precision",
         minimum=0.01,
         maximum=0.99,
     )
@@ -415,7 +417,7 @@ PLATE_DEFAULTS: dict[str, Any] = {
 # ... and the sample's comments on them (the faces' comments are not repeated).
 # The ClassSpec keys that only photos read ("photos:" in their docs): the ones a profile sets in
 # vain when ``detect.photos`` is ``default``.
-PHOTO_PLAN_KEYS = ("scales", "flip", "cascade")
+PHOTO_PLAN_KEYS = ("scales", "flip", "cascade", "detail_precision")
 
 PLATE_NOTES = {
     "model": "platedet (YOLOv8s-seg, AGPL-3.0) | path to Ultralytics YOLO weights",
@@ -744,6 +746,8 @@ class Profile:
                 lower.append(f"min_size_px {own.min_size_px:g} > {default.min_size_px:g}")
             if own.margin < default.margin:
                 lower.append(f"margin {own.margin:g} < {default.margin:g}")
+            if (own.detail_precision or own.precision) == "int8" != (default.detail_precision or default.precision):
+                lower.append("enlarged passes on int8 (lost a face on the confirm half, docs/int8.md)")
             if lower:
                 warnings.append(
                     f"detect.{key}: photos use this profile's plan (detect.photos: profile), which may mask "
@@ -800,6 +804,15 @@ def _check_class(
             if key in d:
                 c.error(join(path, key), "int8 applies to the built-in models only (centerface, platedet); use full")
             values[key] = None
+    differs = {values["detail_precision"], values["video_detail_precision"]} - {None, values["precision"]}
+    if values["detail_threshold"] is not None and not differs:
+        # As for peak_window: a profile must never seem to change what it does not.
+        c.error(
+            join(path, "detail_threshold"),
+            f"{values['detail_threshold']!r} applies only with a detail_precision or video_detail_precision other than "
+            f"precision ({values['precision']!r}); use null",
+        )
+        values["detail_threshold"] = None
     if values["peak_window"] and values["model"] != "centerface":
         # Only CenterFace's heatmap has cells to pick peaks from; a YOLO model would ignore the key,
         # and a profile must never seem to change what it does not.

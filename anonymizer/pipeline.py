@@ -108,7 +108,12 @@ class Engine:
         """``backend``: the built-in models' runtime (``anonymizer.detect.factory.resolve_backend``);
         None is torch on CUDA, onnxruntime on the CPU."""
         self.profile = profile
-        self.detectors, infos, self.device = build_detectors(profile.detect, backend=backend)
+        # Photos may get another plan than video frames (profile detect.photos): built on the
+        # first photo, so a video-only folder never loads a second set of detectors.
+        self._photo_profile = profile.for_photos()
+        self.detectors, infos, self.device = build_detectors(
+            profile.detect, backend=backend, photos=self._photo_profile is profile
+        )
         self.backend = resolve_backend(self.device, backend)
         # Plate-shaped text regions are plate candidates too (anonymizer.detect.text): in photos
         # with ``detect.plate_text.enabled``, in video with ``detect.plate_text.video``.
@@ -128,9 +133,6 @@ class Engine:
         # Video stages on their own threads (decode, inference, masking and encoding overlap);
         # tests may run them one after another on the calling thread.
         self.threaded = True
-        # Photos may get another plan than video frames (profile detect.photos): built on the
-        # first photo, so a video-only folder never loads a second set of detectors.
-        self._photo_profile = profile.for_photos()
         self._photo_engine: Engine | None = None if self._photo_profile is not profile else self
 
     def _allow_inference(self, allowed: bool) -> None:

@@ -71,12 +71,14 @@ def _raw_detector(spec: ClassSpec, device: str, threads: int, backend: str) -> R
 
 
 def build_detectors(
-    detect: DetectSpec, *, backend: str | None = None, batch_size: int = 8
+    detect: DetectSpec, *, backend: str | None = None, batch_size: int = 8, photos: bool = True
 ) -> tuple[dict[str, ClassDetector], list[ModelInfo], str]:
     """Return ({class name: detector}, model identities, device used) for the enabled classes.
 
     ``backend`` (see ``resolve_backend``) picks the runtime of the built-in models; ``batch_size``
-    is the most crops one call of a batching (torch) detector takes.
+    is the most crops one call of a batching (torch) detector takes. ``photos``: whether these
+    detectors will see photos (an engine whose photos go to another plan does not load a graph
+    that only ``detail_precision`` would run).
     """
     device = resolve_device(detect.device)
     backend = resolve_backend(device, backend)
@@ -87,9 +89,13 @@ def build_detectors(
             detail = None
             # The detail passes' other graph (``detail_precision``, ``video_detail_precision``).
             # int8 is an onnxruntime graph: the torch path runs every pass at full precision.
-            other = {spec.detail_precision or spec.precision, spec.video_detail_precision or spec.precision} - {spec.precision}
+            wanted = {spec.video_detail_precision} | ({spec.detail_precision} if photos else set())
+            other = {p for p in wanted if p} - {spec.precision}
             if other and backend == "onnxruntime":
-                detail = _raw_detector(replace(spec, precision=other.pop()), device, detect.threads, backend)
+                # Detail passes are tiles, crops and closer looks: never a wide whole frame, so
+                # no frame-shaped copy of a fixed-input graph.
+                detail_spec = replace(spec, precision=other.pop(), video_shaped_input=False)
+                detail = _raw_detector(detail_spec, device, detect.threads, backend)
                 detail.info = replace(detail.info, passes="detail")
                 raw.info = replace(raw.info, passes="base")
             detectors[name] = ClassDetector(raw, spec, CLASS_IDS[name], batch_size=batch_size, detail_raw=detail)

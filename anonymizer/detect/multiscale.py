@@ -133,28 +133,26 @@ class ClassDetector:
         """Every raw detector this class runs (the audit names each; a cancel must end each)."""
         return [r for r in (self.raw, self.detail_raw) if r is not None]
 
-    def thresholds(self, video: bool = False) -> tuple[float, float]:
-        """(threshold of the passes ``raw`` runs, threshold of those ``detail_raw`` runs).
+    @property
+    def detail_factor(self) -> float:
+        """``detail_threshold / threshold``: how much lower the detail graph scores the same object.
 
-        Video keeps weaker candidates too: the tracker masks them only when they join a track that
-        also has a confident detection (see anonymizer.track.linker). A detail threshold moves
-        that floor by the same factor, as the plates' int8 threshold moved theirs.
+        The detail passes run at every cut-off times this, and their scores are divided by it,
+        so what leaves ``detect_passes`` is on the base graph's scale: the cascade's cues, the
+        merge's NMS and the tracker's confident cut then treat both graphs' boxes alike.
         """
-        base = self.spec.threshold
-        detail = base
-        if self.detail_raw is not None and self.spec.detail_threshold is not None:
-            detail = self.spec.detail_threshold
-        if video and self.spec.track_threshold is not None:
-            return min(base, self.spec.track_threshold), min(detail, self.spec.track_threshold * detail / base)
-        return base, detail
+        if self.detail_raw is None or self.spec.detail_threshold is None:
+            return 1.0
+        return self.spec.detail_threshold / self.spec.threshold
 
     def looks_closer(self, p: Pass, height: int, width: int, video: bool) -> bool:
         """Whether pass ``p`` over an image of this size runs ``detail_raw``.
 
         Photos: a pass that enlarges the picture (``detail_precision``). Video: a pass at the
         frame's full resolution or more where the dense pass shrinks the frame
-        (``video_detail_precision``): the dense pass is the base view there, and so is any pass
-        a fixed-input model is shown the whole frame in (it letterboxes it as the dense pass).
+        (``video_detail_precision``): the dense pass is the base view there (a fixed-input
+        model's dense pass letterboxes the whole frame to its input), and so is any other pass
+        such a model is shown the whole frame in.
         """
         if self.detail_raw is None:
             return False
@@ -163,9 +161,10 @@ class ClassDetector:
             return (spec.detail_precision or spec.precision) != spec.precision and p.scale > 1
         if (spec.video_detail_precision or spec.precision) == spec.precision or p.scale < 1:
             return False
-        if not spec.video_dense_side or max(height, width) <= spec.video_dense_side:
-            return False  # the dense pass sees the frame as it is: nothing looks closer
         fixed_input = getattr(self.raw, "fixed_input", None)
+        dense_side = fixed_input or spec.video_dense_side
+        if not dense_side or max(height, width) <= dense_side:
+            return False  # the dense pass sees the frame as it is: nothing looks closer
         whole = p.x0 == 0 and p.y0 == 0 and p.x1 >= round(width * p.scale) and p.y1 >= round(height * p.scale)
         return not (fixed_input and whole and p.scale == 1)
 
@@ -209,10 +208,13 @@ class ClassDetector:
         cadence runs a subset of it, or passes over crops of the image. ``progress(done, total)``
         follows every inference call (an exception it raises aborts the detection).
         """
+        # Video keeps weaker candidates too: the tracker masks them only when they join a track that
+        # also has a confident detection (see anonymizer.track.linker).
         if threshold is None:
-            threshold, detail_threshold = self.thresholds(video)
-        else:
-            detail_threshold = threshold
+            threshold = self.spec.threshold
+            if video and self.spec.track_threshold is not None:
+                threshold = min(threshold, self.spec.track_threshold)
+        factor = self.detail_factor
         jobs = []  # (image index, pass), in plan order
         for index, rgb in enumerate(images):
             plan = plans[index] if plans is not None else self.plan(*rgb.shape[:2], video=video)
@@ -252,14 +254,17 @@ class ClassDetector:
                 crops = [self._crop(images[jobs[j][0]], scaled[jobs[j][0]], jobs[j][1]) for j in run]
                 raw, cut = self.raw, threshold
                 index, first = jobs[run[0]]
-                if self.looks_closer(first, *images[index].shape[:2], video):
-                    raw, cut = self.detail_raw, detail_threshold
+                detail = self.looks_closer(first, *images[index].shape[:2], video)
+                if detail:
+                    raw, cut = self.detail_raw, threshold * factor
                 if batch is not None:
                     found = batch(crops, cut)
                 elif shaped and getattr(raw, "frame_shaped", False):
                     found = [raw(crops[0], cut, shaped=True)]  # type: ignore[call-arg]
                 else:
                     found = [raw(crops[0], cut)]
+                if detail and factor != 1:  # onto the base graph's scale
+                    found = [(xyxy, np.minimum(np.asarray(conf, np.float32) / factor, 1.0)) for xyxy, conf in found]
                 for j, crop, out in zip(run, crops, found):
                     outputs[j], widths[j] = out, crop.shape[1]
                 done += len(run)

@@ -94,6 +94,11 @@ def _rgb_to_yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
     return int(round(y)), int(round(u)), int(round(v))
 
 
+# The nesting check holds an n x n matrix: 6 MB and about 10 ms at this many regions a frame
+# (a panned crowd has 800-1,200); a pathological picture with tens of thousands skips it.
+MAX_NESTING_CHECK = 2500
+
+
 def _inside(inner: tuple[int, ...], outer: tuple[int, ...]) -> bool:
     """Whether every pixel ``inner`` masks, luma and chroma, lies in ``outer``'s ellipse.
 
@@ -117,15 +122,16 @@ def _inside(inner: tuple[int, ...], outer: tuple[int, ...]) -> bool:
 def _uncovered(rows: np.ndarray) -> np.ndarray:
     """Which of ``rows`` (x1, y1, x2, y2, ellipse; largest first) an earlier row does not cover.
 
-    A region whose every pixel an earlier, larger region masks is left out: its own mask would
-    only blur a blur, at finer cells than the larger region's (a cell follows the region's shorter
-    side, and the inner one's is no longer), and the larger one has already hidden what was
-    there. A crowd in a panned clip has about 800 regions a frame, two fifths of them inside
-    another's mask (docs/benchmarks.md, "Regions inside other regions").
+    A region whose every pixel an earlier, larger region masks is left out: the larger one has
+    already hidden what was there, with cells that follow its own shorter side (no shorter than
+    the inner one's), and a second mask would only blur that blur again. A crowd in a panned clip
+    has about 800 regions a frame, two fifths of them inside another's mask (docs/benchmarks.md,
+    "Regions inside other regions"). Above ``MAX_NESTING_CHECK`` regions every one is masked: the
+    check compares every pair, and masking a region twice is always safe.
     """
     n = len(rows)
     keep = np.ones(n, bool)
-    if n < 2:
+    if n < 2 or n > MAX_NESTING_CHECK:
         return keep
     # int32 halves the time of the n x n comparisons against int64 (a few ms a crowd frame);
     # max_pixels keeps every coordinate far below 2**31.
@@ -192,8 +198,9 @@ class Masker:
     def _boxes(self, regions: Detections, width: int, height: int) -> list[tuple[int, int, int, int, bool]]:
         """Each region's pixel box and whether it is masked as an ellipse, in masking order.
 
-        Larger regions first, so a small region inside a large one is masked on top of it. The
-        same box twice is masked once: the tracker's two linkings and its guesses often predict
+        Larger regions first, so a small region inside a large one is masked on top of it, unless
+        the large one's mask already covers every pixel of it (``_uncovered``). The same box twice
+        is masked once: the tracker's two linkings and its guesses often predict
         the very same pixels, and a second pass over them would only blur a blur (a fifth of the
         masking time in a crowd). Computed on arrays: a crowd in a panned clip has a thousand
         regions per frame.

@@ -274,6 +274,26 @@ def test_a_class_running_int8_on_its_detail_passes_names_both_graphs(use_cache: 
             profile_from_dict({"detect": {"faces": {"model": str(weights), key: "int8"}}}, "p.yaml")
 
 
+def test_a_detail_graph_is_loaded_only_where_it_runs_and_its_threshold_only_with_it(use_cache: Path) -> None:
+    from anonymizer.pipeline import Engine
+
+    # detect.photos: default gives photos the built-in plan: a profile's detail_precision reaches
+    # no photo, so its engine loads no graph for it, and validate-config says so.
+    detect = {"faces": {"detail_precision": "int8"}, "plates": {"enabled": False}, "plate_text": {"enabled": False}}
+    video_only = profile_from_dict({"detect": detect})
+    assert Engine(video_only).detectors["face"].detail_raw is None
+    assert any("detect.faces: detail_precision set, but photos get the default plan" in w for w in video_only.photo_recall_warnings())
+    # Photos on the profile's own plan: loaded, and warned about (it lost a face on the confirm half).
+    own = profile_from_dict({"detect": {**detect, "photos": "profile"}})
+    assert Engine(own).detectors["face"].detail_raw is not None
+    assert any("enlarged passes on int8" in w for w in own.photo_recall_warnings())
+    # A detail threshold without a differing detail precision would change nothing: refused.
+    with pytest.raises(ConfigError, match=r"detect.faces.detail_threshold.*applies only with a detail_precision"):
+        profile_from_dict({"detect": {"faces": {"detail_threshold": 0.1}}}, "p.yaml")
+    with pytest.raises(ConfigError, match=r"detect.plates.detail_threshold"):
+        profile_from_dict({"detect": {"plates": {"detail_precision": "int8", "detail_threshold": 0.03}}}, "p.yaml")
+
+
 def test_the_precision_key_is_validated(tmp_path: Path) -> None:
     assert profile_from_dict({"detect": {"plates": {"precision": "int8"}}}).detect.plates.precision == "int8"
     with pytest.raises(ConfigError, match=r"detect.faces.precision.*'int4' is not one of: full, int8"):

@@ -165,17 +165,29 @@ def test_the_passes_that_enlarge_a_photo_run_the_detail_detector_at_its_threshol
     ClassDetector(full, spec, 0, detail_raw=cheap).detect_many([image])
     assert full.calls == [(100, 0.12), (200, 0.12)] and cheap.calls == [(400, 0.12), (600, 0.12)]
 
-    # Its own threshold, and video's weak floor moved by the same factor (0.05 x 0.06 / 0.12).
+    # Its own threshold; every cut-off of those passes moves by the same factor (0.06 / 0.12):
+    # video's weak floor, an explicit floor (a bench's, the cascade's cue).
     own = replace(spec, detail_threshold=0.06)
     full, cheap = Recording(), Recording()
     detector = ClassDetector(full, own, 0, detail_raw=cheap)
     detector.detect_many([image])
     assert [t for _, t in full.calls] == [0.12, 0.12] and [t for _, t in cheap.calls] == [0.06, 0.06]
-    assert detector.thresholds(video=True) == (0.05, pytest.approx(0.025))
-    # An explicit threshold (a bench's low floor, the cascade's cue) holds for every pass.
-    full, cheap = Recording(), Recording()
-    ClassDetector(full, own, 0, detail_raw=cheap).detect_passes([image], threshold=0.02)
-    assert {t for _, t in full.calls + cheap.calls} == {0.02}
+    full.calls.clear(), cheap.calls.clear()
+    detector.detect_passes([image], threshold=0.02)
+    assert {t for _, t in full.calls} == {0.02} and [t for _, t in cheap.calls] == [pytest.approx(0.01)] * 2
+
+    # Their scores come back on the base graph's scale: 0.07 at a 0.06 cut is a 0.14 at 0.12.
+    class Scoring(Recording):
+        def __call__(self, rgb, threshold):
+            super().__call__(rgb, threshold)
+            scale = rgb.shape[1] / 200
+            return np.array([[10, 10, 30, 30]], np.float32) * scale, np.array([0.07], np.float32)
+
+    passes = ClassDetector(Recording(), own, 0, detail_raw=Scoring()).detect_passes([image])[0]
+    assert [(scale, float(conf[0])) for scale, _, _, conf in passes if len(conf)] == [
+        (2.0, pytest.approx(0.14)),
+        (3.0, pytest.approx(0.14)),
+    ]
     # Without a second detector the threshold is the class's, whatever detail_threshold says.
     full = Recording()
     ClassDetector(full, own, 0).detect_many([image])

@@ -178,6 +178,8 @@ def test_every_bound_is_enforced_and_named(where: str, key: module.Key) -> None:
         data = nested(where, [bound] if is_list else bound)
         if key.name == "track_threshold":
             data["detect"][where.split(".")[1]]["threshold"] = 0.99
+        if key.name == "detail_threshold":  # (taken only beside a differing detail precision)
+            data["detect"][where.split(".")[1]].update(precision="full", detail_precision="int8")
         profile_from_dict(data, "p.yaml")
 
 
