@@ -192,3 +192,12 @@ def test_a_region_another_one_masks_wholly_is_left_out_and_one_it_does_not_is_ma
     plate = masker.apply(img.copy(), Detections([[20, 20, 220, 120]], [1], [PLATE]))
     with_face = masker.apply(img.copy(), Detections([[20, 20, 220, 120], [22, 22, 60, 60]], [1, 1], [PLATE, FACE]))
     assert np.array_equal(with_face, plate)
+
+
+def test_past_the_nesting_check_s_cap_every_region_is_masked(monkeypatch):
+    from anonymizer.mask import maskers
+
+    rows = np.array([[0, 0, 100, 100, 0], [10, 10, 20, 20, 1], [30, 30, 40, 40, 0]], np.int64)
+    assert maskers._uncovered(rows).tolist() == [True, False, False]  # inside the box mask
+    monkeypatch.setattr(maskers, "MAX_NESTING_CHECK", 2)
+    assert maskers._uncovered(rows).tolist() == [True, True, True]  # masked twice: always safe
