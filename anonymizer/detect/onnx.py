@@ -125,6 +125,55 @@ def _session(model_bytes: bytes, threads: int, providers: list[str]):
         raise ModelError(f"cannot load ONNX model: {exc}") from exc
 
 
+# The version of this module's own graph rewrites (prepare_centerface, the 640x384 reshape): part
+# of each cached copy's name, so a changed rewrite never reads an old copy.
+REWRITE_VERSION = "1"
+
+
+def _onnx_version() -> str:
+    """The installed onnx's version, read from its metadata: importing onnx (and ml_dtypes with it)
+    costs about 0.6 s, a third of a short clip's whole CLI run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnx")
+    except PackageNotFoundError:
+        return "none"
+
+
+def rewritten_graph(name: str, source_sha256: str, build) -> bytes:
+    """The bytes ``build()`` rewrites from a graph whose SHA-256 is ``source_sha256``, from the
+    derived-graph cache when an earlier process wrote them (``anonymizer.detect.int8.cache_dir``).
+
+    The rewrites are deterministic, so a cached copy is the bytes ``build`` would give: reading it
+    spares loading onnx and the rewrite itself, most of a CLI run's start-up. A copy that does not
+    hash to what its sidecar recorded is built again; a cache that cannot be written only costs
+    the rebuild next time. ``build`` may raise ModelError: nothing is cached then.
+    """
+    import json
+
+    from anonymizer.detect.int8 import _write_atomically, cache_dir
+
+    stem = f"{name}-{source_sha256[:16]}-r{REWRITE_VERSION}-onnx{_onnx_version()}"
+    folder = cache_dir()
+    graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
+    try:
+        expected = json.loads(meta_path.read_text())["graph_sha256"]
+        data = graph_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() == expected:
+            return data
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent, partial or altered: build it again
+    data = build()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(graph_path, data)
+        _write_atomically(meta_path, json.dumps({"source_sha256": source_sha256, "graph_sha256": hashlib.sha256(data).hexdigest()}).encode())
+    except OSError:
+        pass  # a read-only cache: the next process rewrites the graph again
+    return data
+
+
 def _providers(device: str) -> list[str]:
     import onnxruntime as ort
 
@@ -284,7 +333,8 @@ class CenterFace:
         if precision == "int8":
             self.info, graph = _int8("centerface", path, licence)
         else:
-            self.info, graph = ModelInfo("centerface", file_sha256(path), licence, str(path)), prepare_centerface(path)
+            self.info = ModelInfo("centerface", file_sha256(path), licence, str(path))
+            graph = rewritten_graph("centerface-prepared", self.info.sha256, lambda: prepare_centerface(path))
         self.session = _session(graph, threads, _providers(device))
         self.run_options = _run_options()
 
@@ -352,30 +402,31 @@ class YoloOnnx:
         precision: str = "full",
         shaped: bool = False,
     ) -> None:
-        import onnx
-
         if precision == "int8":  # already cut to its boxes, fp32 in and out
-            self.info, graph = _int8(model_id, path, licence)
-            model = onnx.load_from_string(graph)
+            self.info, data = _int8(model_id, path, licence)
         else:
             self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
-            model = onnx.load(str(path))
+            data = path.read_bytes()
         providers = _providers(device)
-        self.session = _session(model.SerializeToString(), threads, providers)
+        self.session = _session(data, threads, providers)
         self.run_options = _run_options()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.fixed_input = int(inp.shape[-1]) if isinstance(inp.shape[-1], int) else 640
         self.dtype = np.float16 if "float16" in inp.type else np.float32
         self.num_masks = 32 if len(self.session.get_outputs()) > 1 else 0
+        model = None  # the loaded ModelProto, only where a rewrite needs it (onnx loads in 0.6 s)
         if self.num_masks:
-            model = self._drop_mask_branch(model, threads, providers)
+            import onnx
+
+            model = self._drop_mask_branch(onnx.load_from_string(data), threads, providers)
+            data = model.SerializeToString()
         # The frame-shaped copy (``shaped``): None when not asked for or when it cannot be built or
         # loaded (every picture then takes the square input).
         self.shaped_session = None
         self.frame_shaped = False
         if shaped:
-            self._add_shaped(model, threads, providers)
+            self._add_shaped(data, model, threads, providers)
 
     def _drop_mask_branch(self, model, threads: int, providers: list[str]):
         """Swap in the box-only graph when it reproduces the full one on a test picture; return
@@ -397,16 +448,22 @@ class YoloOnnx:
             return pruned
         return model
 
-    def _add_shaped(self, model, threads: int, providers: list[str]) -> None:
-        """Load the 640x384 copy of ``model`` and name its SHA-256 in the model's identity.
+    def _add_shaped(self, graph: bytes, model, threads: int, providers: list[str]) -> None:
+        """Load the 640x384 copy of ``graph`` (``model``, when loaded) and name its SHA-256 in the
+        model's identity. The copy comes from the derived-graph cache once a process has made it.
 
         A copy that cannot be built or loaded leaves every picture on the square graph, which
         finds the same plates at the square call's cost, so recall does not depend on it; the
         identity then names no shaped graph, so the audit says what ran. One warning tells the
         operator why (the model id and the reason; never a path).
         """
+        def build() -> bytes:
+            import onnx
+
+            return self._shaped_graph(model if model is not None else onnx.load_from_string(graph))
+
         try:
-            data = self._shaped_graph(model)
+            data = rewritten_graph(f"{self.info.id}-shaped", hashlib.sha256(graph).hexdigest(), build)
             session = _session(data, threads, providers)
         except ModelError as exc:
             square = f"square {self.fixed_input}x{self.fixed_input}"
