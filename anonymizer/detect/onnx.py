@@ -17,6 +17,8 @@ from anonymizer.detections import nms
 from anonymizer.errors import ModelError
 from anonymizer.logs import get_logger
 
+# Mask coefficients a YOLOv8 segment head appends to each box's class scores.
+MASK_COEFFICIENTS = 32
 # The frame-shaped input of a YOLO export's second graph (height, width): 16:9 video frames.
 SHAPED_HW = (384, 640)
 
@@ -408,6 +410,8 @@ class YoloOnnx:
             self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
             data = path.read_bytes()
         providers = _providers(device)
+        if precision != "int8":
+            data = self._cut_to_boxes(data, threads, providers)
         self.session = _session(data, threads, providers)
         self.run_options = _run_options()
         inp = self.session.get_inputs()[0]
@@ -415,42 +419,53 @@ class YoloOnnx:
         self.fixed_input = int(inp.shape[-1]) if isinstance(inp.shape[-1], int) else 640
         self.dtype = np.float16 if "float16" in inp.type else np.float32
         self.num_masks = 32 if len(self.session.get_outputs()) > 1 else 0
-        model = None  # the loaded ModelProto, only where a rewrite needs it (onnx loads in 0.6 s)
-        if self.num_masks:
-            import onnx
-
-            model = self._drop_mask_branch(onnx.load_from_string(data), threads, providers)
-            data = model.SerializeToString()
         # The frame-shaped copy (``shaped``): None when not asked for or when it cannot be built or
         # loaded (every picture then takes the square input).
         self.shaped_session = None
         self.frame_shaped = False
         if shaped:
-            self._add_shaped(data, model, threads, providers)
+            self._add_shaped(data, threads, providers)
 
-    def _drop_mask_branch(self, model, threads: int, providers: list[str]):
-        """Swap in the box-only graph when it reproduces the full one on a test picture; return
-        the graph the session now runs."""
+    def _cut_to_boxes(self, data: bytes, threads: int, providers: list[str]) -> bytes:
+        """``data`` without its mask branch (``boxes_only``) when the cut gives the full graph's
+        boxes and scores exactly on a test picture, else ``data`` itself. Checked once and kept in
+        the derived-graph cache (``rewritten_graph``), so later processes load the cut directly."""
+
+        def build() -> bytes:
+            import onnx
+
+            full = _session(data, threads, providers)
+            if len(full.get_outputs()) < 2:
+                raise ModelError("no mask branch")
+            inp = full.get_inputs()[0]
+            side = int(inp.shape[-1]) if isinstance(inp.shape[-1], int) else 640
+            try:
+                pruned = boxes_only(onnx.load_from_string(data), MASK_COEFFICIENTS)
+                if pruned is None:
+                    raise ModelError("not a segment head")
+                cut_bytes = pruned.SerializeToString()
+                cut = _session(cut_bytes, threads, providers)
+            except ModelError:
+                raise
+            except Exception as exc:  # an export this cut does not fit: keep the full graph
+                raise ModelError(f"the cut does not fit: {type(exc).__name__}") from exc
+            rng = np.random.default_rng(0)
+            probe = rng.integers(0, 256, (1, 3, side, side)).astype(np.float32) / 255.0
+            probe = probe.astype(np.float16 if "float16" in inp.type else np.float32)
+            want = full.run(None, {inp.name: probe})[0][:, :-MASK_COEFFICIENTS]
+            got = cut.run(None, {inp.name: probe})[0]
+            if got.shape != want.shape or not np.array_equal(got, want):
+                raise ModelError("the cut changes the boxes")
+            return cut_bytes
+
         try:
-            pruned = boxes_only(model, self.num_masks)
-            if pruned is None:
-                return model
-            session = _session(pruned.SerializeToString(), threads, providers)
-        except Exception:  # an export this cut does not fit: keep the full graph
-            return model
-        rng = np.random.default_rng(0)
-        probe = rng.integers(0, 256, (1, 3, self.fixed_input, self.fixed_input)).astype(np.float32) / 255.0
-        probe = probe.astype(self.dtype)
-        full = self.session.run(None, {self.input_name: probe})[0][:, : -self.num_masks]
-        cut = session.run(None, {self.input_name: probe})[0]
-        if cut.shape == full.shape and np.array_equal(cut, full):
-            self.session, self.num_masks = session, 0
-            return pruned
-        return model
+            return rewritten_graph(f"{self.info.id}-boxes", self.info.sha256, build)
+        except ModelError:
+            return data
 
-    def _add_shaped(self, graph: bytes, model, threads: int, providers: list[str]) -> None:
-        """Load the 640x384 copy of ``graph`` (``model``, when loaded) and name its SHA-256 in the
-        model's identity. The copy comes from the derived-graph cache once a process has made it.
+    def _add_shaped(self, graph: bytes, threads: int, providers: list[str]) -> None:
+        """Load the 640x384 copy of ``graph`` and name its SHA-256 in the model's identity. The
+        copy comes from the derived-graph cache once a process has made it.
 
         A copy that cannot be built or loaded leaves every picture on the square graph, which
         finds the same plates at the square call's cost, so recall does not depend on it; the
@@ -460,7 +475,7 @@ class YoloOnnx:
         def build() -> bytes:
             import onnx
 
-            return self._shaped_graph(model if model is not None else onnx.load_from_string(graph))
+            return self._shaped_graph(onnx.load_from_string(graph))
 
         try:
             data = rewritten_graph(f"{self.info.id}-shaped", hashlib.sha256(graph).hexdigest(), build)

@@ -14,9 +14,11 @@ from anonymizer.detect import onnx as onnx_detectors
 from anonymizer.detect.registry import builtin_weights
 
 
-def test_box_only_graph_gives_the_full_graphs_boxes_and_scores(monkeypatch) -> None:
+def test_box_only_graph_gives_the_full_graphs_boxes_and_scores(monkeypatch, tmp_path) -> None:
     path, licence = builtin_weights("platedet")
     cut = onnx_detectors.YoloOnnx(path, licence, "platedet", threads=1)
+    # A cache of its own: the shared one holds the checked cut, which would be loaded as it is.
+    monkeypatch.setenv("ANONYMIZER_MODEL_CACHE", str(tmp_path))
     monkeypatch.setattr(onnx_detectors, "boxes_only", lambda model, num_masks=32: None)
     full = onnx_detectors.YoloOnnx(path, licence, "platedet", threads=1)
 
