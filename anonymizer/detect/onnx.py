@@ -127,18 +127,18 @@ def _session(model_bytes: bytes, threads: int, providers: list[str]):
         raise ModelError(f"cannot load ONNX model: {exc}") from exc
 
 
-# The version of this module's own graph rewrites (prepare_centerface, the 640x384 reshape): part
-# of each cached copy's name, so a changed rewrite never reads an old copy.
+# The version of this module's own graph rewrites (prepare_centerface, the 640x384 reshape, the
+# box-only cut): part of each cached copy's name, so a changed rewrite never reads an old copy.
 REWRITE_VERSION = "1"
 
 
-def _onnx_version() -> str:
-    """The installed onnx's version, read from its metadata: importing onnx (and ml_dtypes with it)
-    costs about 0.6 s, a third of a short clip's whole CLI run."""
+def _version(package: str) -> str:
+    """An installed package's version, read from its metadata: importing onnx (and ml_dtypes with
+    it) costs about 0.6 s, a third of a short clip's whole CLI run."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("onnx")
+        return version(package)
     except PackageNotFoundError:
         return "none"
 
@@ -156,7 +156,7 @@ def rewritten_graph(name: str, source_sha256: str, build) -> bytes:
 
     from anonymizer.detect.int8 import _write_atomically, cache_dir
 
-    stem = f"{name}-{source_sha256[:16]}-r{REWRITE_VERSION}-onnx{_onnx_version()}"
+    stem = f"{name}-{source_sha256[:16]}-r{REWRITE_VERSION}-onnx{_version('onnx')}"
     folder = cache_dir()
     graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
     try:
@@ -459,7 +459,8 @@ class YoloOnnx:
             return cut_bytes
 
         try:
-            return rewritten_graph(f"{self.info.id}-boxes", self.info.sha256, build)
+            # The check ran on this onnxruntime's kernels: another version checks again.
+            return rewritten_graph(f"{self.info.id}-boxes-ort{_version('onnxruntime')}", self.info.sha256, build)
         except ModelError:
             return data
 

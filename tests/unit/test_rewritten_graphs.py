@@ -1,6 +1,6 @@
-"""Graphs rewritten from the shipped ones (CenterFace prepared, platedet's 640x384 copy) come from
-the derived-graph cache once a process has made them: the same bytes, and no onnx import, which
-costs about 0.6 s of every CLI run's start-up (docs/benchmarks.md, "Start-up")."""
+"""Graphs rewritten from the shipped ones (CenterFace prepared, platedet's 640x384 copy and box-only
+cut) come from the derived-graph cache once a process has made them: the same bytes, and no onnx
+import, which costs about 0.6 s of every CLI run's start-up (docs/benchmarks.md, "Start-up")."""
 
 from __future__ import annotations
 
@@ -58,12 +58,16 @@ def test_models_load_from_a_warm_cache_without_onnx_and_name_the_same_graphs(tmp
         "from anonymizer.detect.registry import builtin_weights\n"
         "face = CenterFace(*builtin_weights('centerface'), threads=1)\n"
         "plate = YoloOnnx(*builtin_weights('platedet'), 'platedet', threads=1, precision='int8', shaped=True)\n"
-        "print(json.dumps({'onnx': 'onnx' in sys.modules, 'face': face.info.as_audit(), 'plate': plate.info.as_audit()}))\n"
+        "full = YoloOnnx(*builtin_weights('platedet'), 'platedet', threads=1, shaped=True)\n"
+        "print(json.dumps({'onnx': 'onnx' in sys.modules, 'face': face.info.as_audit(), 'plate': plate.info.as_audit(),\n"
+        "                  'full': full.info.as_audit(), 'masks': full.num_masks}))\n"
     )
     runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout) for _ in range(2)]
     assert runs[0]["onnx"] and not runs[1]["onnx"]  # the first one rewrote (and derived the int8 graph)
     assert runs[0]["face"] == runs[1]["face"] and runs[0]["plate"] == runs[1]["plate"]
     assert runs[1]["plate"]["shaped_graph_sha256"]
+    # Full precision: the box-only cut, checked against the full graph once, loaded as it is after.
+    assert runs[0]["full"] == runs[1]["full"] and runs[1]["masks"] == 0 and runs[1]["full"]["shaped_graph_sha256"]
     # Another cache (this process's) holds the same bytes: the copy is the rewrite, not a variant.
     assert CenterFace(*builtin_weights("centerface"), threads=1).info.as_audit() == runs[1]["face"]
     plate = YoloOnnx(*builtin_weights("platedet"), "platedet", threads=1, precision="int8", shaped=True)
