@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from anonymizer.detect.base import ModelInfo, file_sha256
+from anonymizer.detect.base import ModelInfo
 from anonymizer.detect.yolo_shape import letterbox_to, reshape_input
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
@@ -157,12 +157,15 @@ def rewritten_graph(name: str, source_sha256: str, build) -> bytes:
     from anonymizer.detect.int8 import _write_atomically, cache_dir
 
     stem = f"{name}-{source_sha256[:16]}-r{REWRITE_VERSION}-onnx{_version('onnx')}"
-    folder = cache_dir()
+    try:
+        folder = cache_dir()
+    except RuntimeError:  # no home folder to keep a cache in: rewrite every time
+        return build()
     graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
     try:
-        expected = json.loads(meta_path.read_text())["graph_sha256"]
+        meta = json.loads(meta_path.read_text())
         data = graph_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() == expected:
+        if meta["source_sha256"] == source_sha256 and hashlib.sha256(data).hexdigest() == meta["graph_sha256"]:
             return data
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent, partial or altered: build it again
@@ -205,6 +208,13 @@ def prepare_centerface(path: Path) -> bytes:
     import onnx
 
     return prepare_centerface_model(onnx.load(str(path))).SerializeToString()
+
+
+def _prepare_centerface_bytes(data: bytes) -> bytes:
+    """``prepare_centerface`` on the file's bytes, already read."""
+    import onnx
+
+    return prepare_centerface_model(onnx.load_from_string(data)).SerializeToString()
 
 
 def prepare_centerface_model(model):
@@ -335,8 +345,11 @@ class CenterFace:
         if precision == "int8":
             self.info, graph = _int8("centerface", path, licence)
         else:
-            self.info = ModelInfo("centerface", file_sha256(path), licence, str(path))
-            graph = rewritten_graph("centerface-prepared", self.info.sha256, lambda: prepare_centerface(path))
+            # One read: the bytes hashed are the bytes rewritten (a file replaced in between would
+            # otherwise leave another file's rewrite under this one's name).
+            data = path.read_bytes()
+            self.info = ModelInfo("centerface", hashlib.sha256(data).hexdigest(), licence, str(path))
+            graph = rewritten_graph("centerface-prepared", self.info.sha256, lambda: _prepare_centerface_bytes(data))
         self.session = _session(graph, threads, _providers(device))
         self.run_options = _run_options()
 
@@ -407,8 +420,8 @@ class YoloOnnx:
         if precision == "int8":  # already cut to its boxes, fp32 in and out
             self.info, data = _int8(model_id, path, licence)
         else:
-            self.info = ModelInfo(model_id, file_sha256(path), licence, str(path))
-            data = path.read_bytes()
+            data = path.read_bytes()  # hashed and cut from the same read
+            self.info = ModelInfo(model_id, hashlib.sha256(data).hexdigest(), licence, str(path))
         providers = _providers(device)
         if precision != "int8":
             data = self._cut_to_boxes(data, threads, providers)
@@ -459,8 +472,11 @@ class YoloOnnx:
             return cut_bytes
 
         try:
-            # The check ran on this onnxruntime's kernels: another version checks again.
-            return rewritten_graph(f"{self.info.id}-boxes-ort{_version('onnxruntime')}", self.info.sha256, build)
+            # The check ran on this onnxruntime's kernels: another version checks again. (The
+            # module's own version: a GPU or vendor build installs under another package name.)
+            import onnxruntime
+
+            return rewritten_graph(f"{self.info.id}-boxes-ort{onnxruntime.__version__}", self.info.sha256, build)
         except ModelError:
             return data
 

@@ -5,6 +5,7 @@ import, which costs about 0.6 s of every CLI run's start-up (docs/benchmarks.md,
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -72,3 +73,63 @@ def test_models_load_from_a_warm_cache_without_onnx_and_name_the_same_graphs(tmp
     assert CenterFace(*builtin_weights("centerface"), threads=1).info.as_audit() == runs[1]["face"]
     plate = YoloOnnx(*builtin_weights("platedet"), "platedet", threads=1, precision="int8", shaped=True)
     assert plate.info.as_audit() == runs[1]["plate"]
+
+
+def rewrite_code_digest() -> str:
+    """The code the cached rewrites' bytes depend on, and its constants."""
+    from anonymizer.detect import yolo_shape
+
+    parts = [
+        inspect.getsource(f)
+        for f in (
+            detect_onnx.prepare_centerface_model,
+            detect_onnx._prepare_centerface_bytes,
+            detect_onnx.boxes_only,
+            YoloOnnx._cut_to_boxes,
+            YoloOnnx._shaped_graph,
+            yolo_shape,
+        )
+    ]
+    parts += [repr(detect_onnx.SHAPED_HW), repr(detect_onnx.MASK_COEFFICIENTS)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# The rewrites' code as of REWRITE_VERSION "1". A change to it must bump REWRITE_VERSION (or a
+# cache kept across an upgrade serves the old rewrite), then this pin.
+REWRITE_CODE = {"1": "36b3fb1d5542c263da4b75e6f9e5b11f665aadfb1446cf0a1a818ecb0ba7b6b9"}
+
+
+def test_a_change_to_the_rewrite_code_bumps_its_version() -> None:
+    assert REWRITE_CODE.get(detect_onnx.REWRITE_VERSION) == rewrite_code_digest(), (
+        "the graph rewrites changed: bump anonymizer.detect.onnx.REWRITE_VERSION and pin the new digest here"
+    )
+
+
+def test_a_copy_is_named_by_its_source_and_checked_against_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ANONYMIZER_MODEL_CACHE", str(tmp_path))
+    made = []
+
+    def build() -> bytes:
+        made.append(1)
+        return b"graph %d" % len(made)
+
+    assert detect_onnx.rewritten_graph("x", "a" * 64, build) == b"graph 1"
+    assert detect_onnx.rewritten_graph("x", "b" * 64, build) == b"graph 2"  # another source: its own copy
+    assert detect_onnx.rewritten_graph("x", "a" * 64, build) == b"graph 1" and len(made) == 2
+    # A sidecar naming another source (a 16-digit name shared by chance) is not trusted.
+    (meta,) = [m for m in tmp_path.glob("x-aaaa*.json")]
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | {"source_sha256": "a" * 63 + "f"}))
+    assert detect_onnx.rewritten_graph("x", "a" * 64, build) == b"graph 3"
+
+
+def test_the_box_only_cut_is_checked_again_under_another_onnxruntime(tmp_path: Path, monkeypatch) -> None:
+    import onnxruntime
+
+    monkeypatch.setenv("ANONYMIZER_MODEL_CACHE", str(tmp_path))
+    path, licence = builtin_weights("platedet")
+    YoloOnnx(path, licence, "platedet", threads=1)
+    (first,) = tmp_path.glob("platedet-boxes-*.onnx")
+    assert f"-ort{onnxruntime.__version__}" in first.name
+    monkeypatch.setattr(onnxruntime, "__version__", "0.0.0-other")
+    assert YoloOnnx(path, licence, "platedet", threads=1).num_masks == 0
+    assert len(list(tmp_path.glob("platedet-boxes-*.onnx"))) == 2
