@@ -38,7 +38,7 @@ from anonymizer.daemon.job import Lifecycle
 from anonymizer.daemon.metrics import Metrics
 from anonymizer.daemon.notify import Notifier
 from anonymizer.daemon.scanloop import ScanLoop
-from anonymizer.detect.int8 import use_cache_dir
+from anonymizer.detect.graph_cache import use_cache_dir
 from anonymizer.durable import is_temp_name, remove_leftovers
 from anonymizer.errors import ConfigError, ModelError
 from anonymizer.fsutil import make_private_dir, make_private_file

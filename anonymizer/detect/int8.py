@@ -34,10 +34,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import math
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,9 +44,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anonymizer.detect.graph_cache import cache_dir, read_graph, write_graph
 from anonymizer.detect.onnx import boxes_only, letterbox, prepare_centerface_model
 from anonymizer.detect.registry import builtin_weights
-from anonymizer.durable import fsync_and_rename, temp_path_for
 from anonymizer.errors import ModelError
 
 # Bump on any change to what follows that changes the derived bytes (the cache is keyed by it).
@@ -69,7 +67,6 @@ CALIBRATION = {
 CENTERFACE_CALIB_HW = (384, 640)
 PLATEDET_SIDE = 640
 RANGE_BITS = 7  # significant bits kept (outward) of each calibrated min and max
-_CACHE_ENV = "ANONYMIZER_MODEL_CACHE"
 
 
 @dataclass(frozen=True)
@@ -162,21 +159,6 @@ class DerivedGraph:
         return data
 
 
-def cache_dir() -> Path:
-    """Where derived graphs live: $ANONYMIZER_MODEL_CACHE (the daemon sets <state_dir>/models),
-    else $XDG_CACHE_HOME/anonymizer, else ~/.cache/anonymizer."""
-    explicit = os.environ.get(_CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "anonymizer"
-
-
-def use_cache_dir(path: Path) -> None:
-    """Keep derived graphs in ``path`` for this process (unless the operator set the variable)."""
-    os.environ.setdefault(_CACHE_ENV, str(path))
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -214,24 +196,15 @@ def derived_graph(model_id: str, source: Path, *, cache: Path | None = None) -> 
     recipe = recipe_for(model_id).name
     folder = cache if cache is not None else cache_dir()
     stem = _cache_name(model_id, source_sha)
-    graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        graph = DerivedGraph(model_id, source_sha, str(meta["graph_sha256"]), recipe, graph_path)
-        if meta.get("source_sha256") == source_sha and meta.get("recipe") == recipe:
-            graph.read()  # verifies the bytes against the recorded hash
-            return graph
-    except (OSError, ValueError, KeyError, ModelError):
-        pass  # absent, partial or altered: build it again
+    cached = read_graph(folder, stem, {"source_sha256": source_sha, "recipe": recipe})
+    if cached is not None:
+        return DerivedGraph(model_id, source_sha, cached[1]["graph_sha256"], recipe, folder / f"{stem}.onnx")
     built = build_int8(model_id, data)
-    graph = DerivedGraph(model_id, source_sha, _sha256(built), recipe, graph_path)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(graph_path, built)
-        meta = {"model": model_id, "source_sha256": source_sha, "graph_sha256": graph.graph_sha256, "recipe": recipe}
-        _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
+        path = write_graph(folder, stem, built, {"model": model_id, "source_sha256": source_sha, "recipe": recipe})
     except OSError as exc:
         raise ModelError(f"cannot write the derived {model_id} graph to {folder}: {exc.strerror or exc}") from exc
+    graph = DerivedGraph(model_id, source_sha, _sha256(built), recipe, path)
     return graph
 
 
@@ -252,15 +225,6 @@ def build_all(cache: Path | None = None) -> list[dict[str, str]]:
             }
         )
     return out
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = temp_path_for(path)
-    try:
-        tmp.write_bytes(data)
-        fsync_and_rename(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the recipe

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from anonymizer.detect.base import ModelInfo
+from anonymizer.detect.graph_cache import cache_dir, read_graph, write_graph
 from anonymizer.detect.yolo_shape import letterbox_to, reshape_input
 from anonymizer.detections import nms
 from anonymizer.errors import ModelError
@@ -145,35 +146,25 @@ def _version(package: str) -> str:
 
 def rewritten_graph(name: str, source_sha256: str, build) -> bytes:
     """The bytes ``build()`` rewrites from a graph whose SHA-256 is ``source_sha256``, from the
-    derived-graph cache when an earlier process wrote them (``anonymizer.detect.int8.cache_dir``).
+    derived-graph cache (``anonymizer.detect.graph_cache``) when an earlier process wrote them.
 
     The rewrites are deterministic, so a cached copy is the bytes ``build`` would give: reading it
-    spares loading onnx and the rewrite itself, most of a CLI run's start-up. A copy that does not
-    hash to what its sidecar recorded is built again; a cache that cannot be written only costs
-    the rebuild next time. ``build`` may raise ModelError: nothing is cached then.
+    spares loading onnx and the rewrite itself, most of a CLI run's start-up. A copy whose sidecar
+    names another source, or that does not hash to what it recorded, is built again; a cache that
+    cannot be written only costs the rebuild next time. ``build`` may raise ModelError: nothing is
+    cached then.
     """
-    import json
-
-    from anonymizer.detect.int8 import _write_atomically, cache_dir
-
     stem = f"{name}-{source_sha256[:16]}-r{REWRITE_VERSION}-onnx{_version('onnx')}"
     try:
         folder = cache_dir()
     except RuntimeError:  # no home folder to keep a cache in: rewrite every time
         return build()
-    graph_path, meta_path = folder / f"{stem}.onnx", folder / f"{stem}.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        data = graph_path.read_bytes()
-        if meta["source_sha256"] == source_sha256 and hashlib.sha256(data).hexdigest() == meta["graph_sha256"]:
-            return data
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # absent, partial or altered: build it again
+    cached = read_graph(folder, stem, {"source_sha256": source_sha256})
+    if cached is not None:
+        return cached[0]
     data = build()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(graph_path, data)
-        _write_atomically(meta_path, json.dumps({"source_sha256": source_sha256, "graph_sha256": hashlib.sha256(data).hexdigest()}).encode())
+        write_graph(folder, stem, data, {"source_sha256": source_sha256})
     except OSError:
         pass  # a read-only cache: the next process rewrites the graph again
     return data

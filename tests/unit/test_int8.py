@@ -13,7 +13,7 @@ from PIL import Image
 
 from anonymizer.audit.records import job_record
 from anonymizer.config import profile_from_dict
-from anonymizer.detect import int8
+from anonymizer.detect import graph_cache, int8
 from anonymizer.detect.factory import build_detectors
 from anonymizer.detect.onnx import CenterFace, YoloOnnx
 from anonymizer.detect.registry import builtin_weights
@@ -309,9 +309,9 @@ def test_the_precision_key_is_validated(tmp_path: Path) -> None:
 def test_the_daemon_keeps_derived_graphs_beside_its_state(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ANONYMIZER_MODEL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert int8.cache_dir() == tmp_path / "xdg" / "anonymizer"
-    int8.use_cache_dir(tmp_path / "state" / "models")
+    assert graph_cache.cache_dir() == tmp_path / "xdg" / "anonymizer"
+    graph_cache.use_cache_dir(tmp_path / "state" / "models")
     try:
-        assert int8.cache_dir() == tmp_path / "state" / "models"
+        assert graph_cache.cache_dir() == tmp_path / "state" / "models"
     finally:
         os.environ.pop("ANONYMIZER_MODEL_CACHE", None)
