@@ -1,0 +1,170 @@
+"""A real plate crossing a still 1080p scene diagonally, through the whole video job.
+
+``tests/integration/test_plate_crossers.py`` holds the default's schedule and tracker to one
+horizontal crossing at 64 px a frame. This bench runs the same kind of clip in more directions:
+the shipped 1080p plate photo's plate, with a little of its car, cut to ``--widths`` px wide,
+crosses the shipped crowd photo (enlarged to 1920x1080, sensor noise, 25 fps) from one corner
+region to the other at about 78 px a frame (and straight across), motion-blurred along its path.
+Faces are off; plates run the default profile's settings.
+
+Per case it prints, for every frame where at least half of the plate is inside the frame, what
+the plate detector returned there (``F`` a box on the plate at IoU 0.3, any score the tracker
+sees; ``x`` nothing on it; ``.`` not a plate detector frame) and the frames the output leaves
+readable (``metrics.box_hidden``), split like the test: inside the test's reach (from
+``track.max_gap_frames`` before the first sighting to as many after the last) or outside it.
+
+    .venv-test/bin/python bench/diagonal_plates.py
+    .venv-test/bin/python bench/diagonal_plates.py --widths 56 --cases down-left
+
+A hand-made clip from shipped photos only: nothing of ../shared/eval is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb, write_frames  # noqa: E402
+
+from anonymizer.config import load_profile, profile_from_dict  # noqa: E402
+from anonymizer.detections import box_iou  # noqa: E402
+from anonymizer.evaluate import metrics  # noqa: E402
+from anonymizer.pipeline import Engine  # noqa: E402
+from anonymizer.track import window  # noqa: E402
+
+W, H, FPS, FRAMES = 1920, 1080, 25, 60
+PLATE_IN_PHOTO = (76, 812, 261, 897)  # the shipped photo's plate (tests/integration/test_plate_crossers.py)
+# name: (vx, vy) px a frame, start of the sprite's top-left corner
+CASES = {
+    "up-left": ((-40.0, -67.0), (1800, 1060)),
+    "up-right": ((40.0, -67.0), (60, 1060)),
+    "down-left": ((-40.0, 67.0), (1800, 0)),
+    "down-right": ((40.0, 67.0), (60, 0)),
+    "right": ((78.0, 0.0), (-60, 500)),
+}
+
+
+def sprite(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The plate with a quarter of its width and half its height of car around it, ``width`` px
+    wide, and the plate's box in it."""
+    photo = load_rgb(PLATE_PHOTO)
+    x1, y1, x2, y2 = PLATE_IN_PHOTO
+    pw, ph = x2 - x1, y2 - y1
+    crop = (x1 - pw // 4, y1 - ph // 2, x2 + pw // 4, y2 + ph // 2)
+    scale = width / pw
+    rgb = cv2.resize(
+        photo[crop[1] : crop[3], crop[0] : crop[2]], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+    box = (np.array(PLATE_IN_PHOTO, np.float32) - [crop[0], crop[1], crop[0], crop[1]]) * scale
+    return rgb, box
+
+
+def motion_blurred(rgb: np.ndarray, vx: float, vy: float) -> np.ndarray:
+    """``rgb`` smeared along (vx, vy) over a quarter of one frame's travel (a 1/100 s shutter)."""
+    k = max(1, int(round(np.hypot(vx, vy) / 4)))
+    kernel = np.zeros((k, k), np.float32)
+    if vy == 0:
+        kernel[k // 2, :] = 1.0
+    else:
+        down = vx * vy > 0
+        cv2.line(kernel, (0, 0) if down else (k - 1, 0), (k - 1, k - 1) if down else (0, k - 1), 1.0, 1)
+    return cv2.filter2D(rgb, -1, kernel / kernel.sum())
+
+
+def render(
+    path: Path, width: int, velocity: tuple[float, float], start: tuple[int, int], seed: int = 0
+) -> list[np.ndarray]:
+    """Write the clip; return the plate's true box on every frame."""
+    rgb, box = sprite(width)
+    rgb = motion_blurred(rgb, *velocity)
+    sh, sw = rgb.shape[:2]
+    scene = cv2.resize(load_rgb(FACES_PHOTO), (W, H), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    truths, frames = [], []
+    x, y = float(start[0]), float(start[1])
+    for _ in range(FRAMES):
+        frame = scene.copy()
+        xi, yi = int(round(x)), int(round(y))
+        x0, y0, x1, y1 = max(0, xi), max(0, yi), min(W, xi + sw), min(H, yi + sh)
+        if x0 < x1 and y0 < y1:
+            frame[y0:y1, x0:x1] = rgb[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
+        truths.append(box + [xi, yi, xi, yi])
+        noisy = frame.astype(np.int16) + rng.normal(0, 2, frame.shape).astype(np.int16)
+        frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
+        x, y = x + velocity[0], y + velocity[1]
+    write_frames(path, frames, fps=FPS)
+    return truths
+
+
+def run_case(engine: Engine, work: Path, width: int, velocity: tuple[float, float], start: tuple[int, int]) -> dict:
+    src, dst = work / "plate.mp4", work / "plate.out.mp4"
+    truths = render(src, width, velocity, start)
+    found: list[bool | None] = []  # per frame: None (no plate detector frame), or whether it found the plate
+    push = window.WindowTracker.push
+
+    def observe(self, frame_found):  # what the detector found, then tracking as ever
+        plates, truth = frame_found.get("plate"), truths[len(found)]
+        if plates is None:
+            found.append(None)
+        else:
+            iou = box_iou(plates.xyxy.reshape(-1, 4), np.asarray(truth, np.float32)[None])[:, 0] if len(plates) else []
+            found.append(bool(len(plates)) and bool((np.asarray(iou) > 0.3).any()))
+        return push(self, frame_found)
+
+    window.WindowTracker.push = observe
+    try:
+        engine.process(src, dst)
+    finally:
+        window.WindowTracker.push = push
+    sightings = [i for i, hit in enumerate(found) if hit]
+    reach = engine.profile.track.max_gap_frames
+    judged, inside, outside = [], [], []
+    for i, (a, b, box) in enumerate(zip(decode_rgb(src), decode_rgb(dst), truths)):
+        if not half_visible(box, W, H):
+            continue
+        judged.append(i)
+        if not metrics.box_hidden(a, b, np.clip(box, 0, [W, H, W, H]), ellipse=False).hidden:
+            near = bool(sightings) and sightings[0] - reach <= i <= sightings[-1] + reach
+            (inside if near else outside).append(i)
+    marks = "".join({None: ".", True: "F", False: "x"}[found[i]] for i in judged)
+    return {"judged": judged, "marks": marks, "sightings": sightings, "inside": inside, "outside": outside}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widths", type=int, nargs="+", default=[70, 56], help="plate widths in px")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    args = parser.parse_args(argv)
+    default = load_profile(None)
+    profile = profile_from_dict({"name": "diagonal-plates", "detect": {"device": "cpu", "faces": {"enabled": False}}})
+    assert profile.detect.plates == default.detect.plates and profile.track == default.track
+    engine = Engine(profile)
+    print(
+        "| plate px | case | px a frame | half-visible frames | plate detector (F found, x not, . not run) | leaked within reach | leaked outside |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="anonymizer-diagonal-") as tmp:
+        for width in args.widths:
+            for name in args.cases:
+                velocity, start = CASES[name]
+                r = run_case(engine, Path(tmp), width, velocity, start)
+                first = r["judged"][0] if r["judged"] else 0
+                print(
+                    f"| {width} | {name} | {np.hypot(*velocity):.0f} | {len(r['judged'])} (from {first}) | `{r['marks']}` "
+                    f"| {r['inside'] or '-'} | {r['outside'] or '-'} |",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
