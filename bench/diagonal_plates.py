@@ -26,14 +26,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb, write_frames  # noqa: E402
+from media_factory import decode_rgb, half_visible, write_crossing_plate  # noqa: E402
 
 from anonymizer.config import load_profile, profile_from_dict  # noqa: E402
 from anonymizer.detections import box_iou  # noqa: E402
@@ -41,8 +40,7 @@ from anonymizer.evaluate import metrics  # noqa: E402
 from anonymizer.pipeline import Engine  # noqa: E402
 from anonymizer.track import window  # noqa: E402
 
-W, H, FPS, FRAMES = 1920, 1080, 25, 60
-PLATE_IN_PHOTO = (76, 812, 261, 897)  # the shipped photo's plate (tests/integration/test_plate_crossers.py)
+W, H = 1920, 1080
 # name: (vx, vy) px a frame, start of the sprite's top-left corner
 CASES = {
     "up-left": ((-40.0, -67.0), (1800, 1060)),
@@ -53,61 +51,9 @@ CASES = {
 }
 
 
-def sprite(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The plate with a quarter of its width and half its height of car around it, ``width`` px
-    wide, and the plate's box in it."""
-    photo = load_rgb(PLATE_PHOTO)
-    x1, y1, x2, y2 = PLATE_IN_PHOTO
-    pw, ph = x2 - x1, y2 - y1
-    crop = (x1 - pw // 4, y1 - ph // 2, x2 + pw // 4, y2 + ph // 2)
-    scale = width / pw
-    rgb = cv2.resize(
-        photo[crop[1] : crop[3], crop[0] : crop[2]], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
-    )
-    box = (np.array(PLATE_IN_PHOTO, np.float32) - [crop[0], crop[1], crop[0], crop[1]]) * scale
-    return rgb, box
-
-
-def motion_blurred(rgb: np.ndarray, vx: float, vy: float) -> np.ndarray:
-    """``rgb`` smeared along (vx, vy) over a quarter of one frame's travel (a 1/100 s shutter)."""
-    k = max(1, int(round(np.hypot(vx, vy) / 4)))
-    kernel = np.zeros((k, k), np.float32)
-    if vy == 0:
-        kernel[k // 2, :] = 1.0
-    else:
-        down = vx * vy > 0
-        cv2.line(kernel, (0, 0) if down else (k - 1, 0), (k - 1, k - 1) if down else (0, k - 1), 1.0, 1)
-    return cv2.filter2D(rgb, -1, kernel / kernel.sum())
-
-
-def render(
-    path: Path, width: int, velocity: tuple[float, float], start: tuple[int, int], seed: int = 0
-) -> list[np.ndarray]:
-    """Write the clip; return the plate's true box on every frame."""
-    rgb, box = sprite(width)
-    rgb = motion_blurred(rgb, *velocity)
-    sh, sw = rgb.shape[:2]
-    scene = cv2.resize(load_rgb(FACES_PHOTO), (W, H), interpolation=cv2.INTER_AREA)
-    rng = np.random.default_rng(seed)
-    truths, frames = [], []
-    x, y = float(start[0]), float(start[1])
-    for _ in range(FRAMES):
-        frame = scene.copy()
-        xi, yi = int(round(x)), int(round(y))
-        x0, y0, x1, y1 = max(0, xi), max(0, yi), min(W, xi + sw), min(H, yi + sh)
-        if x0 < x1 and y0 < y1:
-            frame[y0:y1, x0:x1] = rgb[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
-        truths.append(box + [xi, yi, xi, yi])
-        noisy = frame.astype(np.int16) + rng.normal(0, 2, frame.shape).astype(np.int16)
-        frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
-        x, y = x + velocity[0], y + velocity[1]
-    write_frames(path, frames, fps=FPS)
-    return truths
-
-
 def run_case(engine: Engine, work: Path, width: int, velocity: tuple[float, float], start: tuple[int, int]) -> dict:
     src, dst = work / "plate.mp4", work / "plate.out.mp4"
-    truths = render(src, width, velocity, start)
+    truths = write_crossing_plate(src, width, velocity, start, size=(W, H))
     found: list[bool | None] = []  # per frame: None (no plate detector frame), or whether it found the plate
     push = window.WindowTracker.push
 

@@ -193,3 +193,78 @@ def assert_faces_changed(finder, src: Path, out: Path, *, frames: int, min_boxes
             assert np.abs(before[region].astype(np.int16) - after[region]).mean() > 6, (x1, y1, x2, y2)
             checked += 1
     assert checked >= min_boxes
+
+
+# The shipped 1080p plate photo's plate (both plate graphs find it there).
+PLATE_IN_PHOTO = (76, 812, 261, 897)
+
+
+def plate_sprite(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped photo's plate with a quarter of its width and half its height of car around it,
+    scaled to ``width`` px wide (INTER_AREA), and the plate's box in it."""
+    import cv2
+
+    photo = load_rgb(PLATE_PHOTO)
+    x1, y1, x2, y2 = PLATE_IN_PHOTO
+    pw, ph = x2 - x1, y2 - y1
+    crop = (x1 - pw // 4, y1 - ph // 2, x2 + pw // 4, y2 + ph // 2)
+    scale = width / pw
+    rgb = cv2.resize(
+        photo[crop[1] : crop[3], crop[0] : crop[2]], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+    box = (np.array(PLATE_IN_PHOTO, np.float32) - [crop[0], crop[1], crop[0], crop[1]]) * scale
+    return rgb, box
+
+
+def motion_blurred(rgb: np.ndarray, vx: float, vy: float) -> np.ndarray:
+    """``rgb`` smeared along (vx, vy) over a quarter of one frame's travel (a 1/100 s shutter at 25 fps)."""
+    import cv2
+
+    k = max(1, int(round(np.hypot(vx, vy) / 4)))
+    kernel = np.zeros((k, k), np.float32)
+    if vy == 0:
+        kernel[k // 2, :] = 1.0
+    elif vx == 0:
+        kernel[:, k // 2] = 1.0
+    else:
+        down = vx * vy > 0
+        cv2.line(kernel, (0, 0) if down else (k - 1, 0), (k - 1, k - 1) if down else (0, k - 1), 1.0, 1)
+    return cv2.filter2D(rgb, -1, kernel / kernel.sum())
+
+
+def write_crossing_plate(
+    path: Path,
+    width: int,
+    velocity: tuple[float, float],
+    start: tuple[int, int],
+    *,
+    size: tuple[int, int] = (1920, 1080),
+    frames: int = 60,
+    fps: int = 25,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Write a clip of ``plate_sprite(width)``, motion-blurred, crossing the shipped crowd photo
+    (enlarged to ``size``, sensor noise) at ``velocity`` px a frame from ``start`` (the sprite's
+    top-left corner on frame 0); return the plate's true box on every frame."""
+    import cv2
+
+    rgb, box = plate_sprite(width)
+    rgb = motion_blurred(rgb, *velocity)
+    sh, sw = rgb.shape[:2]
+    w, h = size
+    scene = cv2.resize(load_rgb(FACES_PHOTO), (w, h), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    truths, out = [], []
+    x, y = float(start[0]), float(start[1])
+    for _ in range(frames):
+        frame = scene.copy()
+        xi, yi = int(round(x)), int(round(y))
+        x0, y0, x1, y1 = max(0, xi), max(0, yi), min(w, xi + sw), min(h, yi + sh)
+        if x0 < x1 and y0 < y1:
+            frame[y0:y1, x0:x1] = rgb[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
+        truths.append(box + [xi, yi, xi, yi])
+        noisy = frame.astype(np.int16) + rng.normal(0, 2, frame.shape).astype(np.int16)
+        out.append(np.clip(noisy, 0, 255).astype(np.uint8))
+        x, y = x + velocity[0], y + velocity[1]
+    write_frames(path, out, fps=fps)
+    return truths

@@ -61,6 +61,20 @@ LATE_PERIODS = 2
 # of frames apart give a velocity a few px a frame off, which adds up over a long lead.
 FAST_SPEED = 0.3
 FAST_SLACK = 0.1
+# For a class that asks for it (``track_and_fill``'s ``keep``: the plates), a lead or trail also
+# follows the velocity fitted (least squares) through the first or last FIT_SIGHTINGS sightings,
+# where it differs from the two nearest sightings' velocity. One wrong link at a track's end can
+# otherwise send both of its moved guesses the wrong way. Hand-made, ``bench/diagonal_plates.py``:
+# a 56 px plate crossing 1080p diagonally at 78 px a frame was weak on frames 6 and 8, and on
+# frame 8 the track took a false box 80 px to the side. The lead then ran straight up from frame
+# 6 while the plate came in from the top-right corner, and frames 0-4 were bare; its sightings on
+# frames 6, 12 and 14 lie on its path. On faces, the tune half's standard runs lost two
+# object-frames (docs/recall.md, ninth session): their jittery boxes in a pan differ from the fit.
+FIT_SIGHTINGS = 4
+# ... and only where the two-sighting guess covers less than this share of the fitted one: on a
+# smooth path both agree, and a second box a pixel or two apart would only add masks to every
+# track of a pan.
+FIT_COVER = 0.8
 # A fast mover the detector loses for longer than ``max_gap_frames`` (tune half: a 42 px plate
 # unseen for 21 frames mid-way) stays live for up to FAST_GAP_FACTOR times as long, and a sighting
 # then joins it only where it overlaps the box its motion predicts (IoU, never centre distance):
@@ -502,27 +516,77 @@ def fill_tracks(
             # An alternative's sightings are other tracks' (which keep their own).
             _keep_short(t, added, n_frames, lead, trail)
         fast_lead, fast_trail = _speed(t, first=True), _speed(t, first=False)
-        for d in range(1, max(lead, spec.max_gap_frames if fast_lead is not None else 0) + 1):
+        fit_lead, fit_trail = (_fitted(t, first=True), _fitted(t, first=False)) if keep else (None, None)
+        fast = fast_lead is not None or fit_lead is not None
+        for d in range(1, max(lead, spec.max_gap_frames if fast else 0) + 1):
             f = frames[0] - d
             if f < 0:
                 break
+            moved = t.predict_before(f)
             if d <= lead:
-                for box in _guesses(t.boxes[0], t.predict_before(f)):
+                for box in _guesses(t.boxes[0], moved):
                     added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[0]))
-            else:
-                added[f].append((_along(t.predict_before(f), fast_lead, d), t.track_id, t.class_id, t.scores[0]))
-        for d in range(1, max(trail, spec.max_gap_frames if fast_trail is not None else 0) + 1):
+            elif fast_lead is not None:
+                added[f].append((_along(moved, fast_lead, d), t.track_id, t.class_id, t.scores[0]))
+            if fit_lead is not None:
+                fit = _moved_by(t.boxes[0], fit_lead, -d)
+                # Past the lead, a track fast only by the fit has no other guess to compare with.
+                alone = d > lead and fast_lead is None
+                if alone or _covers(moved[None], fit[None])[0] < FIT_COVER:
+                    guess = _grow(fit, d) if d <= lead else _along(fit, fit_lead, d)
+                    added[f].append((guess, t.track_id, t.class_id, t.scores[0]))
+        fast = fast_trail is not None or fit_trail is not None
+        for d in range(1, max(trail, spec.max_gap_frames if fast else 0) + 1):
             f = frames[-1] + d
             if f >= n_frames:
                 break
             if f in seen:
                 continue
+            moved = t.predict(f)
             if d <= trail:
-                for box in _guesses(t.boxes[-1], t.predict(f)):
+                for box in _guesses(t.boxes[-1], moved):
                     added[f].append((_grow(box, d), t.track_id, t.class_id, t.scores[-1]))
-            else:
-                added[f].append((_along(t.predict(f), fast_trail, d), t.track_id, t.class_id, t.scores[-1]))
+            elif fast_trail is not None:
+                added[f].append((_along(moved, fast_trail, d), t.track_id, t.class_id, t.scores[-1]))
+            if fit_trail is not None:
+                fit = _moved_by(t.boxes[-1], fit_trail, d)
+                # Past the trail, a track fast only by the fit has no other guess to compare with.
+                alone = d > trail and fast_trail is None
+                if alone or _covers(moved[None], fit[None])[0] < FIT_COVER:
+                    guess = _grow(fit, d) if d <= trail else _along(fit, fit_trail, d)
+                    added[f].append((guess, t.track_id, t.class_id, t.scores[-1]))
     return added
+
+
+def _fitted(t: Track, *, first: bool) -> np.ndarray | None:
+    """The per-frame velocity (vx, vy) of a track's centre fitted by least squares through its
+    first (``first``) or last FIT_SIGHTINGS sightings; None with fewer than three, or when that
+    velocity is under FAST_SPEED of the track's size a frame (a standing object's boxes jitter:
+    its held box already covers it)."""
+    n = len(t.frames)
+    if n < 3:
+        return None
+    k = min(n, FIT_SIGHTINGS)
+    picked = range(k) if first else range(n - k, n)
+    frames = np.array([t.frames[i] for i in picked], np.float32)
+    boxes = np.stack([t.boxes[i] for i in picked])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    steps = frames - frames.mean()
+    velocity = (steps[:, None] * (centres - centres.mean(axis=0))).sum(axis=0) / float((steps * steps).sum())
+    size = float(max(np.max(boxes[:, 2:] - boxes[:, :2]), 1.0))
+    if float(np.hypot(*velocity)) < FAST_SPEED * size:
+        return None
+    # The whole track must go that way too, as in ``_speed``: boxes hopping around a standing
+    # object fit a velocity that goes nowhere.
+    if not _whole_track_goes(t, velocity, size):
+        return None
+    return velocity.astype(np.float32)
+
+
+def _moved_by(box: np.ndarray, velocity: np.ndarray, frames: int) -> np.ndarray:
+    """``box`` moved ``frames`` frames (negative: earlier) at ``velocity`` (vx, vy) a frame."""
+    shift = velocity * frames
+    return (box + np.concatenate([shift, shift])).astype(np.float32)
 
 
 def _short_steps(t: Track) -> tuple[np.ndarray, np.ndarray]:
@@ -587,15 +651,20 @@ def _speed(t: Track, *, first: bool) -> np.ndarray | None:
     size = float(max(np.max(a[2:] - a[:2]), np.max(b[2:] - b[:2]), 1.0))
     if float(np.hypot(*velocity)) < FAST_SPEED * size:
         return None
-    if len(t.frames) > 2:
-        # The whole track must move that way too: a standing plate whose box hops between two
-        # neighbouring detections has a fast last step but goes nowhere (a busy tune clip's
-        # collateral rose from 0.024 to 0.114 before this check).
-        first, last = t.boxes[0], t.boxes[-1]
-        overall = ((last[:2] + last[2:]) - (first[:2] + first[2:])) / 2 / max(1, t.frames[-1] - t.frames[0])
-        if float(np.hypot(*overall)) < FAST_SPEED * size or float(np.dot(overall, velocity)) <= 0:
-            return None
+    # The whole track must move that way too: a standing plate whose box hops between two
+    # neighbouring detections has a fast last step but goes nowhere (a busy tune clip's
+    # collateral rose from 0.024 to 0.114 before this check).
+    if len(t.frames) > 2 and not _whole_track_goes(t, velocity, size):
+        return None
     return velocity.astype(np.float32)
+
+
+def _whole_track_goes(t: Track, velocity: np.ndarray, size: float) -> bool:
+    """Whether the track's first-to-last motion is fast (FAST_SPEED of ``size`` a frame) and
+    points the way of ``velocity``."""
+    first, last = t.boxes[0], t.boxes[-1]
+    overall = ((last[:2] + last[2:]) - (first[:2] + first[2:])) / 2 / max(1, t.frames[-1] - t.frames[0])
+    return float(np.hypot(*overall)) >= FAST_SPEED * size and float(np.dot(overall, velocity)) > 0
 
 
 def _along(box: np.ndarray, velocity: np.ndarray, distance: int) -> np.ndarray:

@@ -14,7 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from media_factory import FACES_PHOTO, PLATE_PHOTO, decode_rgb, half_visible, load_rgb, write_frames
+from media_factory import (
+    FACES_PHOTO,
+    decode_rgb,
+    half_visible,
+    load_rgb,
+    plate_sprite,
+    write_crossing_plate,
+    write_frames,
+)
 
 from anonymizer.config import load_profile, profile_from_dict
 from anonymizer.evaluate import metrics
@@ -24,7 +32,6 @@ from anonymizer.track import window
 W, H = 1280, 720
 STEP = 64  # px a frame
 PLATE_W = 48
-PLATE_IN_PHOTO = (76, 812, 261, 897)  # the shipped photo's plate (both graphs find it there)
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +45,9 @@ def engine() -> Engine:
     return Engine(profile)
 
 
-def sprite() -> tuple[np.ndarray, np.ndarray]:
-    """The plate with a little of the car around it, scaled to PLATE_W wide, and its box in it."""
-    photo = load_rgb(PLATE_PHOTO)
-    x1, y1, x2, y2 = PLATE_IN_PHOTO
-    pw, ph = x2 - x1, y2 - y1
-    crop = (x1 - pw // 4, y1 - ph // 2, x2 + pw // 4, y2 + ph // 2)
-    scale = PLATE_W / pw
-    rgb = cv2.resize(
-        photo[crop[1] : crop[3], crop[0] : crop[2]], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
-    )
-    box = (np.array(PLATE_IN_PHOTO, np.float32) - [crop[0], crop[1], crop[0], crop[1]]) * scale
-    return rgb, box
-
-
 def render(path: Path) -> list[np.ndarray]:
     """Write the clip: the plate crossing left to right over a still crowd scene; return its boxes."""
-    rgb, box = sprite()
+    rgb, box = plate_sprite(PLATE_W)
     sh, sw = rgb.shape[:2]
     scene = cv2.resize(load_rgb(FACES_PHOTO), (W, H), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)
@@ -73,10 +66,12 @@ def render(path: Path) -> list[np.ndarray]:
 
 
 
-def test_a_fast_plate_is_hidden_wherever_half_of_it_shows_around_its_sightings(engine, tmp_path, monkeypatch):
-    src, dst = tmp_path / "plate.mp4", tmp_path / "plate.out.mp4"
-    truths = render(src)
-    found: list[bool] = []  # per frame: whether a detector frame found the plate there
+def judged(engine, src: Path, dst: Path, truths: list[np.ndarray], size: tuple[int, int], monkeypatch) -> tuple:
+    """Run the job on ``src``; return (the frames whose detections held a box on the plate, the
+    frames judged: at least half of the plate visible, within ``track.max_gap_frames`` of those
+    sightings, and the judged frames the output leaves readable)."""
+    width, height = size
+    found: list[bool] = []  # per frame: whether the detector found the plate there
     push = window.WindowTracker.push
 
     def observe(self, frame_found):  # records what the detector found, then tracks as ever
@@ -93,14 +88,35 @@ def test_a_fast_plate_is_hidden_wherever_half_of_it_shows_around_its_sightings(e
     reach = engine.profile.track.max_gap_frames
     before, after = decode_rgb(src), decode_rgb(dst)
     assert len(before) == len(after) == len(truths)
-    checked, leaked = 0, []
+    checked, leaked = [], []
     for i, (a, b, box) in enumerate(zip(before, after, truths)):
-        if not half_visible(box, W, H) or not sightings[0] - reach <= i <= sightings[-1] + reach:
+        if not half_visible(box, width, height) or not sightings[0] - reach <= i <= sightings[-1] + reach:
             continue
-        checked += 1
-        if not metrics.box_hidden(a, b, np.clip(box, 0, [W, H, W, H]), ellipse=False).hidden:
+        checked.append(i)
+        if not metrics.box_hidden(a, b, np.clip(box, 0, [width, height, width, height]), ellipse=False).hidden:
             leaked.append(i)
-    assert checked >= len(sightings)
+    return sightings, checked, leaked
+
+
+def test_a_fast_plate_is_hidden_wherever_half_of_it_shows_around_its_sightings(engine, tmp_path, monkeypatch):
+    src, dst = tmp_path / "plate.mp4", tmp_path / "plate.out.mp4"
+    truths = render(src)
+    sightings, checked, leaked = judged(engine, src, dst, truths, (W, H), monkeypatch)
+    assert len(checked) >= len(sightings)
+    assert leaked == [], f"leaked in frames {leaked}; sightings {sightings}"
+
+
+def test_a_plate_crossing_diagonally_is_hidden_before_its_first_sightings(engine, tmp_path, monkeypatch):
+    # A 56 px plate enters 1080p at the top, right of centre, and leaves at the bottom left, at
+    # (-40, +67) px a frame, motion-blurred (bench/diagonal_plates.py, case down-left). The plate
+    # model finds nothing on its first three plate frames and only weak boxes on frames 6 and 8,
+    # where the track takes a false box beside it. The lead follows the velocity fitted through
+    # the track's first sightings, not that wrong step: frames 0-4 were bare before
+    # (linker.FIT_SIGHTINGS).
+    src, dst = tmp_path / "diagonal.mp4", tmp_path / "diagonal.out.mp4"
+    truths = write_crossing_plate(src, 56, (-40.0, 67.0), (1800, 0))
+    sightings, checked, leaked = judged(engine, src, dst, truths, (1920, 1080), monkeypatch)
+    assert checked[:5] == [0, 1, 2, 3, 4] and sightings[0] >= 5  # the frames before it was found are judged
     assert leaked == [], f"leaked in frames {leaked}; sightings {sightings}"
 
 

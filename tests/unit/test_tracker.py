@@ -515,3 +515,49 @@ def test_two_crossers_in_opposite_directions_are_both_masked_in_every_frame(cade
     out, _ = track_and_fill(frames, DEFAULT_TRACK, detect_every=every, frame_size=(FRAME_W, FRAME_H))
     assert _bare_frames(a, out, n) == []
     assert [f for f in _bare_frames(b, out, n) if not hidden(f)] == []
+
+
+def _share_covered(dets: Detections, box: list[float]) -> float:
+    """The largest share of ``box`` one of ``dets`` covers (0 with none)."""
+    if not len(dets):
+        return 0.0
+    b = np.asarray(box, np.float32)
+    tl, br = np.maximum(dets.xyxy[:, :2], b[:2]), np.minimum(dets.xyxy[:, 2:], b[2:])
+    return float((np.prod(np.clip(br - tl, 0, None), axis=1) / np.prod(b[2:] - b[:2])).max())
+
+
+def test_a_wrong_link_at_a_tracks_start_does_not_send_its_whole_lead_the_wrong_way():
+    # A 56x25 plate crossing diagonally at (-40, +67) px a frame, plates on every 2nd frame: seen on
+    # frames 6, 12 and 14, and on frame 8 the track took a box 40 px to its right (a weak false
+    # plate beside it; bench/diagonal_plates.py). The first two sightings' velocity, (-20, +67),
+    # drifts off the plate; the velocity fitted through the first four sightings follows it.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
+
+    def truth(f: int) -> list[float]:
+        x, y = 1574.0 - 40.0 * (f - 6), 415.0 + 67.0 * (f - 6)
+        return [x, y, x + 56, y + 25]
+
+    off = [v + d for v, d in zip(truth(8), (40, 0, 40, 0))]
+    frames = _plate_frames({6: [truth(6)], 8: [off], 12: [truth(12)], 14: [truth(14)]}, 20)
+    (track,) = [t for t in link(frames, spec) if not t.alternative]
+    assert track.frames == [6, 8, 12, 14]  # the false box is part of the track
+    out, _ = track_and_fill(frames, spec, keep=True)  # the plates' tracking
+    # Most of the plate is masked on every frame before its first sighting, up to max_gap_frames.
+    assert min(_share_covered(out[f], truth(f)) for f in range(6)) >= 0.8
+    # The two sightings' guesses alone (held and moved, as without ``keep``: faces) do not.
+    alone, _ = track_and_fill(frames, spec)
+    assert min(_share_covered(alone[f], truth(f)) for f in range(6)) < 0.5
+
+
+def test_a_fitted_guess_adds_nothing_where_the_motion_is_smooth():
+    # The same plate seen on every plate frame of its path: both velocities agree, one guess each.
+    spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
+
+    def truth(f: int) -> list[float]:
+        x, y = 1574.0 - 40.0 * (f - 6), 415.0 + 67.0 * (f - 6)
+        return [x, y, x + 56, y + 25]
+
+    frames = _plate_frames({f: [truth(f)] for f in (6, 8, 10, 12)}, 20)
+    out, _ = track_and_fill(frames, spec, keep=True)
+    assert [len(out[f]) for f in range(6)] == [1, 2, 2, 2, 2, 2]  # past the lead, the moved guess alone
+    assert [f for f in range(6) if not _covers(out[f], truth(f))] == []
