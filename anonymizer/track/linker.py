@@ -480,6 +480,9 @@ def fill_tracks(
     Where a track jumps (a sighting far from where its motion so far puts it), both ends also get
     a trail and a lead in place: linking by centre distance can hop from one weak plate to its
     neighbour and leave it bare.
+    With ``keep``, a fast track's lead and trail also get a third guess, moved at the velocity
+    fitted through its first or last FIT_SIGHTINGS sightings (``_fitted``), where it differs
+    from the moved one.
     On frames the detector skipped, lead and trail cover at least the skip.
     """
     lead = max(spec.lead_frames, detect_every - 1)
@@ -560,9 +563,9 @@ def fill_tracks(
 
 def _fitted(t: Track, *, first: bool) -> np.ndarray | None:
     """The per-frame velocity (vx, vy) of a track's centre fitted by least squares through its
-    first (``first``) or last FIT_SIGHTINGS sightings; None with fewer than three, or when that
+    first (``first``) or last FIT_SIGHTINGS sightings; None with fewer than three, when that
     velocity is under FAST_SPEED of the track's size a frame (a standing object's boxes jitter:
-    its held box already covers it)."""
+    its held box already covers it), or when the whole track does not go that way."""
     n = len(t.frames)
     if n < 3:
         return None
@@ -942,7 +945,8 @@ def track_and_fill(
     the frame's border cuts, entering or leaving (EDGE_PX).
 
     ``keep``: more sightings never leave an object less masked (KEEP_COVER, ALTERNATIVE_MAX's
-    borrowed alternatives), for a class whose detector looks through windows that cut boxes short.
+    borrowed alternatives), and leads and trails also follow a fitted velocity (FIT_SIGHTINGS),
+    for a class whose detector looks through windows that cut boxes short.
 
     ``counted`` counts only the tracks that start in that range of frames (a window over a longer
     clip counts each track once, in the window where it starts).

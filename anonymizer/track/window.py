@@ -27,8 +27,9 @@ class ClassTrack:
     every: int  # frames between the class's full plans: what only they find is seen this often
     confident: float | None  # hysteresis threshold, None = every detection is confident
     step: int = 1  # frames between the class's detector frames (weak candidates come this often)
-    # More sightings never leave an object less masked (linker.KEEP_COVER): for a class whose
-    # detector looks through windows that cut boxes short (the plates' closer look, video_zoom).
+    # More sightings never leave an object less masked (linker.KEEP_COVER), and leads and trails
+    # also follow a fitted velocity (linker.FIT_SIGHTINGS): for a class whose detector looks
+    # through windows that cut boxes short (the plates' closer look, video_zoom).
     keep: bool = False
 
 

@@ -529,8 +529,9 @@ def _share_covered(dets: Detections, box: list[float]) -> float:
 def test_a_wrong_link_at_a_tracks_start_does_not_send_its_whole_lead_the_wrong_way():
     # A 56x25 plate crossing diagonally at (-40, +67) px a frame, plates on every 2nd frame: seen on
     # frames 6, 12 and 14, and on frame 8 the track took a box 40 px to its right (a weak false
-    # plate beside it; bench/diagonal_plates.py). The first two sightings' velocity, (-20, +67),
-    # drifts off the plate; the velocity fitted through the first four sightings follows it.
+    # plate beside it; in bench/diagonal_plates.py's clip it was 80 px, which these bare boxes
+    # would split into two tracks). The first two sightings' velocity, (-20, +67), drifts off the
+    # plate; the velocity fitted through the first four sightings follows it.
     spec = TrackSpec(iou_match=0.1, max_gap_frames=15, lead_frames=5, trail_frames=8)
 
     def truth(f: int) -> list[float]:
