@@ -37,7 +37,7 @@ from anonymizer.media.sniff import check_image_header, expected_suffixes, sniff
 from anonymizer.media.verify import verify_output
 from anonymizer.media.video import VideoWriter, check_complete, probe_video
 from anonymizer.stream.run import run
-from anonymizer.stream.stages import Detect, Mask, Read, Track
+from anonymizer.stream.stages import Detect, Mask, Prescale, Read, Track
 from anonymizer.stream.timeline import Overlay, Timeline
 from anonymizer.track.window import ClassTrack
 
@@ -326,7 +326,7 @@ class Engine:
         # H100/H200 have no NVENC. Anywhere else, or for a codec NVDEC lacks, the CPU decodes.
         hwaccel = self.device == "cuda"
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
-                    blocks=profile.detect.gating, hwaccel=hwaccel)
+                    blocks=profile.detect.gating, hwaccel=hwaccel, prescale=Prescale(self.detectors) if self.threaded else None)
         cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
                         batch=self.batch, cancel=cancel, text=self.video_text)

@@ -107,6 +107,15 @@ def plan_passes(
     return passes
 
 
+def scaled_image(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The whole image at ``scale``: what every pass at that scale is cut from."""
+    if scale == 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
 class ClassDetector:
     """Runs one raw detector for one class over every planned pass and merges the results."""
 
@@ -200,13 +209,16 @@ class ClassDetector:
         threshold: float | None = None,
         plans: list[list[Pass]] | None = None,
         progress: PassProgress | None = None,
+        scaled: list[dict[float, np.ndarray] | None] | None = None,
     ) -> list[list[tuple[float, bool, np.ndarray, np.ndarray]]]:
         """Per image, every pass's raw output: (scale, mirrored, xyxy in source pixels, scores).
 
         ``threshold`` overrides the class's (bench/face_frontier.py caches passes at a low floor).
         ``plans`` (one list of passes per image) replaces the full plan: a cascade or a video
         cadence runs a subset of it, or passes over crops of the image. ``progress(done, total)``
-        follows every inference call (an exception it raises aborts the detection).
+        follows every inference call (an exception it raises aborts the detection). ``scaled``
+        (one dict per image, or None) holds whole-image resizes already made by ``scaled_image``
+        (the video reader makes them on its own thread: ``anonymizer.stream.stages.Prescale``).
         """
         # Video keeps weaker candidates too: the tracker masks them only when they join a track that
         # also has a confident detection (see anonymizer.track.linker).
@@ -234,11 +246,12 @@ class ClassDetector:
         # before the first inference reports progress).
         for scale in sorted({p.scale for _, p in jobs}):
             members = [j for j, (_, p) in enumerate(jobs) if p.scale == scale]
-            scaled: dict[int, np.ndarray] = {}
+            resized: dict[int, np.ndarray] = {}
             for j in members:
                 index = jobs[j][0]
-                if index not in scaled:
-                    scaled[index] = self._scaled(images[index], scale)
+                if index not in resized:
+                    made = scaled[index] if scaled is not None else None
+                    resized[index] = made[scale] if made and scale in made else scaled_image(images[index], scale)
             if batch is not None:
                 # Same-shaped crops share a call; a fixed-input model letterboxes each crop to
                 # its input, so crops of any shape share one.
@@ -251,7 +264,7 @@ class ClassDetector:
             else:
                 runs = [[j] for j in members]
             for run in runs:
-                crops = [self._crop(images[jobs[j][0]], scaled[jobs[j][0]], jobs[j][1]) for j in run]
+                crops = [self._crop(images[jobs[j][0]], resized[jobs[j][0]], jobs[j][1]) for j in run]
                 raw, cut = self.raw, threshold
                 index, first = jobs[run[0]]
                 detail = self.looks_closer(first, *images[index].shape[:2], video)
@@ -270,7 +283,7 @@ class ClassDetector:
                 done += len(run)
                 if progress is not None:
                     progress(done, len(jobs))
-            del scaled
+            del resized
 
         per_image: list[list[tuple[float, bool, np.ndarray, np.ndarray]]] = [[] for _ in images]
         for ((index, p), (xyxy, conf)), width in zip(zip(jobs, outputs), widths):  # type: ignore[misc]
@@ -280,14 +293,6 @@ class ClassDetector:
                 xyxy[:, [0, 2]] = width - xyxy[:, [2, 0]]
             per_image[index].append((p.scale, p.flipped, (xyxy + [p.x0, p.y0, p.x0, p.y0]) / p.scale, conf))
         return per_image
-
-    @staticmethod
-    def _scaled(rgb: np.ndarray, scale: float) -> np.ndarray:
-        if scale == 1.0:
-            return rgb
-        height, width = rgb.shape[:2]
-        size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
     def _crop(self, rgb: np.ndarray, scaled: np.ndarray, p: Pass) -> np.ndarray:
         """The pixels one pass shows the network."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from anonymizer.config import LimitsSpec, TrackSpec
 from anonymizer.detect import gating
-from anonymizer.detect.multiscale import ClassDetector
+from anonymizer.detect.multiscale import ClassDetector, scaled_image
 from anonymizer.detect.schedule import ClassSchedule
 from anonymizer.detect.text import VideoTextCue, add_text_candidates
 from anonymizer.detections import Detections
@@ -51,6 +51,8 @@ class Frame:
         regions: padded, clipped regions to mask, once tracked.
         time_s: seconds from the first frame (what a sidecar's time ranges refer to).
         text_areas: where the plates' text cue looks on this frame (source px), or None.
+        scaled: ``rgb`` already shrunk to the scales the detectors' plans cut passes from
+            (``Prescale``), or None; dropped with ``rgb``.
     """
 
     index: int
@@ -63,6 +65,7 @@ class Frame:
     regions: Detections | None = None
     time_s: float | None = None
     text_areas: np.ndarray | None = None
+    scaled: dict[float, np.ndarray] | None = None
 
 
 class Overlay(Protocol):
@@ -84,10 +87,40 @@ def _seconds_from(first: list[float | None], time: float | None) -> float | None
     return time - first[0]
 
 
+class Prescale:
+    """The whole-frame shrinks a frame's detectors will cut passes from, made ahead of them.
+
+    A plan's passes at a scale below 1 (``cctv-fast``'s faces at 0.67, the plates' zoom-out at
+    0.5) are cut from the whole frame resized to that scale, on every frame the class runs, even
+    when gating leaves a few small crops: at 1080p the 0.67 resize takes 11 ms, a sixth of
+    ``cctv-fast``'s detect thread on a fixed camera (docs/benchmarks.md, ninth session). Made on
+    the reader's thread, which has time to spare while the detector works, by the same function
+    (``multiscale.scaled_image``), so detection sees the same pixels. Only on the frames each
+    class's cadence runs (``every_n_frames``); other scales (the dense pass, the closer look) and
+    other frames (a shaking camera's) are made by the detector as before.
+    """
+
+    def __init__(self, detectors: dict[str, ClassDetector]) -> None:
+        self.detectors = detectors
+        self._plans: dict[tuple[int, int], list[tuple[int, frozenset[float]]]] = {}
+
+    def __call__(self, index: int, rgb: np.ndarray) -> dict[float, np.ndarray] | None:
+        height, width = rgb.shape[:2]
+        per_class = self._plans.get((height, width))
+        if per_class is None:
+            per_class = self._plans[(height, width)] = [
+                (d.spec.every_n_frames, frozenset(p.scale for p in d.plan(height, width, video=True) if p.scale < 1))
+                for d in self.detectors.values()
+            ]
+        scales = sorted({scale for every, own in per_class if index % every == 0 for scale in own})
+        return {scale: scaled_image(rgb, scale) for scale in scales} or None
+
+
 class Read:
     """Decode every frame, check its size, and convert the frames a detector will see.
 
-    Runs on the decoder's thread when threaded, so colour conversion overlaps inference.
+    Runs on the decoder's thread when threaded, so colour conversion (and ``prescale``'s
+    resizes) overlap inference.
     """
 
     def __init__(
@@ -99,8 +132,10 @@ class Read:
         *,
         blocks: bool,
         hwaccel: bool = False,
+        prescale: Prescale | None = None,
     ) -> None:
         self.src, self.limits, self.size, self.wanted, self.blocks = src, limits, size, wanted, blocks
+        self.prescale = prescale
         self.hwaccel = hwaccel  # decode on the CUDA device when there is one (media.video.iter_frames)
         self.seconds = 0.0  # decoding and conversion, not the consumer's time
         self.frames = 0
@@ -124,6 +159,8 @@ class Read:
                 frame.rgb = display_upright(decoded.rgb(), rotation)
                 if self.blocks:
                     frame.blocks = gating.block_means(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+                if self.prescale is not None:
+                    frame.scaled = self.prescale(decoded.index, frame.rgb)
             self.seconds += time.perf_counter() - clock
             yield frame
             clock = time.perf_counter()
@@ -205,7 +242,7 @@ class Detect:
         for f in frames:
             # Masking decodes the frame again: free the picture and its block means now, or the
             # tracker's look-ahead would hold half a megabyte per 4K frame it waits on.
-            f.rgb = f.blocks = None
+            f.rgb = f.blocks = f.scaled = None
         self.seconds += time.perf_counter() - start
         self.done += len(frames)
         return frames
@@ -220,6 +257,7 @@ class Detect:
             video=True,
             plans=[plan for _, (plan, _, _) in planned],
             progress=self._check,
+            scaled=[f.scaled for f, _ in planned],
         )
         for (f, (_, carried, refresh)), found in zip(planned, passes):
             dets = schedule.detector.merge_passes(found)
