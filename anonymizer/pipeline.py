@@ -325,11 +325,13 @@ class Engine:
         # On a CUDA device, NVDEC decodes (both decodes), sparing the CPU cores for x264: the
         # H100/H200 have no NVENC. Anywhere else, or for a codec NVDEC lacks, the CPU decodes.
         hwaccel = self.device == "cuda"
+        # Threaded, the reader makes the whole-frame shrinks detection will cut passes from.
+        prescale = Prescale(self.detectors) if self.threaded else None
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
-                    blocks=profile.detect.gating, hwaccel=hwaccel, prescale=Prescale(self.detectors) if self.threaded else None)
+                    blocks=profile.detect.gating, hwaccel=hwaccel, prescale=prescale)
         cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)
         detect = Detect(self.detectors, gate=profile.detect.gating, refresh_frames=profile.detect.gating_refresh_frames,
-                        batch=self.batch, cancel=cancel, text=self.video_text)
+                        batch=self.batch, cancel=cancel, text=self.video_text, prescale=prescale)
         classes = {}
         for name in self.detectors:
             spec = self.class_specs[CLASS_IDS[name]]

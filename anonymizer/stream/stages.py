@@ -91,29 +91,46 @@ class Prescale:
     """The whole-frame shrinks a frame's detectors will cut passes from, made ahead of them.
 
     A plan's passes at a scale below 1 (``cctv-fast``'s faces at 0.67, the plates' zoom-out at
-    0.5) are cut from the whole frame resized to that scale, on every frame the class runs, even
+    0.5) are cut from the whole frame resized to that scale, on every frame that runs them, even
     when gating leaves a few small crops: at 1080p the 0.67 resize takes 11 ms, a sixth of
     ``cctv-fast``'s detect thread on a fixed camera (docs/benchmarks.md, ninth session). Made on
     the reader's thread, which has time to spare while the detector works, by the same function
-    (``multiscale.scaled_image``), so detection sees the same pixels. Only on the frames each
-    class's cadence runs (``every_n_frames``); other scales (the dense pass, the closer look) and
-    other frames (a shaking camera's) are made by the detector as before.
+    (``multiscale.scaled_image``), so detection sees the same pixels.
+
+    Only what the frame will use, as far as the reader can tell ahead of the schedule: on a
+    class's cadence frames, its plan's scales on the frames the cadence gives the full plan, and
+    on the others the scales its last frame off the full plan ran (a still camera's gated passes
+    run the plan's scales over the changed areas; a moving camera's dense pass runs none of
+    them). ``Detect`` reports each planned frame (``ran``). A guess that misses costs a resize on
+    the spare thread, or leaves one to the detector as before; it never changes a pixel.
     """
 
     def __init__(self, detectors: dict[str, ClassDetector]) -> None:
         self.detectors = detectors
-        self._plans: dict[tuple[int, int], list[tuple[int, frozenset[float]]]] = {}
+        self._plans: dict[tuple[int, int], dict[str, frozenset[float]]] = {}
+        self._between: dict[str, frozenset[float]] = {}  # per class: what its last frame off the full plan ran
+
+    def ran(self, name: str, full: bool, passes: list) -> None:
+        """Called by ``Detect`` with each frame's planned passes for class ``name``."""
+        if not full:
+            self._between[name] = frozenset(p.scale for p in passes if p.scale < 1)
 
     def __call__(self, index: int, rgb: np.ndarray) -> dict[float, np.ndarray] | None:
         height, width = rgb.shape[:2]
-        per_class = self._plans.get((height, width))
-        if per_class is None:
-            per_class = self._plans[(height, width)] = [
-                (d.spec.every_n_frames, frozenset(p.scale for p in d.plan(height, width, video=True) if p.scale < 1))
-                for d in self.detectors.values()
-            ]
-        scales = sorted({scale for every, own in per_class if index % every == 0 for scale in own})
-        return {scale: scaled_image(rgb, scale) for scale in scales} or None
+        plans = self._plans.get((height, width))
+        if plans is None:
+            plans = self._plans[(height, width)] = {
+                name: frozenset(p.scale for p in d.plan(height, width, video=True) if p.scale < 1)
+                for name, d in self.detectors.items()
+            }
+        scales: set[float] = set()
+        for name, d in self.detectors.items():
+            every = d.spec.every_n_frames
+            if index % every or not plans[name]:
+                continue
+            full = (index // every) % d.spec.video_full_every == 0
+            scales |= plans[name] if full else plans[name] & self._between.get(name, frozenset())
+        return {scale: scaled_image(rgb, scale) for scale in sorted(scales)} or None
 
 
 class Read:
@@ -191,8 +208,10 @@ class Detect:
         batch: int = 1,
         cancel: threading.Event | None = None,
         text: VideoTextCue | None = None,
+        prescale: Prescale | None = None,
     ) -> None:
         self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
+        self.prescale = prescale  # told what each frame ran, to guess what the next ones will
         self.text = text if "plate" in self.schedules else None
         if self.text is not None:
             self.schedules["plate"].stats["text"] = 0  # plate frames the text cue ran on
@@ -231,6 +250,8 @@ class Detect:
                 if f.rgb is None or not schedule.wants(f.index):
                     continue
                 planned.append((f, schedule.plan(f.index, f.rgb, f.blocks)))
+                if self.prescale is not None:
+                    self.prescale.ran(name, schedule.last_full, planned[-1][1][0])
                 if self.text is not None and name == "plate":
                     f.text_areas = self.text.areas(
                         f.rgb, full=schedule.last_full, refresh=planned[-1][1][2], crops=schedule.last_crops
