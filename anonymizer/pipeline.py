@@ -325,8 +325,9 @@ class Engine:
         # On a CUDA device, NVDEC decodes (both decodes), sparing the CPU cores for x264: the
         # H100/H200 have no NVENC. Anywhere else, or for a codec NVDEC lacks, the CPU decodes.
         hwaccel = self.device == "cuda"
-        # Threaded, the reader makes the whole-frame shrinks detection will cut passes from.
-        prescale = Prescale(self.detectors) if self.threaded else None
+        # Threaded, the reader makes the whole-frame shrinks detection will cut passes from; not
+        # for a batching (GPU) detector, whose batch of frames would hold theirs too.
+        prescale = Prescale(self.detectors) if self.threaded and self.batch == 1 else None
         read = Read(src, profile.limits, (info.width, info.height), lambda i: any(i % e == 0 for e in everies),
                     blocks=profile.detect.gating, hwaccel=hwaccel, prescale=prescale)
         cancel = threading.Event()  # set when the job is abandoned: every stage thread ends (stream.run)

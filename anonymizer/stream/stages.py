@@ -102,7 +102,9 @@ class Prescale:
     on the others the scales its last frame off the full plan ran (a still camera's gated passes
     run the plan's scales over the changed areas; a moving camera's dense pass runs none of
     them). ``Detect`` reports each planned frame (``ran``). A guess that misses costs a resize on
-    the spare thread, or leaves one to the detector as before; it never changes a pixel.
+    the spare thread, or leaves one to the detector as before; it never changes a pixel. (The
+    full-plan guess counts cadence frames; the schedule also counts a shaking camera's extra
+    frames, so after a shake the guess may be off by some frames: a cost in time only.)
     """
 
     def __init__(self, detectors: dict[str, ClassDetector]) -> None:
@@ -111,8 +113,9 @@ class Prescale:
         self._between: dict[str, frozenset[float]] = {}  # per class: what its last frame off the full plan ran
 
     def ran(self, name: str, full: bool, passes: list) -> None:
-        """Called by ``Detect`` with each frame's planned passes for class ``name``."""
-        if not full:
+        """Called by ``Detect`` with each frame's planned passes for class ``name``. A gated frame
+        where nothing changed runs none and says nothing about the next one."""
+        if not full and passes:
             self._between[name] = frozenset(p.scale for p in passes if p.scale < 1)
 
     def __call__(self, index: int, rgb: np.ndarray) -> dict[float, np.ndarray] | None:

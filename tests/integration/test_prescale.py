@@ -66,8 +66,10 @@ def test_detection_sees_the_same_pixels_with_the_reader_s_shrinks(engine, tmp_pa
     assert counts["detector"] >= 12 and counts["reader"] <= counts["detector"] // 3, counts
 
 
-def test_no_shrinks_ahead_without_threads(engine, tmp_path, monkeypatch):
+@pytest.mark.parametrize("setting", [("threaded", False), ("batch", 8)])
+def test_no_shrinks_ahead_unthreaded_or_for_a_batching_detector(engine, tmp_path, monkeypatch, setting):
     # Unthreaded, the reader runs on the detector's thread: making them ahead would gain nothing.
+    # A batching (GPU) detector holds a batch of frames, which would hold their shrinks too.
     seen: list[object] = []
     original = stages.Read.__init__
 
@@ -76,7 +78,7 @@ def test_no_shrinks_ahead_without_threads(engine, tmp_path, monkeypatch):
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(stages.Read, "__init__", record)
-    monkeypatch.setattr(engine, "threaded", False)
+    monkeypatch.setattr(engine, *setting)
     src = tmp_path / "plate.mp4"
     write_crossing_plate(src, 56, (78.0, 0.0), (-60, 500), frames=6)
     engine.process(src, tmp_path / "out.mp4")
