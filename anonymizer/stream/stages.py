@@ -114,8 +114,10 @@ class Prescale:
 
     def ran(self, name: str, full: bool, passes: list) -> None:
         """Called by ``Detect`` with each frame's planned passes for class ``name``. A gated frame
-        where nothing changed runs none and says nothing about the next one."""
-        if not full and passes:
+        where nothing changed runs none, and the next ones get no shrink until one runs passes
+        again: a quiet fixed camera (most of a CCTV archive) would otherwise pay 11 ms a frame
+        for shrinks nobody cuts from."""
+        if not full:
             self._between[name] = frozenset(p.scale for p in passes if p.scale < 1)
 
     def __call__(self, index: int, rgb: np.ndarray) -> dict[float, np.ndarray] | None:
