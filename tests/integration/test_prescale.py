@@ -39,6 +39,9 @@ def test_the_shrinks_follow_the_cadence_and_what_the_last_frame_off_the_full_pla
     assert sorted(prescale(2, rgb) or {}) == [0.67]
     prescale.ran("face", False, [Pass(640 / 1920, 0, 0, 640, 360)])  # a moving camera's dense pass
     assert prescale(2, rgb) is None
+    prescale.ran("face", False, [Pass(0.67, 0, 0, 100, 100)])
+    prescale.ran("face", False, [])  # a still camera where nothing changed: no passes, no shrinks
+    assert prescale(2, rgb) is None
     assert sorted(prescale(8, rgb) or {}) == [0.67]  # faces' 4th cadence frame: the full plan again
 
 
