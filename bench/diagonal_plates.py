@@ -32,13 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from media_factory import decode_rgb, half_visible, write_crossing_plate  # noqa: E402
+from media_factory import judge_crossing_plate, write_crossing_plate  # noqa: E402
 
 from anonymizer.config import load_profile, profile_from_dict  # noqa: E402
-from anonymizer.detections import box_iou  # noqa: E402
-from anonymizer.evaluate import metrics  # noqa: E402
 from anonymizer.pipeline import Engine  # noqa: E402
-from anonymizer.track import window  # noqa: E402
 
 W, H = 1920, 1080
 # name: (vx, vy) px a frame, start of the sprite's top-left corner
@@ -54,35 +51,11 @@ CASES = {
 def run_case(engine: Engine, work: Path, width: int, velocity: tuple[float, float], start: tuple[int, int]) -> dict:
     src, dst = work / "plate.mp4", work / "plate.out.mp4"
     truths = write_crossing_plate(src, width, velocity, start, size=(W, H))
-    found: list[bool | None] = []  # per frame: None (no plate detector frame), or whether it found the plate
-    push = window.WindowTracker.push
-
-    def observe(self, frame_found):  # what the detector found, then tracking as ever
-        plates, truth = frame_found.get("plate"), truths[len(found)]
-        if plates is None:
-            found.append(None)
-        else:
-            iou = box_iou(plates.xyxy.reshape(-1, 4), np.asarray(truth, np.float32)[None])[:, 0] if len(plates) else []
-            found.append(bool(len(plates)) and bool((np.asarray(iou) > 0.3).any()))
-        return push(self, frame_found)
-
-    window.WindowTracker.push = observe
-    try:
-        engine.process(src, dst)
-    finally:
-        window.WindowTracker.push = push
-    sightings = [i for i, hit in enumerate(found) if hit]
-    reach = engine.profile.track.max_gap_frames
-    judged, inside, outside = [], [], []
-    for i, (a, b, box) in enumerate(zip(decode_rgb(src), decode_rgb(dst), truths)):
-        if not half_visible(box, W, H):
-            continue
-        judged.append(i)
-        if not metrics.box_hidden(a, b, np.clip(box, 0, [W, H, W, H]), ellipse=False).hidden:
-            near = bool(sightings) and sightings[0] - reach <= i <= sightings[-1] + reach
-            (inside if near else outside).append(i)
-    marks = "".join({None: ".", True: "F", False: "x"}[found[i]] for i in judged)
-    return {"judged": judged, "marks": marks, "sightings": sightings, "inside": inside, "outside": outside}
+    r = judge_crossing_plate(engine, src, dst, truths)
+    marks = "".join({None: ".", True: "F", False: "x"}[r["found"][i]] for i in r["visible"])
+    inside = [i for i in r["leaked"] if i in r["within"]]
+    outside = [i for i in r["leaked"] if i not in r["within"]]
+    return {"judged": r["visible"], "marks": marks, "sightings": r["sightings"], "inside": inside, "outside": outside}
 
 
 def main(argv: list[str] | None = None) -> int:

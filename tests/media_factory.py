@@ -268,3 +268,46 @@ def write_crossing_plate(
         x, y = x + velocity[0], y + velocity[1]
     write_frames(path, out, fps=fps)
     return truths
+
+
+def judge_crossing_plate(engine, src: Path, dst: Path, truths: list[np.ndarray]) -> dict:
+    """Run ``engine`` on ``src`` (a clip of ``write_crossing_plate``) into ``dst`` and judge it.
+
+    Returns ``found`` (per frame: None where no plate detector ran, else whether its detections
+    held a box on the plate at IoU 0.3, any score the tracker sees), ``sightings`` (the frames
+    where they did), ``visible`` (frames with at least half of the plate in the frame),
+    ``within`` (those from ``track.max_gap_frames`` before the first sighting to as many after the
+    last), and ``leaked`` (the visible frames the output leaves readable, ``metrics.box_hidden``).
+    """
+    from anonymizer.detections import box_iou
+    from anonymizer.evaluate import metrics
+    from anonymizer.track import window
+
+    found: list[bool | None] = []
+    push = window.WindowTracker.push
+
+    def observe(self, frame_found):  # records what the detector found, then tracks as ever
+        plates, truth = frame_found.get("plate"), np.asarray(truths[len(found)], np.float32)
+        if plates is None:
+            found.append(None)
+        else:
+            found.append(bool(len(plates)) and bool((box_iou(plates.xyxy.reshape(-1, 4), truth[None])[:, 0] > 0.3).any()))
+        return push(self, frame_found)
+
+    window.WindowTracker.push = observe
+    try:
+        engine.process(src, dst)
+    finally:
+        window.WindowTracker.push = push
+    before, after = decode_rgb(src), decode_rgb(dst)
+    assert len(before) == len(after) == len(truths)
+    height, width = before[0].shape[:2]
+    sightings = [i for i, hit in enumerate(found) if hit]
+    reach = engine.profile.track.max_gap_frames
+    visible = [i for i, box in enumerate(truths) if half_visible(box, width, height)]
+    within = [i for i in visible if sightings and sightings[0] - reach <= i <= sightings[-1] + reach]
+    limits = [width, height, width, height]
+    leaked = [
+        i for i in visible if not metrics.box_hidden(before[i], after[i], np.clip(truths[i], 0, limits), ellipse=False).hidden
+    ]
+    return {"found": found, "sightings": sightings, "visible": visible, "within": within, "leaked": leaked}

@@ -532,11 +532,8 @@ def fill_tracks(
             elif fast_lead is not None:
                 added[f].append((_along(moved, fast_lead, d), t.track_id, t.class_id, t.scores[0]))
             if fit_lead is not None:
-                fit = _moved_by(t.boxes[0], fit_lead, -d)
-                # Past the lead, a track fast only by the fit has no other guess to compare with.
-                alone = d > lead and fast_lead is None
-                if alone or _covers(moved[None], fit[None])[0] < FIT_COVER:
-                    guess = _grow(fit, d) if d <= lead else _along(fit, fit_lead, d)
+                guess = _fitted_guess(t.boxes[0], fit_lead, -d, moved, d <= lead, fast_lead is not None)
+                if guess is not None:
                     added[f].append((guess, t.track_id, t.class_id, t.scores[0]))
         fast = fast_trail is not None or fit_trail is not None
         for d in range(1, max(trail, spec.max_gap_frames if fast else 0) + 1):
@@ -552,11 +549,8 @@ def fill_tracks(
             elif fast_trail is not None:
                 added[f].append((_along(moved, fast_trail, d), t.track_id, t.class_id, t.scores[-1]))
             if fit_trail is not None:
-                fit = _moved_by(t.boxes[-1], fit_trail, d)
-                # Past the trail, a track fast only by the fit has no other guess to compare with.
-                alone = d > trail and fast_trail is None
-                if alone or _covers(moved[None], fit[None])[0] < FIT_COVER:
-                    guess = _grow(fit, d) if d <= trail else _along(fit, fit_trail, d)
+                guess = _fitted_guess(t.boxes[-1], fit_trail, d, moved, d <= trail, fast_trail is not None)
+                if guess is not None:
                     added[f].append((guess, t.track_id, t.class_id, t.scores[-1]))
     return added
 
@@ -586,10 +580,22 @@ def _fitted(t: Track, *, first: bool) -> np.ndarray | None:
     return velocity.astype(np.float32)
 
 
-def _moved_by(box: np.ndarray, velocity: np.ndarray, frames: int) -> np.ndarray:
-    """``box`` moved ``frames`` frames (negative: earlier) at ``velocity`` (vx, vy) a frame."""
+def _fitted_guess(
+    end: np.ndarray, velocity: np.ndarray, frames: int, moved: np.ndarray, near: bool, moved_masked: bool
+) -> np.ndarray | None:
+    """The fitted guess ``frames`` frames (negative: earlier) from the end sighting ``end``, or
+    None where the two-sighting guess ``moved`` already covers FIT_COVER of it.
+
+    ``near``: within the ordinary lead or trail (grown as ``_grow`` grows; past it, widened along
+    the motion as ``_along``). ``moved_masked``: whether ``moved`` is masked at this distance;
+    past the lead of a track fast only by the fit it is not, and the fitted guess is the only one.
+    """
     shift = velocity * frames
-    return (box + np.concatenate([shift, shift])).astype(np.float32)
+    fit = (end + np.concatenate([shift, shift])).astype(np.float32)
+    if (near or moved_masked) and _covers(moved[None], fit[None])[0] >= FIT_COVER:
+        return None
+    distance = abs(frames)
+    return _grow(fit, distance) if near else _along(fit, velocity, distance)
 
 
 def _short_steps(t: Track) -> tuple[np.ndarray, np.ndarray]:
