@@ -42,6 +42,38 @@ def test_an_object_is_a_change_with_context_around_it():
     assert change.touches(np.array([[610, 110, 630, 130], [10, 300, 40, 340]], np.float32)).tolist() == [True, False]
 
 
+def test_stray_changed_cells_over_a_still_frame_get_small_crops_not_the_whole_frame():
+    # Compression grain and stray cells: a dozen single blocks scattered over a 1080p frame,
+    # beside one walker. One crop around all of them was the whole frame on every gated frame.
+    still = scene(h=1080, w=1920)
+    ref = gating.block_means(noisy(still, 1))
+    moved = still.copy()
+    moved[500:620, 900:960] = 255 - moved[500:620, 900:960]  # the walker
+    strays = [(40, 40), (40, 1800), (1000, 80), (1000, 1850), (300, 500), (700, 1400), (200, 1200),
+              (900, 600), (560, 200), (100, 900), (800, 1000), (450, 1650)]
+    for y, x in strays:
+        moved[y : y + 8, x : x + 8] = 255 - moved[y : y + 8, x : x + 8]
+    change = gating.compare(ref, gating.block_means(noisy(moved, 2)), (1920, 1080))
+    assert not change.camera_moved and len(change.boxes) > 6
+    assert gating.covered_px(change.boxes, (1920, 1080)) < 0.15 * 1920 * 1080
+    for y, x in [*strays, (500, 900), (612, 952)]:  # every changed cell is still looked at, with context
+        assert any(b[0] <= x - 40 and b[1] <= y - 40 and b[2] >= x + 48 and b[3] >= y + 48 for b in change.boxes), (x, y)
+
+
+def test_changed_areas_share_a_crop_where_that_costs_less_than_two():
+    near = np.array([[0, 0, 100, 100], [110, 0, 210, 100]], np.float32)  # 10 px apart
+    assert gating.merge_crops(near).tolist() == [[0, 0, 210, 100]]
+    far = np.array([[0, 0, 100, 100], [1000, 500, 1100, 600]], np.float32)
+    assert sorted(gating.merge_crops(far).tolist()) == sorted(far.tolist())
+    rng = np.random.default_rng(0)
+    corners = rng.integers(0, 1800, (60, 2)).astype(np.float32)
+    many = np.concatenate([corners, corners + 100], axis=1)
+    merged = gating.merge_crops(many, most=10)
+    assert len(merged) <= 10
+    for box in many:  # merging only ever grows a crop
+        assert any((m[:2] <= box[:2]).all() and (m[2:] >= box[2:]).all() for m in merged)
+
+
 def test_a_pan_is_camera_motion():
     still = scene()
     ref = gating.block_means(noisy(still, 1))
@@ -141,6 +173,21 @@ def test_zoom_windows_cover_every_changed_box_at_the_zoom_in_input_sized_crops()
     assert len(windows) == len(set(windows))
     # A frame smaller than a window at that zoom: one window, the whole enlarged frame.
     assert zoom_windows(np.array([[10, 10, 20, 20]], np.float32), 2.0, 640, 100, 200) == [Pass(2.0, 0, 0, 400, 200)]
+
+
+def test_changed_areas_near_each_other_share_one_closer_window():
+    # Three small changes within 640 px of each other at 1x, and one far away.
+    boxes = np.array([[100, 100, 200, 200], [400, 300, 500, 400], [650, 120, 700, 200], [1700, 900, 1800, 1000]], np.float32)
+    windows = zoom_windows(boxes, 1.0, 640, 1080, 1920)
+    assert len(windows) == 2
+    for x1, y1, x2, y2 in boxes:
+        assert any(p.x0 <= x1 and p.y0 <= y1 and p.x1 >= x2 and p.y1 >= y2 for p in windows)
+    # Stray cells all over the frame: never more windows than tiling the box around all of them.
+    rng = np.random.default_rng(1)
+    corners = rng.integers(0, 1800, (20, 2)).astype(np.float32)
+    strays = np.concatenate([corners, corners + 104], axis=1)
+    around_all = np.concatenate([strays[:, :2].min(axis=0), strays[:, 2:].max(axis=0)])[None]
+    assert len(zoom_windows(strays, 1.0, 640, 1080, 1920)) <= len(zoom_windows(around_all, 1.0, 640, 1080, 1920))
 
 
 def test_gated_frames_of_a_fixed_input_model_also_look_closer_at_what_changed():
