@@ -29,7 +29,10 @@ CONTEXT_PX = 48
 # 2.7 ms a call on a 128 px crop, 0.11 ms per 1,000 px on a whole 1080p frame): changed areas
 # whose joint crop adds less than that share one crop.
 CROP_OVERHEAD_PX = 96 * 96
-# ... and more areas than this are merged, cheapest pair first, into this many crops.
+# Up to this many changed areas are each a crop of their own. More are merged where one crop
+# costs less than two, and while more than MAX_CROPS remain (cheapest pair first). A fixed-input
+# model's windows still cover the box around them all (ClassSchedule._look_again).
+MAX_AREAS = 6
 MAX_CROPS = 24
 MOTION_SHARE = 0.35  # more of the frame changed than this: the camera moved
 # ... and so did it when the whole picture shifted by more than this many cells (1 px): a slow
@@ -52,12 +55,21 @@ class Change:
         cells: bool (rows, cols) of BLOCK-px cells that changed, widened by the context margin.
         share: fraction of cells that changed before widening.
         boxes: float32 (n, 4) xyxy boxes in source pixels around the changed areas.
+        areas: how many connected changed areas there are (``boxes`` merges many into fewer).
     """
 
     cells: np.ndarray
     share: float
     boxes: np.ndarray
     shift: float = 0.0  # global shift against the reference, in cells (phase correlation)
+    areas: int = 0  # connected changed areas (``boxes`` merges them when there are many)
+
+    @property
+    def around_all(self) -> np.ndarray:
+        """The one box (1, 4) around every changed area, or none (0, 4)."""
+        if not len(self.boxes):
+            return self.boxes
+        return np.concatenate([self.boxes[:, :2].min(axis=0), self.boxes[:, 2:].max(axis=0)])[None].astype(np.float32)
 
     @property
     def camera_moved(self) -> bool:
@@ -84,7 +96,9 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-    return Change(widened, share, _boxes(widened, frame_wh), _global_shift(reference, current))
+    areas = _areas(widened, frame_wh)
+    boxes = merge_crops(areas) if len(areas) > MAX_AREAS else areas
+    return Change(widened, share, boxes, _global_shift(reference, current), len(areas))
 
 
 def _global_shift(reference: np.ndarray, current: np.ndarray) -> float:
@@ -152,9 +166,8 @@ def covered_px(boxes: np.ndarray, frame_wh: tuple[int, int]) -> int:
     return int(mask.sum())
 
 
-def _boxes(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
-    """Boxes (source pixels) around the connected changed areas; areas a single crop shows
-    more cheaply than two are merged (``merge_crops``)."""
+def _areas(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """Bounding boxes (source pixels) of the connected changed areas."""
     if not cells.any():
         return np.zeros((0, 4), np.float32)
     n, _, stats, _ = cv2.connectedComponentsWithStats(cells.astype(np.uint8), connectivity=8)
@@ -166,7 +179,7 @@ def _boxes(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
         x2 = w if x + bw >= cols else min(w, (x + bw) * BLOCK)
         y2 = h if y + bh >= rows else min(h, (y + bh) * BLOCK)
         boxes.append([x * BLOCK, y * BLOCK, x2, y2])
-    return merge_crops(np.asarray(boxes, np.float32))
+    return np.asarray(boxes, np.float32)
 
 
 def merge_crops(boxes: np.ndarray, overhead_px: float = CROP_OVERHEAD_PX, most: int = MAX_CROPS) -> np.ndarray:
@@ -177,7 +190,7 @@ def merge_crops(boxes: np.ndarray, overhead_px: float = CROP_OVERHEAD_PX, most: 
     box. Compression grain and a few stray cells scattered over a still frame used to make "many
     small areas", which one crop around all of them replaced: the whole frame, on every gated
     frame until the next refresh (a 150-frame fixed-camera clip spent a third of its inference
-    there). Separate small crops cost a small part of that.
+    there). Separate small crops cost a small part of that to a fully convolutional model.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     while len(boxes) > 1:

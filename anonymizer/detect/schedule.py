@@ -87,38 +87,9 @@ def zoom_windows(boxes: np.ndarray, zoom: float, window: int, height: int, width
     """Passes at ``zoom`` whose crops, ``window`` px square (the model's input, so nothing is
     shrunk again), cover every box (source pixels), with the tiles' usual overlap.
 
-    Boxes that fit in one window together share it (``_window_groups``), centred on them; a box
-    larger than a window is tiled; a window that would cross the frame's edge is moved inside.
-    Windows repeated run once, and never more of them than tiling the box around all ``boxes``
-    takes (stray changed cells scattered over a still frame).
+    A box smaller than a window gets one window centred on it; a window that would cross the
+    frame's edge is moved inside. Windows repeated by neighbouring boxes run once.
     """
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    grouped = _windows_over(_window_groups(boxes, window / zoom), zoom, window, height, width)
-    if len(boxes) < 2:
-        return grouped
-    around_all = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])[None]
-    tiled = _windows_over(around_all, zoom, window, height, width)
-    return grouped if len(grouped) <= len(tiled) else tiled
-
-
-def _window_groups(boxes: np.ndarray, side: float) -> np.ndarray:
-    """``boxes`` with those that fit together in a ``side`` x ``side`` square (source px) replaced
-    by the box around them: first fit, largest box first, so each group is one window."""
-    groups: list[np.ndarray] = []
-    for box in sorted(boxes.tolist(), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1])):
-        box = np.asarray(box, np.float32)
-        for k, g in enumerate(groups):
-            joint = np.concatenate([np.minimum(g[:2], box[:2]), np.maximum(g[2:], box[2:])])
-            if joint[2] - joint[0] <= side and joint[3] - joint[1] <= side:
-                groups[k] = joint
-                break
-        else:
-            groups.append(box)
-    return np.asarray(groups, np.float32).reshape(-1, 4)
-
-
-def _windows_over(boxes: np.ndarray, zoom: float, window: int, height: int, width: int) -> list[Pass]:
-    """One window centred on each box smaller than a window, tiles over each larger one."""
     sh, sw = max(1, int(round(height * zoom))), max(1, int(round(width * zoom)))
     side_h, side_w = min(window, sh), min(window, sw)
     out: dict[Pass, None] = {}
@@ -269,7 +240,13 @@ class ClassSchedule:
         """
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
         carried = self.kept[~touched] if len(self.kept) else self.kept
-        crops = np.concatenate([change.boxes, gating.around(self.kept.xyxy[touched], (width, height))])
+        boxes = change.boxes
+        if self.fixed_input and change.areas > gating.MAX_AREAS:
+            # Many scattered areas (stray cells): a fixed-input model's windows centred on each
+            # would cost more than tiling the box around them all, as before the small crops of
+            # gating.merge_crops; and small plates are found or not by where a window puts them.
+            boxes = change.around_all
+        crops = np.concatenate([boxes, gating.around(self.kept.xyxy[touched], (width, height))])
         return crops, carried
 
     def _count_gated(self, crops: np.ndarray, height: int, width: int) -> None:

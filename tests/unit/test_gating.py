@@ -42,22 +42,58 @@ def test_an_object_is_a_change_with_context_around_it():
     assert change.touches(np.array([[610, 110, 630, 130], [10, 300, 40, 340]], np.float32)).tolist() == [True, False]
 
 
-def test_stray_changed_cells_over_a_still_frame_get_small_crops_not_the_whole_frame():
-    # Compression grain and stray cells: a dozen single blocks scattered over a 1080p frame,
-    # beside one walker. One crop around all of them was the whole frame on every gated frame.
-    still = scene(h=1080, w=1920)
-    ref = gating.block_means(noisy(still, 1))
+STRAYS = [(40, 40), (40, 1800), (1000, 80), (1000, 1850), (300, 500), (700, 1400), (200, 1200),
+          (900, 600), (560, 200), (100, 900), (800, 1000), (450, 1650)]
+
+
+def with_strays(still: np.ndarray) -> np.ndarray:
+    """``still`` (1080p) with a walker and a dozen single changed blocks scattered over it:
+    compression grain and stray cells, as a fixed camera's clip shows them across a GOP."""
     moved = still.copy()
     moved[500:620, 900:960] = 255 - moved[500:620, 900:960]  # the walker
-    strays = [(40, 40), (40, 1800), (1000, 80), (1000, 1850), (300, 500), (700, 1400), (200, 1200),
-              (900, 600), (560, 200), (100, 900), (800, 1000), (450, 1650)]
-    for y, x in strays:
+    for y, x in STRAYS:
         moved[y : y + 8, x : x + 8] = 255 - moved[y : y + 8, x : x + 8]
-    change = gating.compare(ref, gating.block_means(noisy(moved, 2)), (1920, 1080))
-    assert not change.camera_moved and len(change.boxes) > 6
+    return moved
+
+
+def test_stray_changed_cells_over_a_still_frame_get_small_crops_not_the_whole_frame():
+    # One crop around all of them was the whole frame, on every gated frame until the refresh.
+    still = scene(h=1080, w=1920)
+    ref = gating.block_means(noisy(still, 1))
+    change = gating.compare(ref, gating.block_means(noisy(with_strays(still), 2)), (1920, 1080))
+    assert not change.camera_moved and change.areas == len(STRAYS) + 1 and len(change.boxes) > 6
     assert gating.covered_px(change.boxes, (1920, 1080)) < 0.15 * 1920 * 1080
-    for y, x in [*strays, (500, 900), (612, 952)]:  # every changed cell is still looked at, with context
+    for y, x in [*STRAYS, (500, 900), (612, 952)]:  # every changed cell is still looked at, with context
         assert any(b[0] <= x - 40 and b[1] <= y - 40 and b[2] >= x + 48 and b[3] >= y + 48 for b in change.boxes), (x, y)
+    (x1, y1, x2, y2), = change.around_all  # what a fixed-input model's windows tile
+    assert x1 == y1 == 0 and x2 > 1850 and y2 > 1000
+
+
+def test_stray_cells_cost_a_convolutional_model_their_crops_and_a_fixed_input_one_no_more_windows():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    still = cv2_resize(scene(), 1920, 1080)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    faces = ClassSchedule(
+        ClassDetector(Boxes([]), ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, tile_size=2048), 0),
+        gate=True, refresh_frames=50,
+    )
+    plates = ClassSchedule(
+        ClassDetector(Letterboxed([]), ClassSpec(scales=(0.5, 1.0), video_scales=(0.5, 1.0), flip=False, video_full_every=1,
+                                                 tile_size=1280, video_zoom=2.0), 0),
+        gate=True, refresh_frames=50,
+    )
+    for schedule in (faces, plates):
+        assert schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))[2]  # the refresh
+        schedule.refreshed(Detections.empty())
+    blocks = gating.block_means(noisy(with_strays(still), 2))
+    passes = faces.plan(1, rgb, blocks)[0]
+    assert len(passes) > 6 and sum((p.x1 - p.x0) * (p.y1 - p.y0) for p in passes) < 0.15 * 1920 * 1080
+    # Windows centred on each of 13 areas would cost more than the box around them all, tiled.
+    plates.plan(1, rgb, blocks)
+    change = gating.compare(plates.reference, blocks, (1920, 1080))
+    assert change.areas > 6 and plates.last_crops.tolist() == change.around_all.tolist()
 
 
 def test_changed_areas_share_a_crop_where_that_costs_less_than_two():
@@ -173,21 +209,6 @@ def test_zoom_windows_cover_every_changed_box_at_the_zoom_in_input_sized_crops()
     assert len(windows) == len(set(windows))
     # A frame smaller than a window at that zoom: one window, the whole enlarged frame.
     assert zoom_windows(np.array([[10, 10, 20, 20]], np.float32), 2.0, 640, 100, 200) == [Pass(2.0, 0, 0, 400, 200)]
-
-
-def test_changed_areas_near_each_other_share_one_closer_window():
-    # Three small changes within 640 px of each other at 1x, and one far away.
-    boxes = np.array([[100, 100, 200, 200], [400, 300, 500, 400], [650, 120, 700, 200], [1700, 900, 1800, 1000]], np.float32)
-    windows = zoom_windows(boxes, 1.0, 640, 1080, 1920)
-    assert len(windows) == 2
-    for x1, y1, x2, y2 in boxes:
-        assert any(p.x0 <= x1 and p.y0 <= y1 and p.x1 >= x2 and p.y1 >= y2 for p in windows)
-    # Stray cells all over the frame: never more windows than tiling the box around all of them.
-    rng = np.random.default_rng(1)
-    corners = rng.integers(0, 1800, (20, 2)).astype(np.float32)
-    strays = np.concatenate([corners, corners + 104], axis=1)
-    around_all = np.concatenate([strays[:, :2].min(axis=0), strays[:, 2:].max(axis=0)])[None]
-    assert len(zoom_windows(strays, 1.0, 640, 1080, 1920)) <= len(zoom_windows(around_all, 1.0, 640, 1080, 1920))
 
 
 def test_gated_frames_of_a_fixed_input_model_also_look_closer_at_what_changed():
