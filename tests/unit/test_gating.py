@@ -108,6 +108,11 @@ def test_changed_areas_share_a_crop_where_that_costs_less_than_two():
     assert len(merged) <= 10
     for box in many:  # merging only ever grows a crop
         assert any((m[:2] <= box[:2]).all() and (m[2:] >= box[2:]).all() for m in merged)
+    # Rain or snow: past MERGE_LIMIT areas the pairwise search is not run, one box holds them all.
+    corners = rng.integers(0, 1800, (gating.MERGE_LIMIT + 1, 2)).astype(np.float32)
+    assert gating.merge_crops(np.concatenate([corners, corners + 8], axis=1)).tolist() == [
+        [*corners.min(axis=0).tolist(), *(corners.max(axis=0) + 8).tolist()]
+    ]
 
 
 def test_a_pan_is_camera_motion():
