@@ -27,14 +27,14 @@ MAX_DELTA = 20.0  # ... but never more: when most of the frame changed, the "noi
 CONTEXT_PX = 48
 # One more inference costs about as much as this many more pixels (CenterFace on a 2-core CPU:
 # 2.7 ms a call on a 128 px crop, 0.11 ms per 1,000 px on a whole 1080p frame): changed areas
-# whose joint crop adds less than that share one crop.
+# whose joint crop adds no more than that share one crop.
 CROP_OVERHEAD_PX = 96 * 96
-# Up to this many changed areas are each a crop of their own. More are merged where one crop
-# costs less than two, and while more than MAX_CROPS remain (cheapest pair first). A fixed-input
-# model's windows still cover the box around them all (ClassSchedule._look_again).
+# Up to this many changed areas are each a crop of their own. More are merged, cheapest pair
+# first, where one crop costs no more than two, or while more than MAX_CROPS remain. A
+# fixed-input model's windows still cover the box around them all (ClassSchedule._look_again).
 MAX_AREAS = 6
 MAX_CROPS = 24
-MERGE_LIMIT = 128  # more areas than this (each merge step compares every pair): one box around all
+MERGE_LIMIT = 128  # more areas than this (rain, snow; the search holds every pair's cost): one box around all
 MOTION_SHARE = 0.35  # more of the frame changed than this: the camera moved
 # ... and so did it when the whole picture shifted by more than this many cells (1 px): a slow
 # pan moves every object a little each frame, less than block means notice in flat areas, but a
@@ -184,16 +184,17 @@ def _areas(cells: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
 
 
 def merge_crops(boxes: np.ndarray, overhead_px: float = CROP_OVERHEAD_PX, most: int = MAX_CROPS) -> np.ndarray:
-    """``boxes`` (n, 4), two at a time replaced by the box around both while that costs no more
-    than the two (pixels, plus ``overhead_px`` per crop), and while more than ``most`` remain.
+    """``boxes`` (n, 4), two at a time replaced by the box around both, cheapest pair first,
+    while that costs no more than the two (pixels, plus ``overhead_px`` per crop) or while more
+    than ``most`` remain.
 
-    Each step takes the cheapest such pair, so every pixel of every box stays inside a returned
-    box. Compression grain and a few stray cells scattered over a still frame used to make "many
-    small areas", which one crop around all of them replaced: the whole frame, on every gated
-    frame until the next refresh (16 of a 150-frame fixed-camera clip's 19 CenterFace calls on
-    the whole 1080p frame). Separate small crops cost a small part of that to a fully
-    convolutional model. More than MERGE_LIMIT boxes (rain, snow: the pairwise search would cost
-    more than it saves) are still one box around them all.
+    A merge only ever replaces two boxes by the box around both, so every pixel of every box stays
+    inside a returned box. Compression grain and a few stray cells scattered over a still frame
+    used to make "many small areas", which one crop around all of them replaced: the whole frame,
+    on every gated frame until the next refresh (16 of a 150-frame fixed-camera clip's 19
+    CenterFace calls on the whole 1080p frame). Separate small crops cost a small part of that to
+    a fully convolutional model. More than MERGE_LIMIT boxes (rain, snow: the pairwise search
+    would cost more than it saves) are still one box around them all.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if len(boxes) > MERGE_LIMIT:

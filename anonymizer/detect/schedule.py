@@ -241,7 +241,7 @@ class ClassSchedule:
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
         carried = self.kept[~touched] if len(self.kept) else self.kept
         boxes = change.boxes
-        if self.fixed_input and change.areas > gating.MAX_AREAS:
+        if self.fixed_input and max(change.areas, len(change.boxes)) > gating.MAX_AREAS:
             # Many scattered areas (stray cells): a fixed-input model's windows centred on each
             # would cost more than tiling the box around them all, as before the small crops of
             # gating.merge_crops; and small plates are found or not by where a window puts them.

@@ -96,7 +96,26 @@ def test_stray_cells_cost_a_convolutional_model_their_crops_and_a_fixed_input_on
     assert change.areas > 6 and plates.last_crops.tolist() == change.around_all.tolist()
 
 
-def test_changed_areas_share_a_crop_where_that_costs_less_than_two():
+def merged_plainly(boxes: np.ndarray, most: int, overhead: float = gating.CROP_OVERHEAD_PX) -> np.ndarray:
+    """merge_crops' rule with every pair's cost computed again at each step."""
+    boxes = [b for b in np.asarray(boxes, np.float64)]
+    while len(boxes) > 1:
+        best = None
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                joint = np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
+                extra = np.prod(joint[2:] - joint[:2]) - np.prod(a[2:] - a[:2]) - np.prod(b[2:] - b[:2])
+                if best is None or extra < best[0]:
+                    best = (extra, i, j, joint)
+        extra, i, j, joint = best
+        if extra > overhead and len(boxes) <= most:
+            break
+        boxes = [b for k, b in enumerate(boxes) if k not in (i, j)] + [joint]
+    return np.array(boxes, np.float32)
+
+
+def test_changed_areas_share_a_crop_where_that_costs_no_more_than_two():
     near = np.array([[0, 0, 100, 100], [110, 0, 210, 100]], np.float32)  # 10 px apart
     assert gating.merge_crops(near).tolist() == [[0, 0, 210, 100]]
     far = np.array([[0, 0, 100, 100], [1000, 500, 1100, 600]], np.float32)
@@ -108,6 +127,12 @@ def test_changed_areas_share_a_crop_where_that_costs_less_than_two():
     assert len(merged) <= 10
     for box in many:  # merging only ever grows a crop
         assert any((m[:2] <= box[:2]).all() and (m[2:] >= box[2:]).all() for m in merged)
+    # The costs kept row by row as pairs merge give what recomputing them every step gives.
+    for trial in range(50):
+        n = int(rng.integers(2, 60))
+        corners = rng.integers(0, 1800, (n, 2)).astype(np.float32)
+        boxes = np.concatenate([corners, corners + rng.integers(20, 300, (n, 2))], axis=1)
+        assert sorted(gating.merge_crops(boxes, most=12).tolist()) == sorted(merged_plainly(boxes, 12).tolist()), trial
     # Rain or snow: past MERGE_LIMIT areas the pairwise search is not run, one box holds them all.
     corners = rng.integers(0, 1800, (gating.MERGE_LIMIT + 1, 2)).astype(np.float32)
     assert gating.merge_crops(np.concatenate([corners, corners + 8], axis=1)).tolist() == [
