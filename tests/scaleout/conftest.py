@@ -19,11 +19,16 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
+def scaleout_parts() -> None:
+    """Skip, saying what is missing, unless Celery, redis-py and a redis-server binary are here."""
     if importlib.util.find_spec("celery") is None or importlib.util.find_spec("redis") is None:
         pytest.skip("the scaleout extra is not installed (celery, redis-py): ANONYMIZER_EXTRAS=scaleout ./scripts/install.sh")
     if redis_server_binary() is None:
         pytest.skip("redis-server not found: install Debian's redis-server (scripts/test.sh does, as root)")
+
+
+@pytest.fixture(scope="module")
+def broker(scaleout_parts, tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()

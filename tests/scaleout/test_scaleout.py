@@ -299,7 +299,7 @@ def test_a_sidecars_masks_travel_with_the_job_and_a_remote_worker_masks_them(tmp
     _assert_audit_verifies(config)
 
 
-def test_status_and_metrics_show_each_worker_and_mark_a_dead_one_stale(tmp_path, tmp_path_factory):
+def test_status_and_metrics_show_each_worker_and_mark_a_dead_one_stale(scaleout_parts, tmp_path, tmp_path_factory):
     """`anonymizer status` lists the worker (host, device, current job, jobs done, heartbeat),
     its /metrics count the same jobs, and a worker killed with -9 is marked stale."""
     import socket
