@@ -128,11 +128,11 @@ def test_changed_areas_share_a_crop_where_that_costs_no_more_than_two():
     for box in many:  # merging only ever grows a crop
         assert any((m[:2] <= box[:2]).all() and (m[2:] >= box[2:]).all() for m in merged)
     # The costs kept row by row as pairs merge give what recomputing them every step gives.
-    for trial in range(50):
-        n = int(rng.integers(2, 60))
+    for trial in range(20):
+        n = int(rng.integers(2, 30))
         corners = rng.integers(0, 1800, (n, 2)).astype(np.float32)
         boxes = np.concatenate([corners, corners + rng.integers(20, 300, (n, 2))], axis=1)
-        assert sorted(gating.merge_crops(boxes, most=12).tolist()) == sorted(merged_plainly(boxes, 12).tolist()), trial
+        assert sorted(gating.merge_crops(boxes, most=8).tolist()) == sorted(merged_plainly(boxes, 8).tolist()), trial
     # Rain or snow: past MERGE_LIMIT areas the pairwise search is not run, one box holds them all.
     corners = rng.integers(0, 1800, (gating.MERGE_LIMIT + 1, 2)).astype(np.float32)
     assert gating.merge_crops(np.concatenate([corners, corners + 8], axis=1)).tolist() == [
