@@ -131,7 +131,6 @@ class ClassSchedule:
         self.stats = {"full": 0, "dense": 0, "gated": 0, "refresh": 0, "camera_moved": 0, "zoomed": 0, "shaken": 0}
         self.stats["off_cadence"] = 0  # still-camera frames the cadence skips that ran gated passes
         self.stats["zoom_capped"] = 0  # gated frames off the full plan too changed for the closer look
-        self.stats["stale_refresh"] = 0  # refreshes early: changed areas scattered over a still frame
         # Gated frames: pixels of the changed areas the passes ran over, and of the whole frames.
         self.stats |= {"changed_px": 0, "frame_px": 0}
         # What the last planned frame was, for the plates' text cue (anonymizer.detect.text.
@@ -177,11 +176,7 @@ class ClassSchedule:
             self.stats["full" if full else "dense"] += 1
             return passes, Detections.empty(), False
         change = self._change(blocks, height, width) if index - self.refreshed_at < self.refresh_frames else None
-        # Changed areas scattered all over a still frame (compression grain once a new GOP
-        # starts, against a refresh from the previous one): on a full-plan frame that is the
-        # refresh, so the frames after it are compared with a reference of their own GOP.
-        stale = change is not None and full and not change.camera_moved and change.areas > gating.MAX_AREAS
-        if change is not None and not stale:
+        if change is not None:
             if not change.camera_moved:
                 self.stats["gated"] += 1
                 self.still_at, self.shaking = index, False
@@ -201,13 +196,6 @@ class ClassSchedule:
             return passes, Detections.empty(), False
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index
-        if stale:
-            self.stats["stale_refresh"] += 1
-            self.still_at, self.shaking = index, False
-            if self.fixed_input and self.spec.video_zoom > 1:
-                # What the gated frame would have looked at closer, it still does.
-                crops, _ = self._look_again(change, height, width)
-                passes = passes + self._closer(passes, crops, height, width)
         return passes, Detections.empty(), True
 
     def _off_cadence(
