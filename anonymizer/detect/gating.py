@@ -29,9 +29,10 @@ CONTEXT_PX = 48
 # 2.7 ms a call on a 128 px crop, 0.11 ms per 1,000 px on a whole 1080p frame): changed areas
 # whose joint crop adds no more than that share one crop.
 CROP_OVERHEAD_PX = 96 * 96
-# Up to this many changed areas are each a crop of their own. More are merged, cheapest pair
-# first, where one crop costs no more than two, or while more than MAX_CROPS remain. A
-# fixed-input model's windows still cover the box around them all (ClassSchedule._look_again).
+# Up to this many changed areas are each a crop of their own. More are scattered (compression
+# grain, stray cells): ClassSchedule._look_again merges a fully convolutional model's crops
+# (merge_crops: cheapest pair first, where one crop costs no more than two, or while more than
+# MAX_CROPS remain), and tiles the box around them all for a fixed-input model's windows.
 MAX_AREAS = 6
 MAX_CROPS = 24
 MERGE_LIMIT = 128  # more areas than this (rain, snow; the search holds every pair's cost): one box around all
@@ -55,22 +56,18 @@ class Change:
     Attributes:
         cells: bool (rows, cols) of BLOCK-px cells that changed, widened by the context margin.
         share: fraction of cells that changed before widening.
-        boxes: float32 (n, 4) xyxy boxes in source pixels around the changed areas.
-        areas: how many connected changed areas there are (``boxes`` merges many into fewer).
+        boxes: float32 (n, 4) xyxy boxes in source pixels around the connected changed areas.
     """
 
     cells: np.ndarray
     share: float
     boxes: np.ndarray
     shift: float = 0.0  # global shift against the reference, in cells (phase correlation)
-    areas: int = 0  # connected changed areas (``boxes`` merges them when there are many)
 
     @property
     def around_all(self) -> np.ndarray:
         """The one box (1, 4) around every changed area, or none (0, 4)."""
-        if not len(self.boxes):
-            return self.boxes
-        return np.concatenate([self.boxes[:, :2].min(axis=0), self.boxes[:, 2:].max(axis=0)])[None].astype(np.float32)
+        return _around(self.boxes).astype(np.float32)
 
     @property
     def camera_moved(self) -> bool:
@@ -97,9 +94,7 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-    areas = _areas(widened, frame_wh)
-    boxes = merge_crops(areas) if len(areas) > MAX_AREAS else areas
-    return Change(widened, share, boxes, _global_shift(reference, current), len(areas))
+    return Change(widened, share, _areas(widened, frame_wh), _global_shift(reference, current))
 
 
 def _global_shift(reference: np.ndarray, current: np.ndarray) -> float:
@@ -198,7 +193,7 @@ def merge_crops(boxes: np.ndarray, overhead_px: float = CROP_OVERHEAD_PX, most: 
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if len(boxes) > MERGE_LIMIT:
-        return np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])[None].astype(np.float32)
+        return _around(boxes).astype(np.float32)
     if len(boxes) < 2:
         return boxes.astype(np.float32)
     # extra[i, j]: what the box around i and j costs beyond the two (i < j; inf elsewhere). Kept
@@ -216,6 +211,13 @@ def merge_crops(boxes: np.ndarray, overhead_px: float = CROP_OVERHEAD_PX, most: 
         column = _joint_extra(boxes[:-1], merged[None])  # the merged box is the last, so every pair has i < j
         extra = np.block([[extra[keep][:, keep], column], [np.full((1, len(boxes)), np.inf)]])
     return boxes.astype(np.float32)
+
+
+def _around(boxes: np.ndarray) -> np.ndarray:
+    """The one box (1, 4) around every row of ``boxes`` (n, 4), or none (0, 4)."""
+    if not len(boxes):
+        return boxes.reshape(0, 4)
+    return np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])[None]
 
 
 def _joint_extra(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -241,11 +241,12 @@ class ClassSchedule:
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
         carried = self.kept[~touched] if len(self.kept) else self.kept
         boxes = change.boxes
-        if self.fixed_input and max(change.areas, len(change.boxes)) > gating.MAX_AREAS:
-            # Many scattered areas (stray cells): a fixed-input model's windows centred on each
-            # would cost more than tiling the box around them all, as before the small crops of
-            # gating.merge_crops; and small plates are found or not by where a window puts them.
-            boxes = change.around_all
+        if len(boxes) > gating.MAX_AREAS:
+            # Many scattered areas (compression grain at a new GOP, stray cells). A fully
+            # convolutional model's cost follows its crops' pixels: merge only where cheaper. A
+            # fixed-input model's windows centred on each would cost more than tiling the box
+            # around them all, and small plates are found or not by where a window puts them.
+            boxes = change.around_all if self.fixed_input else gating.merge_crops(boxes)
         crops = np.concatenate([boxes, gating.around(self.kept.xyxy[touched], (width, height))])
         return crops, carried
 
