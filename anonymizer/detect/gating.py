@@ -84,8 +84,9 @@ class Change:
         return out
 
 
-def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int]) -> Change:
-    """Given two ``block_means`` maps of the same frame size, return what changed."""
+def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int], *, shift: bool = True) -> Change:
+    """Given two ``block_means`` maps of the same frame size, return what changed (``shift``:
+    also how far the whole picture moved, which only a comparison with a refresh needs)."""
     diff = current - reference
     diff -= float(np.median(diff))  # a global brightness drift is light, not an object
     magnitude = np.abs(diff)
@@ -94,7 +95,7 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-    return Change(widened, share, _areas(widened, frame_wh), _global_shift(reference, current))
+    return Change(widened, share, _areas(widened, frame_wh), _global_shift(reference, current) if shift else 0.0)
 
 
 def _global_shift(reference: np.ndarray, current: np.ndarray) -> float:

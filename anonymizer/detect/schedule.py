@@ -16,6 +16,13 @@ every ``gating_refresh_frames`` frames and whenever the camera moves. A fixed-in
 look closer at the changed areas of a gated frame (``video_zoom``): windows of its input size over
 the enlarged frame, so a small plate crossing the view is seen ``video_zoom`` times larger than the
 full plan's finest pass shows it (``finest_view``, ``zoom_windows``).
+
+Between refreshes a region is looked at again only while it keeps changing (``remember``): every
+gated frame's **look** (its passes over the changed areas) is remembered, the block means it saw
+and what it found, and a region that changed since the refresh but not since its last look keeps
+what that look found. A car that parked, a walker who stopped, compression grain a new GOP left
+all over the frame: looked at once, not on every detector frame until the next refresh (which
+still comes every ``gating_refresh_frames``).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import numpy as np
 from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
 from anonymizer.detect.multiscale import ClassDetector, Pass, tile_starts, zooms_out
-from anonymizer.detections import Detections
+from anonymizer.detections import Detections, box_iou
 
 
 def dense_pass(height: int, width: int, spec: ClassSpec, fixed_input: int | None) -> Pass:
@@ -111,7 +118,9 @@ def zoom_windows(boxes: np.ndarray, zoom: float, window: int, height: int, width
 class ClassSchedule:
     """One class's cadence and gating state over one clip (frames arrive in order)."""
 
-    def __init__(self, detector: ClassDetector, *, gate: bool, refresh_frames: int) -> None:
+    def __init__(self, detector: ClassDetector, *, gate: bool, refresh_frames: int, remember: bool = True) -> None:
+        """``remember``: keep what each look found (the caller hands every frame's detections to
+        ``refreshed`` or ``looked_at`` before it plans the next frame: no batches of frames)."""
         self.detector = detector
         self.spec = detector.spec
         self.gate = gate
@@ -120,7 +129,11 @@ class ClassSchedule:
         self.detector_frames = 0
         self.reference: np.ndarray | None = None  # block means at the last refresh
         self.refreshed_at = -(10**9)
-        self.kept = Detections.empty()  # what the last refresh found
+        self.kept = Detections.empty()  # what the last refresh, and the looks since where nothing changed, found
+        self.remember = remember
+        self.looked: np.ndarray | None = None  # block means as the last look (or refresh) saw each cell
+        self._look: Detections | None = None  # what a pending look carries over, until looked_at
+        self.looked_closer = False  # whether the last gated frame's passes had the closer look
         # A fixed camera that shakes (wind, a passing truck) moves every object by a different
         # jolt each frame, which no interpolation between detector frames follows: from the first
         # moving frame until the camera is still again, at most ``refresh_frames`` after it last
@@ -180,10 +193,12 @@ class ClassSchedule:
             if not change.camera_moved:
                 self.stats["gated"] += 1
                 self.still_at, self.shaking = index, False
-                crops, carried = self._look_again(change, height, width)
+                crops, carried = self._look_again(self._fresh(change, blocks, height, width), height, width)
                 self._count_gated(crops, height, width)
                 self.last_crops = crops
-                return self._gated_passes(full, crops, height, width), carried, False
+                passes = self._gated_passes(full, crops, height, width)
+                self._looking(crops, blocks, carried)
+                return passes, carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
             self.shaking = self.shaking or index - self.still_at <= self.refresh_frames
@@ -196,6 +211,7 @@ class ClassSchedule:
             return passes, Detections.empty(), False
         self.stats["refresh"] += 1
         self.reference, self.refreshed_at = blocks, index
+        self.looked = blocks.copy() if self.remember else None
         return passes, Detections.empty(), True
 
     def _off_cadence(
@@ -209,7 +225,7 @@ class ClassSchedule:
         change = None if blocks is None else self._change(blocks, height, width)
         if change is None or change.camera_moved:
             return [], Detections.empty(), False
-        crops, carried = self._look_again(change, height, width)
+        crops, carried = self._look_again(self._fresh(change, blocks, height, width), height, width)
         if not len(crops):
             return [], carried, False
         plan = self.detector.plan(height, width, video=True)
@@ -219,6 +235,7 @@ class ClassSchedule:
         self.stats["off_cadence"] += 1
         self._count_gated(crops, height, width)
         self.last_crops = crops
+        self._looking(crops, blocks, carried)
         return passes, carried, False
 
     def _change(self, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:
@@ -227,6 +244,42 @@ class ClassSchedule:
         if self.reference is None or self.reference.shape != blocks.shape:
             return None
         return gating.compare(self.reference, blocks, (width, height))
+
+    def _fresh(self, change: gating.Change, blocks: np.ndarray, height: int, width: int) -> gating.Change:
+        """What changed since each cell's last look, where looks are remembered, else ``change``
+        (since the refresh). The refresh alone tells whether the camera moved."""
+        if self.looked is None or self.looked.shape != blocks.shape:
+            return change
+        return gating.compare(self.looked, blocks, (width, height), shift=False)
+
+    def _looking(self, crops: np.ndarray, blocks: np.ndarray, carried: Detections) -> None:
+        """A gated frame's passes run over ``crops``: remember what its cells look like now, and
+        what it carries over, until ``looked_at`` adds what it finds. Only a look that ran every
+        pass a full frame's look runs counts (a fixed-input model's closer look may be the full
+        plan's alone, ``video_zoom_every_frame``, or capped, ``video_zoom_max_share``)."""
+        if self.looked is None or self.looked.shape != blocks.shape:
+            return
+        if self.fixed_input and self.spec.video_zoom > 1 and not self.looked_closer:
+            return
+        rows, cols = blocks.shape
+        for x1, y1, x2, y2 in np.asarray(crops, np.float32).reshape(-1, 4):
+            c1, r1 = max(0, int(x1 // gating.BLOCK)), max(0, int(y1 // gating.BLOCK))
+            c2, r2 = min(cols, int(math.ceil(x2 / gating.BLOCK))), min(rows, int(math.ceil(y2 / gating.BLOCK)))
+            self.looked[r1:r2, c1:c2] = blocks[r1:r2, c1:c2]
+        self._look = carried
+
+    def looked_at(self, found: Detections) -> None:
+        """Record what a gated frame's look found: with what it carried over, it is what the
+        frames after it keep where nothing changes again. A carried box that the look found again
+        (IoU 0.5, at least as confident: a window reaching past the changed area) is kept once."""
+        if self._look is None:
+            return
+        carried, self._look = self._look, None
+        if len(carried) and len(found):
+            iou = box_iou(carried.xyxy, found.xyxy)
+            again = (iou >= 0.5) & (found.confidence[None, :] >= carried.confidence[:, None])
+            carried = carried[~again.any(axis=1)]
+        self.kept = Detections.merge([found, carried])
 
     def _look_again(self, change: gating.Change, height: int, width: int) -> tuple[np.ndarray, Detections]:
         """On a still camera: (the areas a gated frame looks at, float32 (n, 4) source px; what the
@@ -268,6 +321,7 @@ class ClassSchedule:
         closer look (``video_zoom``).
         """
         plan = self.detector.plan(height, width, video=True)
+        self.looked_closer = False
         if not self.fixed_input:
             return restrict(plan, crops, None)
         if full:
@@ -292,6 +346,7 @@ class ClassSchedule:
         """The closer look's windows over ``crops`` (``video_zoom`` times the finest view)."""
         zoom = self.spec.video_zoom * finest_view(plan, self.spec, self.fixed_input or 0, height, width)
         self.stats["zoomed"] += 1
+        self.looked_closer = True
         return zoom_windows(crops, zoom, self.fixed_input or 0, height, width)
 
     def _finest(self, plan: list[Pass], crops: np.ndarray, height: int, width: int) -> list[Pass]:
@@ -310,3 +365,4 @@ class ClassSchedule:
     def refreshed(self, found: Detections) -> None:
         """Record what a refresh found: unchanged regions keep it until the next refresh."""
         self.kept = found
+        self._look = None

@@ -215,7 +215,11 @@ class Detect:
         text: VideoTextCue | None = None,
         prescale: Prescale | None = None,
     ) -> None:
-        self.schedules = {name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames) for name, d in detectors.items()}
+        # A look's carried boxes are known once the frame before it found its own: frames planned
+        # in batches compare with the refresh only.
+        self.schedules = {
+            name: ClassSchedule(d, gate=gate, refresh_frames=refresh_frames, remember=batch == 1) for name, d in detectors.items()
+        }
         self.prescale = prescale  # told what each frame ran, to guess what the next ones will
         self.text = text if "plate" in self.schedules else None
         if self.text is not None:
@@ -296,6 +300,8 @@ class Detect:
                 self._check()
             if refresh:
                 schedule.refreshed(dets)
+            else:
+                schedule.looked_at(dets)
             f.found[name] = boxes_to_stored(Detections.merge([dets, carried]), f.rotation, *f.size)
 
 
