@@ -69,6 +69,11 @@ class Change:
         """The one box (1, 4) around every changed area, or none (0, 4)."""
         return _around(self.boxes).astype(np.float32)
 
+    def within(self, other: Change, frame_wh: tuple[int, int]) -> Change:
+        """The cells both changes hold (their areas, this one's share and shift)."""
+        cells = self.cells & other.cells
+        return Change(cells, self.share, _areas(cells, frame_wh), self.shift)
+
     @property
     def camera_moved(self) -> bool:
         return self.share > MOTION_SHARE or self.shift > MOTION_SHIFT_CELLS

@@ -129,10 +129,11 @@ class ClassSchedule:
         self.detector_frames = 0
         self.reference: np.ndarray | None = None  # block means at the last refresh
         self.refreshed_at = -(10**9)
-        self.kept = Detections.empty()  # what the last refresh, and the looks since where nothing changed, found
+        self.kept = Detections.empty()  # what the last refresh found
         self.remember = remember
         self.looked: np.ndarray | None = None  # block means as the last look (or refresh) saw each cell
-        self._look: Detections | None = None  # what a pending look carries over, until looked_at
+        self.memory = Detections.empty()  # what the looks since the refresh found, where nothing changed since
+        self._look: Detections | None = None  # the memory a pending look carries over, until looked_at
         self.looked_closer = False  # whether the last gated frame's passes had the closer look
         # A fixed camera that shakes (wind, a passing truck) moves every object by a different
         # jolt each frame, which no interpolation between detector frames follows: from the first
@@ -193,11 +194,12 @@ class ClassSchedule:
             if not change.camera_moved:
                 self.stats["gated"] += 1
                 self.still_at, self.shaking = index, False
-                crops, carried = self._look_again(self._fresh(change, blocks, height, width), height, width)
+                fresh = self._fresh(change, blocks, height, width)
+                crops, carried, remembered = self._look_again(change, fresh, height, width)
                 self._count_gated(crops, height, width)
                 self.last_crops = crops
                 passes = self._gated_passes(full, crops, height, width)
-                self._looking(crops, blocks, carried)
+                self._looking(crops, blocks, remembered)
                 return passes, carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
@@ -225,7 +227,8 @@ class ClassSchedule:
         change = None if blocks is None else self._change(blocks, height, width)
         if change is None or change.camera_moved:
             return [], Detections.empty(), False
-        crops, carried = self._look_again(self._fresh(change, blocks, height, width), height, width)
+        fresh = self._fresh(change, blocks, height, width)
+        crops, carried, remembered = self._look_again(change, fresh, height, width)
         if not len(crops):
             return [], carried, False
         plan = self.detector.plan(height, width, video=True)
@@ -235,7 +238,7 @@ class ClassSchedule:
         self.stats["off_cadence"] += 1
         self._count_gated(crops, height, width)
         self.last_crops = crops
-        self._looking(crops, blocks, carried)
+        self._looking(crops, blocks, remembered)
         return passes, carried, False
 
     def _change(self, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:
@@ -245,16 +248,16 @@ class ClassSchedule:
             return None
         return gating.compare(self.reference, blocks, (width, height))
 
-    def _fresh(self, change: gating.Change, blocks: np.ndarray, height: int, width: int) -> gating.Change:
-        """What changed since each cell's last look, where looks are remembered, else ``change``
-        (since the refresh). The refresh alone tells whether the camera moved."""
+    def _fresh(self, change: gating.Change, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:
+        """What changed since each cell's last look, where looks are remembered (else None). The
+        refresh alone tells whether the camera moved."""
         if self.looked is None or self.looked.shape != blocks.shape:
-            return change
+            return None
         return gating.compare(self.looked, blocks, (width, height), shift=False)
 
-    def _looking(self, crops: np.ndarray, blocks: np.ndarray, carried: Detections) -> None:
+    def _looking(self, crops: np.ndarray, blocks: np.ndarray, remembered: Detections) -> None:
         """A gated frame's passes run over ``crops``: remember what its cells look like now, and
-        what it carries over, until ``looked_at`` adds what it finds. Only a look that ran every
+        the memory it carries over, until ``looked_at`` adds what it finds. Only a look that ran every
         pass a full frame's look runs counts (a fixed-input model's closer look may be the full
         plan's alone, ``video_zoom_every_frame``, or capped, ``video_zoom_max_share``)."""
         if self.looked is None or self.looked.shape != blocks.shape:
@@ -266,42 +269,58 @@ class ClassSchedule:
             c1, r1 = max(0, int(x1 // gating.BLOCK)), max(0, int(y1 // gating.BLOCK))
             c2, r2 = min(cols, int(math.ceil(x2 / gating.BLOCK))), min(rows, int(math.ceil(y2 / gating.BLOCK)))
             self.looked[r1:r2, c1:c2] = blocks[r1:r2, c1:c2]
-        self._look = carried
+        self._look = remembered
 
     def looked_at(self, found: Detections) -> None:
-        """Record what a gated frame's look found: with what it carried over, it is what the
-        frames after it keep where nothing changes again. A carried box that the look found again
+        """Record what a gated frame's look found: with the memory it carried over, it is what the
+        frames after it keep where nothing changes again. A remembered box that the look found again
         (IoU 0.5, at least as confident: a window reaching past the changed area) is kept once."""
         if self._look is None:
             return
-        carried, self._look = self._look, None
-        if len(carried) and len(found):
-            iou = box_iou(carried.xyxy, found.xyxy)
-            again = (iou >= 0.5) & (found.confidence[None, :] >= carried.confidence[:, None])
-            carried = carried[~again.any(axis=1)]
-        self.kept = Detections.merge([found, carried])
+        remembered, self._look = self._look, None
+        if len(remembered) and len(found):
+            iou = box_iou(remembered.xyxy, found.xyxy)
+            again = (iou >= 0.5) & (found.confidence[None, :] >= remembered.confidence[:, None])
+            remembered = remembered[~again.any(axis=1)]
+        self.memory = Detections.merge([found, remembered])
 
-    def _look_again(self, change: gating.Change, height: int, width: int) -> tuple[np.ndarray, Detections]:
-        """On a still camera: (the areas a gated frame looks at, float32 (n, 4) source px; what the
-        last refresh found that it carries over unchanged).
+    def _look_again(
+        self, change: gating.Change, fresh: gating.Change | None, height: int, width: int
+    ) -> tuple[np.ndarray, Detections, Detections]:
+        """On a still camera: (the areas a gated frame looks at, float32 (n, 4) source px; what it
+        carries over unchanged; the part of that from the memory of looks).
+
+        ``change`` is what changed since the refresh, ``fresh`` since each cell's last look (None:
+        looks are not remembered). A gated frame looks where both changed: an object that came in
+        and stopped was looked at, and where one left the picture is as the refresh saw it. It
+        carries what the refresh found where nothing changed since, and what the looks found where
+        nothing changed since them.
 
         Every object the refresh found that a change touches is dropped from what is carried, so
-        every one of them is looked at again, whole: ``touches`` counts a change a cell away from
-        a box (a walker passing just under a standing face), where the changed area itself does
-        not show the face (gated crowd clips lost such faces for as long as the walker stayed
-        near them).
+        every one of them is looked at again, whole (as is every remembered one the change since its
+        look touches): ``touches`` counts a change a cell away from a box (a walker passing just
+        under a standing face), where the changed area itself does not show the face (gated crowd
+        clips lost such faces for as long as the walker stayed near them).
         """
+        now = change if fresh is None else change.within(fresh, (width, height))
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
         carried = self.kept[~touched] if len(self.kept) else self.kept
-        boxes = change.boxes
+        look = np.zeros((0, 4), np.float32)
+        if touched.any():
+            look = gating.around(self.kept.xyxy[touched & now.touches(self.kept.xyxy)], (width, height))
+        remembered = self.memory
+        if fresh is not None and len(self.memory):
+            remembered = self.memory[~fresh.touches(self.memory.xyxy)]
+            look = np.concatenate([look, gating.around(self.memory.xyxy[now.touches(self.memory.xyxy)], (width, height))])
+        boxes = now.boxes
         if len(boxes) > gating.MAX_AREAS:
             # Many scattered areas (compression grain at a new GOP, stray cells). A fully
             # convolutional model's cost follows its crops' pixels: merge only where cheaper. A
             # fixed-input model's windows centred on each would cost more than tiling the box
             # around them all, and small plates are found or not by where a window puts them.
             boxes = change.around_all if self.fixed_input else gating.merge_crops(boxes)
-        crops = np.concatenate([boxes, gating.around(self.kept.xyxy[touched], (width, height))])
-        return crops, carried
+        crops = np.concatenate([boxes, look]).astype(np.float32)
+        return crops, Detections.merge([carried, remembered]), remembered
 
     def _count_gated(self, crops: np.ndarray, height: int, width: int) -> None:
         """Count the pixels a gated frame's passes run over (``crops``) and of the whole frame."""
@@ -365,4 +384,4 @@ class ClassSchedule:
     def refreshed(self, found: Detections) -> None:
         """Record what a refresh found: unchanged regions keep it until the next refresh."""
         self.kept = found
-        self._look = None
+        self.memory, self._look = Detections.empty(), None

@@ -491,3 +491,84 @@ def test_a_still_camera_looks_for_plates_on_the_frames_the_cadence_skips_over_sm
     off.plan(0, rgb, gating.block_means(noisy(still, 1)))
     off.refreshed(Detections.empty())
     assert not off.wants(1) and off.wants(2)
+
+
+def face_at(*xyxy: float, score: float = 0.9) -> Detections:
+    return Detections(np.array([xyxy], np.float32), np.array([score], np.float32), np.array([0], np.int32))
+
+
+def test_a_region_that_changed_once_is_looked_at_once_and_keeps_what_that_look_found():
+    # A walker who came in and stopped: changed since the refresh on every frame after, but not
+    # since the look that found him. Looked at on every detector frame until the refresh, he cost
+    # a parked car's or a stray GOP's whole closer look each time.
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(Detections.empty())
+    came = still.copy()
+    came[100:132, 300:332] = 255 - came[100:132, 300:332]
+    passes, carried, _ = schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
+    assert passes and not len(carried) and schedule.stats["gated"] == 1  # the first look
+    schedule.looked_at(face_at(305, 105, 335, 140))
+    for i in range(2, 6):  # he stands still: nothing runs, what the look found stays
+        passes, carried, _ = schedule.plan(i, rgb, gating.block_means(noisy(came, 1 + i)))
+        assert passes == [] and carried.xyxy.tolist() == [[305, 105, 335, 140]]
+        schedule.looked_at(Detections.empty())
+    # He moves on: his region changed since the look, so it is looked at again, and his old box
+    # is not carried (the look there finds where he is now).
+    went = came.copy()
+    went[100:132, 332:348] = 255 - went[100:132, 332:348]
+    passes, carried, _ = schedule.plan(6, rgb, gating.block_means(noisy(went, 9)))
+    assert passes and not len(carried) and schedule.stats["gated"] == 6
+    assert any(p.x0 <= 300 and p.x1 >= 348 and p.y0 <= 100 and p.y1 >= 132 for p in passes), passes
+    # Compared with the refresh alone (frames planned in batches), every frame looks again.
+    batched = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50, remember=False)
+    batched.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    batched.refreshed(Detections.empty())
+    assert all(batched.plan(i, rgb, gating.block_means(noisy(came, 1 + i)))[0] for i in range(1, 4))
+
+
+def test_only_a_look_as_thorough_as_a_full_frames_is_remembered():
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=2, tile_size=1280, video_zoom=2.0)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    came = still.copy()
+    came[200:232, 40:104] = 255 - came[200:232, 40:104]  # a vehicle comes in and parks
+    for every_frame, looks_again in ((False, True), (True, False)):
+        schedule = ClassSchedule(
+            ClassDetector(Letterboxed([]), replace(spec, video_zoom_every_frame=every_frame), 0), gate=True, refresh_frames=50
+        )
+        schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+        schedule.refreshed(Detections.empty())
+        schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))  # off the full plan: the closer look if every frame
+        schedule.looked_at(Detections.empty())
+        passes = schedule.plan(2, rgb, gating.block_means(noisy(came, 3)))[0]  # the full plan's frame
+        # Without the closer look on frame 1, the full frame's closer look is still owed to it.
+        assert any(p.scale == 2.0 for p in passes) == looks_again, (every_frame, passes)
+
+
+def test_a_box_a_look_finds_again_is_remembered_once():
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(Detections.empty())
+    came = still.copy()
+    came[40:72, 40:72] = 255 - came[40:72, 40:72]
+    schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
+    schedule.looked_at(Detections.merge([face_at(40, 40, 70, 70, score=0.5), face_at(500, 20, 540, 60)]))
+    more = came.copy()
+    more[200:232, 300:332] = 255 - more[200:232, 300:332]
+    _, carried, _ = schedule.plan(2, rgb, gating.block_means(noisy(more, 3)))
+    assert len(carried) == 2  # both far from the new change
+    # The look's passes reached one of them and found it again, more confidently; and the newcomer.
+    schedule.looked_at(Detections.merge([face_at(41, 40, 71, 70, score=0.7), face_at(305, 205, 335, 235)]))
+    assert np.allclose(sorted(schedule.memory.confidence), [0.7, 0.9, 0.9])
+    _, carried, _ = schedule.plan(3, rgb, gating.block_means(noisy(more, 4)))
+    assert len(carried) == 3
