@@ -57,12 +57,14 @@ class Change:
         cells: bool (rows, cols) of BLOCK-px cells that changed, widened by the context margin.
         share: fraction of cells that changed before widening.
         boxes: float32 (n, 4) xyxy boxes in source pixels around the connected changed areas.
+        raw: bool (rows, cols) of the cells that changed themselves (``cells`` before widening).
     """
 
     cells: np.ndarray
     share: float
     boxes: np.ndarray
     shift: float = 0.0  # global shift against the reference, in cells (phase correlation)
+    raw: np.ndarray | None = None  # None: ``cells``
 
     @property
     def around_all(self) -> np.ndarray:
@@ -72,21 +74,36 @@ class Change:
     def within(self, other: Change, frame_wh: tuple[int, int]) -> Change:
         """The cells both changes hold (their areas, this one's share and shift)."""
         cells = self.cells & other.cells
-        return Change(cells, self.share, _areas(cells, frame_wh), self.shift)
+        return Change(cells, self.share, _areas(cells, frame_wh), self.shift, self._raw & other._raw)
+
+    @property
+    def _raw(self) -> np.ndarray:
+        return self.cells if self.raw is None else self.raw
 
     @property
     def camera_moved(self) -> bool:
         return self.share > MOTION_SHARE or self.shift > MOTION_SHIFT_CELLS
 
     def touches(self, xyxy: np.ndarray) -> np.ndarray:
-        """Per box (n, 4) in source pixels, whether any changed cell lies under it: bool (n,)."""
-        rows, cols = self.cells.shape
-        out = np.zeros(len(xyxy), bool)
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32).reshape(-1, 4)):
-            c1, r1 = max(0, int(x1 // BLOCK)), max(0, int(y1 // BLOCK))
-            c2, r2 = min(cols, int(np.ceil(x2 / BLOCK)) + 1), min(rows, int(np.ceil(y2 / BLOCK)) + 1)
-            out[i] = bool(self.cells[r1:r2, c1:c2].any())
-        return out
+        """Per box (n, 4) in source pixels, whether any changed cell (widened by the context) lies
+        under it: bool (n,)."""
+        return _under(self.cells, xyxy)
+
+    def on(self, xyxy: np.ndarray) -> np.ndarray:
+        """Per box (n, 4) in source pixels, whether a cell under it changed itself: bool (n,)."""
+        return _under(self._raw, xyxy)
+
+
+def _under(cells: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """Per box (n, 4) in source pixels, whether any true cell lies under it (or a cell past its
+    right or bottom edge): bool (n,)."""
+    rows, cols = cells.shape
+    out = np.zeros(len(xyxy), bool)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32).reshape(-1, 4)):
+        c1, r1 = max(0, int(x1 // BLOCK)), max(0, int(y1 // BLOCK))
+        c2, r2 = min(cols, int(np.ceil(x2 / BLOCK)) + 1), min(rows, int(np.ceil(y2 / BLOCK)) + 1)
+        out[i] = bool(cells[r1:r2, c1:c2].any())
+    return out
 
 
 def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int], *, shift: bool = True) -> Change:
@@ -100,7 +117,7 @@ def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int
     share = float(changed.mean()) if changed.size else 0.0
     reach = int(np.ceil(CONTEXT_PX / BLOCK))
     widened = cv2.dilate(changed.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-    return Change(widened, share, _areas(widened, frame_wh), _global_shift(reference, current) if shift else 0.0)
+    return Change(widened, share, _areas(widened, frame_wh), _global_shift(reference, current) if shift else 0.0, changed)
 
 
 def _global_shift(reference: np.ndarray, current: np.ndarray) -> float:

@@ -297,10 +297,10 @@ class ClassSchedule:
         nothing changed since them.
 
         Every object the refresh found that a change touches is dropped from what is carried, so
-        every one of them is looked at again, whole (as is every remembered one the change since its
-        look touches): ``touches`` counts a change a cell away from a box (a walker passing just
-        under a standing face), where the changed area itself does not show the face (gated crowd
-        clips lost such faces for as long as the walker stayed near them).
+        every one of them is looked at again, whole: ``touches`` counts a change a cell away from
+        a box (a walker passing just under a standing face), where the changed area itself does
+        not show the face (gated crowd clips lost such faces for as long as the walker stayed
+        near them).
         """
         now = change if fresh is None else change.within(fresh, (width, height))
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
@@ -310,8 +310,14 @@ class ClassSchedule:
             look = gating.around(self.kept.xyxy[touched & now.touches(self.kept.xyxy)], (width, height))
         remembered = self.memory
         if fresh is not None and len(self.memory):
-            remembered = self.memory[~fresh.touches(self.memory.xyxy)]
-            look = np.concatenate([look, gating.around(self.memory.xyxy[now.touches(self.memory.xyxy)], (width, height))])
+            # A remembered object stays where its own cells are as its look saw them, a change
+            # beside it or not. Where they changed, it is looked at again, whole, if they also
+            # differ from the refresh (it moved a little, it turned); else it left, and the
+            # refresh's picture is back.
+            moved = fresh.on(self.memory.xyxy)
+            remembered = self.memory[~moved]
+            again = self.memory.xyxy[moved & change.on(self.memory.xyxy)]
+            look = np.concatenate([look, gating.around(again, (width, height))])
         boxes = now.boxes
         if len(boxes) > gating.MAX_AREAS:
             # Many scattered areas (compression grain at a new GOP, stray cells). A fully
