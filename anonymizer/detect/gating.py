@@ -71,10 +71,16 @@ class Change:
         """The one box (1, 4) around every changed area, or none (0, 4)."""
         return _around(self.boxes).astype(np.float32)
 
-    def within(self, other: Change, frame_wh: tuple[int, int]) -> Change:
-        """The cells both changes hold (their areas, this one's share and shift)."""
-        cells = self.cells & other.cells
-        return Change(cells, self.share, _areas(cells, frame_wh), self.shift, self._raw & other._raw)
+    def active(self, other: Change, frame_wh: tuple[int, int]) -> Change:
+        """This change's areas, each whole, that hold a cell ``other`` saw change itself (this
+        one's share and shift): an area either still changes, and is seen as it was before, or
+        it settled."""
+        n, labels = cv2.connectedComponents(self.cells.astype(np.uint8), connectivity=8)
+        live = np.zeros(n, bool)
+        live[np.unique(labels[other._raw & self.cells])] = True
+        live[0] = False
+        cells = live[labels]
+        return Change(cells, self.share, _areas(cells, frame_wh), self.shift, self._raw & cells)
 
     @property
     def _raw(self) -> np.ndarray:

@@ -134,6 +134,7 @@ class ClassSchedule:
         self.looked: np.ndarray | None = None  # block means as the last look (or refresh) saw each cell
         self.memory = Detections.empty()  # what the looks since the refresh found, where nothing changed since
         self._look: Detections | None = None  # the memory a pending look carries over, until looked_at
+        self._look_crops = np.zeros((0, 4), np.float32)  # ... and the areas it looks at
         self.looked_closer = False  # whether the last gated frame's passes had the closer look
         # A fixed camera that shakes (wind, a passing truck) moves every object by a different
         # jolt each frame, which no interpolation between detector frames follows: from the first
@@ -269,15 +270,26 @@ class ClassSchedule:
             c1, r1 = max(0, int(x1 // gating.BLOCK)), max(0, int(y1 // gating.BLOCK))
             c2, r2 = min(cols, int(math.ceil(x2 / gating.BLOCK))), min(rows, int(math.ceil(y2 / gating.BLOCK)))
             self.looked[r1:r2, c1:c2] = blocks[r1:r2, c1:c2]
-        self._look = remembered
+        self._look, self._look_crops = remembered, np.asarray(crops, np.float32).reshape(-1, 4)
 
     def looked_at(self, found: Detections) -> None:
-        """Record what a gated frame's look found: with the memory it carried over, it is what the
-        frames after it keep where nothing changes again. A remembered box that the look found again
-        (IoU 0.5, at least as confident: a window reaching past the changed area) is kept once."""
+        """Record what a gated frame's look found in the areas it looked at: with the memory it
+        carried over, it is what the frames after it keep where nothing changes again. Boxes a
+        window found past those areas are the refresh's to keep (else a false positive in the
+        still background would stay for good). A remembered box that the look found again (IoU
+        0.5, at least as confident) is kept once."""
         if self._look is None:
             return
         remembered, self._look = self._look, None
+        centres = (found.xyxy[:, :2] + found.xyxy[:, 2:]) / 2
+        crops = self._look_crops
+        inside = (
+            (centres[:, None, 0] >= crops[None, :, 0])
+            & (centres[:, None, 0] < crops[None, :, 2])
+            & (centres[:, None, 1] >= crops[None, :, 1])
+            & (centres[:, None, 1] < crops[None, :, 3])
+        ).any(axis=1)
+        found = found[inside]
         if len(remembered) and len(found):
             iou = box_iou(remembered.xyxy, found.xyxy)
             again = (iou >= 0.5) & (found.confidence[None, :] >= remembered.confidence[:, None])
@@ -291,10 +303,10 @@ class ClassSchedule:
         carries over unchanged; the part of that from the memory of looks).
 
         ``change`` is what changed since the refresh, ``fresh`` since each cell's last look (None:
-        looks are not remembered). A gated frame looks where both changed: an object that came in
-        and stopped was looked at, and where one left the picture is as the refresh saw it. It
-        carries what the refresh found where nothing changed since, and what the looks found where
-        nothing changed since them.
+        looks are not remembered). A gated frame looks at the areas changed since the refresh that
+        still change, each whole as before (small plates are found or not by where a window puts
+        them): an object that came in and stopped was looked at. It carries what the refresh found
+        where nothing changed since, and what the looks found where nothing changed since them.
 
         Every object the refresh found that a change touches is dropped from what is carried, so
         every one of them is looked at again, whole: ``touches`` counts a change a cell away from
@@ -302,7 +314,7 @@ class ClassSchedule:
         not show the face (gated crowd clips lost such faces for as long as the walker stayed
         near them).
         """
-        now = change if fresh is None else change.within(fresh, (width, height))
+        now = change if fresh is None else change.active(fresh, (width, height))
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
         carried = self.kept[~touched] if len(self.kept) else self.kept
         look = np.zeros((0, 4), np.float32)
