@@ -323,13 +323,13 @@ class ClassSchedule:
         remembered = self.memory
         if fresh is not None and len(self.memory):
             # A remembered object stays where its own cells are as its look saw them, a change
-            # beside it or not. Where they changed, it is looked at again, whole, if they also
-            # differ from the refresh (it moved a little, it turned); else it left, and the
-            # refresh's picture is back.
-            moved = fresh.on(self.memory.xyxy)
-            remembered = self.memory[~moved]
-            again = self.memory.xyxy[moved & change.on(self.memory.xyxy)]
-            look = np.concatenate([look, gating.around(again, (width, height))])
+            # beside it or not. Where they changed, the area around it is looked at again, whole
+            # (a change a cell away from its own keeps it live), or they are back to what the
+            # refresh saw: it left.
+            remembered = self.memory[~fresh.on(self.memory.xyxy)]
+            if len(remembered) and len(carried):
+                # The refresh's box that a look found again is carried once (one track, not two).
+                remembered = remembered[~(box_iou(remembered.xyxy, carried.xyxy) >= 0.9).any(axis=1)]
         boxes = now.boxes
         if len(boxes) > gating.MAX_AREAS:
             # Many scattered areas (compression grain at a new GOP, stray cells). A fully

@@ -70,6 +70,25 @@ def test_stray_changed_cells_over_a_still_frame_get_small_crops_not_the_whole_fr
     assert x1 == y1 == 0 and x2 > 1850 and y2 > 1000
 
 
+def test_the_areas_that_still_change_are_kept_whole_and_the_settled_ones_dropped():
+    # Compression grain a new GOP left all over the frame stays as it is for the rest of the GOP;
+    # the walker keeps moving. Only his area is looked at again, whole as before.
+    still = scene(h=1080, w=1920)
+    ref = gating.block_means(noisy(still, 1))
+    before = with_strays(still)
+    after = before.copy()
+    after[500:620, 960:976] = 255 - after[500:620, 960:976]  # he steps right
+    looked = gating.block_means(noisy(before, 2))
+    now = gating.block_means(noisy(after, 3))
+    change = gating.compare(ref, now, (1920, 1080))
+    assert len(change.boxes) == len(STRAYS) + 1
+    active = change.active(gating.compare(looked, now, (1920, 1080), shift=False), (1920, 1080))
+    (x1, y1, x2, y2), = active.boxes
+    walker = [b for b in change.boxes if b[0] <= 900 <= b[2] and b[1] <= 500 <= b[3]][0]
+    assert [x1, y1, x2, y2] == walker.tolist()  # his whole area, not just the cells that moved
+    assert active.on(np.array([[900, 500, 960, 620], [40, 40, 48, 48]], np.float32)).tolist() == [True, False]
+
+
 def test_stray_cells_cost_a_convolutional_model_their_crops_and_a_fixed_input_one_no_more_windows():
     class Letterboxed(Boxes):
         fixed_input = 640
