@@ -322,11 +322,11 @@ class ClassSchedule:
             look = gating.around(self.kept.xyxy[touched & now.touches(self.kept.xyxy)], (width, height))
         remembered = self.memory
         if fresh is not None and len(self.memory):
-            # A remembered object stays where its own cells are as its look saw them, a change
-            # beside it or not. Where they changed, the area around it is looked at again, whole
-            # (a change a cell away from its own keeps it live), or they are back to what the
-            # refresh saw: it left.
-            remembered = self.memory[~fresh.on(self.memory.xyxy)]
+            # A remembered object stays while its area settled: where the area still changes it
+            # is looked at again, whole, and what that look finds replaces it (a walker's last
+            # box, carried beside his new one, pulled his track off him); where its own cells
+            # changed outside such areas they are back to what the refresh saw: it left.
+            remembered = self.memory[~(now.touches(self.memory.xyxy) | fresh.on(self.memory.xyxy))]
             if len(remembered) and len(carried):
                 # The refresh's box that a look found again is carried once (one track, not two).
                 remembered = remembered[~(box_iou(remembered.xyxy, carried.xyxy) >= 0.9).any(axis=1)]
