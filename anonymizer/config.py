@@ -506,9 +506,10 @@ class DetectSpec:
     # full refresh, which runs at least every ``gating_refresh_frames`` frames and on camera motion.
     gating: bool = setting(
         True,
-        doc="video, fixed cameras: detect only where pixels changed since the last full refresh",
+        doc="video, fixed cameras: detect only where pixels changed since the last full refresh (and still change)",
         details="video, fixed cameras: passes run only where pixels changed since the class's last full "
-        'refresh; what the refresh found elsewhere is kept (docs/engine.md, "Fixed cameras")',
+        "refresh and still change since the last look there; what the refresh found elsewhere, and "
+        'each look where its area settled, is kept (docs/engine.md, "Fixed cameras")',
     )
     gating_refresh_frames: int = setting(
         50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000

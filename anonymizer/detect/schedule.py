@@ -276,7 +276,7 @@ class ClassSchedule:
         """Record what a gated frame's look found in the areas it looked at: with the memory it
         carried over, it is what the frames after it keep where nothing changes again. Boxes a
         window found past those areas are the refresh's to keep (else a false positive in the
-        still background would stay for good). A remembered box that the look found again (IoU
+        still background would stay until the next refresh). A remembered box that the look found again (IoU
         0.5, at least as confident) is kept once."""
         if self._look is None:
             return
@@ -335,7 +335,9 @@ class ClassSchedule:
             # Many scattered areas (compression grain at a new GOP, stray cells). A fully
             # convolutional model's cost follows its crops' pixels: merge only where cheaper. A
             # fixed-input model's windows centred on each would cost more than tiling the box
-            # around them all, and small plates are found or not by where a window puts them.
+            # around them all, and small plates are found or not by where a window puts them:
+            # the box around every changed area, settled ones too, so its windows stay where
+            # they were before looks were remembered (rain, snow: rare).
             boxes = change.around_all if self.fixed_input else gating.merge_crops(boxes)
         crops = np.concatenate([boxes, look]).astype(np.float32)
         return crops, Detections.merge([carried, remembered]), remembered
