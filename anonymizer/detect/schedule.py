@@ -276,8 +276,8 @@ class ClassSchedule:
         """Record what a gated frame's look found in the areas it looked at: with the memory it
         carried over, it is what the frames after it keep where nothing changes again. Boxes a
         window found past those areas are the refresh's to keep (else a false positive in the
-        still background would stay until the next refresh). A remembered box that the look found again (IoU
-        0.5, at least as confident) is kept once."""
+        still background would stay until the next refresh). Of a remembered box and one the
+        look found over it again (IoU 0.5), the more confident is kept."""
         if self._look is None:
             return
         remembered, self._look = self._look, None
@@ -291,9 +291,10 @@ class ClassSchedule:
         ).any(axis=1)
         found = found[inside]
         if len(remembered) and len(found):
-            iou = box_iou(remembered.xyxy, found.xyxy)
-            again = (iou >= 0.5) & (found.confidence[None, :] >= remembered.confidence[:, None])
-            remembered = remembered[~again.any(axis=1)]
+            same = box_iou(remembered.xyxy, found.xyxy) >= 0.5
+            surer = found.confidence[None, :] >= remembered.confidence[:, None]
+            found = found[~(same & ~surer).any(axis=0)]
+            remembered = remembered[~(same & surer).any(axis=1)]
         self.memory = Detections.merge([found, remembered])
 
     def _look_again(
@@ -325,8 +326,11 @@ class ClassSchedule:
             # A remembered object stays while its area settled: where the area still changes it
             # is looked at again, whole, and what that look finds replaces it (a walker's last
             # box, carried beside his new one, pulled his track off him); where its own cells
-            # changed outside such areas they are back to what the refresh saw: it left.
-            remembered = self.memory[~(now.touches(self.memory.xyxy) | fresh.on(self.memory.xyxy))]
+            # changed outside such areas they are back to what the refresh saw: it left. Where
+            # nothing differs from the refresh any more, the refresh's boxes are carried, not
+            # a look's second view of the same faces.
+            xyxy = self.memory.xyxy
+            remembered = self.memory[change.touches(xyxy) & ~now.touches(xyxy) & ~fresh.on(xyxy)]
             if len(remembered) and len(carried):
                 # The refresh's box that a look found again is carried once (one track, not two).
                 remembered = remembered[~(box_iou(remembered.xyxy, carried.xyxy) >= 0.9).any(axis=1)]
