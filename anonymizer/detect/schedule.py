@@ -258,9 +258,9 @@ class ClassSchedule:
 
     def _looking(self, crops: np.ndarray, blocks: np.ndarray, remembered: Detections) -> None:
         """A gated frame's passes run over ``crops``: remember what its cells look like now, and
-        the memory it carries over, until ``looked_at`` adds what it finds. Only a look that ran every
-        pass a full frame's look runs counts (a fixed-input model's closer look may be the full
-        plan's alone, ``video_zoom_every_frame``, or capped, ``video_zoom_max_share``)."""
+        the memory it carries over, until ``looked_at`` adds what it finds. Only a look that ran
+        every pass a full frame's look runs counts (a fixed-input model's closer look may be the
+        full plan's alone, ``video_zoom_every_frame``, or capped, ``video_zoom_max_share``)."""
         if self.looked is None or self.looked.shape != blocks.shape:
             return
         if self.fixed_input and self.spec.video_zoom > 1 and not self.looked_closer:

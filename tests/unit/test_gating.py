@@ -595,3 +595,25 @@ def test_a_look_remembers_what_it_found_where_it_looked_and_a_live_area_is_looke
     assert np.allclose(sorted(schedule.memory.confidence), [0.7, 0.9])
     passes, carried, _ = schedule.plan(3, rgb, gating.block_means(noisy(more, 4)))
     assert passes == [] and len(carried) == 2
+
+
+def test_where_the_picture_is_back_to_the_refresh_its_boxes_are_carried_alone():
+    # A walker stops beside a face the refresh found: the face is looked at again (its second
+    # view is remembered). When he has gone, the refresh's picture and boxes are back; the second
+    # view beside the refresh's own box would only widen the mask.
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
+    rgb = np.zeros((360, 640, 3), np.uint8)
+    still = scene()
+    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
+    schedule.refreshed(face_at(300, 100, 330, 130))
+    came = still.copy()
+    came[100:132, 344:376] = 255 - came[100:132, 344:376]
+    passes, carried, _ = schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
+    assert not len(carried) and any(p.x0 <= 300 and p.x1 >= 330 for p in passes)  # touched: looked at again
+    schedule.looked_at(face_at(302, 101, 333, 133, score=0.8))
+    _, carried, _ = schedule.plan(2, rgb, gating.block_means(noisy(came, 3)))
+    assert carried.xyxy.tolist() == [[302, 101, 333, 133]]  # he stays: the look's view, settled
+    schedule.looked_at(Detections.empty())
+    passes, carried, _ = schedule.plan(3, rgb, gating.block_means(noisy(still, 4)))  # he has gone
+    assert passes == [] and carried.xyxy.tolist() == [[300, 100, 330, 130]]
