@@ -516,16 +516,23 @@ def face_at(*xyxy: float, score: float = 0.9) -> Detections:
     return Detections(np.array([xyxy], np.float32), np.array([score], np.float32), np.array([0], np.int32))
 
 
-def test_a_region_that_changed_once_is_looked_at_once_and_keeps_what_that_look_found():
-    # A walker who came in and stopped: changed since the refresh on every frame after, but not
-    # since the look that found him. Looked at on every detector frame until the refresh, he cost
-    # a parked car's or a stray GOP's whole closer look each time.
+def refreshed_faces(found: Detections | None = None) -> tuple[ClassSchedule, np.ndarray, np.ndarray]:
+    """A gated face schedule (full plan on every frame) after its refresh on ``scene()``, which
+    found ``found``: (the schedule, a 360p frame for its plans, the still picture)."""
     spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
     schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
     rgb = np.zeros((360, 640, 3), np.uint8)
     still = scene()
     schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
-    schedule.refreshed(Detections.empty())
+    schedule.refreshed(Detections.empty() if found is None else found)
+    return schedule, rgb, still
+
+
+def test_a_region_that_changed_once_is_looked_at_once_and_keeps_what_that_look_found():
+    # A walker who came in and stopped: changed since the refresh on every frame after, but not
+    # since the look that found him. Looked at on every detector frame until the refresh, he cost
+    # a parked car's or a stray GOP's whole closer look each time.
+    schedule, rgb, still = refreshed_faces()
     came = still.copy()
     came[100:132, 300:332] = 255 - came[100:132, 300:332]
     passes, carried, _ = schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
@@ -543,7 +550,7 @@ def test_a_region_that_changed_once_is_looked_at_once_and_keeps_what_that_look_f
     assert passes and not len(carried) and schedule.stats["gated"] == 6
     assert any(p.x0 <= 300 and p.x1 >= 348 and p.y0 <= 100 and p.y1 >= 132 for p in passes), passes
     # Compared with the refresh alone (frames planned in batches), every frame looks again.
-    batched = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50, remember=False)
+    batched = ClassSchedule(schedule.detector, gate=True, refresh_frames=50, remember=False)
     batched.plan(0, rgb, gating.block_means(noisy(still, 1)))
     batched.refreshed(Detections.empty())
     assert all(batched.plan(i, rgb, gating.block_means(noisy(came, 1 + i)))[0] for i in range(1, 4))
@@ -572,12 +579,7 @@ def test_only_a_look_as_thorough_as_a_full_frames_is_remembered():
 
 
 def test_a_look_remembers_what_it_found_where_it_looked_and_a_live_area_is_looked_at_anew():
-    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
-    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
-    rgb = np.zeros((360, 640, 3), np.uint8)
-    still = scene()
-    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
-    schedule.refreshed(Detections.empty())
+    schedule, rgb, still = refreshed_faces()
     came = still.copy()
     came[40:72, 40:72] = 255 - came[40:72, 40:72]
     schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
@@ -601,12 +603,7 @@ def test_where_the_picture_is_back_to_the_refresh_its_boxes_are_carried_alone():
     # A walker stops beside a face the refresh found: the face is looked at again (its second
     # view is remembered). When he has gone, the refresh's picture and boxes are back; the second
     # view beside the refresh's own box would only widen the mask.
-    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
-    schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
-    rgb = np.zeros((360, 640, 3), np.uint8)
-    still = scene()
-    schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
-    schedule.refreshed(face_at(300, 100, 330, 130))
+    schedule, rgb, still = refreshed_faces(face_at(300, 100, 330, 130))
     came = still.copy()
     came[100:132, 344:376] = 255 - came[100:132, 344:376]
     passes, carried, _ = schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))
