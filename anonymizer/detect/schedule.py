@@ -195,12 +195,15 @@ class ClassSchedule:
             if not change.camera_moved:
                 self.stats["gated"] += 1
                 self.still_at, self.shaking = index, False
-                fresh = self._fresh(change, blocks, height, width)
+                # The full plan's frames look again at every area that differs from the refresh,
+                # as before: a look that missed something (blur as a car stops, a face half hidden
+                # as a walker arrives) is not what its area keeps until the next refresh.
+                fresh = change if full else self._fresh(change, blocks, height, width)
                 crops, carried, remembered = self._look_again(change, fresh, height, width)
                 self._count_gated(crops, height, width)
                 self.last_crops = crops
                 passes = self._gated_passes(full, crops, height, width)
-                self._looking(crops, blocks, remembered)
+                self._looking(crops, blocks, remembered, full)
                 return passes, carried, False
             self.stats["camera_moved"] += 1
             self.reference = None  # stale: the next full frame starts a new one
@@ -239,7 +242,7 @@ class ClassSchedule:
         self.stats["off_cadence"] += 1
         self._count_gated(crops, height, width)
         self.last_crops = crops
-        self._looking(crops, blocks, remembered)
+        self._looking(crops, blocks, remembered, False)
         return passes, carried, False
 
     def _change(self, blocks: np.ndarray, height: int, width: int) -> gating.Change | None:
@@ -256,14 +259,15 @@ class ClassSchedule:
             return None
         return gating.compare(self.looked, blocks, (width, height), shift=False)
 
-    def _looking(self, crops: np.ndarray, blocks: np.ndarray, remembered: Detections) -> None:
+    def _looking(self, crops: np.ndarray, blocks: np.ndarray, remembered: Detections, full: bool) -> None:
         """A gated frame's passes run over ``crops``: remember what its cells look like now, and
         the memory it carries over, until ``looked_at`` adds what it finds. Only a look that ran
-        every pass a full frame's look runs counts (a fixed-input model's closer look may be the
-        full plan's alone, ``video_zoom_every_frame``, or capped, ``video_zoom_max_share``)."""
+        every pass a full frame's look runs counts: a fixed-input model off the full plan runs
+        windows at its finest view, without the whole zoomed-out pass, and counts only with the
+        closer look (``video_zoom_every_frame``, not capped by ``video_zoom_max_share``)."""
         if self.looked is None or self.looked.shape != blocks.shape:
             return
-        if self.fixed_input and self.spec.video_zoom > 1 and not self.looked_closer:
+        if self.fixed_input and not (full or self.looked_closer):
             return
         rows, cols = blocks.shape
         for x1, y1, x2, y2 in np.asarray(crops, np.float32).reshape(-1, 4):
@@ -317,10 +321,9 @@ class ClassSchedule:
         """
         now = change if fresh is None else change.active(fresh, (width, height))
         touched = change.touches(self.kept.xyxy) if len(self.kept) else np.zeros(0, bool)
+        live = touched & now.touches(self.kept.xyxy) if len(self.kept) else touched
         carried = self.kept[~touched] if len(self.kept) else self.kept
-        look = np.zeros((0, 4), np.float32)
-        if touched.any():
-            look = gating.around(self.kept.xyxy[touched & now.touches(self.kept.xyxy)], (width, height))
+        look = gating.around(self.kept.xyxy[live], (width, height)) if live.any() else np.zeros((0, 4), np.float32)
         remembered = self.memory
         if fresh is not None and len(self.memory):
             # A remembered object stays while its area settled: where the area still changes it
@@ -334,6 +337,16 @@ class ClassSchedule:
             if len(remembered) and len(carried):
                 # The refresh's box that a look found again is carried once (one track, not two).
                 remembered = remembered[~(box_iou(remembered.xyxy, carried.xyxy) >= 0.9).any(axis=1)]
+        if fresh is not None and len(self.kept):
+            # A refresh's box beside an area that settled is not looked at again: carried, unless
+            # a remembered box covers it (the look's own view of it). Its look may have missed it,
+            # and the cells at a changed area's edge flicker about the threshold.
+            settled = touched & ~live
+            if settled.any():
+                kept = self.kept[settled]
+                if len(remembered):
+                    kept = kept[~(box_iou(kept.xyxy, remembered.xyxy) >= 0.3).any(axis=1)]
+                carried = Detections.merge([carried, kept])
         boxes = now.boxes
         if len(boxes) > gating.MAX_AREAS:
             # Many scattered areas (compression grain at a new GOP, stray cells). A fully

@@ -8,7 +8,7 @@ from anonymizer.config import ClassSpec
 from anonymizer.detect import gating
 from anonymizer.detect.multiscale import ClassDetector, Pass
 from anonymizer.detect.schedule import ClassSchedule, dense_pass, finest_view, restrict, zoom_windows
-from anonymizer.detections import Detections
+from anonymizer.detections import Detections, box_iou
 
 
 def scene(seed: int = 0, h: int = 360, w: int = 640) -> np.ndarray:
@@ -517,9 +517,10 @@ def face_at(*xyxy: float, score: float = 0.9) -> Detections:
 
 
 def refreshed_faces(found: Detections | None = None) -> tuple[ClassSchedule, np.ndarray, np.ndarray]:
-    """A gated face schedule (full plan on every frame) after its refresh on ``scene()``, which
-    found ``found``: (the schedule, a 360p frame for its plans, the still picture)."""
-    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=1, tile_size=4096)
+    """A gated face schedule after its refresh on ``scene()``, which found ``found``: (the
+    schedule, a 360p frame for its plans, the still picture). Its next full-plan frame is far
+    off: a full-plan frame looks again at everything that differs from the refresh."""
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=100, tile_size=4096)
     schedule = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
     rgb = np.zeros((360, 640, 3), np.uint8)
     still = scene()
@@ -556,11 +557,11 @@ def test_a_region_that_changed_once_is_looked_at_once_and_keeps_what_that_look_f
     assert all(batched.plan(i, rgb, gating.block_means(noisy(came, 1 + i)))[0] for i in range(1, 4))
 
 
-def test_only_a_look_as_thorough_as_a_full_frames_is_remembered():
+def test_only_a_look_as_thorough_as_a_full_frames_is_remembered_and_full_frames_look_again():
     class Letterboxed(Boxes):
         fixed_input = 640
 
-    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=2, tile_size=1280, video_zoom=2.0)
+    spec = ClassSpec(scales=(1.0,), video_scales=(1.0,), flip=False, video_full_every=3, tile_size=1280, video_zoom=2.0)
     rgb = np.zeros((360, 640, 3), np.uint8)
     still = scene()
     came = still.copy()
@@ -573,10 +574,12 @@ def test_only_a_look_as_thorough_as_a_full_frames_is_remembered():
         schedule.refreshed(Detections.empty())
         schedule.plan(1, rgb, gating.block_means(noisy(came, 2)))  # off the full plan: the closer look if every frame
         schedule.looked_at(Detections.empty())
-        passes = schedule.plan(2, rgb, gating.block_means(noisy(came, 3)))[0]  # the full plan's frame
-        # Without the closer look on frame 1, the full frame's closer look is still owed to it.
-        assert any(p.scale == 2.0 for p in passes) == looks_again, (every_frame, passes)
-
+        # Without the closer look on frame 1, the full frame's look is still owed to it.
+        assert bool(schedule.plan(2, rgb, gating.block_means(noisy(came, 3)))[0]) == looks_again, every_frame
+        schedule.looked_at(Detections.empty())
+        # The full plan's frame looks again at what differs from the refresh, closer look and all.
+        passes = schedule.plan(3, rgb, gating.block_means(noisy(came, 4)))[0]
+        assert any(p.scale == 2.0 for p in passes), (every_frame, passes)
 
 def test_a_look_remembers_what_it_found_where_it_looked_and_a_live_area_is_looked_at_anew():
     schedule, rgb, still = refreshed_faces()
@@ -614,3 +617,25 @@ def test_where_the_picture_is_back_to_the_refresh_its_boxes_are_carried_alone():
     schedule.looked_at(Detections.empty())
     passes, carried, _ = schedule.plan(3, rgb, gating.block_means(noisy(still, 4)))  # he has gone
     assert passes == [] and carried.xyxy.tolist() == [[300, 100, 330, 130]]
+
+
+def test_a_refresh_box_beside_a_settled_area_is_carried_when_no_look_kept_it():
+    # A walker stands just right of a face the refresh found; a shadow's edge between them
+    # flickers about the threshold, so the face is touched on some frames and not on others.
+    # Dropped where touched and not looked at again (nothing there changes any more), it was
+    # bare until the next refresh.
+    schedule, rgb, _ = refreshed_faces(face_at(300, 100, 330, 130))
+    ref = schedule.reference.copy()
+    schedule.looked = ref.copy()
+
+    def frame(soft: float) -> np.ndarray:
+        b = ref.copy()
+        b[12:17, 50:54] += 60  # the walker
+        b[12:17, 48] += soft  # the shadow's edge, about the 6-level threshold
+        return b
+
+    for i, soft in enumerate([6.6, 5.4, 6.6, 6.6], start=1):
+        passes, carried, _ = schedule.plan(i, rgb, frame(soft))
+        covered = any(p.x0 <= 300 and p.x1 >= 330 and p.y0 <= 100 and p.y1 >= 130 for p in passes)
+        assert covered or any(box_iou(carried.xyxy, np.array([[300, 100, 330, 130]], np.float32))[:, 0] >= 0.3), (i, soft)
+        schedule.looked_at(face_at(302, 101, 333, 133, score=0.8) if passes else Detections.empty())
