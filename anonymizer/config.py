@@ -508,8 +508,8 @@ class DetectSpec:
         True,
         doc="video, fixed cameras: detect only where pixels changed since the last full refresh (and still change)",
         details="video, fixed cameras: passes run only where pixels changed since the class's last full "
-        "refresh and still change since the last look there; what the refresh found elsewhere, and "
-        'each look where its area settled, is kept (docs/engine.md, "Fixed cameras")',
+        "refresh (off the full plan's frames: and still change since the last look there); what the "
+        'refresh found elsewhere, and each look where its area settled, is kept (docs/engine.md, "Fixed cameras")',
     )
     gating_refresh_frames: int = setting(
         50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000

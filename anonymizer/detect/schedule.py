@@ -17,12 +17,12 @@ look closer at the changed areas of a gated frame (``video_zoom``): windows of i
 the enlarged frame, so a small plate crossing the view is seen ``video_zoom`` times larger than the
 full plan's finest pass shows it (``finest_view``, ``zoom_windows``).
 
-Between refreshes a region is looked at again only while it keeps changing (``remember``): every
-gated frame's **look** (its passes over the changed areas) is remembered, the block means it saw
-and what it found, and a region that changed since the refresh but not since its last look keeps
-what that look found. A car that parked, a walker who stopped, compression grain a new GOP left
-all over the frame: looked at once, not on every detector frame until the next refresh (which
-still comes every ``gating_refresh_frames``).
+Between refreshes, off the full plan, a region is looked at again only while it keeps changing
+(``remember``): every gated frame's **look** (its passes over the changed areas) is remembered,
+the block means it saw and what it found, and a region that changed since the refresh but not
+since its last look keeps what that look found. A car that parked, a walker who stopped,
+compression grain a new GOP left all over the frame: looked at once and then on the full plan's
+frames, not on every detector frame until the next refresh.
 """
 
 from __future__ import annotations
