@@ -103,13 +103,18 @@ class Change:
 def _under(cells: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """Per box (n, 4) in source pixels, whether any true cell lies under it (or a cell past its
     right or bottom edge): bool (n,)."""
-    rows, cols = cells.shape
-    out = np.zeros(len(xyxy), bool)
-    for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32).reshape(-1, 4)):
-        c1, r1 = max(0, int(x1 // BLOCK)), max(0, int(y1 // BLOCK))
-        c2, r2 = min(cols, int(np.ceil(x2 / BLOCK)) + 1), min(rows, int(np.ceil(y2 / BLOCK)) + 1)
-        out[i] = bool(cells[r1:r2, c1:c2].any())
-    return out
+    boxes = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    return np.array([bool(cells[cells_under(box, cells.shape, past=1)].any()) for box in boxes], bool)
+
+
+def cells_under(box: np.ndarray, shape: tuple[int, ...], past: int = 0) -> tuple[slice, slice]:
+    """The (rows, cols) slices of the BLOCK-px cells a box (x1, y1, x2, y2, source pixels) covers,
+    partly covered ones included, plus ``past`` more past its right and bottom edges."""
+    rows, cols = shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    c1, r1 = max(0, int(x1 // BLOCK)), max(0, int(y1 // BLOCK))
+    c2, r2 = min(cols, int(np.ceil(x2 / BLOCK)) + past), min(rows, int(np.ceil(y2 / BLOCK)) + past)
+    return slice(r1, r2), slice(c1, c2)
 
 
 def compare(reference: np.ndarray, current: np.ndarray, frame_wh: tuple[int, int], *, shift: bool = True) -> Change:

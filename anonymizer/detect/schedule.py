@@ -269,11 +269,9 @@ class ClassSchedule:
             return
         if self.fixed_input and not (full or self.looked_closer):
             return
-        rows, cols = blocks.shape
-        for x1, y1, x2, y2 in np.asarray(crops, np.float32).reshape(-1, 4):
-            c1, r1 = max(0, int(x1 // gating.BLOCK)), max(0, int(y1 // gating.BLOCK))
-            c2, r2 = min(cols, int(math.ceil(x2 / gating.BLOCK))), min(rows, int(math.ceil(y2 / gating.BLOCK)))
-            self.looked[r1:r2, c1:c2] = blocks[r1:r2, c1:c2]
+        for box in np.asarray(crops, np.float32).reshape(-1, 4):
+            cells = gating.cells_under(box, blocks.shape)
+            self.looked[cells] = blocks[cells]
         self._look, self._look_crops = remembered, np.asarray(crops, np.float32).reshape(-1, 4)
 
     def looked_at(self, found: Detections) -> None:
