@@ -503,7 +503,8 @@ class DetectSpec:
     device: str = setting("auto", doc="auto = CUDA when torch sees a GPU", choices=DEVICES)
     threads: int = setting(0, doc="onnxruntime threads; 0 = one per core", minimum=0, maximum=256)
     # Fixed cameras (anonymizer.detect.gating): detect only where pixels changed since the last
-    # full refresh, which runs at least every ``gating_refresh_frames`` frames and on camera motion.
+    # full refresh, which runs on the full plan's first frame once ``gating_refresh_frames`` have
+    # passed (the frames before it stay gated) and on camera motion.
     gating: bool = setting(
         True,
         doc="video, fixed cameras: detect only where pixels changed since the last full refresh (and still change)",
@@ -512,7 +513,7 @@ class DetectSpec:
         'refresh found elsewhere, and each look where its area settled, is kept (docs/engine.md, "Fixed cameras")',
     )
     gating_refresh_frames: int = setting(
-        50, doc="... a full refresh at least this often (and whenever the camera moves)", minimum=1, maximum=100000
+        50, doc="... a full refresh on the full plan's first frame after this many (and whenever the camera moves)", minimum=1, maximum=100000
     )
     # Issue 25: cctv-fast (faces at 0.67, no mirror) masked 21 faces of a crowd photo where the
     # default masks 77, and the install steps map the VMS folder, where photos arrive too, to it.

@@ -208,13 +208,12 @@ def test_schedule_cadence_gating_refresh_and_camera_motion():
             schedule.refreshed(kept)
             assert len(passes) == 4 and not len(carried)  # the full plan: 2 scales, each mirrored
             kinds.append("refresh")
-        elif i < 10:
+        else:
             assert passes == [] and len(carried) == 1  # nothing changed: nothing runs, the refresh's boxes stay
             kinds.append("gated")
-        else:
-            assert len(passes) == 1 and not len(carried)  # refresh due: the dense pass, whole, until a full frame
-            kinds.append("dense")
-    assert kinds == ["refresh"] + ["gated"] * 9 + ["dense", "dense", "refresh"]
+    # A refresh due on frame 10 waits for the full plan's frame (12); the frames before it stay
+    # gated against the old one.
+    assert kinds == ["refresh"] + ["gated"] * 11 + ["refresh"]
 
     # A pan: the cadence goes on over whole frames, and the next full plan is a new refresh.
     moving = ClassSchedule(ClassDetector(Boxes([]), spec, 0), gate=True, refresh_frames=50)
@@ -380,6 +379,48 @@ def test_a_fixed_input_model_sees_what_changed_in_windows_at_the_full_plans_fine
     assert passes and all(p.scale == 0.5 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 540) for p in passes)
     assert len(passes) < len(schedule.detector.plan(1080, 1920, video=True))
     assert any(p.x0 <= 450 and p.x1 >= 480 and p.y0 <= 300 and p.y1 >= 310 for p in passes)
+
+
+def test_a_due_refresh_waits_for_the_full_plan_the_frames_before_it_stay_gated_and_it_looks_closer():
+    # A small plate crossing on the frames between the due refresh and the full plan's frame was
+    # seen by the dense pass alone there: the whole 1080p frame letterboxed to 640 px (a third).
+    class Letterboxed(Boxes):
+        fixed_input = 640
+
+    spec = ClassSpec(
+        scales=(0.5, 1.0), video_scales=(0.5, 1.0), flip=False, video_full_every=3, tile_size=1280,
+        video_zoom=2.0, video_zoom_every_frame=True,
+    )
+    schedule = ClassSchedule(ClassDetector(Letterboxed([]), spec, 0), gate=True, refresh_frames=2)
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    still = cv2_resize(scene(), 1920, 1080)
+    assert schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))[2]
+    schedule.refreshed(Detections.empty())
+    for i in (1, 2):  # the refresh is due from frame 2 on; the full plan's next frame is 3
+        moved = still.copy()
+        x = 600 + 90 * i
+        moved[600:620, x : x + 60] = 255 - moved[600:620, x : x + 60]
+        passes, _, refresh = schedule.plan(i, rgb, gating.block_means(noisy(moved, 1 + i)))
+        assert not refresh and passes, i
+        assert Pass(1.0, 0, 0, 1920, 1080) not in passes  # not the dense pass ...
+        # ... but the closer look at the source's own pixels, over the plate.
+        assert any(p.scale == 1.0 and p.x0 <= x and p.x1 >= x + 60 and p.y0 <= 600 and p.y1 >= 620 for p in passes), i
+    assert schedule.stats["gated"] == 2 and schedule.stats["dense"] == 0
+    # The full plan's frame refreshes: the plan over the whole frame, and, like every full-plan
+    # frame of a still camera, its closer look over what changed since the old refresh.
+    moved = still.copy()
+    moved[600:620, 870:930] = 255 - moved[600:620, 870:930]
+    passes, _, refresh = schedule.plan(3, rgb, gating.block_means(noisy(moved, 9)))
+    plan = schedule.detector.plan(1080, 1920, video=True)
+    assert refresh and passes[: len(plan)] == plan
+    assert any(p.scale == 1.0 and p.x0 <= 870 and p.x1 >= 930 and p.y0 <= 600 and p.y1 >= 620 for p in passes[len(plan) :])
+    assert schedule.stats["refresh"] == 2
+    # Nothing changed since the refresh before: the plan alone.
+    schedule.refreshed(Detections.empty())
+    for i in range(4, 9):
+        schedule.plan(i, rgb, gating.block_means(noisy(still, 10 + i)))
+    passes, _, refresh = schedule.plan(9, rgb, gating.block_means(noisy(still, 30)))
+    assert refresh and passes == plan
 
 
 def test_the_closer_look_runs_on_every_gated_detector_frame_when_asked():
