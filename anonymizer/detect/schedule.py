@@ -192,10 +192,10 @@ class ClassSchedule:
             self.stats["full" if full else "dense"] += 1
             return passes, Detections.empty(), False
         # A refresh that is due waits for the full plan's frame; the frames before it stay gated
-        # against the old one. Falling back to the dense pass there (as before) left a small
-        # crosser at a third of its size for up to two plate frames in every refresh period (tune
-        # half, 144-frame uc3m crossers clip, frames 104 and 106: a 30x19 px plate crossing at 90
-        # px a frame that a window at the full plan's view finds at 0.75).
+        # against the old one. Falling back to the dense pass there (as before) showed a small
+        # crosser at a third of its size on up to two plate frames in every refresh period (tune
+        # half, 144-frame uc3m crossers clip, frame 104: a 34 px plate entering at 46 px a frame,
+        # found at 0.31 by the closer look's window and not at all by the dense pass).
         due = index - self.refreshed_at >= self.refresh_frames
         change = self._change(blocks, height, width)
         if change is not None and not change.camera_moved and not (due and full):
