@@ -385,7 +385,9 @@ class ClassSchedule:
         plan's). A fixed-input model runs windows of its input size at the full plan's finest view
         over them (as many as the changed area needs, never more than the full plan's passes; with its
         dense pass where a changed area is large), on full frames the full plan itself and its
-        closer look (``video_zoom``).
+        closer look (``video_zoom``). With the closer look on every gated frame
+        (``video_zoom_every_frame``), the closer look's windows take the finest view's place off
+        the full plan.
         """
         plan = self.detector.plan(height, width, video=True)
         self.looked_closer = False
@@ -397,17 +399,25 @@ class ClassSchedule:
                 # Part of the full plan: between two full frames the tracker carries what it found.
                 passes += self._closer(plan, crops, height, width)
             return passes
-        passes = self._finest(plan, crops, height, width)
         if self.spec.video_zoom > 1 and self.spec.video_zoom_every_frame and len(crops):
             share = self.spec.video_zoom_max_share
             if share < 1 and gating.covered_px(crops, (width, height)) > share * width * height:
                 self.stats["zoom_capped"] += 1  # most of the frame changed: the full plan's frames look closer
-                return passes
+                return self._finest(plan, crops, height, width)
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone
             # before the next full frame; at the closer look on every detector frame it is found
-            # more often (docs/recall.md, "Plates no pass finds").
-            passes += self._closer(plan, crops, height, width)
-        return passes
+            # more often (docs/recall.md, "Plates no pass finds"). The closer look shows every
+            # changed area whole at video_zoom times the finest view, so the finest view's own
+            # windows would only see the same pixels smaller. What the closer windows can cut (an
+            # object wider than their overlap, in an area wider than a window) the dense pass
+            # shows whole, as ``_finest`` adds it for an area wider than half its window.
+            closer = self._closer(plan, crops, height, width)
+            view = self.spec.video_zoom * finest_view(plan, self.spec, self.fixed_input, height, width)
+            sides = crops[:, 2:] - crops[:, :2]
+            if float(sides.max()) * view > self.fixed_input:
+                return [dense_pass(height, width, self.spec, self.fixed_input), *closer]
+            return closer
+        return self._finest(plan, crops, height, width)
 
     def _closer(self, plan: list[Pass], crops: np.ndarray, height: int, width: int) -> list[Pass]:
         """The closer look's windows over ``crops`` (``video_zoom`` times the finest view)."""
