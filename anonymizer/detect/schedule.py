@@ -387,7 +387,7 @@ class ClassSchedule:
         dense pass where a changed area is large), on full frames the full plan itself and its
         closer look (``video_zoom``). With the closer look on every gated frame
         (``video_zoom_every_frame``), the closer look's windows take the finest view's place off
-        the full plan.
+        the full plan where every changed area fits in half a closer window.
         """
         plan = self.detector.plan(height, width, video=True)
         self.looked_closer = False
@@ -406,17 +406,16 @@ class ClassSchedule:
                 return self._finest(plan, crops, height, width)
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone
             # before the next full frame; at the closer look on every detector frame it is found
-            # more often (docs/recall.md, "Plates no pass finds"). The closer look shows every
-            # changed area whole at video_zoom times the finest view, so the finest view's own
-            # windows would only see the same pixels smaller. What the closer windows can cut (an
-            # object wider than their overlap, in an area wider than a window) the dense pass
-            # shows whole, as ``_finest`` adds it for an area wider than half its window.
+            # more often (docs/recall.md, "Plates no pass finds"). Where every changed area fits
+            # in half a closer window, one window shows it whole at video_zoom times the finest
+            # view, and the finest view's own windows would only show the same pixels smaller.
+            # A wider area keeps them: the closer windows tiling it can cut a plate at a seam
+            # (their overlap is 128 px at 1080p), and a plate filmed from up close fills them.
             closer = self._closer(plan, crops, height, width)
             view = self.spec.video_zoom * finest_view(plan, self.spec, self.fixed_input, height, width)
-            sides = crops[:, 2:] - crops[:, :2]
-            if float(sides.max()) * view > self.fixed_input:
-                return [dense_pass(height, width, self.spec, self.fixed_input), *closer]
-            return closer
+            if float((crops[:, 2:] - crops[:, :2]).max()) * view <= self.fixed_input / 2:
+                return closer
+            return self._finest(plan, crops, height, width) + closer
         return self._finest(plan, crops, height, width)
 
     def _closer(self, plan: list[Pass], crops: np.ndarray, height: int, width: int) -> list[Pass]:
