@@ -345,10 +345,8 @@ class ClassSpec:
         False,
         doc="fixed cameras: the closer look (video_zoom) on every gated detector frame, not only the full plan's",
         details="video, fixed cameras (`detect.gating`, `video_zoom` above 1): every gated detector frame, not "
-        "only the full plan's, runs `video_zoom`'s windows over the changed areas; off the full plan they take "
-        "the place of the finest view's windows while every changed area fits in half a closer window (the "
-        "finest view would show the same pixels smaller); its cost follows the changed area (a window of the "
-        "model's input per changed area)",
+        "only the full plan's, also runs `video_zoom`'s windows over the changed areas; its cost follows the "
+        "changed area (a window of the model's input per changed area)",
     )
     # A slow pan that gating takes for a still camera (or rain, swaying trees) changes most of the
     # frame: the closer look's windows then cover it whole, several times the full plan's cost

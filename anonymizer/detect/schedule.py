@@ -385,9 +385,7 @@ class ClassSchedule:
         plan's). A fixed-input model runs windows of its input size at the full plan's finest view
         over them (as many as the changed area needs, never more than the full plan's passes; with its
         dense pass where a changed area is large), on full frames the full plan itself and its
-        closer look (``video_zoom``). With the closer look on every gated frame
-        (``video_zoom_every_frame``), the closer look's windows take the finest view's place off
-        the full plan where every changed area fits in half a closer window.
+        closer look (``video_zoom``).
         """
         plan = self.detector.plan(height, width, video=True)
         self.looked_closer = False
@@ -399,24 +397,17 @@ class ClassSchedule:
                 # Part of the full plan: between two full frames the tracker carries what it found.
                 passes += self._closer(plan, crops, height, width)
             return passes
+        passes = self._finest(plan, crops, height, width)
         if self.spec.video_zoom > 1 and self.spec.video_zoom_every_frame and len(crops):
             share = self.spec.video_zoom_max_share
             if share < 1 and gating.covered_px(crops, (width, height)) > share * width * height:
                 self.stats["zoom_capped"] += 1  # most of the frame changed: the full plan's frames look closer
-                return self._finest(plan, crops, height, width)
+                return passes
             # A 12-40 px plate crossing a 1080p frame is 6-20 px at the finest view and gone
             # before the next full frame; at the closer look on every detector frame it is found
-            # more often (docs/recall.md, "Plates no pass finds"). Where every changed area fits
-            # in half a closer window, one window shows it whole at video_zoom times the finest
-            # view, and the finest view's own windows would only show the same pixels smaller.
-            # A wider area keeps them: the closer windows tiling it can cut a plate at a seam
-            # (their overlap is 128 px at 1080p), and a plate filmed from up close fills them.
-            closer = self._closer(plan, crops, height, width)
-            view = self.spec.video_zoom * finest_view(plan, self.spec, self.fixed_input, height, width)
-            if float((crops[:, 2:] - crops[:, :2]).max()) * view <= self.fixed_input / 2:
-                return closer
-            return self._finest(plan, crops, height, width) + closer
-        return self._finest(plan, crops, height, width)
+            # more often (docs/recall.md, "Plates no pass finds").
+            passes += self._closer(plan, crops, height, width)
+        return passes
 
     def _closer(self, plan: list[Pass], crops: np.ndarray, height: int, width: int) -> list[Pass]:
         """The closer look's windows over ``crops`` (``video_zoom`` times the finest view)."""

@@ -447,29 +447,11 @@ def test_the_closer_look_runs_on_every_gated_detector_frame_when_asked():
 
     off, on = between_full_frames(False), between_full_frames(True)
     assert off and all(p.scale == 0.5 for p in off)  # the finest view alone (the full plan's tiles)
-    # The closer look instead, at video_zoom times the finest view (the source's own pixels),
-    # over the change: the finest view's windows would show the same pixels smaller.
-    assert on and not set(on) & set(off)
-    assert all(p.scale == 1.0 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 640) for p in on)
-    assert any(p.x0 <= 900 and p.x1 >= 960 and p.y0 <= 600 and p.y1 >= 620 for p in on)
-
-    # A changed area wider than half a closer window keeps the finest view's windows beside the
-    # closer ones: tiling it, the closer windows can cut a plate at a seam, and a plate filmed
-    # from up close fills them.
-    for x0, x1 in ((700, 1000), (400, 1400)):
-        wide = still.copy()
-        wide[500:700, x0:x1] = 255 - wide[500:700, x0:x1]
-        schedule = ClassSchedule(
-            ClassDetector(Letterboxed([]), replace(spec, video_zoom_every_frame=True), 0), gate=True, refresh_frames=50
-        )
-        schedule.plan(0, rgb, gating.block_means(noisy(still, 1)))
-        schedule.refreshed(Detections.empty())
-        passes = schedule.plan(1, rgb, gating.block_means(noisy(wide, 2)))[0]
-        finest = [p for p in passes if p.scale == 0.5]
-        closer = [p for p in passes if p.scale == 1.0 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 640)]
-        assert finest and closer, (x0, x1, passes)
-        assert any(p.x0 <= x0 // 2 and p.x1 >= x1 // 2 for p in finest)  # the whole area in one finest window
-        assert min(p.x0 for p in closer) <= x0 and max(p.x1 for p in closer) >= x1
+    closer = [p for p in on if p not in off]
+    assert on[: len(off)] == off and closer  # the same windows, and the closer look ...
+    # ... at video_zoom times the finest view (the source's own pixels), over the change.
+    assert all(p.scale == 1.0 and (p.x1 - p.x0, p.y1 - p.y0) == (640, 640) for p in closer)
+    assert any(p.x0 <= 900 and p.x1 >= 960 and p.y0 <= 600 and p.y1 >= 620 for p in closer)
 
 
 def test_a_frame_most_of_which_changed_keeps_its_finest_windows_without_the_closer_look():
