@@ -227,8 +227,7 @@ class ClassSchedule:
             # A still camera's due refresh is a full-plan frame like the others: its closer look
             # runs over what changed since the old refresh (without it, a small crosser was seen
             # at the plan's finest view alone on one plate frame in every refresh period).
-            areas = change.boxes if len(change.boxes) <= gating.MAX_AREAS else change.around_all
-            passes = passes + self._closer(passes, areas, height, width)
+            passes = passes + self._closer(passes, self._areas(change.boxes, change), height, width)
         self.reference, self.refreshed_at = blocks, index
         self.looked = blocks.copy() if self.remember else None
         return passes, Detections.empty(), True
@@ -358,17 +357,22 @@ class ClassSchedule:
                 if len(remembered):
                     kept = kept[~(box_iou(kept.xyxy, remembered.xyxy) >= 0.3).any(axis=1)]
                 carried = Detections.merge([carried, kept])
-        boxes = now.boxes
-        if len(boxes) > gating.MAX_AREAS:
-            # Many scattered areas (compression grain at a new GOP, stray cells). A fully
-            # convolutional model's cost follows its crops' pixels: merge only where cheaper. A
-            # fixed-input model's windows centred on each would cost more than tiling the box
-            # around them all, and small plates are found or not by where a window puts them:
-            # the box around every changed area, settled ones too, so its windows stay where
-            # they were before looks were remembered (rain, snow: rare).
-            boxes = change.around_all if self.fixed_input else gating.merge_crops(boxes)
-        crops = np.concatenate([boxes, look]).astype(np.float32)
+        crops = np.concatenate([self._areas(now.boxes, change), look]).astype(np.float32)
         return crops, Detections.merge([carried, remembered]), remembered
+
+    def _areas(self, boxes: np.ndarray, change: gating.Change) -> np.ndarray:
+        """The crops a gated frame's passes run over, for ``boxes``, areas of ``change``.
+
+        Many scattered areas (compression grain at a new GOP, stray cells): a fully convolutional
+        model's cost follows its crops' pixels, so they merge only where cheaper. A fixed-input
+        model's windows centred on each would cost more than tiling the box around them all, and
+        small plates are found or not by where a window puts them: the box around every changed
+        area, settled ones too, so its windows stay where they were before looks were remembered
+        (rain, snow: rare).
+        """
+        if len(boxes) <= gating.MAX_AREAS:
+            return boxes
+        return change.around_all if self.fixed_input else gating.merge_crops(boxes)
 
     def _count_gated(self, crops: np.ndarray, height: int, width: int) -> None:
         """Count the pixels a gated frame's passes run over (``crops``) and of the whole frame."""

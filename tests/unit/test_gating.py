@@ -622,6 +622,7 @@ def test_only_a_look_as_thorough_as_a_full_frames_is_remembered_and_full_frames_
         passes = schedule.plan(3, rgb, gating.block_means(noisy(came, 4)))[0]
         assert any(p.scale == 2.0 for p in passes), (every_frame, passes)
 
+
 def test_a_look_remembers_what_it_found_where_it_looked_and_a_live_area_is_looked_at_anew():
     schedule, rgb, still = refreshed_faces()
     came = still.copy()
